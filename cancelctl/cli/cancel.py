@@ -1,0 +1,123 @@
+"""``cancelctl cancel ...``: all, session, order, pacifica."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from cancelctl import config as config_mod
+from cancelctl import runner
+from cancelctl.cli.common import DryRunOpt, JsonOpt, ProfileOpt, QuietOpt, ReasonOpt, TimeoutOpt, VerifyOpt, options
+from cancelctl.errors import UsageProblem
+
+app = typer.Typer(help="Cancel orders: everything, a session, chosen orders.", no_args_is_help=True)
+
+
+@app.command("all")
+def cancel_all(
+    ctx: typer.Context,
+    profile: ProfileOpt = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    dry_run: DryRunOpt = False,
+    timeout: TimeoutOpt = 10.0,
+    verify: VerifyOpt = None,
+    reason: ReasonOpt = None,
+) -> int:
+    """Cancel every open order of the account: Gemini cancel-all (every session, UI orders included); Pacifica all symbols."""
+    opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
+    profiles = config_mod.select(config_mod.load(), opts.profiles)
+    return runner.run(profiles, lambda c: c.cancel_all(), "cancel_all", opts)
+
+
+@app.command("session")
+def cancel_session(
+    ctx: typer.Context,
+    profile: ProfileOpt = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    dry_run: DryRunOpt = False,
+    timeout: TimeoutOpt = 10.0,
+    verify: VerifyOpt = None,
+    reason: ReasonOpt = None,
+) -> int:
+    """Gemini only: cancel the orders of this API key's session (other sessions and UI orders stay)."""
+    opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
+    profiles = config_mod.select(config_mod.load(), opts.profiles)
+    for p in profiles:
+        if p.venue != "gemini":
+            raise UsageProblem(
+                f"profile {p.name!r} is on {p.venue}, which has no sessions",
+                hint=f"use: cancelctl cancel all -p {p.name}   (or cancel pacifica -p {p.name} --symbol S)",
+            )
+    return runner.run(profiles, lambda c: c.cancel_session(), "cancel_session", opts)
+
+
+@app.command("order")
+def cancel_order(
+    ctx: typer.Context,
+    order_ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Order IDs (Gemini: positive integers; Pacifica: integers, or UUIDs with --client-order-id).")],
+    symbol: Annotated[Optional[str], typer.Option("--symbol", help="Pacifica: the orders' symbol (required).")] = None,
+    client_order_id: Annotated[bool, typer.Option("--client-order-id", help="Pacifica: the IDs are client order IDs (UUIDs).")] = False,
+    stop: Annotated[bool, typer.Option("--stop", help="Pacifica: the IDs are stop orders.")] = False,
+    profile: ProfileOpt = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    dry_run: DryRunOpt = False,
+    timeout: TimeoutOpt = 10.0,
+    verify: VerifyOpt = None,
+    reason: ReasonOpt = None,
+) -> int:
+    """Cancel the given orders; every ID gets its own row: cancelled, rejected (with the venue's reason) or unknown."""
+    opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
+    profiles = config_mod.select(config_mod.load(), opts.profiles)
+    ids = [i.strip() for i in order_ids]
+    for p in profiles:  # validate everything before anything is sent
+        if p.venue == "gemini":
+            from cancelctl.venues.gemini import validate_order_ids
+
+            if symbol or client_order_id or stop:
+                raise UsageProblem("--symbol, --client-order-id and --stop are for Pacifica; Gemini cancels by order_id alone")
+            validate_order_ids(ids)
+        else:
+            from cancelctl.venues.pacifica import validate_order_ids
+
+            validate_order_ids(ids, symbol=symbol, client_order_id=client_order_id)
+    action = "cancel_stop_order" if stop else "cancel_order"
+    return runner.run(
+        profiles,
+        lambda c: c.cancel_orders(ids, symbol=symbol, client_order_id=client_order_id, stop=stop),
+        action,
+        opts,
+    )
+
+
+@app.command("pacifica")
+def cancel_pacifica(
+    ctx: typer.Context,
+    symbol: Annotated[Optional[list[str]], typer.Option("--symbol", metavar="S", help="Only this symbol (repeatable); none means all symbols.")] = None,
+    exclude_reduce_only: Annotated[bool, typer.Option("--exclude-reduce-only", help="Keep reduce-only orders (protective exits).")] = False,
+    profile: ProfileOpt = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    dry_run: DryRunOpt = False,
+    timeout: TimeoutOpt = 10.0,
+    verify: VerifyOpt = None,
+    reason: ReasonOpt = None,
+) -> int:
+    """Pacifica cancel_all_orders: all symbols, or one request per --symbol."""
+    opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
+    profiles = config_mod.select(config_mod.load(), opts.profiles, venue="pacifica")
+    for p in profiles:
+        if p.venue != "pacifica":
+            raise UsageProblem(f"profile {p.name!r} is on {p.venue}", hint=f"use: cancelctl cancel all -p {p.name}")
+    from cancelctl.venues.pacifica import validate_symbol
+
+    symbols = [validate_symbol(s) for s in dict.fromkeys(symbol or [])]
+    return runner.run(
+        profiles,
+        lambda c: c.cancel_all(symbols=symbols or None, exclude_reduce_only=exclude_reduce_only),
+        "cancel_all_orders",
+        opts,
+    )

@@ -1,0 +1,40 @@
+"""Options shared by the cancel commands, declared once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from cancelctl.runner import Options
+
+PANEL = "Common options"
+
+ProfileOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("-p", "--profile", metavar="NAME", help="Profile to act on (repeatable). Else $CANCELCTL_PROFILE, default_profile, or the only one.", rich_help_panel=PANEL),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Exactly one JSON document on stdout, on every exit path.", rich_help_panel=PANEL)]
+QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Nothing on stdout on success; failures on stderr.", rich_help_panel=PANEL)]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Build and sign the real requests, print them redacted, send nothing, exit 0.", rich_help_panel=PANEL)]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option("--timeout", metavar="SECONDS", envvar="CANCELCTL_TIMEOUT", min=0.1, max=3600, help="Overall deadline for the whole run, retries included.", rich_help_panel=PANEL),
+]
+VerifyOpt = Annotated[Optional[bool], typer.Option("--verify/--no-verify", help="After cancelling, list open orders and report what remains.", rich_help_panel=PANEL)]
+ReasonOpt = Annotated[Optional[str], typer.Option("--reason", metavar="TEXT", help="Recorded in the audit log.", rich_help_panel=PANEL)]
+
+
+def options(ctx: typer.Context, profile, json, quiet, dry_run, timeout, verify, reason, *, verify_default: bool = False) -> Options:
+    """The runner's Options from the parsed flags (``--debug`` comes from the root)."""
+    debug = bool(ctx.find_root().params.get("debug")) if ctx else False
+    return Options(
+        profiles=list(profile or []),
+        json=json,
+        quiet=quiet,
+        dry_run=dry_run,
+        timeout=timeout,
+        verify=verify_default if verify is None else verify,
+        reason=reason,
+        debug=debug,
+    )

@@ -1,0 +1,248 @@
+"""Profiles: the TOML config file, its directories, and profile selection.
+
+The file is ``$CANCELCTL_CONFIG_DIR/config.toml``, else ``config.toml`` in
+the platform's user config dir for ``cancelctl`` (platformdirs). It holds no
+secrets. Layout (``shared/spec/cli.md``, "Configuration")::
+
+    default_profile = "main"
+    [profiles.main]
+    venue = "gemini"            # gemini | pacifica
+    environment = "production"  # gemini: production | sandbox; pacifica: mainnet | testnet
+    account = "primary"         # gemini: sub-account name, only for master keys
+    base_url = "http://127.0.0.1:8080"   # optional
+    nonce = "time-based"        # gemini only, optional
+    agent_wallet = "..."        # pacifica only, optional
+
+Errors: :class:`~cancelctl.errors.ConfigError` (exit 78) for an unreadable
+or invalid file or a selection that cannot be made.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cancelctl.errors import ConfigError, UsageProblem
+
+VENUES: dict[str, dict[str, str]] = {
+    # environment -> base URL. Sources: Gemini "Private API invocation" (base
+    # URLs); docs.pacifica.fi "API" (REST base). See shared/spec/*.md.
+    "gemini": {
+        "production": "https://api.gemini.com",
+        "sandbox": "https://api.sandbox.gemini.com",
+    },
+    "pacifica": {
+        "mainnet": "https://api.pacifica.fi/api/v1",
+        "testnet": "https://test-api.pacifica.fi/api/v1",
+    },
+}
+DEFAULT_ENVIRONMENT = {"gemini": "production", "pacifica": "mainnet"}
+NONCE_MODES = ("milliseconds", "time-based")
+PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+KNOWN_KEYS = {
+    "gemini": {"venue", "environment", "account", "base_url", "nonce"},
+    "pacifica": {"venue", "environment", "account", "base_url", "agent_wallet"},
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One configured account on one venue (no secrets)."""
+
+    name: str
+    venue: str
+    environment: str
+    account: str | None = None
+    base_url_override: str | None = None
+    nonce: str = "milliseconds"
+    agent_wallet: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The venue's REST root for this profile, without a trailing slash."""
+        return (self.base_url_override or VENUES[self.venue][self.environment]).rstrip("/")
+
+    def to_toml(self) -> dict:
+        data: dict = {"venue": self.venue, "environment": self.environment}
+        if self.account:
+            data["account"] = self.account
+        if self.base_url_override:
+            data["base_url"] = self.base_url_override
+        if self.venue == "gemini" and self.nonce != "milliseconds":
+            data["nonce"] = self.nonce
+        if self.agent_wallet:
+            data["agent_wallet"] = self.agent_wallet
+        return data
+
+
+@dataclass
+class Config:
+    path: Path
+    profiles: dict[str, Profile]
+    default_profile: str | None = None
+    exists: bool = True
+
+
+def config_dir() -> Path:
+    """``$CANCELCTL_CONFIG_DIR``, else the platform's user config dir."""
+    env = os.environ.get("CANCELCTL_CONFIG_DIR")
+    if env:
+        return Path(env)
+    import platformdirs  # only when the variable is not set
+
+    return Path(platformdirs.user_config_dir("cancelctl", appauthor=False))
+
+
+def state_dir() -> Path:
+    """``$CANCELCTL_STATE_DIR``, else the platform's user state dir (nonces, audit log)."""
+    env = os.environ.get("CANCELCTL_STATE_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("cancelctl", appauthor=False))
+
+
+def config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+def validate_profile_name(name: str) -> str:
+    if not PROFILE_NAME.match(name or ""):
+        raise UsageProblem(
+            f"invalid profile name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def parse_profile(name: str, table: object, where: str) -> Profile:
+    """Build a :class:`Profile` from one ``[profiles.NAME]`` table; ConfigError if invalid."""
+    if not PROFILE_NAME.match(name):
+        raise ConfigError(f"{where}: invalid profile name {name!r}")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [profiles.{name}] must be a table")
+    venue = table.get("venue")
+    if venue not in VENUES:
+        raise ConfigError(f"{where}: profile {name!r}: venue must be one of {', '.join(VENUES)}, not {venue!r}")
+    unknown = set(table) - KNOWN_KEYS[venue]
+    if unknown:
+        raise ConfigError(f"{where}: profile {name!r}: unknown key(s) {', '.join(sorted(map(str, unknown)))} for venue {venue}")
+    for key, value in table.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: profile {name!r}: {key} must be a string")
+    environment = table.get("environment", DEFAULT_ENVIRONMENT[venue])
+    if environment not in VENUES[venue]:
+        raise ConfigError(
+            f"{where}: profile {name!r}: environment for {venue} must be one of {', '.join(VENUES[venue])}, not {environment!r}"
+        )
+    base_url = table.get("base_url")
+    if base_url is not None and not re.match(r"^https?://[^\s/]+(/\S*)?$", base_url):
+        raise ConfigError(f"{where}: profile {name!r}: base_url must be an http(s) URL, not {base_url!r}")
+    nonce = table.get("nonce", "milliseconds")
+    if nonce not in NONCE_MODES:
+        raise ConfigError(f"{where}: profile {name!r}: nonce must be one of {', '.join(NONCE_MODES)}, not {nonce!r}")
+    account = table.get("account") or None
+    if account is not None and (len(account) > 128 or not account.isprintable()):
+        raise ConfigError(f"{where}: profile {name!r}: account is not a valid name")
+    return Profile(
+        name=name,
+        venue=venue,
+        environment=environment,
+        account=account,
+        base_url_override=base_url,
+        nonce=nonce,
+        agent_wallet=table.get("agent_wallet") or None,
+    )
+
+
+def load(path: Path | None = None) -> Config:
+    """Read and validate the config file. A missing file is an empty config.
+
+    Raises ConfigError (exit 78) naming the file for unreadable TOML or
+    invalid values.
+    """
+    path = path or config_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Config(path=path, profiles={}, exists=False)
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}") from None
+    import tomllib
+
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    tables = data.get("profiles", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{path}: 'profiles' must be a table")
+    profiles = {name: parse_profile(name, table, str(path)) for name, table in tables.items()}
+    default = data.get("default_profile")
+    if default is not None and (not isinstance(default, str) or default not in profiles):
+        raise ConfigError(f"{path}: default_profile {default!r} is not a configured profile")
+    return Config(path=path, profiles=profiles, default_profile=default)
+
+
+def save(config: Config) -> None:
+    """Write the config file (mode 0600, atomically). Comments are not kept."""
+    import tomli_w
+
+    data: dict = {}
+    if config.default_profile:
+        data["default_profile"] = config.default_profile
+    data["profiles"] = {name: p.to_toml() for name, p in sorted(config.profiles.items())}
+    config.path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = config.path.with_suffix(".toml.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        tomli_w.dump(data, f)
+    os.replace(tmp, config.path)
+
+
+def _env_profiles() -> list[str]:
+    value = os.environ.get("CANCELCTL_PROFILE", "")
+    return [p.strip() for p in value.split(",") if p.strip()]
+
+
+def select(config: Config, names: list[str] | None, *, venue: str | None = None, every: bool = False) -> list[Profile]:
+    """The profiles a command acts on (contract, "Profile selection").
+
+    ``-p`` names, else ``CANCELCTL_PROFILE`` (comma-separated), else
+    ``default_profile``, else the only profile there is (the only one of
+    ``venue`` when given); ``every=True`` (panic) takes all profiles when
+    no name is given. Raises ConfigError (78) naming the choices.
+    """
+    names = list(dict.fromkeys(names or _env_profiles()))
+    pool = {n: p for n, p in config.profiles.items() if venue is None or p.venue == venue}
+    if names:
+        missing = [n for n in names if n not in config.profiles]
+        if missing:
+            raise ConfigError(
+                f"no profile named {', '.join(map(repr, missing))} in {config.path}",
+                hint=_choices(config) if config.profiles else _add_hint(),
+            )
+        return [config.profiles[n] for n in names]
+    if every and pool:
+        return list(pool.values())
+    if config.default_profile and config.default_profile in pool:
+        return [pool[config.default_profile]]
+    if len(pool) == 1:
+        return list(pool.values())
+    if not config.profiles:
+        raise ConfigError(f"no profiles configured in {config.path}", hint=_add_hint())
+    what = f"{venue} profiles" if venue else "profiles"
+    if not pool:
+        raise ConfigError(f"no {what} configured in {config.path}", hint=_add_hint(venue))
+    raise ConfigError(f"several {what}; choose with -p NAME or CANCELCTL_PROFILE", hint=_choices(config, venue))
+
+
+def _choices(config: Config, venue: str | None = None) -> str:
+    names = [n for n, p in config.profiles.items() if venue is None or p.venue == venue]
+    return "choices: " + ", ".join(names)
+
+
+def _add_hint(venue: str | None = None) -> str:
+    return f"add one with: cancelctl profiles add NAME --venue {venue or 'gemini|pacifica'}"

@@ -1,0 +1,225 @@
+"""Secrets: per-profile environment variables, then the OS keyring.
+
+Resolution per field (``shared/spec/cli.md``, "Credentials"):
+
+1. ``CANCELCTL_<PROFILE>_<FIELD>`` (profile upper-cased, every character
+   outside A-Z and 0-9 turned into ``_``), e.g. ``CANCELCTL_GEMINI_MAIN_API_SECRET``;
+2. ``CANCELCTL_<PROFILE>_<FIELD>_FILE``: a path whose content is the value
+   (systemd credentials, container secrets);
+3. the OS keyring: service ``cancelctl``, user name = profile name, one
+   entry per profile whose password is a JSON object of the fields.
+
+Nothing here prints, logs or puts a secret into an exception message.
+``keyring`` is imported only when a value is not in the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Mapping
+
+from cancelctl.errors import ConfigError
+
+SERVICE = "cancelctl"
+FIELDS: dict[str, tuple[str, ...]] = {
+    "gemini": ("api_key", "api_secret"),
+    "pacifica": ("private_key",),
+}
+
+
+class Credentials(Mapping[str, str]):
+    """A profile's secret fields. ``repr`` and ``str`` never show a value."""
+
+    __slots__ = ("_values", "sources")
+
+    def __init__(self, values: dict[str, str], sources: dict[str, str] | None = None) -> None:
+        self._values = dict(values)
+        self.sources = sources or {}
+
+    def __getitem__(self, key: str) -> str:
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return "Credentials(" + ", ".join(f"{k}=<redacted>" for k in self._values) + ")"
+
+    __str__ = __repr__
+
+    def secrets(self) -> list[str]:
+        """The values, for redaction filters only."""
+        return list(self._values.values())
+
+
+def env_var(profile: str, field: str) -> str:
+    """The environment variable that holds ``field`` of ``profile``."""
+    return "CANCELCTL_" + re.sub(r"[^A-Z0-9]", "_", profile.upper()) + "_" + field.upper()
+
+
+def clean_secret(value: str, what: str) -> str:
+    """Strip surrounding white space (a pasted newline); reject anything else odd.
+
+    Raises ConfigError (78) naming ``what`` but never the value.
+    """
+    value = value.strip()
+    if not value:
+        raise ConfigError(f"{what} is empty")
+    if any(c.isspace() for c in value) or not value.isprintable() or not value.isascii():
+        raise ConfigError(f"{what} contains white space or unprintable characters")
+    return value
+
+
+def set_command(profile: str) -> str:
+    return f"cancelctl keys set {profile}"
+
+
+def _from_env(profile: str, field: str) -> tuple[str, str] | None:
+    name = env_var(profile, field)
+    value = os.environ.get(name)
+    if value is not None:
+        return clean_secret(value, f"${name}"), name
+    path = os.environ.get(name + "_FILE")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                content = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or "not UTF-8 text"
+            raise ConfigError(f"cannot read ${name}_FILE ({path}): {reason}") from None
+        return clean_secret(content, f"${name}_FILE ({path})"), name + "_FILE"
+    return None
+
+
+def _keyring_call(fn, *args, timeout: float):
+    """Run one keyring call in a thread so a blocked backend cannot hold the run.
+
+    Returns the call's value; raises ConfigError (78) on keyring errors or
+    when ``timeout`` (s) passes first.
+    """
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - carried to the caller
+            box["error"] = e
+
+    t = threading.Thread(target=run, name="keyring", daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise ConfigError(
+            f"the OS keyring did not answer within {timeout:.1f} s",
+            hint="unlock it, or use environment variables (see docs/credentials.md)",
+        )
+    if "error" in box:
+        err = box["error"]
+        raise ConfigError(
+            f"the OS keyring is unusable: {type(err).__name__}",
+            hint="use CANCELCTL_<PROFILE>_<FIELD> environment variables on headless machines (docs/credentials.md)",
+        ) from None
+    return box.get("value")
+
+
+def _keyring_get(profile: str, timeout: float) -> dict[str, str]:
+    import keyring
+
+    raw = _keyring_call(keyring.get_password, SERVICE, profile, timeout=timeout)
+    if raw is None:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ConfigError(f"the keyring entry for profile {profile!r} is damaged", hint=f"run: {set_command(profile)}")
+    return data
+
+
+def resolve(profile: str, venue: str, *, timeout: float = 5.0) -> Credentials:
+    """Every secret field of ``profile`` on ``venue``.
+
+    Environment first, keyring for what is left (one keyring read at most,
+    bounded by ``timeout`` seconds). Raises ConfigError (exit 78) with the
+    exact fix when a field is missing or the keyring is unusable.
+    """
+    values: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for field in FIELDS[venue]:
+        found = _from_env(profile, field)
+        if found:
+            values[field], sources[field] = found
+    missing = [f for f in FIELDS[venue] if f not in values]
+    if missing:
+        try:
+            stored = _keyring_get(profile, timeout)
+        except ConfigError as e:
+            fix = " and ".join("$" + env_var(profile, f) for f in missing)
+            raise ConfigError(f"{e.message}; profile {profile!r} needs {fix}", hint=e.hint) from None
+        for field in missing:
+            if field in stored:
+                values[field] = clean_secret(stored[field], f"the keyring's {field} for profile {profile!r}")
+                sources[field] = "keyring"
+    missing = [f for f in FIELDS[venue] if f not in values]
+    if missing:
+        names = ", ".join(missing)
+        env = " / ".join("$" + env_var(profile, f) for f in missing)
+        raise ConfigError(
+            f"no {names} for profile {profile!r}",
+            hint=f"run: {set_command(profile)}   (or set {env})",
+        )
+    return Credentials(values, sources)
+
+
+def store(profile: str, values: dict[str, str], *, timeout: float = 10.0) -> None:
+    """Save ``values`` as the profile's keyring entry (replacing it). ConfigError on failure."""
+    import keyring
+
+    _keyring_call(keyring.set_password, SERVICE, profile, json.dumps(values), timeout=timeout)
+
+
+def delete(profile: str, *, timeout: float = 10.0) -> bool:
+    """Remove the profile's keyring entry; False when there was none."""
+    import keyring
+    import keyring.errors
+
+    def _delete(service: str, user: str) -> bool:
+        try:
+            keyring.delete_password(service, user)
+        except keyring.errors.PasswordDeleteError:
+            return False
+        return True
+
+    return bool(_keyring_call(_delete, SERVICE, profile, timeout=timeout))
+
+
+def presence(profile: str, venue: str, *, timeout: float = 5.0) -> dict[str, str | None]:
+    """For each field, where it would come from ('env', 'file', 'keyring') or None. No values."""
+    result: dict[str, str | None] = {}
+    stored: dict[str, str] | None = None
+    for field in FIELDS[venue]:
+        name = env_var(profile, field)
+        if name in os.environ:
+            result[field] = "env"
+        elif os.environ.get(name + "_FILE"):
+            result[field] = "file"
+        else:
+            if stored is None:
+                stored = _keyring_get(profile, timeout)
+            result[field] = "keyring" if field in stored else None
+    return result
+
+
+def backend_name(timeout: float = 5.0) -> str:
+    """The keyring backend's class name, for ``keys list`` and ``doctor``."""
+    import keyring
+
+    backend = _keyring_call(keyring.get_keyring, timeout=timeout)
+    return f"{type(backend).__module__}.{type(backend).__name__}"

@@ -1,0 +1,58 @@
+"""The one error funnel: run the app, turn every failure into one stderr line and an exit code.
+
+With ``--json`` anywhere on the command line, stdout gets exactly one JSON
+document on every exit path, errors included.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def _fail(e, argv: list[str]) -> int:
+    from cancelctl.render import err, error_line, out
+
+    err(error_line(e))
+    if "--json" in argv:
+        import json
+
+        from cancelctl.results import Report
+
+        out(json.dumps(Report([], dry_run="--dry-run" in argv, error=e).as_json(), indent=2))
+    return int(e.exit_code)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run cancelctl with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from cancelctl.errors import CancelctlError, ExitCode, UsageProblem
+
+    debug = "--debug" in argv or bool(__import__("os").environ.get("CANCELCTL_DEBUG"))
+    try:
+        import typer
+
+        from cancelctl.cli import app
+
+        try:
+            rv = app(args=argv, prog_name="cancelctl", standalone_mode=False)
+        except typer.TyperException as e:  # usage errors from argument parsing
+            message = e.format_message() if hasattr(e, "format_message") else str(e)
+            return _fail(UsageProblem(message, hint="see cancelctl --help"), argv)
+        except typer.Abort:
+            return _fail(CancelctlError("aborted", exit_code=ExitCode.INTERRUPTED, kind="interrupted"), argv)
+        return int(rv) if isinstance(rv, int) else 0
+    except CancelctlError as e:
+        return _fail(e, argv)
+    except KeyboardInterrupt:
+        return _fail(CancelctlError("interrupted", exit_code=ExitCode.INTERRUPTED, kind="interrupted"), argv)
+    except BrokenPipeError:
+        return ExitCode.FAILED
+    except Exception as e:  # noqa: BLE001 - the funnel: a bug is one line and exit 70
+        from cancelctl.runner import internal_error
+
+        return _fail(internal_error(e, debug), argv)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())

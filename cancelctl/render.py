@@ -1,0 +1,106 @@
+"""Output: a rich table for people, tab-separated lines for pipes, one JSON document for scripts.
+
+stdout carries results only; every error line goes to stderr. Imported
+only after the cancels are sent (rich is the slowest import of the tool).
+Every string printed passes through :func:`scrub`, which blanks any secret
+resolved in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from cancelctl.errors import CancelctlError
+from cancelctl.results import ProfileResult, Report
+
+
+def scrub(text: str) -> str:
+    """``text`` with every known secret replaced by ``<redacted>``."""
+    from cancelctl.runner import SECRETS
+
+    for secret in SECRETS:
+        if secret and secret in text:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+def out(text: str) -> None:
+    sys.stdout.write(scrub(text) + "\n")
+    sys.stdout.flush()
+
+
+def err(text: str) -> None:
+    sys.stderr.write(scrub(text) + "\n")
+    sys.stderr.flush()
+
+
+def error_line(e: CancelctlError, profile: str | None = None) -> str:
+    where = f"profile {profile}: " if profile else ""
+    return f"cancelctl: error: {where}{e.one_line()}"
+
+
+def rows(result: ProfileResult) -> list[tuple[str, str, str]]:
+    """(order ID, result, reason) rows for one profile; at least one row."""
+    rows: list[tuple[str, str, str]] = []
+    rows += [(i, "cancelled", "") for i in result.cancelled]
+    rows += [(r["id"], "rejected", r["reason"]) for r in result.rejected]
+    rows += [(i, "unknown", "fate unknown: check the venue") for i in result.unknown]
+    rows += [(i, "open", "still open after verification") for i in result.remaining or []]
+    if result.dry_run and result.requests is not None:
+        rows.append(("-", "dry-run", f"{len(result.requests)} request(s) signed, none sent"))
+    elif not rows:
+        if result.error is not None:
+            rows.append(("-", result.status, result.error.one_line()))
+        elif result.cancelled_count:
+            rows.append(("-", "cancelled", f"{result.cancelled_count} order(s); the venue gives no IDs"))
+        else:
+            rows.append(("-", "ok", "nothing to cancel"))
+    return rows
+
+
+def report(report: Report, opts) -> None:
+    """Print ``report`` as ``opts`` asks (json, quiet, table or TSV) and its errors on stderr."""
+    for r in report.results:
+        if r.error is not None:
+            err(error_line(r.error, r.profile if len(report.results) > 1 else None))
+    if report.error is not None:
+        err(error_line(report.error))
+    if opts.json:
+        out(json.dumps(report.as_json(), indent=2))
+        return
+    if opts.dry_run:
+        for r in report.results:
+            for req in r.requests or []:
+                out(f"# {r.profile} ({r.venue}): would send")
+                out(json.dumps(req, indent=2))
+    if opts.quiet:
+        return
+    if sys.stdout.isatty():
+        table(report)
+    else:
+        for r in report.results:
+            for order_id, result, reason in rows(r):
+                out("\t".join([r.profile, r.venue, r.action, order_id, result, reason]))
+
+
+STYLES = {"cancelled": "green", "rejected": "red", "unknown": "yellow", "open": "red", "ok": "green", "dry-run": "cyan"}
+
+
+def table(report: Report, title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console()
+    t = Table(title=title)
+    for col in ("profile", "order ID", "result", "reason"):
+        t.add_column(col)
+    for r in report.results:
+        for order_id, result, reason in rows(r):
+            style = STYLES.get(result, "red")
+            t.add_row(Text(r.profile), Text(order_id), Text(result, style=style), Text(scrub(reason)))
+    console.print(t)
+    code = report.exit_code
+    word = {0: "[green]done[/]", 3: "[yellow]partial[/]", 5: "[yellow]outcome unknown[/]"}.get(code, "[red]failed[/]")
+    console.print(f"{word} (exit {code})")

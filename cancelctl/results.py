@@ -1,0 +1,109 @@
+"""What a run did, per profile, and the exit code that follows from it.
+
+Shapes follow the contract's JSON document (``shared/spec/cli.md``, "JSON
+output"): order IDs are strings; ``rejected`` items are ``{"id", "reason"}``;
+``remaining`` is None without verification. ``unknown`` (IDs whose fate is
+not known) is an addition the contract allows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cancelctl.errors import CancelctlError, ExitCode, combine
+
+SCHEMA = "cancelctl/1"
+WIDE_ACTIONS = {"cancel_all", "cancel_session", "cancel_all_orders"}
+
+
+@dataclass
+class ProfileResult:
+    """One profile's outcome for one action (``cancel_all``, ``cancel_order``, ...)."""
+
+    profile: str
+    venue: str
+    action: str
+    cancelled: list[str] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    cancelled_count: int | None = None
+    remaining: list[str] | None = None
+    error: CancelctlError | None = None
+    elapsed_ms: float = 0.0
+    dry_run: bool = False
+    requests: list[dict] | None = None
+
+    def reject(self, order_id: str, reason: str) -> None:
+        self.rejected.append({"id": str(order_id), "reason": reason})
+
+    @property
+    def exit_code(self) -> int:
+        """This profile's exit code (contract, "Exit codes")."""
+        if self.error is not None and self.error.exit_code in (ExitCode.USAGE, ExitCode.CONFIG, ExitCode.INTERNAL):
+            return self.error.exit_code
+        if self.dry_run:
+            return ExitCode.OK
+        done = bool(self.cancelled) or bool(self.cancelled_count)
+        if self.unknown:
+            return ExitCode.UNKNOWN
+        if self.remaining:
+            return ExitCode.PARTIAL
+        if self.error is not None:
+            return ExitCode.PARTIAL if done else self.error.exit_code
+        if self.rejected:
+            return ExitCode.PARTIAL if done or self.action in WIDE_ACTIONS else ExitCode.FAILED
+        return ExitCode.OK
+
+    @property
+    def status(self) -> str:
+        if self.dry_run and self.exit_code == ExitCode.OK:
+            return "skipped"
+        return {ExitCode.OK: "ok", ExitCode.PARTIAL: "partial", ExitCode.UNKNOWN: "unknown"}.get(self.exit_code, "failed")
+
+    def as_json(self) -> dict:
+        count = self.cancelled_count if self.cancelled_count is not None else len(self.cancelled)
+        doc = {
+            "profile": self.profile,
+            "venue": self.venue,
+            "action": self.action,
+            "status": self.status,
+            "exit_code": int(self.exit_code),
+            "cancelled": list(self.cancelled),
+            "rejected": list(self.rejected),
+            "unknown": list(self.unknown),
+            "cancelled_count": count,
+            "remaining": self.remaining,
+            "error": self.error.as_json() if self.error else None,
+            "elapsed_ms": self.elapsed_ms,
+        }
+        if self.requests is not None:
+            doc["requests"] = self.requests
+        return doc
+
+
+@dataclass
+class Report:
+    """A whole run: every profile's results, in the order the profiles were given."""
+
+    results: list[ProfileResult]
+    dry_run: bool = False
+    error: CancelctlError | None = None  # a failure before any profile ran
+
+    @property
+    def exit_code(self) -> int:
+        if self.error is not None:
+            return self.error.exit_code
+        return combine([r.exit_code for r in self.results])
+
+    def as_json(self) -> dict:
+        code = int(self.exit_code)
+        doc = {
+            "schema": SCHEMA,
+            "ok": code == 0,
+            "exit_code": code,
+            "dry_run": self.dry_run,
+            "results": [r.as_json() for r in self.results],
+        }
+        if self.error is not None:
+            doc["error"] = self.error.as_json()
+        return doc

@@ -1,0 +1,229 @@
+"""The Gemini side of the venue simulator: keys, sessions, sub-accounts, books.
+
+It checks what Gemini checks (``shared/spec/gemini.md``; Gemini docs
+"Private API invocation", "Master API keys", "Require Heartbeat", "Error
+Codes"), written independently of :mod:`cancelctl.signing.gemini` so that a
+signing bug on the client side cannot be mirrored here:
+
+* the HMAC-SHA384 of the base64 payload, keyed with the key's secret;
+* ``request`` equal to the path posted to (``EndpointMismatch``);
+* nonces strictly increasing per key; time-based keys within ±30 s;
+* master keys must name ``account``; account keys must not;
+* cancels need the Trader role, ``/v1/orders`` Trader or Auditor;
+* a "Require Heartbeat" key's session orders are cancelled after
+  ``heartbeat_timeout`` s (30) without an authenticated call.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+UI = "UI"
+
+
+@dataclass
+class SimKey:
+    api_key: str
+    secret: str
+    account: str = "primary"  # the account an account key belongs to
+    roles: frozenset = frozenset({"trader"})
+    time_based: bool = False
+    heartbeat: bool = False
+    last_nonce: Decimal | None = None
+    last_seen: float | None = None
+
+    @property
+    def master(self) -> bool:
+        return self.api_key.startswith("master-")
+
+
+@dataclass
+class SimOrder:
+    order_id: int
+    account: str
+    session: str  # api key that placed it, or "UI"
+    symbol: str = "btcusd"
+    side: str = "buy"
+    price: str = "50000.00"
+    amount: str = "0.01"
+    client_order_id: str | None = None
+    live: bool = True
+    refuse: int = 0  # cancel attempts to refuse before giving in
+
+    def status(self) -> dict:
+        ms = int(time.time() * 1000)
+        return {
+            "order_id": str(self.order_id),
+            "id": str(self.order_id),
+            "symbol": self.symbol,
+            "exchange": "gemini",
+            "avg_execution_price": "0.00",
+            "side": self.side,
+            "type": "exchange limit",
+            "timestamp": str(ms // 1000),
+            "timestampms": ms,
+            "is_live": self.live,
+            "is_cancelled": not self.live,
+            "is_hidden": False,
+            "was_forced": False,
+            "executed_amount": "0",
+            "remaining_amount": self.amount,
+            "original_amount": self.amount,
+            "price": self.price,
+            "client_order_id": self.client_order_id,
+            **({} if self.live else {"reason": "Requested"}),
+        }
+
+
+def error(status: int, reason: str, message: str) -> tuple[int, dict]:
+    return status, {"result": "error", "reason": reason, "message": message}
+
+
+@dataclass
+class GeminiSim:
+    """State and request handling of the simulated Gemini."""
+
+    accounts: set = field(default_factory=lambda: {"primary"})
+    keys: dict = field(default_factory=dict)
+    orders: dict = field(default_factory=dict)
+    heartbeat_timeout: float = 30.0
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(330429000))
+
+    def add_key(self, api_key: str, secret: str, **kw) -> SimKey:
+        key = SimKey(api_key, secret, **kw)
+        self.keys[api_key] = key
+        self.accounts.add(key.account)
+        return key
+
+    def add_order(self, account: str = "primary", session: str = UI, **kw) -> int:
+        self.accounts.add(account)
+        order = SimOrder(next(self._ids), account, session, **kw)
+        self.orders[order.order_id] = order
+        return order.order_id
+
+    def open_orders(self, account: str | None = None) -> list[SimOrder]:
+        return [o for o in self.orders.values() if o.live and (account is None or o.account == account)]
+
+    def expire_heartbeats(self, now: float | None = None) -> None:
+        """Cancel the session orders of heartbeat keys silent for longer than the timeout."""
+        now = time.monotonic() if now is None else now
+        for key in self.keys.values():
+            if key.heartbeat and key.last_seen is not None and now - key.last_seen > self.heartbeat_timeout:
+                for o in self.orders.values():
+                    if o.live and o.session == key.api_key:
+                        o.live = False
+
+    # -- request handling -------------------------------------------------
+
+    def handle(self, path: str, headers: dict[str, str]) -> tuple[int, object]:
+        """(HTTP status, JSON body) for a POST to ``path`` with ``headers`` (lower-case names)."""
+        self.expire_heartbeats()
+        api_key = headers.get("x-gemini-apikey")
+        b64 = headers.get("x-gemini-payload")
+        sig = headers.get("x-gemini-signature")
+        if not api_key:
+            return error(400, "MissingApikeyHeader", "Missing API key header")
+        if not b64:
+            return error(400, "MissingPayloadHeader", "Missing payload header")
+        if not sig:
+            return error(400, "MissingSignatureHeader", "Missing signature header")
+        key = self.keys.get(api_key)
+        if key is None:
+            return error(400, "InvalidSignature", "InvalidSignature")
+        expected = hmac.new(key.secret.encode(), b64.encode(), hashlib.sha384).hexdigest()
+        if not hmac.compare_digest(expected, sig):
+            return error(400, "InvalidSignature", "InvalidSignature")
+        try:
+            payload = json.loads(base64.b64decode(b64, validate=True))
+        except (binascii.Error, ValueError):
+            return error(400, "InvalidJson", "Could not parse payload")
+        if not isinstance(payload, dict):
+            return error(400, "InvalidJson", "Payload is not a JSON object")
+        if payload.get("request") != path:
+            return error(400, "EndpointMismatch", f"EndpointMismatch: payload request {payload.get('request')!r} != {path!r}")
+        try:
+            nonce = Decimal(str(payload.get("nonce")))
+            if not nonce.is_finite():
+                raise InvalidOperation
+        except InvalidOperation:
+            return error(400, "InvalidNonce", "Nonce is not a number")
+        if key.time_based and abs(nonce - Decimal(repr(time.time()))) > 30:
+            return error(400, "InvalidNonce", f"Nonce '{nonce}' is not within 30 seconds of server time")
+        if key.last_nonce is not None and nonce <= key.last_nonce:
+            return error(400, "InvalidNonce", f"Nonce '{nonce}' has not increased since your last call to the Gemini API.")
+        key.last_nonce = nonce
+        key.last_seen = time.monotonic()
+        if key.master:
+            account = payload.get("account")
+            if not account:
+                return error(400, "MissingAccounts", "Master API keys must specify an account")
+            if account not in self.accounts:
+                return error(400, "InvalidAccountName", f"Account {account} does not exist")
+        else:
+            if "account" in payload:
+                return error(400, "AccountsOnGroupOnlyApi", "The account parameter is only for master API keys")
+            account = key.account
+        route = {
+            "/v1/order/cancel": self._cancel,
+            "/v1/order/cancel/all": self._cancel_all,
+            "/v1/order/cancel/session": self._cancel_session,
+            "/v1/orders": self._orders,
+            "/v1/heartbeat": self._heartbeat,
+        }.get(path)
+        if route is None:
+            return 404, {"result": "error", "reason": "EndpointNotFound", "message": f"API entry point `{path}` not found"}
+        needs = {"/v1/orders": {"trader", "auditor"}, "/v1/heartbeat": None}.get(path, {"trader"})
+        if needs and not (key.roles & needs):
+            return error(403, "MissingRole", f"To access this endpoint, you need to log in to the website and go to the settings page to assign one of these roles [{', '.join(sorted(needs))}] to API key {api_key}")
+        return route(key, account, payload)
+
+    def _cancel_where(self, match) -> tuple[int, dict]:
+        cancelled, rejects = [], []
+        for o in self.orders.values():
+            if o.live and match(o):
+                if o.refuse > 0:
+                    o.refuse -= 1
+                    rejects.append(o.order_id)
+                else:
+                    o.live = False
+                    cancelled.append(o.order_id)
+        return 200, {"result": "ok", "details": {"cancelledOrders": cancelled, "cancelRejects": rejects}}
+
+    def _cancel_all(self, key: SimKey, account: str, payload: dict):
+        return self._cancel_where(lambda o: o.account == account)
+
+    def _cancel_session(self, key: SimKey, account: str, payload: dict):
+        return self._cancel_where(lambda o: o.account == account and o.session == key.api_key)
+
+    def _cancel(self, key: SimKey, account: str, payload: dict):
+        try:
+            order_id = int(payload.get("order_id"))
+        except (TypeError, ValueError):
+            return error(400, "InvalidOrderID", "order_id must be an integer")
+        order = self.orders.get(order_id)
+        if order is None or order.account != account:
+            return error(404, "OrderNotFound", f"Order {order_id} not found")
+        if order.live and order.refuse > 0:
+            order.refuse -= 1
+            return error(400, "CancelRejected", f"Order {order_id} could not be cancelled now")
+        order.live = False
+        return 200, order.status()
+
+    def _orders(self, key: SimKey, account: str, payload: dict):
+        return 200, [o.status() for o in self.open_orders(account)]
+
+    def _heartbeat(self, key: SimKey, account: str, payload: dict):
+        return 200, {"result": "ok"}
+
+    def state(self) -> dict:
+        return {
+            "open_orders": {str(o.order_id): {"account": o.account, "session": o.session, "symbol": o.symbol} for o in self.open_orders()},
+        }

@@ -1,0 +1,218 @@
+"""The venue simulator: a real HTTP server on 127.0.0.1 that answers as the venues do.
+
+Gemini is served under ``/v1/...`` (profile ``base_url`` = the server's
+root URL) and Pacifica under ``/api/v1/...`` (``base_url`` = root +
+``/api/v1``). Tests and ``cancelctl demo`` run it in a thread; ``cancelctl
+sim`` runs it standalone. It stops by itself after ``lifetime`` seconds.
+
+Faults can be queued per path prefix (:meth:`Simulator.fail`): an HTTP
+status with a Gemini/HTML/bare-string body, a delay before or after the
+request is processed, a connection reset mid-answer, truncated JSON. For a
+standalone server the same is reachable over HTTP: ``POST /_sim/fault``
+with the fault as JSON, ``GET /_sim/state``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from cancelctl.sim.gemini import GeminiSim
+
+
+@dataclass
+class Fault:
+    """One queued fault for requests whose path starts with ``path``.
+
+    kind: ``status`` (answer ``status`` with ``body``: "gemini", "html",
+    "text" or "none"), ``delay`` (sleep ``seconds`` then handle normally),
+    ``late`` (handle, then sleep ``seconds`` before answering), ``reset``
+    (handle, then drop the connection mid-answer), ``truncated`` (handle,
+    then send half of the JSON). ``times``: how many requests it hits
+    (-1 for every one).
+    """
+
+    path: str
+    kind: str = "status"
+    status: int = 503
+    body: str = "gemini"
+    reason: str = "Maintenance"
+    retry_after: float | None = None
+    seconds: float = 0.0
+    times: int = 1
+
+
+class Simulator:
+    """Both venues behind one loopback HTTP server."""
+
+    def __init__(self, port: int = 0, lifetime: float | None = 300.0) -> None:
+        self.gemini = GeminiSim()
+        self.pacifica = None
+        try:
+            from cancelctl.sim.pacifica import PacificaSim
+
+            self.pacifica = PacificaSim()
+        except ImportError:
+            pass
+        self.lock = threading.RLock()
+        self.faults: list[Fault] = []
+        self.log: list[dict] = []
+        self.lifetime = lifetime
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "Simulator":
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="sim", daemon=True)
+        self._thread.start()
+        if self.lifetime:
+            self._timer = threading.Timer(self.lifetime, self.stop)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.start()
+        assert self._thread is not None
+        while self._thread.is_alive():
+            self._thread.join(0.2)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "Simulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def fail(self, path: str, kind: str = "status", **kw) -> Fault:
+        fault = Fault(path=path, kind=kind, **kw)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self.lock:
+            for f in self.faults:
+                if path.startswith(f.path) and f.times != 0:
+                    if f.times > 0:
+                        f.times -= 1
+                    return f
+        return None
+
+    def requests(self, path_prefix: str = "") -> list[dict]:
+        with self.lock:
+            return [r for r in self.log if r["path"].startswith(path_prefix)]
+
+    def state(self) -> dict:
+        with self.lock:
+            return {"gemini": self.gemini.state(), "pacifica": self.pacifica.state() if self.pacifica else None}
+
+
+def _handler(sim: Simulator):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "cancelctl-sim"
+
+        def log_message(self, format, *args):  # noqa: A002 - quiet
+            pass
+
+        def _send(self, status: int, body: object, *, raw: bytes | None = None, ctype: str = "application/json", headers: dict | None = None) -> None:
+            data = raw if raw is not None else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def do_GET(self):
+            self._dispatch("GET")
+
+        def do_POST(self):
+            self._dispatch("POST")
+
+        def _dispatch(self, method: str) -> None:
+            body = self._body()
+            path, _, query = self.path.partition("?")
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            if path.startswith("/_sim/"):
+                return self._admin(method, path, body)
+            entry = {"method": method, "path": path, "time": time.time()}
+            with sim.lock:
+                sim.log.append(entry)
+            fault = sim._take_fault(path)
+            if fault and fault.kind == "status":
+                entry["fault"] = fault.kind
+                return self._fault_status(fault)
+            if fault and fault.kind == "delay":
+                time.sleep(fault.seconds)
+            with sim.lock:
+                if path.startswith("/api/v1/") and sim.pacifica is not None:
+                    status, answer = sim.pacifica.handle(method, path, query, headers, body)
+                elif path.startswith("/v1/") and method == "POST":
+                    status, answer = sim.gemini.handle(path, headers)
+                else:
+                    status, answer = 404, None
+            entry["status"] = status
+            if fault and fault.kind == "late":
+                time.sleep(fault.seconds)
+            if status == 404 and answer is None:
+                return self._send(404, None, raw=b"<html><body>404 Not Found</body></html>", ctype="text/html")
+            data = json.dumps(answer).encode() if not isinstance(answer, bytes) else answer
+            if fault and fault.kind == "reset":
+                self.wfile.write(f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nContent-Length: {len(data) + 50}\r\n\r\n".encode() + data[: len(data) // 2])
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            if fault and fault.kind == "truncated":
+                return self._send(status, None, raw=data[: max(1, len(data) // 2)])
+            ctype = "application/json" if not isinstance(answer, bytes) else "text/plain"
+            self._send(status, None, raw=data, ctype=ctype)
+
+        def _fault_status(self, fault: Fault) -> None:
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            if fault.body == "gemini":
+                body = {"result": "error", "reason": fault.reason, "message": f"simulated {fault.reason}"}
+                return self._send(fault.status, body, headers=headers)
+            if fault.body == "html":
+                return self._send(fault.status, None, raw=b"<html><body><h1>Bad Gateway</h1></body></html>", ctype="text/html", headers=headers)
+            if fault.body == "text":
+                return self._send(fault.status, None, raw=fault.reason.encode(), ctype="text/plain", headers=headers)
+            return self._send(fault.status, None, raw=b"", headers=headers)
+
+        def _admin(self, method: str, path: str, body: bytes) -> None:
+            if path == "/_sim/state":
+                return self._send(200, sim.state())
+            if path == "/_sim/fault" and method == "POST":
+                try:
+                    fault = sim.fail(**json.loads(body or b"{}"))
+                except (TypeError, ValueError) as e:
+                    return self._send(400, {"error": str(e)})
+                return self._send(200, asdict(fault))
+            return self._send(404, {"error": "unknown admin path"})
+
+    return Handler

@@ -1,0 +1,308 @@
+"""Gemini: cancel one order, cancel all, cancel session, list orders, heartbeat.
+
+Protocol facts (``shared/spec/gemini.md``; Gemini API docs pages "Cancel
+Order", "Cancel All Active Orders", "Cancel All Session Orders", "Get
+Active Orders", "Heartbeat", "Master API keys", "Error Codes"):
+
+* every endpoint is a signed POST (:mod:`cancelctl.signing.gemini`);
+* master keys (``master-...``) must send ``account``; account keys must not;
+* ``/v1/order/cancel/all`` and ``/cancel/session`` answer
+  ``{"result":"ok","details":{"cancelledOrders":[ids],"cancelRejects":[ids]}}``;
+* ``/v1/order/cancel`` answers the order status object, also for an order
+  already cancelled; an unknown id is 404 ``OrderNotFound``;
+* errors are ``{"result":"error","reason","message"}``: decide by ``reason``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cancelctl.config import Profile
+from cancelctl.credentials import Credentials, set_command
+from cancelctl.errors import (
+    AuthError,
+    CancelctlError,
+    ConfigError,
+    NotSent,
+    OutcomeUnknown,
+    UsageProblem,
+    VenueRefused,
+)
+from cancelctl.nonce import NonceSequence
+from cancelctl.results import ProfileResult
+from cancelctl.signing import PreparedRequest
+from cancelctl.signing import gemini as signing
+from cancelctl.transport import Answer, Deadline, new_client, send, with_retries
+
+CANCEL = "/v1/order/cancel"
+CANCEL_ALL = "/v1/order/cancel/all"
+CANCEL_SESSION = "/v1/order/cancel/session"
+ORDERS = "/v1/orders"
+HEARTBEAT = "/v1/heartbeat"
+ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
+INVALID_NONCE_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class Reason:
+    """How one Gemini ``reason`` maps onto the contract (error class and fix)."""
+
+    error: type[CancelctlError]
+    hint: str | None = None
+
+
+# Gemini "Error Codes" page: reason -> meaning for cancelctl. {profile} is
+# filled in. Reasons not listed fall back to the HTTP status (see _interpret).
+REASONS: dict[str, Reason] = {
+    "InvalidSignature": Reason(AuthError, "check the key and secret: {fix}"),
+    "InvalidApiKey": Reason(AuthError, "check the key: {fix}"),
+    "MissingApikeyHeader": Reason(AuthError),
+    "MissingRole": Reason(AuthError, "give the API key the Trader role (Auditor is enough for `orders`)"),
+    "MissingAccounts": Reason(ConfigError, 'a master key needs account = "<sub-account>" in profile {profile}'),
+    "AccountsOnGroupOnlyApi": Reason(ConfigError, "an account key must not name an account: remove account from profile {profile}"),
+    "InvalidAccountName": Reason(ConfigError, "check account in profile {profile}"),
+    "AccountNotFound": Reason(ConfigError, "check account in profile {profile}"),
+    "Maintenance": Reason(NotSent, "the exchange is down for maintenance"),
+    "RateLimited": Reason(NotSent),
+    "RateLimit": Reason(NotSent),
+    "System": Reason(OutcomeUnknown),
+    "EndpointMismatch": Reason(VenueRefused),
+    "InvalidJson": Reason(VenueRefused),
+}
+
+
+def validate_order_ids(ids: list[str]) -> list[str]:
+    """Gemini order IDs are positive 64-bit integers; UsageProblem (exit 2) otherwise."""
+    bad = [i for i in ids if not ORDER_ID.match(i) or int(i) >= 2**63]
+    if bad:
+        raise UsageProblem(f"not a Gemini order_id (a positive integer): {', '.join(map(repr, bad[:5]))}")
+    if not ids:
+        raise UsageProblem("give at least one order_id")
+    return ids
+
+
+class InvalidNonce(NotSent):
+    kind = "invalid_nonce"
+
+
+class Gemini:
+    """One Gemini profile's client: signs, sends one request at a time per key, parses.
+
+    ``state_dir`` holds the shared nonce counter. ``dry_run=True`` builds
+    and signs requests and returns them in the result without sending.
+    """
+
+    venue = "gemini"
+
+    def __init__(self, profile: Profile, creds: Credentials, *, state_dir: Path, deadline: Deadline, dry_run: bool = False) -> None:
+        self.profile = profile
+        self.api_key = creds["api_key"]
+        self._secret = creds["api_secret"]
+        self.deadline = deadline
+        self.dry_run = dry_run
+        self.master = self.api_key.startswith("master-")
+        if self.master and not profile.account:
+            raise ConfigError(
+                f"profile {profile.name!r} uses a master key but names no sub-account",
+                hint=f'add account = "<sub-account>" to [profiles.{profile.name}] or run: cancelctl profiles add {profile.name} --venue gemini --account NAME',
+            )
+        self.nonces = NonceSequence(state_dir, self.api_key, time_based=profile.nonce == "time-based")
+        self._client = None
+        self.prepared: list[dict] = []
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _fields(self, extra: dict | None = None) -> dict:
+        fields = dict(extra or {})
+        if self.master:
+            fields["account"] = self.profile.account
+        return fields
+
+    def _sign(self, path: str, fields: dict, nonce: str) -> PreparedRequest:
+        return signing.sign(
+            api_key=self.api_key,
+            api_secret=self._secret,
+            base_url=self.profile.base_url,
+            path=path,
+            nonce=nonce,
+            fields=fields,
+        )
+
+    def _post(self, path: str, extra: dict | None = None) -> object:
+        """Sign and send one request, retrying safely; the parsed success body."""
+        fields = self._fields(extra)
+        if self.dry_run:
+            self.prepared.append(self._sign(path, fields, self.nonces.peek()).redacted())
+            return None
+        if self._client is None:
+            self._client = new_client()
+        invalid_nonces = 0
+        with self.nonces.turn(self.deadline.remaining()) as take:
+
+            def attempt() -> object:
+                nonlocal invalid_nonces
+                answer = send(self._client, self._sign(path, fields, take()), self.deadline)
+                try:
+                    return self._interpret(answer)
+                except InvalidNonce:
+                    invalid_nonces += 1
+                    if invalid_nonces > INVALID_NONCE_RETRIES:
+                        raise VenueRefused(
+                            "Gemini kept refusing the nonce",
+                            venue_reason="InvalidNonce",
+                            hint="the key may have used larger nonces elsewhere; for a time-based-nonce key set nonce = \"time-based\"",
+                        ) from None
+                    raise
+
+            return with_retries(attempt, self.deadline)
+
+    def _interpret(self, answer: Answer) -> object:
+        """The success body, or the contract's error for Gemini's answer."""
+        body = None
+        if answer.body[:1] in (b"{", b"["):
+            try:
+                import json
+
+                body = json.loads(answer.body)
+            except ValueError:
+                body = None
+        if 200 <= answer.status < 300:
+            if body is None:
+                raise OutcomeUnknown(f"unreadable answer from Gemini (HTTP {answer.status})")
+            return body
+        if isinstance(body, dict) and body.get("result") == "error" and isinstance(body.get("reason"), str):
+            reason = body["reason"]
+            message = str(body.get("message") or reason)[:300]
+            if reason == "InvalidNonce":
+                raise InvalidNonce(f"Gemini: {message}", venue_reason=reason, retry_after=0.0)
+            if reason == "OrderNotFound":
+                raise VenueRefused(f"Gemini: {message}", venue_reason=reason, kind="order_not_found")
+            entry = REASONS.get(reason)
+            if entry is None and answer.status == 429:
+                entry = Reason(NotSent)
+            if entry is not None:
+                hint = entry.hint.format(profile=self.profile.name, fix=set_command(self.profile.name)) if entry.hint else None
+                kw = {"retry_after": answer.retry_after()} if issubclass(entry.error, NotSent) else {}
+                raise entry.error(f"Gemini {reason}: {message}", venue_reason=reason, hint=hint, **kw)
+            if answer.status >= 500:
+                raise OutcomeUnknown(f"Gemini {reason}: {message} (HTTP {answer.status})", venue_reason=reason)
+            raise VenueRefused(f"Gemini {reason}: {message}", venue_reason=reason)
+        # No Gemini error body: a proxy, a load balancer, or the wrong URL.
+        if answer.status == 429:
+            raise NotSent("Gemini rate limit (HTTP 429)", retry_after=answer.retry_after())
+        if answer.status == 503:
+            raise NotSent("Gemini unavailable (HTTP 503)", retry_after=answer.retry_after())
+        if answer.status >= 500:
+            raise OutcomeUnknown(f"HTTP {answer.status} from Gemini without an answer body")
+        if answer.status == 404:
+            raise ConfigError(
+                f"HTTP 404 from {self.profile.base_url}: not a Gemini API",
+                hint=f"check base_url and environment of profile {self.profile.name!r}",
+            )
+        if answer.status in (401, 403):
+            raise AuthError(f"HTTP {answer.status} from Gemini", hint=f"check the key: {set_command(self.profile.name)}")
+        raise VenueRefused(f"HTTP {answer.status} from Gemini")
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def _result(self, action: str) -> ProfileResult:
+        return ProfileResult(profile=self.profile.name, venue=self.venue, action=action, dry_run=self.dry_run)
+
+    # -- operations -------------------------------------------------------
+
+    def _cancel_wide(self, path: str, action: str) -> ProfileResult:
+        result = self._result(action)
+        try:
+            body = self._post(path)
+        except CancelctlError as e:
+            result.error = e
+            return result
+        if body is None:  # dry run
+            return result
+        if not isinstance(body, dict) or body.get("result") != "ok" or not isinstance(body.get("details"), dict):
+            result.error = OutcomeUnknown("Gemini answered in an unexpected shape")
+            return result
+        details = body["details"]
+        result.cancelled = [str(i) for i in details.get("cancelledOrders") or []]
+        for i in details.get("cancelRejects") or []:
+            result.reject(str(i), "cancel rejected by Gemini")
+        return result
+
+    def cancel_all(self) -> ProfileResult:
+        """``POST /v1/order/cancel/all``: every order of the account, every session, UI included."""
+        return self._cancel_wide(CANCEL_ALL, "cancel_all")
+
+    def cancel_session(self) -> ProfileResult:
+        """``POST /v1/order/cancel/session``: the orders of this API key's session only."""
+        return self._cancel_wide(CANCEL_SESSION, "cancel_session")
+
+    def cancel_orders(self, order_ids: list[str], **_pacifica_only) -> ProfileResult:
+        """``POST /v1/order/cancel`` once per ID, in order; one row per ID.
+
+        An ID gets ``cancelled`` (``is_cancelled`` true), ``rejected`` (with
+        Gemini's reason) or ``unknown``. A credential or configuration error
+        stops the run; the IDs not yet sent are reported as rejected "not sent".
+        """
+        result = self._result("cancel_order")
+        for n, order_id in enumerate(order_ids):
+            try:
+                body = self._post(CANCEL, {"order_id": int(order_id)})
+            except OutcomeUnknown as e:
+                result.unknown.append(order_id)
+                result.error = e
+                continue
+            except NotSent as e:
+                result.reject(order_id, f"not sent: {e.message}")
+                result.error = e
+                continue
+            except VenueRefused as e:  # this order only (OrderNotFound, ...)
+                result.reject(order_id, e.venue_reason or e.message)
+                continue
+            except CancelctlError as e:  # credentials or configuration: the same for every ID
+                result.error = e
+                for rest in order_ids[n:]:
+                    result.reject(rest, f"not sent: {e.message}")
+                break
+            if body is None:
+                continue
+            if isinstance(body, dict) and body.get("is_cancelled") is True:
+                result.cancelled.append(str(body.get("order_id", order_id)))
+            elif isinstance(body, dict) and body.get("is_live") is False:
+                result.reject(order_id, f"order is closed, not cancelled ({body.get('reason') or 'filled'})")
+            else:
+                result.unknown.append(order_id)
+        return result
+
+    def open_orders(self) -> list[dict]:
+        """``POST /v1/orders``: the open orders as dicts with string ``order_id``, ``symbol``, ``side``, ``price``, ``amount``.
+
+        Raises the contract's errors; an unexpected shape is OutcomeUnknown.
+        """
+        body = self._post(ORDERS)
+        if body is None:
+            return []
+        if not isinstance(body, list):
+            raise OutcomeUnknown("Gemini's order list came in an unexpected shape")
+        return [
+            {
+                "order_id": str(o.get("order_id")),
+                "symbol": o.get("symbol"),
+                "side": o.get("side"),
+                "price": o.get("price"),
+                "amount": o.get("remaining_amount", o.get("original_amount")),
+                "client_order_id": o.get("client_order_id"),
+            }
+            for o in body
+            if isinstance(o, dict)
+        ]
+
+    def heartbeat(self) -> None:
+        """``POST /v1/heartbeat``: keeps a "Require Heartbeat" session alive; raises on failure."""
+        body = self._post(HEARTBEAT)
+        if body is not None and not (isinstance(body, dict) and body.get("result") == "ok"):
+            raise OutcomeUnknown("Gemini's heartbeat answer came in an unexpected shape")
+
