@@ -161,8 +161,11 @@ def resolve(profile: str, venue: str, *, timeout: float = 5.0) -> Credentials:
         try:
             stored = _keyring_get(profile, timeout)
         except ConfigError as e:
-            fix = " and ".join("$" + env_var(profile, f) for f in missing)
-            raise ConfigError(f"{e.message}; profile {profile!r} needs {fix}", hint=e.hint) from None
+            env = " and ".join("$" + env_var(profile, f) for f in missing)
+            raise ConfigError(
+                f"no {', '.join(missing)} for profile {profile!r}: {e.message}",
+                hint=f"set {env}, or run {set_command(profile)} where a keyring works",
+            ) from None
         for field in missing:
             if field in stored:
                 values[field] = clean_secret(stored[field], f"the keyring's {field} for profile {profile!r}")

@@ -1,0 +1,138 @@
+"""Shared fixtures: a real simulator on 127.0.0.1, isolated config/state dirs, and the real cancelctl process.
+
+Every server a test starts is on loopback, stops by itself after its
+lifetime, and is stopped at teardown. Every cancelctl process runs with a
+timeout and with no access to the user's real config, state or keyring.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from cancelctl.sim.server import Simulator
+
+VECTORS = Path(__file__).parent / "vectors"
+GEMINI_KEY = "account-TESTKEYabcdefghij12"
+GEMINI_SECRET = "TESTSECRET1234567890abcdefgh"
+
+# Every process's output is collected here so the secret-leak test can
+# search all of it (tests/test_zz_secrets.py).
+OUTPUTS: list[tuple[str, str]] = []
+SECRETS_USED: set[str] = {GEMINI_SECRET}
+
+
+def vectors(name: str) -> dict:
+    return json.loads((VECTORS / f"{name}.json").read_text())
+
+
+@pytest.fixture
+def sim():
+    with Simulator(lifetime=120) as s:
+        yield s
+
+
+@dataclass
+class Env:
+    """An isolated cancelctl environment: config dir, state dir, environment variables."""
+
+    root: Path
+    vars: dict = field(default_factory=dict)
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    def write_config(self, profiles: dict, default: str | None = None) -> None:
+        import tomli_w
+
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        data: dict = {"profiles": profiles}
+        if default:
+            data["default_profile"] = default
+        (self.config_dir / "config.toml").write_text(tomli_w.dumps(data))
+
+    def secret(self, profile: str, field_name: str, value: str) -> None:
+        from cancelctl.credentials import env_var
+
+        self.vars[env_var(profile, field_name)] = value
+        SECRETS_USED.add(value)
+
+    def environ(self) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CANCELCTL_")}
+        env.update(
+            CANCELCTL_CONFIG_DIR=str(self.config_dir),
+            CANCELCTL_STATE_DIR=str(self.state_dir),
+            # Never the developer's real keyring: the fail backend unless a test says otherwise.
+            PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+            HOME=str(self.root / "home"),
+            NO_COLOR="1",
+        )
+        env.update(self.vars)
+        return env
+
+    def run(self, *args: str, input: str | None = None, timeout: float = 60, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+        """Run the real ``cancelctl`` process (``python -m cancelctl``)."""
+        env = self.environ()
+        env.update(extra_env or {})
+        proc = subprocess.run(
+            [sys.executable, "-m", "cancelctl", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+        OUTPUTS.append((" ".join(args), proc.stdout + proc.stderr))
+        return proc
+
+    def popen(self, *args: str, extra_env: dict | None = None) -> subprocess.Popen:
+        env = self.environ()
+        env.update(extra_env or {})
+        return subprocess.Popen(
+            [sys.executable, "-m", "cancelctl", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+
+
+@pytest.fixture
+def env(tmp_path) -> Env:
+    e = Env(tmp_path)
+    (tmp_path / "home").mkdir()
+    return e
+
+
+@pytest.fixture
+def gemini(sim, env):
+    """A Gemini account key on the simulator, configured as the only profile ``main``."""
+    sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET)
+    env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
+    env.secret("main", "api_key", GEMINI_KEY)
+    env.secret("main", "api_secret", GEMINI_SECRET)
+    return sim.gemini
+
+
+def parse_json(proc: subprocess.CompletedProcess) -> dict:
+    """The single JSON document on stdout (fails the test when there is not exactly one)."""
+    doc = json.loads(proc.stdout)
+    assert doc["schema"] == "cancelctl/1"
+    return doc
+
+
+def collect(label: str, text: str) -> None:
+    OUTPUTS.append((label, text))

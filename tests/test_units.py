@@ -1,0 +1,117 @@
+"""Unit tests of the pure parts: exit-code rules, config parsing and selection, credential naming and redaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from cancelctl import config, credentials
+from cancelctl.errors import ConfigError, ExitCode, NotSent, OutcomeUnknown, UsageProblem, combine
+from cancelctl.results import ProfileResult
+
+
+@pytest.mark.parametrize(
+    "codes, want",
+    [([], 0), ([0, 0], 0), ([0, 4], 3), ([4, 4], 4), ([4, 78], 1), ([4, 5, 75], 5), ([75], 75), ([3, 0], 3), ([1, 4], 1)],
+)
+def test_combine(codes, want):
+    assert combine(codes) == want
+
+
+def test_profile_result_exit_codes():
+    r = ProfileResult("p", "gemini", "cancel_order")
+    assert r.exit_code == 0 and r.status == "ok"
+    r.cancelled.append("1")
+    r.reject("2", "OrderNotFound")
+    assert r.exit_code == 3 and r.status == "partial"
+    r.unknown.append("3")
+    assert r.exit_code == 5 and r.status == "unknown"
+    only_rejected = ProfileResult("p", "gemini", "cancel_order")
+    only_rejected.reject("2", "OrderNotFound")
+    assert only_rejected.exit_code == 1
+    not_sent = ProfileResult("p", "gemini", "cancel_all", error=NotSent("down"))
+    assert not_sent.exit_code == 75 and not_sent.status == "failed"
+    flat = ProfileResult("p", "gemini", "cancel_all", cancelled=["1"], remaining=[])
+    assert flat.exit_code == 0
+    left = ProfileResult("p", "gemini", "cancel_all", cancelled=["1"], remaining=["9"])
+    assert left.exit_code == 3
+    unknown = ProfileResult("p", "gemini", "cancel_all", error=OutcomeUnknown("timeout"))
+    assert unknown.exit_code == 5
+
+
+def test_env_var_names():
+    assert credentials.env_var("gemini-main", "api_secret") == "CANCELCTL_GEMINI_MAIN_API_SECRET"
+    assert credentials.env_var("a.b c", "private_key") == "CANCELCTL_A_B_C_PRIVATE_KEY"
+
+
+def test_credentials_repr_never_shows_values():
+    c = credentials.Credentials({"api_key": "account-XYZ", "api_secret": "hunter2"})
+    for text in (repr(c), str(c), f"{c}", repr([c])):
+        assert "hunter2" not in text and "account-XYZ" not in text
+    assert c["api_secret"] == "hunter2"
+
+
+def test_secret_from_file_and_whitespace(tmp_path, monkeypatch):
+    f = tmp_path / "secret"
+    f.write_text("s3cret\n")
+    monkeypatch.setenv("CANCELCTL_P_API_KEY", "  key  ")
+    monkeypatch.setenv("CANCELCTL_P_API_SECRET_FILE", str(f))
+    c = credentials.resolve("p", "gemini")
+    assert dict(c) == {"api_key": "key", "api_secret": "s3cret"}
+    monkeypatch.setenv("CANCELCTL_P_API_KEY", "ke y")
+    with pytest.raises(ConfigError) as e:
+        credentials.resolve("p", "gemini")
+    assert "ke y" not in str(e.value) and "CANCELCTL_P_API_KEY" in str(e.value)
+
+
+def load_text(tmp_path, text):
+    p = tmp_path / "config.toml"
+    p.write_text(text)
+    return config.load(p)
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="venue"):
+        load_text(tmp_path, '[profiles.a]\nvenue = "kraken"\n')
+    with pytest.raises(ConfigError, match="environment"):
+        load_text(tmp_path, '[profiles.a]\nvenue = "gemini"\nenvironment = "mainnet"\n')
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_text(tmp_path, '[profiles.a]\nvenue = "gemini"\nagent_wallet = "x"\n')
+    with pytest.raises(ConfigError, match="default_profile"):
+        load_text(tmp_path, 'default_profile = "b"\n[profiles.a]\nvenue = "gemini"\n')
+    with pytest.raises(ConfigError, match="must be a string"):
+        load_text(tmp_path, '[profiles.a]\nvenue = "gemini"\naccount = 3\n')
+
+
+def test_selection_rules(tmp_path, monkeypatch):
+    monkeypatch.delenv("CANCELCTL_PROFILE", raising=False)
+    c = load_text(tmp_path, '[profiles.g]\nvenue = "gemini"\n[profiles.p]\nvenue = "pacifica"\n')
+    with pytest.raises(ConfigError, match="several profiles"):
+        config.select(c, None)
+    assert [p.name for p in config.select(c, None, venue="pacifica")] == ["p"]
+    assert [p.name for p in config.select(c, None, every=True)] == ["g", "p"]
+    monkeypatch.setenv("CANCELCTL_PROFILE", "p")
+    assert [p.name for p in config.select(c, None)] == ["p"]
+    assert [p.name for p in config.select(c, ["g"])] == ["g"]
+    c.default_profile = "g"
+    monkeypatch.delenv("CANCELCTL_PROFILE")
+    assert [p.name for p in config.select(c, None)] == ["g"]
+
+
+def test_base_urls():
+    p = config.Profile("x", "gemini", "sandbox")
+    assert p.base_url == "https://api.sandbox.gemini.com"
+    assert config.Profile("y", "pacifica", "testnet").base_url == "https://test-api.pacifica.fi/api/v1"
+    assert config.Profile("z", "gemini", "production", base_url_override="http://127.0.0.1:1/").base_url == "http://127.0.0.1:1"
+
+
+def test_profile_names():
+    with pytest.raises(UsageProblem):
+        config.validate_profile_name("bad name")
+    assert config.validate_profile_name("gemini-main") == "gemini-main"
+
+
+def test_exit_code_table_is_the_contract():
+    assert {e.name: int(e) for e in ExitCode} == {
+        "OK": 0, "FAILED": 1, "USAGE": 2, "PARTIAL": 3, "AUTH": 4, "UNKNOWN": 5,
+        "INTERNAL": 70, "UNAVAILABLE": 75, "CONFIG": 78, "INTERRUPTED": 130,
+    }
