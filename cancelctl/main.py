@@ -9,17 +9,35 @@ from __future__ import annotations
 import sys
 
 
+CANCELLING = {"cancel", "panic", "deadman"}  # commands whose every run leaves an audit line
+
+
 def _fail(e, argv: list[str]) -> int:
     from cancelctl.render import err, error_line, out
+    from cancelctl.results import Report
 
     err(error_line(e))
+    report = Report([], dry_run="--dry-run" in argv, error=e)
+    words = [a for a in argv if not a.startswith("-")]
+    if words and words[0] in CANCELLING:
+        from cancelctl import audit
+
+        if not audit.WRITTEN:
+            audit.record(report, reason=_reason(argv), elapsed_ms=0.0, argv=argv)
     if "--json" in argv:
         import json
 
-        from cancelctl.results import Report
-
-        out(json.dumps(Report([], dry_run="--dry-run" in argv, error=e).as_json(), indent=2))
+        out(json.dumps(report.as_json(), indent=2))
     return int(e.exit_code)
+
+
+def _reason(argv: list[str]) -> str | None:
+    for i, a in enumerate(argv):
+        if a == "--reason" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--reason="):
+            return a.split("=", 1)[1]
+    return None
 
 
 def run(argv: list[str] | None = None) -> int:

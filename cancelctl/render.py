@@ -43,19 +43,27 @@ def error_line(e: CancelctlError, profile: str | None = None) -> str:
 def rows(result: ProfileResult) -> list[tuple[str, str, str]]:
     """(order ID, result, reason) rows for one profile; at least one row."""
     rows: list[tuple[str, str, str]] = []
+    if result.orders is not None:
+        rows += [
+            (o["order_id"], "open", " ".join(str(o.get(k)) for k in ("symbol", "side", "amount", "price") if o.get(k) is not None) + (" reduce-only" if o.get("reduce_only") else "") + (" stop" if o.get("stop") else ""))
+            for o in result.orders
+        ]
+        if not rows and result.error is None:
+            rows.append(("-", "flat", "no open orders"))
     rows += [(i, "cancelled", "") for i in result.cancelled]
     rows += [(r["id"], "rejected", r["reason"]) for r in result.rejected]
     rows += [(i, "unknown", "fate unknown: check the venue") for i in result.unknown]
     rows += [(i, "open", "still open after verification") for i in result.remaining or []]
     if result.dry_run and result.requests is not None:
         rows.append(("-", "dry-run", f"{len(result.requests)} request(s) signed, none sent"))
-    elif not rows:
-        if result.error is not None:
-            rows.append(("-", result.status, result.error.one_line()))
-        elif result.cancelled_count:
-            rows.append(("-", "cancelled", f"{result.cancelled_count} order(s); the venue gives no IDs"))
-        else:
-            rows.append(("-", "ok", "nothing to cancel"))
+    if result.cancelled_count and not result.cancelled:
+        rows.insert(0, ("-", "cancelled", f"{result.cancelled_count} order(s); the venue gives no IDs"))
+    if result.error is not None and not (result.cancelled or result.rejected or result.unknown):
+        rows.append(("-", result.status, result.error.one_line()))
+    if result.verify_error is not None:
+        rows.append(("-", "unknown", f"book unreadable after cancelling: {result.verify_error.one_line()}"))
+    if not rows:
+        rows.append(("-", "ok", "nothing to cancel" if result.remaining is None else "verified flat"))
     return rows
 
 
@@ -84,7 +92,7 @@ def report(report: Report, opts) -> None:
                 out("\t".join([r.profile, r.venue, r.action, order_id, result, reason]))
 
 
-STYLES = {"cancelled": "green", "rejected": "red", "unknown": "yellow", "open": "red", "ok": "green", "dry-run": "cyan"}
+STYLES = {"flat": "green", "cancelled": "green", "rejected": "red", "unknown": "yellow", "open": "red", "ok": "green", "dry-run": "cyan"}
 
 
 def table(report: Report, title: str | None = None) -> None:

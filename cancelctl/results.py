@@ -29,6 +29,8 @@ class ProfileResult:
     cancelled_count: int | None = None
     remaining: list[str] | None = None
     error: CancelctlError | None = None
+    verify_error: CancelctlError | None = None  # the book could not be read after cancelling
+    orders: list[dict] | None = None  # `orders` command: the open orders
     elapsed_ms: float = 0.0
     dry_run: bool = False
     requests: list[dict] | None = None
@@ -44,6 +46,10 @@ class ProfileResult:
         if self.dry_run:
             return ExitCode.OK
         done = bool(self.cancelled) or bool(self.cancelled_count)
+        if self.verify_error is not None:
+            return ExitCode.UNKNOWN
+        if self.remaining == [] and self.action in WIDE_ACTIONS:
+            return ExitCode.OK  # verified flat
         if self.unknown:
             return ExitCode.UNKNOWN
         if self.remaining:
@@ -76,6 +82,10 @@ class ProfileResult:
             "error": self.error.as_json() if self.error else None,
             "elapsed_ms": self.elapsed_ms,
         }
+        if self.verify_error is not None:
+            doc["verify_error"] = self.verify_error.as_json()
+        if self.orders is not None:
+            doc["orders"] = self.orders
         if self.requests is not None:
             doc["requests"] = self.requests
         return doc

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from cancelctl import config as config_mod
 from cancelctl import credentials
 from cancelctl.config import Profile
-from cancelctl.errors import CancelctlError, ExitCode
+from cancelctl.errors import CancelctlError, ExitCode, OutcomeUnknown
 from cancelctl.results import ProfileResult, Report
 from cancelctl.transport import Deadline
 
@@ -54,14 +54,23 @@ def internal_error(e: BaseException, debug: bool) -> CancelctlError:
 def run_profile(
     profile: Profile,
     action: Callable[[object], ProfileResult],
-    action_name: str,
+    action_name: str | dict[str, str],
     opts: Options,
     deadline: Deadline,
     creds: credentials.Credentials | None = None,
+    scope: Callable[[ProfileResult], Callable[[dict], bool]] | None = None,
 ) -> ProfileResult:
-    """Resolve credentials (unless given), open the venue client, run ``action(client)``; never raises."""
+    """Resolve credentials (unless given), open the venue client, run ``action(client)``, verify; never raises.
+
+    With ``opts.verify`` and a ``scope`` (result -> order predicate), the
+    book is checked after the action (see :mod:`cancelctl.verify`) unless
+    the action failed in a way that makes reading the book pointless
+    (credentials, configuration, venue unreachable).
+    """
     from cancelctl.venues import open_client
 
+    if isinstance(action_name, dict):
+        action_name = action_name[profile.venue]
     client = None
     try:
         if creds is None:
@@ -71,6 +80,10 @@ def run_profile(
         result = action(client)
         if opts.dry_run:
             result.requests = client.prepared
+        elif opts.verify and scope is not None and (result.error is None or isinstance(result.error, OutcomeUnknown)):
+            from cancelctl.verify import verify
+
+            verify(client, result, scope(result))
     except CancelctlError as e:
         result = ProfileResult(profile=profile.name, venue=profile.venue, action=action_name, error=e, dry_run=opts.dry_run)
     except Exception as e:  # noqa: BLE001 - a bug in one profile must not stop the others
@@ -85,29 +98,52 @@ def run_profile(
 def run(
     profiles: list[Profile],
     action: Callable[[object], ProfileResult],
-    action_name: str,
+    action_name: str | dict[str, str],
     opts: Options,
     creds: dict[str, credentials.Credentials] | None = None,
+    scope: Callable[[ProfileResult], Callable[[dict], bool]] | None = None,
+    audit: bool = True,
 ) -> int:
-    """Run ``action`` on every profile (concurrently when several), render, return the exit code.
+    """Run ``action`` on every profile (concurrently when several), audit, render, return the exit code.
 
-    ``creds`` maps profile names to credentials already in hand (the demo);
-    otherwise each profile's are resolved from the environment or keyring.
+    ``creds`` maps profile names to credentials already in hand (the demo,
+    the dead-man's switch); otherwise each profile's are resolved from the
+    environment or keyring. ``scope`` enables verification (see
+    :func:`run_profile`). Ctrl-C keeps what finished, marks the rest
+    unknown, still writes the audit line and exits 130.
     """
     deadline = Deadline(opts.timeout)
     creds = creds or {}
+    results: list[ProfileResult | None] = [None] * len(profiles)
+    interrupted = None
 
     def one(p: Profile) -> ProfileResult:
-        return run_profile(p, action, action_name, opts, deadline, creds.get(p.name))
+        return run_profile(p, action, action_name, opts, deadline, creds.get(p.name), scope)
 
-    if len(profiles) == 1:
-        results = [one(profiles[0])]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
+    try:
+        if len(profiles) == 1:
+            results[0] = one(profiles[0])
+        else:
+            from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=len(profiles)) as pool:
-            results = list(pool.map(one, profiles))
-    report = Report(results, dry_run=opts.dry_run)
+            pool = ThreadPoolExecutor(max_workers=len(profiles))
+            futures = [pool.submit(one, p) for p in profiles]
+            try:
+                for i, f in enumerate(futures):
+                    results[i] = f.result()
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+    except KeyboardInterrupt:
+        interrupted = CancelctlError("interrupted; orders without an answer are of unknown fate", exit_code=ExitCode.INTERRUPTED, kind="interrupted")
+    final = [
+        r or ProfileResult(p.name, p.venue, action_name if isinstance(action_name, str) else action_name[p.venue], error=OutcomeUnknown("interrupted before the answer came", kind="interrupted"))
+        for p, r in zip(profiles, results)
+    ]
+    report = Report(final, dry_run=opts.dry_run, error=interrupted)
+    if audit:
+        from cancelctl import audit as audit_mod
+
+        audit_mod.record(report, reason=opts.reason, elapsed_ms=deadline.elapsed_ms())
     from cancelctl import render
 
     render.report(report, opts)

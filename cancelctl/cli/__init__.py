@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cancelctl import __version__
-from cancelctl.cli import cancel, keys, profiles, tools
+from cancelctl.cli import cancel, keys, orders, panic, profiles, tools, watch
 
 app = typer.Typer(
     name="cancelctl",
@@ -32,7 +32,11 @@ def root(
     """The panic button for crypto trading: cancel every resting order, verified."""
 
 
+app.command("panic")(panic.panic)
 app.add_typer(cancel.app, name="cancel")
+app.command("orders")(orders.orders)
+app.command("heartbeat")(watch.heartbeat)
+app.command("deadman")(watch.deadman)
 app.add_typer(keys.app, name="keys")
 app.add_typer(profiles.app, name="profiles")
 tools.register(app)

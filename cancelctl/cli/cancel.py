@@ -10,6 +10,10 @@ from cancelctl import config as config_mod
 from cancelctl import runner
 from cancelctl.cli.common import DryRunOpt, JsonOpt, ProfileOpt, QuietOpt, ReasonOpt, TimeoutOpt, VerifyOpt, options
 from cancelctl.errors import UsageProblem
+from cancelctl.verify import everything, ids_scope
+
+# The widest cancel each venue has: Gemini cancel-all, Pacifica cancel_all_orders on all symbols.
+WIDEST = {"gemini": "cancel_all", "pacifica": "cancel_all_orders"}
 
 app = typer.Typer(help="Cancel orders: everything, a session, chosen orders.", no_args_is_help=True)
 
@@ -28,7 +32,7 @@ def cancel_all(
     """Cancel every open order of the account: Gemini cancel-all (every session, UI orders included); Pacifica all symbols."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = config_mod.select(config_mod.load(), opts.profiles)
-    return runner.run(profiles, lambda c: c.cancel_all(), "cancel_all", opts)
+    return runner.run(profiles, lambda c: c.cancel_all(), WIDEST, opts, scope=lambda r: everything)
 
 
 @app.command("session")
@@ -51,7 +55,10 @@ def cancel_session(
                 f"profile {p.name!r} is on {p.venue}, which has no sessions",
                 hint=f"use: cancelctl cancel all -p {p.name}   (or cancel pacifica -p {p.name} --symbol S)",
             )
-    return runner.run(profiles, lambda c: c.cancel_session(), "cancel_session", opts)
+    return runner.run(
+        profiles, lambda c: c.cancel_session(), "cancel_session", opts,
+        scope=lambda r: ids_scope(r.cancelled + [x["id"] for x in r.rejected]),
+    )
 
 
 @app.command("order")
@@ -90,6 +97,7 @@ def cancel_order(
         lambda c: c.cancel_orders(ids, symbol=symbol, client_order_id=client_order_id, stop=stop),
         action,
         opts,
+        scope=lambda r: ids_scope(ids, client_order_id=client_order_id),
     )
 
 
@@ -120,4 +128,5 @@ def cancel_pacifica(
         lambda c: c.cancel_all(symbols=symbols or None, exclude_reduce_only=exclude_reduce_only),
         "cancel_all_orders",
         opts,
+        scope=lambda r: lambda o: (not symbols or o.get("symbol") in symbols) and not (exclude_reduce_only and o.get("reduce_only")),
     )

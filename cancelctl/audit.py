@@ -1,0 +1,78 @@
+"""The audit log: one JSON line per run, appended to ``$CANCELCTL_STATE_DIR/audit.jsonl``.
+
+Mode 0600; appended under a file lock (filelock) so concurrent runs never
+interleave; written after the cancels were sent (never before the first
+one), also when the run fails or is interrupted. Fields: ``time`` (UTC ISO
+8601), ``user``, ``host``, ``command`` (argv, secrets scrubbed), ``reason``,
+``dry_run``, ``exit_code``, ``elapsed_ms``, ``results`` (per profile: action,
+status, exit_code, counts and IDs cancelled/rejected/unknown/remaining,
+error). Secrets never reach it: argv holds none, and every line is scrubbed
+of the secrets resolved in this process before it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+WRITTEN = False  # one line per run: the funnel writes only when the runner did not
+
+
+def record(report, *, reason: str | None, elapsed_ms: float, argv: list[str] | None = None) -> None:
+    """Append the run's line. Failure to write is one stderr line, never a lost exit code."""
+    global WRITTEN
+    WRITTEN = True
+    from cancelctl.config import state_dir
+    from cancelctl.render import err, scrub
+
+    doc = report.as_json()
+    results = []
+    for r in doc["results"]:
+        r = {k: v for k, v in r.items() if k not in ("requests",)}
+        r["rejected_count"] = len(r.get("rejected") or [])
+        results.append(r)
+    line = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "user": _user(),
+        "host": _host(),
+        "pid": os.getpid(),
+        "command": ["cancelctl", *(sys.argv[1:] if argv is None else argv)],
+        "reason": reason,
+        "dry_run": doc["dry_run"],
+        "exit_code": doc["exit_code"],
+        "elapsed_ms": elapsed_ms,
+        "results": results,
+        **({"error": doc["error"]} if "error" in doc else {}),
+    }
+    text = scrub(json.dumps(line, separators=(",", ":"))) + "\n"
+    try:
+        import filelock
+
+        directory = state_dir()
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = directory / "audit.jsonl"
+        with filelock.FileLock(str(path) + ".lock", mode=0o600, timeout=5):
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, text.encode("utf-8"))
+            finally:
+                os.close(fd)
+    except Exception as e:  # noqa: BLE001 - the audit log must never change the run's outcome
+        err(f"cancelctl: warning: could not write the audit log: {type(e).__name__}: {e}")
+
+
+def _user() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001
+        return str(os.getuid()) if hasattr(os, "getuid") else "?"
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()

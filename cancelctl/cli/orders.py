@@ -1,0 +1,36 @@
+"""``cancelctl orders``: the open orders, read-only."""
+
+from __future__ import annotations
+
+import typer
+
+from cancelctl import config as config_mod
+from cancelctl import runner
+from cancelctl.cli.common import JsonOpt, ProfileOpt, QuietOpt, TimeoutOpt
+from cancelctl.results import ProfileResult
+from cancelctl.runner import Options
+
+
+def _list(client) -> ProfileResult:
+    from cancelctl.errors import CancelctlError
+
+    result = ProfileResult(client.profile.name, client.venue, "list_orders")
+    try:
+        result.orders = client.open_orders()
+    except CancelctlError as e:
+        result.error = e
+    return result
+
+
+def orders(
+    ctx: typer.Context,
+    profile: ProfileOpt = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    timeout: TimeoutOpt = 10.0,
+) -> int:
+    """List open orders (read-only; sends no cancel)."""
+    debug = bool(ctx.find_root().params.get("debug"))
+    opts = Options(profiles=list(profile or []), json=json, quiet=quiet, timeout=timeout, debug=debug)
+    profiles = config_mod.select(config_mod.load(), opts.profiles, every=True)
+    return runner.run(profiles, _list, "list_orders", opts, audit=False)

@@ -1,0 +1,32 @@
+"""``cancelctl panic``: every profile at once, the widest cancel, verified flat."""
+
+from __future__ import annotations
+
+import typer
+
+from cancelctl import config as config_mod
+from cancelctl import runner
+from cancelctl.cli.cancel import WIDEST
+from cancelctl.cli.common import DryRunOpt, JsonOpt, ProfileOpt, QuietOpt, ReasonOpt, TimeoutOpt, VerifyOpt, options
+from cancelctl.verify import everything
+
+
+def panic(
+    ctx: typer.Context,
+    profile: ProfileOpt = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    dry_run: DryRunOpt = False,
+    timeout: TimeoutOpt = 10.0,
+    verify: VerifyOpt = None,
+    reason: ReasonOpt = None,
+) -> int:
+    """THE PANIC BUTTON: every configured profile (or those named) concurrently, widest cancel, then verify each book is flat."""
+    opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason, verify_default=True)
+    profiles = config_mod.select(config_mod.load(), opts.profiles, every=True)
+    return run_panic(profiles, opts)
+
+
+def run_panic(profiles, opts, creds=None) -> int:
+    """Panic on ``profiles`` (used by ``panic`` and the dead-man's switch)."""
+    return runner.run(profiles, lambda c: c.cancel_all(), WIDEST, opts, creds=creds, scope=lambda r: everything)

@@ -1,0 +1,122 @@
+"""Dead-man's switches: ``heartbeat`` (Gemini's own) and ``deadman`` (client-side, for any venue).
+
+Gemini "Require Heartbeat" (Gemini docs, "Heartbeat"; spec/gemini.md): a key
+with it has its session's orders cancelled after 30 s without an
+authenticated call; ``POST /v1/heartbeat`` keeps it alive.
+
+Pacifica has no cancel-after (spec/pacifica.md, "No dead-man's switch"), so
+``deadman`` watches a file instead: the trader's bot checks in by touching
+it (``touch PATH``, ``os.utime``, ``fs.utimesSync``...). When its mtime is
+older than the TTL, ``deadman`` runs ``panic`` on its profiles and exits
+with panic's code. Credentials are resolved when it is armed, so a keyring
+that locks later cannot stop it from firing.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cancelctl import config as config_mod
+from cancelctl import credentials
+from cancelctl.cli.common import JsonOpt, ProfileOpt, QuietOpt, ReasonOpt, TimeoutOpt, options
+from cancelctl.errors import CancelctlError, ExitCode, UsageProblem
+
+HEARTBEAT_WINDOW_S = 30.0  # Gemini cancels a Require-Heartbeat session after 30 s of silence
+
+
+def _stop_event() -> threading.Event:
+    """An event set by SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _say(text: str) -> None:
+    from cancelctl.render import err
+
+    err(f"cancelctl: {text}")
+
+
+def heartbeat(
+    profile: ProfileOpt = None,
+    interval: Annotated[float, typer.Option("--interval", metavar="SECONDS", min=1, max=29, help="Seconds between heartbeats (Gemini cancels after 30 s of silence).")] = 15.0,
+) -> int:
+    """Keep Gemini "Require Heartbeat" sessions alive (POST /v1/heartbeat) until SIGINT/SIGTERM; exit 1 once the 30 s window is missed."""
+    from cancelctl.transport import Deadline
+    from cancelctl.venues.gemini import Gemini
+
+    profiles = config_mod.select(config_mod.load(), list(profile or []))
+    for p in profiles:
+        if p.venue != "gemini":
+            raise UsageProblem(f"profile {p.name!r} is on {p.venue}, which has no heartbeat", hint=f"use: cancelctl deadman -p {p.name} --ttl SECONDS")
+    creds = {p.name: credentials.resolve(p.name, p.venue) for p in profiles}
+    from cancelctl.runner import SECRETS
+
+    for c in creds.values():
+        SECRETS.update(c.secrets())
+    stop = _stop_event()
+    last_ok = {p.name: time.monotonic() for p in profiles}
+    _say(f"heartbeat: every {interval:g} s for {', '.join(last_ok)}; Ctrl-C or SIGTERM stops")
+    while not stop.is_set():
+        for p in profiles:
+            client = Gemini(p, creds[p.name], state_dir=config_mod.state_dir(), deadline=Deadline(min(interval, 10.0)))
+            try:
+                client.heartbeat()
+                last_ok[p.name] = time.monotonic()
+            except CancelctlError as e:
+                _say(f"heartbeat failed for profile {p.name}: {e.one_line()}")
+            finally:
+                client.close()
+            silent = time.monotonic() - last_ok[p.name]
+            if silent > HEARTBEAT_WINDOW_S:
+                _say(f"profile {p.name}: no heartbeat for {silent:.0f} s: Gemini has cancelled that session's orders")
+                return ExitCode.FAILED
+        stop.wait(interval)
+    _say("heartbeat stopped; Gemini will cancel the session's orders after 30 s")
+    return ExitCode.OK
+
+
+def deadman(
+    ctx: typer.Context,
+    ttl: Annotated[float, typer.Option("--ttl", metavar="SECONDS", min=1, help="Fire when the check-in file is older than this.")],
+    file: Annotated[Optional[Path], typer.Option("--file", metavar="PATH", help="The check-in file the bot touches (default: STATE_DIR/deadman.alive).")] = None,
+    profile: ProfileOpt = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    timeout: TimeoutOpt = 10.0,
+    reason: ReasonOpt = None,
+) -> int:
+    """Client-side dead-man's switch: panic on the profiles when the bot stops touching the check-in file for longer than --ttl."""
+    from cancelctl.cli.panic import run_panic
+
+    opts = options(ctx, profile, json, quiet, False, timeout, True, reason)
+    profiles = config_mod.select(config_mod.load(), opts.profiles, every=True)
+    creds = {p.name: credentials.resolve(p.name, p.venue) for p in profiles}  # now, not when firing
+    path = file or config_mod.state_dir() / "deadman.alive"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    last = path.stat().st_mtime
+    stop = _stop_event()
+    _say(f"deadman armed for {', '.join(p.name for p in profiles)}: TTL {ttl:g} s; check in with: touch {path}")
+    poll = min(0.2, ttl / 10)
+    while not stop.wait(poll):
+        try:
+            last = path.stat().st_mtime
+        except FileNotFoundError:
+            pass  # a deleted file is no check-in: the last one seen still counts
+        silent = time.time() - last
+        if silent > ttl:
+            _say(f"deadman: no check-in for {silent:.1f} s (TTL {ttl:g} s): panic")
+            opts.reason = opts.reason or f"deadman: no check-in for {silent:.1f} s (TTL {ttl:g} s)"
+            sys.stderr.flush()
+            return run_panic(profiles, opts, creds)
+    _say("deadman disarmed")
+    return ExitCode.OK
