@@ -58,12 +58,50 @@ def gemini_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
     return steps
 
 
+def pacifica_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
+    """Pacifica: cancel one symbol, cancel by client order ID, batch with an unknown ID, agent wallet cancel all."""
+    from cancelctl.sim.pacifica import solana_keypair
+
+    p = sim.pacifica
+    main_key, main_pub = solana_keypair(secrets.token_bytes(32))
+    agent_key, agent_pub = solana_keypair(secrets.token_bytes(32))
+    cloid = "0f1e2d3c-4b5a-4697-8877-665544332211"
+    with sim.lock:
+        p.add_account(main_key)
+        p.bind_agent(main_pub, agent_pub)
+        btc = [p.add_order(main_pub, "BTC", price="61000"), p.add_order(main_pub, "BTC", side="ask", price="65000", reduce_only=True)]
+        eth = [p.add_order(main_pub, "ETH", price="2400"), p.add_order(main_pub, "ETH", side="ask", price="2600")]
+        p.add_order(main_pub, "ETH", side="ask", price="2200", reduce_only=True, stop=True)
+        p.add_order(main_pub, "SOL", price="140", client_order_id=cloid)
+        p.add_order(main_pub, "SOL", side="ask", price="160", reduce_only=True)
+    wallet = Profile("pacifica-demo", "pacifica", "mainnet", base_url_override=sim.url + "/api/v1")
+    agent = Profile("pacifica-agent", "pacifica", "mainnet", account=main_pub, base_url_override=sim.url + "/api/v1", agent_wallet=agent_pub)
+    creds = {
+        wallet.name: Credentials({"private_key": main_key}),
+        agent.name: Credentials({"private_key": agent_key}),
+    }
+    steps = []
+    say(f"pacifica: cancel pacifica --symbol BTC (orders {', '.join(map(str, btc))}, one reduce-only)")
+    steps.append(("pacifica --symbol BTC", 0, run([wallet], lambda c: c.cancel_all(symbols=["BTC"]), "cancel_all_orders", opts, creds)))
+    say(f"pacifica: cancel order --client-order-id {cloid} --symbol SOL")
+    steps.append(("pacifica client order id", 0, run([wallet], lambda c: c.cancel_orders([cloid], symbol="SOL", client_order_id=True), "cancel_order", opts, creds)))
+    say(f"pacifica: cancel order {eth[0]} and 404 --symbol ETH (one batch request; one real, one unknown)")
+    steps.append(("pacifica batch", 3, run([wallet], lambda c: c.cancel_orders([str(eth[0]), "404"], symbol="ETH"), "cancel_order", opts, creds)))
+    say("pacifica: agent wallet, cancel all (every symbol, reduce-only and stop orders included)")
+    steps.append(("pacifica agent cancel all", 0, run([agent], lambda c: c.cancel_all(), "cancel_all_orders", opts, creds)))
+    with sim.lock:
+        left = p.open_orders(main_pub)
+    steps.append(("pacifica book flat", 0, 0 if not left else 3))
+    return steps
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="cancelctl-demo-") as state, Simulator(lifetime=120) as sim:
         os.environ["CANCELCTL_STATE_DIR"] = state
         opts = Options(timeout=10.0)
         sys.stdout.write(f"cancelctl demo: venue simulator on {sim.url} (nothing leaves this machine)\n")
         steps = gemini_drill(sim, opts)
+        steps += pacifica_drill(sim, opts)
         say("drill summary")
         failed = [(name, want, got) for name, want, got in steps if want != got]
         for name, want, got in steps:

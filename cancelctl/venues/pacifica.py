@@ -1,0 +1,517 @@
+"""Pacifica: cancel all (all symbols or per symbol), cancel orders (batched), cancel stop orders, list orders.
+
+Protocol facts (``shared/spec/pacifica.md``; docs.pacifica.fi pages
+"Signing", "Cancel order", "Cancel all orders", "Cancel stop order", "Batch
+order", "Get open orders", "Error codes", "Rate limits"; the SDK's
+``common/utils.py``):
+
+* every cancel is a signed JSON POST (:mod:`cancelctl.signing.pacifica`);
+  there is no nonce, so requests need no lock and every retry re-signs with
+  a fresh timestamp;
+* ``/orders/cancel_all`` answers ``{"cancelled_count": N}``, possibly inside
+  the envelope ``{"success", "data", "error", "code"}`` (no order IDs);
+* ``/orders/cancel`` and ``/orders/stop/cancel`` answer ``{"success": true}``;
+* ``/orders/batch`` (at most 10 actions, ``cancel_order`` only) answers 200
+  ``{"success": true, "data": {"results": [{"success", "order_id",
+  "error"}, ...]}}``, one result per action, in order;
+* ``GET /orders?account=`` is unsigned and lists open orders, stop and
+  TP/SL orders included;
+* signature problems are 400 with a bare string ("Invalid signature",
+  "Invalid message", "Invalid public key", "Verification failed",
+  "Unauthorized" for an agent wallet not bound); business errors are 422
+  with a message and a numeric ``code``: decide by message, the numbering
+  has changed between revisions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from cancelctl.config import Profile
+from cancelctl.credentials import Credentials, set_command
+from cancelctl.errors import (
+    AuthError,
+    CancelctlError,
+    ConfigError,
+    NotSent,
+    OutcomeUnknown,
+    UsageProblem,
+    VenueRefused,
+)
+from cancelctl.results import ProfileResult
+from cancelctl.signing import PreparedRequest
+from cancelctl.signing import pacifica as signing
+from cancelctl.transport import Answer, Deadline, new_client, send, with_retries
+
+CANCEL = "/orders/cancel"
+CANCEL_ALL = "/orders/cancel_all"
+CANCEL_STOP = "/orders/stop/cancel"
+ORDERS = "/orders"
+SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
+UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+SECRET_KEY_BYTES = 64  # Solana secret key: 32-byte seed + 32-byte public key
+PUBLIC_KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Reason:
+    """How one Pacifica error message maps onto the contract (error class and fix)."""
+
+    error: type[CancelctlError]
+    hint: str | None = None
+    kind: str | None = None
+
+
+# docs.pacifica.fi "Error codes" / "Signing: Error Handling": message -> meaning
+# for cancelctl, matched case-insensitively on the start of the message (many
+# carry an address or an ID after it). {profile}, {fix} and {account} are
+# filled in. Messages not listed fall back to the HTTP status (see _interpret).
+REASONS: dict[str, Reason] = {
+    "invalid signature": Reason(AuthError, "the signature was not accepted: check the key: {fix}"),
+    "verification failed": Reason(AuthError, "the key does not sign for account {account}: check private_key, account and agent_wallet of profile {profile}: {fix}"),
+    "invalid public key": Reason(AuthError, "check account and agent_wallet in profile {profile}"),
+    "invalid message": Reason(AuthError, "the request was refused as expired: this machine's clock may be off (sync it with NTP; cancelctl doctor -p {profile} shows the skew)"),
+    "unauthorized": Reason(AuthError, "the agent wallet may not be bound to account {account}: bind it on Pacifica (API keys) or fix agent_wallet in profile {profile}"),
+    "signer not whitelisted": Reason(AuthError, "the account is not enabled on Pacifica yet (access code)"),
+    "account not found": Reason(ConfigError, "no Pacifica account {account}: check account in profile {profile} and the environment (mainnet/testnet)"),
+    "order not found": Reason(VenueRefused, kind="order_not_found"),
+}
+
+
+def validate_symbol(symbol: str) -> str:
+    """A Pacifica symbol as given (``BTC``, ``kBONK``); UsageProblem (exit 2) for anything else."""
+    if not isinstance(symbol, str) or not SYMBOL.fullmatch(symbol):
+        raise UsageProblem(f"not a Pacifica symbol: {str(symbol)[:40]!r} (letters, digits, '_' or '-', like BTC)")
+    return symbol
+
+
+def validate_order_ids(ids: list[str], *, symbol: str | None, client_order_id: bool) -> list[str]:
+    """Check the IDs before anything is sent: UsageProblem (exit 2) otherwise.
+
+    Pacifica cancels need ``--symbol``; IDs are positive 64-bit integers
+    (``order_id``) or, with ``client_order_id``, UUIDs.
+    """
+    if not symbol:
+        raise UsageProblem("Pacifica cancels need --symbol: the orders' symbol", hint="e.g. --symbol BTC")
+    validate_symbol(symbol)
+    if not ids:
+        raise UsageProblem("give at least one order ID")
+    if client_order_id:
+        bad = [i for i in ids if not UUID.fullmatch(i)]
+        if bad:
+            raise UsageProblem(f"not a client order ID (a UUID): {', '.join(map(repr, bad[:5]))}")
+    else:
+        bad = [i for i in ids if not ORDER_ID.fullmatch(i) or int(i) >= 2**63]
+        if bad:
+            hint = "for client order IDs add --client-order-id" if any(UUID.fullmatch(i) for i in bad) else None
+            raise UsageProblem(f"not a Pacifica order_id (a positive integer): {', '.join(map(repr, bad[:5]))}", hint=hint)
+    return ids
+
+
+def _b58decode(value: str) -> bytes | None:
+    import base58
+
+    try:
+        return base58.b58decode(value)
+    except ValueError:  # the message names the offending character: never pass it on
+        return None
+
+
+def _public_key_ok(value: str) -> bool:
+    raw = _b58decode(value) if isinstance(value, str) and value else None
+    return raw is not None and len(raw) == PUBLIC_KEY_BYTES
+
+
+def load_keypair(private_key_b58: str, profile: Profile):
+    """(``nacl.signing.SigningKey``, base58 public key) from a base58 Solana secret key.
+
+    The key is the 64-byte secret key (32-byte seed, then the 32-byte public
+    key) as Phantom and the Solana CLI export it. Raises ConfigError (exit
+    78) with one line that never contains the key or any part of it.
+    """
+    import base58
+    import nacl.signing
+
+    what = f"the private_key of profile {profile.name!r}"
+    fix = f"store the 64-byte secret key with: {set_command(profile.name)}"
+    text = (private_key_b58 or "").strip()
+    if text.startswith("["):
+        raise ConfigError(f"{what} looks like a Solana CLI JSON key file, not base58", hint=f"convert the 64 numbers to base58, then {fix}")
+    raw = _b58decode(text) if text else None
+    if raw is None:
+        raise ConfigError(f"{what} is not base58 text", hint=fix)
+    if len(raw) == PUBLIC_KEY_BYTES:
+        raise ConfigError(
+            f"{what} is 32 bytes: it looks like a seed or a public key (wallet address), not a secret key",
+            hint=f"the 64-byte secret key as exported by Phantom or the Solana CLI is needed; {fix}",
+        )
+    if len(raw) != SECRET_KEY_BYTES:
+        raise ConfigError(f"{what} is {len(raw)} bytes, not the 64 of a Solana secret key", hint=fix)
+    key = nacl.signing.SigningKey(raw[:32])
+    public = bytes(key.verify_key)
+    if public != raw[32:]:
+        raise ConfigError(f"{what} is damaged: its second half is not the public key of its first half", hint=fix)
+    return key, base58.b58encode(public).decode("ascii")
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, for the ``timestamp`` field."""
+    return time.time_ns() // 1_000_000
+
+
+def _parse(answer: Answer) -> object:
+    """The answer's JSON (object, list or string), the bare text, or None when empty."""
+    text = answer.body.strip()
+    if not text:
+        return None
+    if text[:1] in (b"{", b"[", b'"'):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return None
+    try:
+        return text.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _unwrap(body: object) -> object:
+    """``data`` of an envelope ``{"success", "data", "error", "code"}``; a bare body as it is."""
+    if isinstance(body, dict) and "success" in body and "data" in body:
+        return body["data"]
+    return body
+
+
+def _message(body: object) -> str | None:
+    if isinstance(body, str):
+        return body.strip()[:300] or None
+    if isinstance(body, dict):
+        for key in ("error", "message", "msg"):
+            if isinstance(body.get(key), str) and body[key].strip():
+                return body[key].strip()[:300]
+    return None
+
+
+class Pacifica:
+    """One Pacifica profile's client: signs with the Ed25519 key, sends, parses.
+
+    ``account`` is the profile's ``account`` or else the key's public key.
+    With ``agent_wallet`` set, the stored key is the agent's and
+    ``account`` (the main wallet) must be configured. ``dry_run=True``
+    builds and signs requests and keeps them, redacted, in ``prepared``.
+    """
+
+    venue = "pacifica"
+
+    def __init__(self, profile: Profile, creds: Credentials, *, deadline: Deadline, dry_run: bool = False) -> None:
+        self.profile = profile
+        self.deadline = deadline
+        self.dry_run = dry_run
+        self._key, self.public_key = load_keypair(creds["private_key"], profile)
+        self.agent_wallet = profile.agent_wallet or None
+        where = f"[profiles.{profile.name}]"
+        if profile.account and not _public_key_ok(profile.account):
+            raise ConfigError(f"account in profile {profile.name!r} is not a Solana public key (base58, 32 bytes)", hint=f"fix account in {where}")
+        if self.agent_wallet:
+            if not _public_key_ok(self.agent_wallet):
+                raise ConfigError(f"agent_wallet in profile {profile.name!r} is not a Solana public key (base58, 32 bytes)", hint=f"fix agent_wallet in {where}")
+            if self.public_key != self.agent_wallet:
+                raise ConfigError(
+                    f"the private_key of profile {profile.name!r} is not the agent wallet's key (agent_wallet = {self.agent_wallet})",
+                    hint=f"store the agent wallet's key with {set_command(profile.name)}, or fix agent_wallet in {where}",
+                )
+            if not profile.account:
+                raise ConfigError(
+                    f"profile {profile.name!r} uses an agent wallet but names no account",
+                    hint=f'add account = "<main wallet public key>" to {where}',
+                )
+        self.account = profile.account or self.public_key
+        self._client = None
+        self.prepared: list[dict] = []
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _prepare(self, path: str, op_type: str, payload: dict, timestamp_ms: int) -> PreparedRequest:
+        return signing.prepare(
+            base_url=self.profile.base_url,
+            path=path,
+            op_type=op_type,
+            payload=payload,
+            account=self.account,
+            agent_wallet=self.agent_wallet,
+            signing_key=self._key,
+            timestamp_ms=timestamp_ms,
+        )
+
+    def _prepare_batch(self, payloads: list[dict], timestamp_ms: int) -> PreparedRequest:
+        return signing.prepare_batch(
+            base_url=self.profile.base_url,
+            payloads=payloads,
+            account=self.account,
+            agent_wallet=self.agent_wallet,
+            signing_key=self._key,
+            timestamp_ms=timestamp_ms,
+        )
+
+    def _request(self, build: Callable[[int], PreparedRequest]) -> object:
+        """Build (sign) and send one request, retrying safely; the parsed success body.
+
+        ``build(timestamp_ms)`` is called again for every attempt, so each
+        retry carries a fresh timestamp and signature.
+        """
+        if self.dry_run:
+            self.prepared.append(build(now_ms()).redacted())
+            return None
+        if self._client is None:
+            self._client = new_client()
+
+        def attempt() -> object:
+            return self._interpret(send(self._client, build(now_ms()), self.deadline))
+
+        return with_retries(attempt, self.deadline)
+
+    def _post(self, path: str, op_type: str, payload: dict) -> object:
+        return self._request(lambda ts: self._prepare(path, op_type, payload, ts))
+
+    def _reason(self, message: str) -> Reason | None:
+        lowered = message.lower()
+        for prefix, entry in REASONS.items():
+            if lowered.startswith(prefix):
+                return entry
+        return None
+
+    def _error(self, message: str, *, status: int | None = None) -> CancelctlError:
+        """The contract's error for a Pacifica error message (HTTP status as the fallback)."""
+        entry = self._reason(message)
+        where = f" (HTTP {status})" if status else ""
+        if entry is None:
+            return VenueRefused(f"Pacifica: {message}{where}", venue_reason=message)
+        hint = None
+        if entry.hint:
+            hint = entry.hint.format(profile=self.profile.name, fix=set_command(self.profile.name), account=self.account)
+            if message.lower().startswith("unauthorized") and not self.agent_wallet:
+                hint = f"the key is not allowed to act for account {self.account}: check account in profile {self.profile.name} and the key: {set_command(self.profile.name)}"
+            if entry.error is AuthError and message.lower().startswith("verification failed") and not self.agent_wallet and self.account != self.public_key:
+                hint += f"; the key's public key is {self.public_key}, not the account (set agent_wallet if it is an agent's key)"
+        return entry.error(f"Pacifica: {message}{where}", venue_reason=message, hint=hint, kind=entry.kind)
+
+    def _interpret(self, answer: Answer) -> object:
+        """The success body, or the contract's error for Pacifica's answer."""
+        body = _parse(answer)
+        message = _message(body)
+        if 200 <= answer.status < 300:
+            if body is None or isinstance(body, str):
+                raise OutcomeUnknown(f"unreadable answer from Pacifica (HTTP {answer.status})")
+            if isinstance(body, dict) and body.get("success") is False:
+                raise self._error(message or "request failed", status=answer.status)
+            return body
+        if answer.status == 429:
+            raise NotSent(f"Pacifica rate limit (HTTP 429){': ' + message if message else ''}", retry_after=answer.retry_after(), venue_reason=message)
+        if answer.status == 503:
+            raise NotSent(f"Pacifica unavailable (HTTP 503){': ' + message if message else ''}", retry_after=answer.retry_after(), venue_reason=message)
+        if answer.status >= 500:
+            raise OutcomeUnknown(f"HTTP {answer.status} from Pacifica{': ' + message if message else ''}", venue_reason=message)
+        if message and self._reason(message) is not None:
+            raise self._error(message, status=answer.status)
+        if answer.status == 404 and not isinstance(body, dict):
+            raise ConfigError(
+                f"HTTP 404 from {self.profile.base_url}: not a Pacifica API",
+                hint=f"check base_url (it ends in /api/v1) and environment of profile {self.profile.name!r}",
+            )
+        if answer.status in (401, 403):
+            raise AuthError(f"HTTP {answer.status} from Pacifica{': ' + message if message else ''}", venue_reason=message, hint=f"check the key: {set_command(self.profile.name)}")
+        if message:
+            raise self._error(message, status=answer.status)
+        raise VenueRefused(f"HTTP {answer.status} from Pacifica")
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def _result(self, action: str) -> ProfileResult:
+        return ProfileResult(profile=self.profile.name, venue=self.venue, action=action, dry_run=self.dry_run)
+
+    # -- operations -------------------------------------------------------
+
+    def cancel_all(self, symbols: list[str] | None = None, exclude_reduce_only: bool = False) -> ProfileResult:
+        """``POST /orders/cancel_all``: all symbols in one request, or one request per symbol.
+
+        Pacifica answers with a count only, so the result carries
+        ``cancelled_count`` (the sum) and no IDs. ``exclude_reduce_only``
+        keeps reduce-only orders (protective exits). A credential or
+        configuration error stops the run; other failures are recorded and
+        the remaining symbols are still tried.
+        """
+        result = self._result("cancel_all_orders")
+        if symbols:
+            payloads = [{"symbol": validate_symbol(s), "all_symbols": False, "exclude_reduce_only": bool(exclude_reduce_only)} for s in symbols]
+        else:
+            payloads = [{"all_symbols": True, "exclude_reduce_only": bool(exclude_reduce_only)}]
+        for payload in payloads:
+            scope = f"symbol {payload['symbol']}: " if "symbol" in payload else ""
+            try:
+                body = self._post(CANCEL_ALL, "cancel_all_orders", payload)
+            except (NotSent, OutcomeUnknown, VenueRefused) as e:
+                if scope:
+                    e.message = scope + e.message
+                if result.error is None or isinstance(e, OutcomeUnknown):
+                    result.error = e
+                continue
+            except CancelctlError as e:  # credentials or configuration: the same for every symbol
+                result.error = e
+                break
+            if body is None:  # dry run
+                continue
+            data = _unwrap(body)
+            count = data.get("cancelled_count") if isinstance(data, dict) else None
+            if isinstance(count, int) and not isinstance(count, bool):
+                result.cancelled_count = (result.cancelled_count or 0) + count
+            elif isinstance(body, dict) and body.get("success") is True:
+                result.cancelled_count = result.cancelled_count or 0
+            else:
+                result.error = OutcomeUnknown(f"{scope}Pacifica's cancel_all answer came in an unexpected shape")
+        return result
+
+    def cancel_orders(self, order_ids: list[str], *, symbol: str | None = None, client_order_id: bool = False, stop: bool = False) -> ProfileResult:
+        """Cancel the given orders of ``symbol``; one row per ID: cancelled, rejected or unknown.
+
+        One ID goes to ``/orders/cancel`` (``/orders/stop/cancel`` with
+        ``stop``); two or more to ``/orders/batch``, 10 a request. A batch
+        carries only ``cancel_order`` actions (docs "Batch order"), so stop
+        orders are always cancelled one request each. A credential or
+        configuration error stops the run; the IDs not yet sent are rejected
+        "not sent".
+        """
+        result = self._result("cancel_stop_order" if stop else "cancel_order")
+        ids = [str(i) for i in order_ids]
+        try:
+            validate_order_ids(ids, symbol=symbol, client_order_id=client_order_id)
+        except UsageProblem as e:  # nothing is sent; the caller keeps a result (verification rounds)
+            result.error = e
+            for i in ids:
+                result.reject(i, f"not sent: {e.message}")
+            return result
+
+        def payload(i: str) -> dict:
+            return {"symbol": symbol, "client_order_id": i} if client_order_id else {"symbol": symbol, "order_id": int(i)}
+
+        if stop or len(ids) == 1:
+            path, op = (CANCEL_STOP, "cancel_stop_order") if stop else (CANCEL, "cancel_order")
+            for n, order_id in enumerate(ids):
+                try:
+                    body = self._post(path, op, payload(order_id))
+                except CancelctlError as e:
+                    if self._fail_rows(result, e, [order_id], ids[n + 1 :]):
+                        break
+                    continue
+                if body is not None:
+                    result.cancelled.append(order_id)
+            return result
+        for start in range(0, len(ids), signing.BATCH_LIMIT):
+            chunk = ids[start : start + signing.BATCH_LIMIT]
+            payloads = [payload(i) for i in chunk]
+            try:
+                body = self._request(lambda ts, p=payloads: self._prepare_batch(p, ts))
+            except CancelctlError as e:
+                if self._fail_rows(result, e, chunk, ids[start + len(chunk) :]):
+                    break
+                continue
+            if body is None:  # dry run
+                continue
+            self._batch_rows(result, chunk, body)
+        return result
+
+    @staticmethod
+    def _fail_rows(result: ProfileResult, e: CancelctlError, these: list[str], rest: list[str]) -> bool:
+        """Record a failed request for ``these`` IDs; True when the run must stop (``rest`` not sent)."""
+        if isinstance(e, OutcomeUnknown):
+            result.unknown.extend(these)
+            result.error = e
+            return False
+        if isinstance(e, NotSent):
+            for i in these:
+                result.reject(i, f"not sent: {e.message}")
+            result.error = e
+            return False
+        if type(e) is VenueRefused:  # these orders only (Order not found, ...)
+            for i in these:
+                result.reject(i, e.venue_reason or e.message)
+            return False
+        result.error = e  # credentials or configuration: the same for every ID
+        for i in these + rest:
+            result.reject(i, f"not sent: {e.message}")
+        return True
+
+    def _batch_rows(self, result: ProfileResult, chunk: list[str], body: object) -> None:
+        """One row per ID from a batch answer: ``data.results[i]`` belongs to ``chunk[i]``."""
+        data = _unwrap(body)
+        results = data.get("results") if isinstance(data, dict) else data
+        if not isinstance(results, list):
+            result.unknown.extend(chunk)
+            result.error = OutcomeUnknown("Pacifica's batch answer came in an unexpected shape")
+            return
+        for n, order_id in enumerate(chunk):
+            entry = results[n] if n < len(results) else None
+            if not isinstance(entry, dict) or not isinstance(entry.get("success"), bool):
+                result.unknown.append(order_id)
+                result.error = result.error or OutcomeUnknown("Pacifica's batch answer had no result for some orders")
+            elif entry["success"]:
+                result.cancelled.append(order_id)
+            else:
+                message = _message(entry) or "rejected by Pacifica"
+                error = self._error(message)
+                if isinstance(error, (AuthError, ConfigError)):
+                    result.error = error
+                result.reject(order_id, message)
+
+    def open_orders(self) -> list[dict]:
+        """``GET /orders?account=``: open orders, stop and TP/SL orders included.
+
+        Dicts with string ``order_id``, ``symbol``, ``side``, ``price``,
+        ``amount`` (what is left: initial - filled - cancelled),
+        ``client_order_id``, and booleans ``reduce_only`` and ``stop``
+        (``order_type`` other than limit/market). Unsigned, no body. Raises
+        the contract's errors; an unexpected shape is OutcomeUnknown.
+        """
+        from urllib.parse import urlencode
+
+        url = f"{self.profile.base_url}{ORDERS}?{urlencode({'account': self.account})}"
+        request = PreparedRequest(method="GET", url=url, headers={"Accept": "application/json"})
+        body = self._request(lambda ts: request)
+        if body is None:
+            return []
+        data = _unwrap(body)
+        if not isinstance(data, list):
+            raise OutcomeUnknown("Pacifica's order list came in an unexpected shape")
+        return [_normalise(o) for o in data if isinstance(o, dict) and o.get("order_id") is not None]
+
+
+def _remaining(o: dict) -> str | None:
+    initial = o.get("initial_amount", o.get("amount"))
+    try:
+        left = Decimal(str(initial)) - Decimal(str(o.get("filled_amount") or 0)) - Decimal(str(o.get("cancelled_amount") or 0))
+    except (InvalidOperation, ValueError):
+        return initial
+    return str(left)
+
+
+def _normalise(o: dict) -> dict:
+    order_type = str(o.get("order_type") or "")
+    stop = bool(o.get("stop")) or order_type.startswith(("stop", "take_profit"))
+    return {
+        "order_id": str(o.get("order_id")),
+        "symbol": o.get("symbol"),
+        "side": o.get("side"),
+        "price": o.get("price"),
+        "amount": _remaining(o),
+        "client_order_id": o.get("client_order_id"),
+        "reduce_only": bool(o.get("reduce_only")),
+        "stop": stop,
+        "order_type": order_type or None,
+    }
