@@ -95,6 +95,40 @@ def pacifica_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
     return steps
 
 
+def panic_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
+    """panic: a Gemini and a Pacifica account at once, verified flat; one order refuses the first cancel."""
+    from dataclasses import replace
+
+    from cancelctl.cli.panic import run_panic
+    from cancelctl.sim.pacifica import solana_keypair
+
+    g, p = sim.gemini, sim.pacifica
+    key, secret = "account-PANIC" + secrets.token_hex(8), secrets.token_hex(16)
+    pac_key, pac_pub = solana_keypair(secrets.token_bytes(32))
+    with sim.lock:
+        g.add_key(key, secret, account="panic-desk")
+        stubborn = g.add_order("panic-desk", "UI", symbol="btcusd", refuse=1)
+        for symbol in ("btcusd", "ethusd"):
+            g.add_order("panic-desk", key, symbol=symbol)
+        p.add_account(pac_key)
+        for symbol in ("BTC", "ETH", "SOL"):
+            p.add_order(pac_pub, symbol)
+        p.add_order(pac_pub, "BTC", reduce_only=True)
+    profiles = [
+        Profile("panic-gemini", "gemini", "production", base_url_override=sim.url),
+        Profile("panic-pacifica", "pacifica", "mainnet", base_url_override=sim.url + "/api/v1"),
+    ]
+    creds = {
+        "panic-gemini": Credentials({"api_key": key, "api_secret": secret}),
+        "panic-pacifica": Credentials({"private_key": pac_key}),
+    }
+    say(f"panic: both accounts at once, then verify; gemini order {stubborn} refuses the first cancel")
+    code = run_panic(profiles, replace(opts, verify=True), creds)
+    with sim.lock:
+        left = g.open_orders("panic-desk") + p.open_orders(pac_pub)
+    return [("panic verified flat", 0, code), ("panic book flat", 0, 0 if not left else 3)]
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="cancelctl-demo-") as state, Simulator(lifetime=120) as sim:
         os.environ["CANCELCTL_STATE_DIR"] = state
@@ -102,6 +136,7 @@ def main() -> int:
         sys.stdout.write(f"cancelctl demo: venue simulator on {sim.url} (nothing leaves this machine)\n")
         steps = gemini_drill(sim, opts)
         steps += pacifica_drill(sim, opts)
+        steps += panic_drill(sim, opts)
         say("drill summary")
         failed = [(name, want, got) for name, want, got in steps if want != got]
         for name, want, got in steps:

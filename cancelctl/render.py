@@ -56,7 +56,7 @@ def rows(result: ProfileResult) -> list[tuple[str, str, str]]:
     rows += [(i, "open", "still open after verification") for i in result.remaining or []]
     if result.dry_run and result.requests is not None:
         rows.append(("-", "dry-run", f"{len(result.requests)} request(s) signed, none sent"))
-    if result.cancelled_count and not result.cancelled:
+    if result.cancelled_count:
         rows.insert(0, ("-", "cancelled", f"{result.cancelled_count} order(s); the venue gives no IDs"))
     if result.error is not None and not (result.cancelled or result.rejected or result.unknown):
         rows.append(("-", result.status, result.error.one_line()))
