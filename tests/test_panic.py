@@ -41,7 +41,7 @@ def four(sim, env):
     p = sim.pacifica
     for i, name in enumerate(("p1", "p2")):
         private, pub = pacifica_key(10 + i)
-        p.add_account(pub)
+        assert p.add_account(private) == pub
         for symbol in ("BTC", "ETH", "SOL"):
             p.add_order(pub, symbol)
         p.add_order(pub, "BTC", reduce_only=True)

@@ -34,6 +34,7 @@ from cancelctl.nonce import NonceSequence
 from cancelctl.results import ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import gemini as signing
+from cancelctl.venues.base import VenueClient
 from cancelctl.transport import Answer, Deadline, new_client, send, with_retries
 
 CANCEL = "/v1/order/cancel"
@@ -87,7 +88,7 @@ class InvalidNonce(NotSent):
     kind = "invalid_nonce"
 
 
-class Gemini:
+class Gemini(VenueClient):
     """One Gemini profile's client: signs, sends one request at a time per key, parses.
 
     ``state_dir`` holds the shared nonce counter. ``dry_run=True`` builds
@@ -204,13 +205,6 @@ class Gemini:
         if answer.status in (401, 403):
             raise AuthError(f"HTTP {answer.status} from Gemini", hint=f"check the key: {set_command(self.profile.name)}")
         raise VenueRefused(f"HTTP {answer.status} from Gemini")
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-    def _result(self, action: str) -> ProfileResult:
-        return ProfileResult(profile=self.profile.name, venue=self.venue, action=action, dry_run=self.dry_run)
 
     # -- operations -------------------------------------------------------
 

@@ -46,6 +46,7 @@ from cancelctl.errors import (
 from cancelctl.results import ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import pacifica as signing
+from cancelctl.venues.base import VenueClient
 from cancelctl.transport import Answer, Deadline, new_client, send, with_retries
 
 CANCEL = "/orders/cancel"
@@ -198,7 +199,7 @@ def _message(body: object) -> str | None:
     return None
 
 
-class Pacifica:
+class Pacifica(VenueClient):
     """One Pacifica profile's client: signs with the Ed25519 key, sends, parses.
 
     ``account`` is the profile's ``account`` or else the key's public key.
@@ -329,13 +330,6 @@ class Pacifica:
         if message:
             raise self._error(message, status=answer.status)
         raise VenueRefused(f"HTTP {answer.status} from Pacifica")
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-    def _result(self, action: str) -> ProfileResult:
-        return ProfileResult(profile=self.profile.name, venue=self.venue, action=action, dry_run=self.dry_run)
 
     # -- operations -------------------------------------------------------
 

@@ -1,0 +1,121 @@
+"""Cold ``cancelctl panic`` over four profiles, next to the same over one profile alone.
+
+The simulator runs in-process with a 0.2 s delay on every request, so the
+time is dominated by round trips: if the profiles are handled concurrently,
+four cost about as much as one. Two Gemini and two Pacifica profiles, with
+credentials from environment variables; a few orders are seeded on every
+profile before each run, and each run must exit 0 (cancelled and verified).
+
+Prints the median wall time over N runs (default 7) of ``panic -q`` (all
+four profiles) and ``panic -q -p g1`` (one profile), and the ratio
+four / one. Target (issue 4): ratio <= 1.3.
+
+Usage: python benchmarks/panic.py [N]
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from cancelctl.credentials import env_var  # noqa: E402
+from cancelctl.sim.pacifica import solana_keypair  # noqa: E402
+from cancelctl.sim.server import Simulator  # noqa: E402
+
+DELAY = 0.2  # seconds the simulator sleeps before every request
+
+
+def run(cmd: list[str], env: dict, left: Callable[[], int]) -> float:
+    """ms wall of one cold process; exits unless it ends with 0 and ``left()`` is 0 after it."""
+    t0 = time.time()
+    proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+    wall = (time.time() - t0) * 1000
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[1:])} failed with {proc.returncode}: {proc.stderr.decode()[:300]}")
+    if left():
+        raise SystemExit(f"{' '.join(cmd[1:])} exited 0 but left {left()} orders open")
+    return wall
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+    exe = shutil.which("cancelctl") or sys.exit("install cancelctl first (pip install .)")
+    with tempfile.TemporaryDirectory() as tmp, Simulator(lifetime=1800) as sim:
+        assert sim.pacifica is not None, "the Pacifica simulator needs base58 and pynacl"
+        sim.fail("/", "delay", seconds=DELAY, times=-1)
+        secrets: dict[str, str] = {}
+        config = []
+        gemini_accounts, pacifica_accounts = [], []
+        for i, name in enumerate(("g1", "g2")):
+            key, secret, account = f"account-BENCHPANIC{i}", f"bench-panic-secret-{i}", f"bench-acct-{i}"
+            sim.gemini.add_key(key, secret, account=account)
+            gemini_accounts.append((account, key))
+            secrets[env_var(name, "api_key")] = key
+            secrets[env_var(name, "api_secret")] = secret
+            config.append(f'[profiles.{name}]\nvenue = "gemini"\nbase_url = "{sim.url}"\n')
+        for i, name in enumerate(("p1", "p2")):
+            private, public = solana_keypair(bytes([40 + i]) * 32)
+            assert sim.pacifica.add_account(private) == public
+            pacifica_accounts.append(public)
+            secrets[env_var(name, "private_key")] = private
+            config.append(f'[profiles.{name}]\nvenue = "pacifica"\nbase_url = "{sim.url}/api/v1"\n')
+        cfg = Path(tmp, "config")
+        cfg.mkdir()
+        (cfg / "config.toml").write_text("\n".join(config))
+        base = {k: v for k, v in os.environ.items() if not k.startswith("CANCELCTL_")}
+        env = dict(base, CANCELCTL_CONFIG_DIR=str(cfg), CANCELCTL_STATE_DIR=str(Path(tmp, "state")),
+                   PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring", NO_COLOR="1", **secrets)
+
+        def seed() -> None:
+            # Only books left empty are refilled, so every run finds the same 18 orders
+            # whichever profiles the previous run flattened.
+            with sim.lock:
+                for account, key in gemini_accounts:
+                    if sim.gemini.open_orders(account):
+                        continue
+                    for symbol in ("btcusd", "ethusd"):
+                        sim.gemini.add_order(account, key, symbol=symbol)
+                        sim.gemini.add_order(account, "UI", symbol=symbol)
+                for public in pacifica_accounts:
+                    if sim.pacifica.open_orders(public):
+                        continue
+                    for symbol in ("BTC", "ETH", "SOL"):
+                        sim.pacifica.add_order(public, symbol)
+
+        def open_all() -> int:
+            return len(sim.gemini.open_orders()) + len(sim.pacifica.open_orders())
+
+        def open_g1() -> int:
+            return len(sim.gemini.open_orders(gemini_accounts[0][0]))
+
+        cmds = {"four": ([exe, "panic", "-q"], open_all), "one": ([exe, "panic", "-q", "-p", "g1"], open_g1)}
+        rows: dict[str, list[float]] = {k: [] for k in cmds}
+        for _ in range(1):  # warm the OS page cache and .pyc files, not measured
+            for cmd, left in cmds.values():
+                seed()
+                run(cmd, env, left)
+        for _ in range(n):
+            for k, (cmd, left) in cmds.items():
+                seed()
+                rows[k].append(run(cmd, env, left))
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    print(f"panic, cold, median of {n} runs (simulator delays every request by {DELAY * 1000:.0f} ms)")
+    print(f"{'':10} {'wall ms':>10}")
+    print(f"{'four':10} {med['four']:10.1f}   (panic -q: g1 g2 gemini, p1 p2 pacifica)")
+    print(f"{'one':10} {med['one']:10.1f}   (panic -q -p g1)")
+    print(f"ratio      {med['four'] / med['one']:10.2f}")
+    print("target: ratio four/one <= 1.3")
+
+
+if __name__ == "__main__":
+    main()
