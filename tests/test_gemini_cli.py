@@ -207,7 +207,7 @@ def test_bare_404_is_not_order_not_found(sim, env):
     env.secret("main", "api_secret", GEMINI_SECRET)
     proc = env.run("cancel", "order", "5", "--json")
     doc = parse_json(proc)
-    assert proc.returncode == 78
+    assert proc.returncode == 78 and doc["results"][0]["error"]["kind"] == "config"
     assert "OrderNotFound" not in proc.stdout and "base_url" in proc.stderr
 
 

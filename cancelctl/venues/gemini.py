@@ -76,7 +76,7 @@ REASONS: dict[str, Reason] = {
 
 def validate_order_ids(ids: list[str]) -> list[str]:
     """Gemini order IDs are positive 64-bit integers; UsageProblem (exit 2) otherwise."""
-    bad = [i for i in ids if not ORDER_ID.match(i) or int(i) >= 2**63]
+    bad = [i for i in ids if not ORDER_ID.fullmatch(i) or int(i) >= 2**63]
     if bad:
         raise UsageProblem(f"not a Gemini order_id (a positive integer): {', '.join(map(repr, bad[:5]))}")
     if not ids:
