@@ -2,7 +2,7 @@
 
 Prints, for each, the median over N runs (default 9) of: time from process
 start until the simulator receives the cancel request, total wall time, and
-peak RSS; then the ratios cancelctl / bare. Targets (issue 6): both ratios
+peak RSS and CPU time; then the ratios cancelctl / bare. Targets (issue 6): both ratios
 <= 1.3, peak memory <= 40 MB. Credentials come from environment variables
 (the keyring adds its own look-up time; see docs/performance.md).
 
@@ -26,8 +26,8 @@ sys.path.insert(0, str(HERE.parent))
 from cancelctl.sim.server import Simulator  # noqa: E402
 
 
-def run(cmd: list[str], env: dict, sim: Simulator, marker_path: str = "/v1/order/cancel/all") -> tuple[float, float, float]:
-    """(ms to first request at the simulator, ms wall, peak RSS MB) of one cold process."""
+def run(cmd: list[str], env: dict, sim: Simulator, marker_path: str = "/v1/order/cancel/all") -> tuple[float, float, float, float]:
+    """(ms to first request at the simulator, ms wall, peak RSS MB, CPU ms user+system) of one cold process."""
     seen = len(sim.requests(marker_path))
     t0 = time.time()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -37,7 +37,7 @@ def run(cmd: list[str], env: dict, sim: Simulator, marker_path: str = "/v1/order
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[:3]} failed with {proc.returncode}: {proc.stderr.read().decode()[:300]}")
     first = sim.requests(marker_path)[seen]["time"]
-    return (first - t0) * 1000, wall, usage.ru_maxrss / 1024
+    return (first - t0) * 1000, wall, usage.ru_maxrss / 1024, (usage.ru_utime + usage.ru_stime) * 1000
 
 
 def main() -> None:
@@ -63,12 +63,14 @@ def main() -> None:
                 sim.gemini.add_order(session, "UI")
             rows["cancelctl"].append(run(tool_cmd, tool_env, sim))
             rows["bare"].append(run(bare_cmd, bare_env, sim))
-    med = {k: [statistics.median(x[i] for x in v) for i in range(3)] for k, v in rows.items()}
+    med = {k: [statistics.median(x[i] for x in v) for i in range(4)] for k, v in rows.items()}
     print(f"cold start, median of {n} runs (Gemini cancel all against the local simulator)")
-    print(f"{'':10} {'to request ms':>14} {'wall ms':>10} {'peak RSS MB':>12}")
-    for k, (first, wall, rss) in med.items():
-        print(f"{k:10} {first:14.1f} {wall:10.1f} {rss:12.1f}")
-    print(f"ratio      {med['cancelctl'][0] / med['bare'][0]:14.2f} {med['cancelctl'][1] / med['bare'][1]:10.2f}")
+    print(f"{'':10} {'to request ms':>14} {'wall ms':>10} {'peak RSS MB':>12} {'CPU ms':>8}")
+    for k, (first, wall, rss, cpu) in med.items():
+        print(f"{k:10} {first:14.1f} {wall:10.1f} {rss:12.1f} {cpu:8.1f}")
+    c, b = med["cancelctl"], med["bare"]
+    print(f"ratio      {c[0] / b[0]:14.2f} {c[1] / b[1]:10.2f} {'':12} {c[3] / b[3]:8.2f}")
+    print("CPU ms (user+system) is less sensitive than wall time to other load on the machine.")
     print("targets: ratios <= 1.3, cancelctl peak RSS <= 40 MB")
 
 

@@ -1,6 +1,6 @@
 """The audit log: one JSON line per run, appended to ``$CANCELCTL_STATE_DIR/audit.jsonl``.
 
-Mode 0600; appended under a file lock (filelock) so concurrent runs never
+Mode 0600; appended under a file lock (``cancelctl.locks``) so concurrent runs never
 interleave; written after the cancels were sent (never before the first
 one), also when the run fails or is interrupted. Fields: ``time`` (UTC ISO
 8601), ``user``, ``host``, ``command`` (argv, secrets scrubbed), ``reason``,
@@ -48,17 +48,22 @@ def record(report, *, reason: str | None, elapsed_ms: float, argv: list[str] | N
     }
     text = scrub(json.dumps(line, separators=(",", ":"))) + "\n"
     try:
-        import filelock
+        from cancelctl.locks import exclusive
 
         directory = state_dir()
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = directory / "audit.jsonl"
-        with filelock.FileLock(str(path) + ".lock", mode=0o600, timeout=5):
+        release = exclusive(str(path) + ".lock", 5.0)
+        if release is None:
+            raise TimeoutError("another cancelctl process held the audit log's lock for 5 s")
+        try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, text.encode("utf-8"))
             finally:
                 os.close(fd)
+        finally:
+            release()
     except Exception as e:  # noqa: BLE001 - the audit log must never change the run's outcome
         err(f"cancelctl: warning: could not write the audit log: {type(e).__name__}: {e}")
 

@@ -42,6 +42,13 @@ def _reason(argv: list[str]) -> str | None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run cancelctl with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    import gc
+
+    # Start-up allocates tens of thousands of long-lived objects (imports, the
+    # typer tree) and the default threshold (700) runs the cyclic collector
+    # dozens of times over them before the first cancel. Collecting every
+    # 50,000 allocations keeps long runs (heartbeat, deadman, sim) bounded.
+    gc.set_threshold(50_000)
     argv = list(sys.argv[1:] if argv is None else argv)
     from cancelctl.errors import CancelctlError, ExitCode, UsageProblem
 
@@ -49,10 +56,10 @@ def run(argv: list[str] | None = None) -> int:
     try:
         import typer
 
-        from cancelctl.cli import app
+        from cancelctl.cli import build
 
         try:
-            rv = app(args=argv, prog_name="cancelctl", standalone_mode=False)
+            rv = build(argv)(args=argv, prog_name="cancelctl", standalone_mode=False)
         except typer.TyperException as e:  # usage errors from argument parsing
             message = e.format_message() if hasattr(e, "format_message") else str(e)
             return _fail(UsageProblem(message, hint="see cancelctl --help"), argv)

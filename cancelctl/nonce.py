@@ -13,7 +13,7 @@ summarised in ``shared/spec/gemini.md``, "Nonces":
 One small state file per key under ``$CANCELCTL_STATE_DIR/nonces/``, named
 by a hash of the API key (never the key itself), holds the last nonce in
 milliseconds. :meth:`NonceSequence.turn` takes the key's file lock
-(filelock) and keeps it until the request's answer is in, so concurrent
+(``fcntl.flock``) and keeps it until the request's answer is in, so concurrent
 cancelctl processes on one key queue instead of racing.
 """
 
@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cancelctl.errors import NotSent
+from cancelctl.locks import exclusive
 
 
 def _format(ms: int, time_based: bool) -> str:
@@ -62,17 +63,13 @@ class NonceSequence:
         ``timeout`` (s) bounds the wait for another process's request on the
         same key; past it, NotSent (exit 75) because nothing was sent.
         """
-        import filelock
-
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        lock = filelock.FileLock(str(self.lock_path), mode=0o600)
-        try:
-            lock.acquire(timeout=max(timeout, 0.0))
-        except filelock.Timeout:
+        release = exclusive(self.lock_path, max(timeout, 0.0))
+        if release is None:
             raise NotSent(
                 "another cancelctl process kept this API key busy until the deadline",
                 hint="raise --timeout, or give each bot its own API key",
-            ) from None
+            )
         try:
 
             def take() -> str:
@@ -86,4 +83,5 @@ class NonceSequence:
 
             yield take
         finally:
-            lock.release()
+            release()
+

@@ -1,21 +1,38 @@
-"""The typer application: one module per command group."""
+"""The typer application: one module per command group, imported only when invoked.
+
+``build(argv)`` registers only the command that ``argv`` names, so
+``cancelctl cancel all`` never imports (or converts into click commands) the
+modules of ``keys``, ``doctor``, ``deadman`` and the rest before its first
+cancel is sent. With no command word (``--help``, shell completion, a typo)
+every command is registered, so help, completion and "No such command"
+suggestions see the whole tree. ``app`` is that whole tree.
+"""
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Annotated
 
 import typer
 
 from cancelctl import __version__
-from cancelctl.cli import cancel, keys, orders, panic, profiles, tools, watch
 
-app = typer.Typer(
-    name="cancelctl",
-    help="The panic button for crypto trading: cancel every resting order, verified.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+HELP = "The panic button for crypto trading: cancel every resting order, verified."
+
+#: command name -> (module, attribute). An attribute named ``app`` is a typer
+#: group (``cancel``, ``keys``...); anything else is a single command.
+#: The order here is the order of ``cancelctl --help``.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "panic": ("cancelctl.cli.panic", "panic"),
+    "cancel": ("cancelctl.cli.cancel", "app"),
+    "orders": ("cancelctl.cli.orders", "orders"),
+    "heartbeat": ("cancelctl.cli.watch", "heartbeat"),
+    "deadman": ("cancelctl.cli.watch", "deadman"),
+    "keys": ("cancelctl.cli.keys", "app"),
+    "profiles": ("cancelctl.cli.profiles", "app"),
+    "demo": ("cancelctl.cli.tools", "demo"),
+    "sim": ("cancelctl.cli.tools", "sim"),
+}
 
 
 def _version(value: bool) -> None:
@@ -24,7 +41,6 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def root(
     debug: Annotated[bool, typer.Option("--debug", envvar="CANCELCTL_DEBUG", help="Show tracebacks of internal errors.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
@@ -32,11 +48,31 @@ def root(
     """The panic button for crypto trading: cancel every resting order, verified."""
 
 
-app.command("panic")(panic.panic)
-app.add_typer(cancel.app, name="cancel")
-app.command("orders")(orders.orders)
-app.command("heartbeat")(watch.heartbeat)
-app.command("deadman")(watch.deadman)
-app.add_typer(keys.app, name="keys")
-app.add_typer(profiles.app, name="profiles")
-tools.register(app)
+def invoked(argv: list[str]) -> str | None:
+    """The command ``argv`` names, or None. Root options (``--debug``...) take no values."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build(argv: list[str] | None = None) -> typer.Typer:
+    """The typer app with the command ``argv`` names, or every command when it names none."""
+    app = typer.Typer(name="cancelctl", help=HELP, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+    app.callback()(root)
+    only = invoked(argv) if argv is not None else None
+    for name, (module, attribute) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        target = getattr(import_module(module), attribute)
+        if attribute == "app":
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+    return app
+
+
+def __getattr__(name: str):
+    if name == "app":
+        return build()
+    raise AttributeError(name)
