@@ -32,8 +32,11 @@ class Fault:
     "text" or "none"), ``delay`` (sleep ``seconds`` then handle normally),
     ``late`` (handle, then sleep ``seconds`` before answering), ``reset``
     (handle, then drop the connection mid-answer), ``truncated`` (handle,
-    then send half of the JSON). ``times``: how many requests it hits
-    (-1 for every one).
+    then send half of the JSON), ``trickle`` (handle, send the headers,
+    then the body one byte every ``seconds``, 0.2 s when not set: an answer
+    that never times out a per-read timeout). ``times``: how many requests
+    it hits (-1 for every one). ``key``: only requests signed by this Gemini
+    API key or for this Pacifica account (None: any).
     """
 
     path: str
@@ -44,6 +47,7 @@ class Fault:
     retry_after: float | None = None
     seconds: float = 0.0
     times: int = 1
+    key: str | None = None
 
 
 class Simulator:
@@ -108,10 +112,10 @@ class Simulator:
             self.faults.append(fault)
         return fault
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, path: str, key: str | None = None) -> Fault | None:
         with self.lock:
             for f in self.faults:
-                if path.startswith(f.path) and f.times != 0:
+                if path.startswith(f.path) and f.times != 0 and (f.key is None or f.key == key):
                     if f.times > 0:
                         f.times -= 1
                     return f
@@ -124,6 +128,29 @@ class Simulator:
     def state(self) -> dict:
         with self.lock:
             return {"gemini": self.gemini.state(), "pacifica": self.pacifica.state() if self.pacifica else None}
+
+
+def _identity(path: str, headers: dict[str, str], body: bytes) -> dict:
+    """What identifies a request in the log: Gemini ``key`` and ``nonce`` (text, as signed), Pacifica ``account`` and ``timestamp`` (ms).
+
+    Tests check from these that every retry was re-signed with a fresh nonce
+    or timestamp. Nothing is verified here; unparsable requests log nothing.
+    """
+    import base64
+
+    try:
+        if path.startswith("/v1/") and headers.get("x-gemini-payload"):
+            payload = json.loads(base64.b64decode(headers["x-gemini-payload"]))
+            return {"key": headers.get("x-gemini-apikey"), "nonce": str(payload.get("nonce"))}
+        if path.startswith("/api/v1/") and body:
+            data = json.loads(body)
+            if isinstance(data, dict) and isinstance(data.get("actions"), list) and data["actions"]:
+                data = data["actions"][0].get("data") or {}
+            if isinstance(data, dict):
+                return {"account": data.get("account"), "timestamp": data.get("timestamp")}
+    except (ValueError, TypeError, AttributeError):
+        pass
+    return {}
 
 
 def _handler(sim: Simulator):
@@ -160,10 +187,10 @@ def _handler(sim: Simulator):
             headers = {k.lower(): v for k, v in self.headers.items()}
             if path.startswith("/_sim/"):
                 return self._admin(method, path, body)
-            entry = {"method": method, "path": path, "time": time.time()}
+            entry = {"method": method, "path": path, "time": time.time(), **_identity(path, headers, body)}
             with sim.lock:
                 sim.log.append(entry)
-            fault = sim._take_fault(path)
+            fault = sim._take_fault(path, entry.get("key") or entry.get("account"))
             if fault and fault.kind == "status":
                 entry["fault"] = fault.kind
                 return self._fault_status(fault)
@@ -190,8 +217,25 @@ def _handler(sim: Simulator):
                 return
             if fault and fault.kind == "truncated":
                 return self._send(status, None, raw=data[: max(1, len(data) // 2)])
+            if fault and fault.kind == "trickle":
+                return self._trickle(status, data, fault.seconds or 0.2)
             ctype = "application/json" if not isinstance(answer, bytes) else "text/plain"
             self._send(status, None, raw=data, ctype=ctype)
+
+        def _trickle(self, status: int, data: bytes, interval: float) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.close_connection = True
+            try:
+                self.wfile.flush()
+                for i in range(len(data)):
+                    time.sleep(interval)
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+            except OSError:  # the client gave up: that is the point
+                pass
 
         def _fault_status(self, fault: Fault) -> None:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
