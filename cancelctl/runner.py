@@ -3,23 +3,35 @@
 Order of work, so that nothing delays the first cancel: resolve the
 profile's credentials, build its venue client, send; only when every
 profile is done is the output module (rich) imported and the report shown.
-Profiles run concurrently in threads; one profile's failure never stops
-another.
+Profiles run concurrently, each in a daemon thread; one profile's failure
+never stops another.
+
+The deadline is hard: the main thread waits for the profiles until
+``--timeout`` plus ``GRACE_S`` and no longer, whatever a profile is stuck
+in (an answer trickling in byte by byte, a blocked keyring or lock). A
+profile still running then, or when Ctrl-C arrives, is reported from what
+it had done so far (see :func:`unfinished`): nothing is lost, and no ID is
+reported as not sent unless its request can no longer go out. The daemon
+threads die with the process.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cancelctl import config as config_mod
 from cancelctl import credentials
 from cancelctl.config import Profile
-from cancelctl.errors import CancelctlError, ExitCode, OutcomeUnknown
+from cancelctl.errors import CancelctlError, ExitCode, NotSent, OutcomeUnknown
 from cancelctl.results import ProfileResult, Report
-from cancelctl.transport import Deadline
+from cancelctl.transport import Deadline, run_start
+
+GRACE_S = 0.25  # how long past the deadline the profiles' own timeouts get to report
 
 # Every secret resolved in this process, so output can be scrubbed of them
 # as a last line of defence (nothing is meant to print one in the first place).
@@ -51,6 +63,27 @@ def internal_error(e: BaseException, debug: bool) -> CancelctlError:
     )
 
 
+@dataclass
+class Progress:
+    """Where one profile's run is, for the runner to read from another thread.
+
+    ``stage``: ``credentials`` -> ``action`` -> ``verify`` -> ``done``;
+    ``client``: the venue client once it exists (its ``partial``, ``todo``
+    and ``in_flight`` tell what was done); ``deadline``: the profile's own
+    gate on the run's clock.
+    """
+
+    profile: Profile
+    deadline: Deadline
+    stage: str = "credentials"
+    client: object = None
+    result: ProfileResult | None = None
+
+
+def _action_name(action_name: str | dict[str, str], venue: str) -> str:
+    return action_name[venue] if isinstance(action_name, dict) else action_name
+
+
 def run_profile(
     profile: Profile,
     action: Callable[[object], ProfileResult],
@@ -59,30 +92,34 @@ def run_profile(
     deadline: Deadline,
     creds: credentials.Credentials | None = None,
     scope: Callable[[ProfileResult], Callable[[dict], bool]] | None = None,
+    progress: Progress | None = None,
 ) -> ProfileResult:
     """Resolve credentials (unless given), open the venue client, run ``action(client)``, verify; never raises.
 
     With ``opts.verify`` and a ``scope`` (result -> order predicate), the
     book is checked after the action (see :mod:`cancelctl.verify`) unless
     the action failed in a way that makes reading the book pointless
-    (credentials, configuration, venue unreachable).
+    (credentials, configuration, venue unreachable). ``progress``, when
+    given, is kept up to date for :func:`unfinished`.
     """
     from cancelctl.venues import open_client
 
-    if isinstance(action_name, dict):
-        action_name = action_name[profile.venue]
+    action_name = _action_name(action_name, profile.venue)
+    progress = progress or Progress(profile, deadline)
     client = None
     try:
         if creds is None:
-            creds = credentials.resolve(profile.name, profile.venue, timeout=max(0.5, deadline.remaining()))
+            creds = credentials.resolve(profile.name, profile.venue, timeout=max(0.1, deadline.remaining()))
         SECRETS.update(creds.secrets())
         client = open_client(profile, creds, state_dir=config_mod.state_dir(), deadline=deadline, dry_run=opts.dry_run)
+        progress.client, progress.stage = client, "action"
         result = action(client)
         if opts.dry_run:
             result.requests = client.prepared
         elif opts.verify and scope is not None and (result.error is None or isinstance(result.error, OutcomeUnknown)):
             from cancelctl.verify import verify
 
+            progress.stage = "verify"
             verify(client, result, scope(result))
     except CancelctlError as e:
         result = ProfileResult(profile=profile.name, venue=profile.venue, action=action_name, error=e, dry_run=opts.dry_run)
@@ -95,6 +132,58 @@ def run_profile(
     return result
 
 
+def unfinished(progress: Progress, action_name: str | dict[str, str], opts: Options, interrupted: bool) -> ProfileResult:
+    """The result of a profile the run stopped waiting for (deadline or Ctrl-C); call after closing its gate.
+
+    Rows already recorded are kept; IDs in flight are ``unknown`` when a
+    request had begun to go out, else "not sent"; IDs never sent are
+    rejected "not sent: ..." (the closed gate guarantees they never will
+    be). The profile's error is OutcomeUnknown (5) when something was sent,
+    else NotSent (75); during verification it is the ``verify_error`` (the
+    book could not be read: 5). Both have kind ``interrupted`` after Ctrl-C.
+    """
+    p = progress.profile
+    wrote = progress.deadline.wrote
+    client = progress.client
+    in_flight = list(getattr(client, "in_flight", ()))  # read before the rows: an ID moves from here to a row
+    partial = getattr(client, "partial", None)
+    if partial is not None:
+        r = replace(
+            partial,
+            cancelled=list(partial.cancelled),
+            rejected=[dict(x) for x in list(partial.rejected)],
+            unknown=list(partial.unknown),
+            remaining=None if partial.remaining is None else list(partial.remaining),
+        )
+    else:
+        r = ProfileResult(p.name, p.venue, _action_name(action_name, p.venue), dry_run=opts.dry_run)
+    kind = "interrupted" if interrupted else None
+    when = "interrupted" if interrupted else "stopped at the deadline"
+    if wrote:
+        for i in in_flight:
+            if i not in r.cancelled and i not in r.unknown:
+                r.rejected = [x for x in r.rejected if x["id"] != i]
+                r.unknown.append(i)
+    known = set(r.cancelled) | set(r.unknown) | {x["id"] for x in r.rejected}
+    for i in [*getattr(client, "todo", ()), *in_flight]:
+        if i not in known:
+            known.add(i)
+            r.reject(i, f"not sent: {when} before it was sent")
+    if progress.stage == "verify":
+        r.verify_error = OutcomeUnknown(f"{when}: the book was not read back before the deadline" if not interrupted else f"{when} while verifying", kind=kind)
+    elif wrote:
+        r.error = OutcomeUnknown(
+            f"{when}: no answer from {p.venue} before the deadline" if not interrupted else f"{when} before {p.venue} answered",
+            hint=f"see what is still open: cancelctl orders -p {p.name}",
+            kind=kind,
+        )
+    else:
+        where = "while reading credentials" if progress.stage == "credentials" else "before any request went out"
+        r.error = NotSent(f"{when} {where}; nothing was sent", hint=None if interrupted else "raise --timeout", kind=kind)
+    r.elapsed_ms = progress.deadline.elapsed_ms()
+    return r
+
+
 def run(
     profiles: list[Profile],
     action: Callable[[object], ProfileResult],
@@ -104,41 +193,39 @@ def run(
     scope: Callable[[ProfileResult], Callable[[dict], bool]] | None = None,
     audit: bool = True,
 ) -> int:
-    """Run ``action`` on every profile (concurrently when several), audit, render, return the exit code.
+    """Run ``action`` on every profile concurrently, audit, render, return the exit code.
 
     ``creds`` maps profile names to credentials already in hand (the demo,
     the dead-man's switch); otherwise each profile's are resolved from the
     environment or keyring. ``scope`` enables verification (see
-    :func:`run_profile`). Ctrl-C keeps what finished, marks the rest
-    unknown, still writes the audit line and exits 130.
+    :func:`run_profile`). The run ends by ``opts.timeout`` (s, counted from
+    the process's start when the process is young, see
+    :func:`cancelctl.transport.run_start`) plus ``GRACE_S``: a profile
+    still running then is reported as :func:`unfinished`. Ctrl-C does the
+    same at once, still writes the audit line and exits 130.
     """
-    deadline = Deadline(opts.timeout)
+    deadline = Deadline(opts.timeout, start=run_start())
     creds = creds or {}
-    results: list[ProfileResult | None] = [None] * len(profiles)
+    runs = [Progress(p, deadline.fork()) for p in profiles]
+
+    def work(progress: Progress) -> None:
+        p = progress.profile
+        progress.result = run_profile(p, action, action_name, opts, progress.deadline, creds.get(p.name), scope, progress)
+        progress.stage = "done"
+
     interrupted = None
-
-    def one(p: Profile) -> ProfileResult:
-        return run_profile(p, action, action_name, opts, deadline, creds.get(p.name), scope)
-
     try:
-        if len(profiles) == 1:
-            results[0] = one(profiles[0])
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            pool = ThreadPoolExecutor(max_workers=len(profiles))
-            futures = [pool.submit(one, p) for p in profiles]
-            try:
-                for i, f in enumerate(futures):
-                    results[i] = f.result()
-            finally:
-                pool.shutdown(wait=False, cancel_futures=True)
+        threads = [threading.Thread(target=work, args=(r,), name=f"profile-{r.profile.name}", daemon=True) for r in runs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(max(0.0, deadline.end + GRACE_S - time.monotonic()))
     except KeyboardInterrupt:
         interrupted = CancelctlError("interrupted; orders without an answer are of unknown fate", exit_code=ExitCode.INTERRUPTED, kind="interrupted")
-    final = [
-        r or ProfileResult(p.name, p.venue, action_name if isinstance(action_name, str) else action_name[p.venue], error=OutcomeUnknown("interrupted before the answer came", kind="interrupted"))
-        for p, r in zip(profiles, results)
-    ]
+    final = []
+    for r in runs:
+        r.deadline.close()  # from here on, nothing more of this profile goes out
+        final.append(r.result or unfinished(r, action_name, opts, interrupted is not None))
     report = Report(final, dry_run=opts.dry_run, error=interrupted)
     if audit:
         from cancelctl import audit as audit_mod

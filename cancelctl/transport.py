@@ -32,19 +32,82 @@ T = TypeVar("T")
 USER_AGENT = f"cancelctl/{__version__}"
 
 
-class Deadline:
-    """The run's overall deadline (``--timeout``, seconds), on the monotonic clock."""
+YOUNG_PROCESS_S = 1.0  # a process younger than this spent its life starting this run
 
-    def __init__(self, seconds: float) -> None:
+
+def run_start() -> float:
+    """When the run began, on the monotonic clock (seconds).
+
+    For a process younger than ``YOUNG_PROCESS_S`` that is the moment the
+    process started (Linux: ``/proc/self/stat``, 10 ms resolution), so the
+    interpreter's start-up counts against ``--timeout`` as the user's clock
+    sees it; otherwise (a dead-man's switch firing, a test calling
+    ``main.run`` in-process, no ``/proc``) it is now.
+    """
+    now = time.monotonic()
+    try:
+        import os
+
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return now
+    return now - age if 0.0 <= age < YOUNG_PROCESS_S else now
+
+
+class Stopped(Exception):
+    """Raised inside httpx when a request would start going out after :meth:`Deadline.close`."""
+
+
+class DeadlinePassed(NotSent):
+    """No time was left to send: says nothing about the venue, so a retry loop reports the failure before it."""
+
+
+class Deadline:
+    """The run's overall deadline (``--timeout``, seconds), on the monotonic clock, and its gate.
+
+    ``start`` defaults to now. :meth:`close` shuts the gate: no request
+    begins to go out afterwards (see :func:`send`), so a run that stops
+    waiting for a profile knows for sure whether that profile sent anything
+    (``wrote``). :meth:`fork` gives each profile its own gate on the same clock.
+    """
+
+    def __init__(self, seconds: float, *, start: float | None = None) -> None:
+        import threading
+
         self.seconds = seconds
-        self.start = time.monotonic()
+        self.start = time.monotonic() if start is None else start
         self.end = self.start + seconds
+        self.closed = False
+        self.wrote = False  # some request began to go out (its bytes may have reached the venue)
+        self._gate = threading.Lock()
+
+    def fork(self) -> "Deadline":
+        """A deadline with the same start and end and a gate of its own."""
+        return Deadline(self.seconds, start=self.start)
 
     def remaining(self) -> float:
+        """Seconds left (0.0 once passed or closed)."""
+        if self.closed:
+            return 0.0
         return max(0.0, self.end - time.monotonic())
 
     def elapsed_ms(self) -> float:
         return round((time.monotonic() - self.start) * 1000, 1)
+
+    def close(self) -> bool:
+        """Shut the gate; True when some request had already begun to go out."""
+        with self._gate:
+            self.closed = True
+            return self.wrote
+
+    def writing(self) -> None:
+        """Called as a request's first byte is about to go out; raises Stopped once closed."""
+        with self._gate:
+            if self.closed:
+                raise Stopped
+            self.wrote = True
 
 
 @dataclass
@@ -81,15 +144,29 @@ def new_client():
 
 
 def send(client, request: PreparedRequest, deadline: Deadline) -> Answer:
-    """Send ``request`` with the deadline's remaining time as every timeout.
+    """Send ``request`` with the deadline's remaining time (s) as every timeout.
 
+    Whether anything went out is decided by httpcore's ``trace`` events,
+    not by the exception's type: a failure before the request's first byte
+    (DNS, connect, a closed gate) is NotSent, one after it OutcomeUnknown.
     Raises NotSent, OutcomeUnknown or ConfigError (a URL httpx cannot use).
     """
     import httpx
 
+    if deadline.closed:
+        raise NotSent("the run was stopped before the request was sent")
     remaining = deadline.remaining()
     if remaining <= 0.0:
-        raise NotSent("the deadline passed before the request could be sent", hint="raise --timeout")
+        raise DeadlinePassed("the deadline passed before the request could be sent", hint="raise --timeout")
+    wrote = False
+
+    def trace(event: str, info: dict) -> None:
+        nonlocal wrote
+        if event == "http11.send_request_headers.started":
+            deadline.writing()  # Stopped when the run has stopped waiting: the request never goes out
+            wrote = True
+
+    host = _host(request.url)
     try:
         r = client.request(
             request.method,
@@ -97,17 +174,24 @@ def send(client, request: PreparedRequest, deadline: Deadline) -> Answer:
             headers=request.headers,
             content=request.content or None,
             timeout=httpx.Timeout(remaining),
+            extensions={"trace": trace},
         )
+    except Stopped:
+        raise NotSent("the run was stopped before the request was sent") from None
     except (httpx.ConnectError, httpx.ConnectTimeout) as e:
-        raise NotSent(f"cannot reach {_host(request.url)}: {_why(e)}") from None
+        raise NotSent(f"cannot reach {host}: {_why(e)}") from None
     except httpx.PoolTimeout:
-        raise NotSent(f"cannot reach {_host(request.url)}: no connection before the deadline") from None
+        raise NotSent(f"cannot reach {host}: no connection before the deadline") from None
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:
         raise ConfigError(f"unusable URL {request.url}: {_why(e)}", hint="check the profile's base_url") from None
     except httpx.TimeoutException:
-        raise OutcomeUnknown(f"no answer from {_host(request.url)} before the deadline") from None
+        if not wrote:
+            raise NotSent(f"cannot reach {host}: no connection before the deadline") from None
+        raise OutcomeUnknown(f"no answer from {host} before the deadline") from None
     except httpx.TransportError as e:
-        raise OutcomeUnknown(f"connection to {_host(request.url)} failed mid-request: {_why(e)}") from None
+        if not wrote:
+            raise NotSent(f"cannot reach {host}: {_why(e)}") from None
+        raise OutcomeUnknown(f"connection to {host} failed mid-request: {_why(e)}") from None
     return Answer(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)
 
 
@@ -130,12 +214,18 @@ def with_retries(attempt: Callable[[], T], deadline: Deadline) -> T:
     import tenacity
 
     maybe_processed: list[OutcomeUnknown] = []
+    not_sent: list[NotSent] = []  # what kept earlier attempts from going out (the reason to report)
 
     def tracked() -> T:
         try:
             return attempt()
         except OutcomeUnknown as e:
             maybe_processed.append(e)
+            raise
+        except DeadlinePassed:
+            raise
+        except NotSent as e:
+            not_sent.append(e)
             raise
 
     def wait(state: tenacity.RetryCallState) -> float:
@@ -159,6 +249,11 @@ def with_retries(attempt: Callable[[], T], deadline: Deadline) -> T:
     try:
         return retrying(tracked)
     except NotSent as e:
+        if isinstance(e, DeadlinePassed) and (maybe_processed or not_sent):
+            if not maybe_processed:
+                raise not_sent[-1] from None
+            last = maybe_processed[-1]
+            raise OutcomeUnknown(last.message, venue_reason=last.venue_reason) from None
         if maybe_processed:
             last = maybe_processed[-1]
             raise OutcomeUnknown(f"{last.message}; retries then failed: {e.message}", venue_reason=last.venue_reason) from None

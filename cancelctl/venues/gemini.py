@@ -241,35 +241,43 @@ class Gemini(VenueClient):
         Gemini's reason) or ``unknown``. A credential or configuration error
         stops the run; the IDs not yet sent are reported as rejected "not sent".
         """
-        result = self._result("cancel_order")
+        result = self._result("cancel_order", order_ids)
         for n, order_id in enumerate(order_ids):
-            try:
-                body = self._post(CANCEL, {"order_id": int(order_id)})
-            except OutcomeUnknown as e:
-                result.unknown.append(order_id)
-                result.error = e
-                continue
-            except NotSent as e:
-                result.reject(order_id, f"not sent: {e.message}")
-                result.error = e
-                continue
-            except VenueRefused as e:  # this order only (OrderNotFound, ...)
-                result.reject(order_id, e.venue_reason or e.message)
-                continue
-            except CancelctlError as e:  # credentials or configuration: the same for every ID
-                result.error = e
-                for rest in order_ids[n:]:
-                    result.reject(rest, f"not sent: {e.message}")
-                break
-            if body is None:
-                continue
-            if isinstance(body, dict) and body.get("is_cancelled") is True:
-                result.cancelled.append(str(body.get("order_id", order_id)))
-            elif isinstance(body, dict) and body.get("is_live") is False:
-                result.reject(order_id, f"order is closed, not cancelled ({body.get('reason') or 'filled'})")
-            else:
-                result.unknown.append(order_id)
+            with self.sending([order_id]):
+                if not self._cancel_one(result, order_id):
+                    for rest in order_ids[n + 1 :]:
+                        result.reject(rest, f"not sent: {result.error.message}")
+                    break
         return result
+
+    def _cancel_one(self, result: ProfileResult, order_id: str) -> bool:
+        """Cancel one order and record its row; False when the run must stop (credentials, configuration)."""
+        try:
+            body = self._post(CANCEL, {"order_id": int(order_id)})
+        except OutcomeUnknown as e:
+            result.unknown.append(order_id)
+            result.error = e
+            return True
+        except NotSent as e:
+            result.reject(order_id, f"not sent: {e.message}")
+            result.error = e
+            return True
+        except VenueRefused as e:  # this order only (OrderNotFound, ...)
+            result.reject(order_id, e.venue_reason or e.message)
+            return True
+        except CancelctlError as e:  # credentials or configuration: the same for every ID
+            result.error = e
+            result.reject(order_id, f"not sent: {e.message}")
+            return False
+        if body is None:
+            return True
+        if isinstance(body, dict) and body.get("is_cancelled") is True:
+            result.cancelled.append(str(body.get("order_id", order_id)))
+        elif isinstance(body, dict) and body.get("is_live") is False:
+            result.reject(order_id, f"order is closed, not cancelled ({body.get('reason') or 'filled'})")
+        else:
+            result.unknown.append(order_id)
+        return True
 
     def open_orders(self) -> list[dict]:
         """``POST /v1/orders``: the open orders as dicts with string ``order_id``, ``symbol``, ``side``, ``price``, ``amount``.

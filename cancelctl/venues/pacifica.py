@@ -382,8 +382,8 @@ class Pacifica(VenueClient):
         configuration error stops the run; the IDs not yet sent are rejected
         "not sent".
         """
-        result = self._result("cancel_stop_order" if stop else "cancel_order")
         ids = [str(i) for i in order_ids]
+        result = self._result("cancel_stop_order" if stop else "cancel_order", ids)
         try:
             validate_order_ids(ids, symbol=symbol, client_order_id=client_order_id)
         except UsageProblem as e:  # nothing is sent; the caller keeps a result (verification rounds)
@@ -398,27 +398,29 @@ class Pacifica(VenueClient):
         if stop or len(ids) == 1:
             path, op = (CANCEL_STOP, "cancel_stop_order") if stop else (CANCEL, "cancel_order")
             for n, order_id in enumerate(ids):
-                try:
-                    body = self._post(path, op, payload(order_id))
-                except CancelctlError as e:
-                    if self._fail_rows(result, e, [order_id], ids[n + 1 :]):
-                        break
-                    continue
-                if body is not None:
-                    result.cancelled.append(order_id)
+                with self.sending([order_id]):
+                    try:
+                        body = self._post(path, op, payload(order_id))
+                    except CancelctlError as e:
+                        if self._fail_rows(result, e, [order_id], ids[n + 1 :]):
+                            break
+                        continue
+                    if body is not None:
+                        result.cancelled.append(order_id)
             return result
         for start in range(0, len(ids), signing.BATCH_LIMIT):
             chunk = ids[start : start + signing.BATCH_LIMIT]
             payloads = [payload(i) for i in chunk]
-            try:
-                body = self._request(lambda ts, p=payloads: self._prepare_batch(p, ts))
-            except CancelctlError as e:
-                if self._fail_rows(result, e, chunk, ids[start + len(chunk) :]):
-                    break
-                continue
-            if body is None:  # dry run
-                continue
-            self._batch_rows(result, chunk, body)
+            with self.sending(chunk):
+                try:
+                    body = self._request(lambda ts, p=payloads: self._prepare_batch(p, ts))
+                except CancelctlError as e:
+                    if self._fail_rows(result, e, chunk, ids[start + len(chunk) :]):
+                        break
+                    continue
+                if body is None:  # dry run
+                    continue
+                self._batch_rows(result, chunk, body)
         return result
 
     @staticmethod
