@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profiles": ("cancelctl.cli.profiles", "app"),
     "demo": ("cancelctl.cli.tools", "demo"),
     "sim": ("cancelctl.cli.tools", "sim"),
+    "completion": ("cancelctl.cli.completion", "completion"),
 }
 
 

@@ -10,9 +10,30 @@ from cancelctl.runner import Options
 
 PANEL = "Common options"
 
+
+def complete_profile(incomplete: str) -> list[str]:
+    """Profile names starting with ``incomplete``, for shell completion of ``-p``.
+
+    Reads the config file alone (:func:`cancelctl.config.load`): no keyring,
+    no network. Never raises: a missing, unreadable or invalid config file
+    gives no candidates, because a traceback on TAB would land in the
+    user's shell line.
+    """
+    try:
+        from cancelctl import config
+
+        names = list(config.load().profiles)
+    except Exception:  # noqa: BLE001 - completion offers nothing rather than failing
+        return []
+    return [n for n in names if n.startswith(incomplete)]
+
+
 ProfileOpt = Annotated[
     Optional[list[str]],
-    typer.Option("-p", "--profile", metavar="NAME", help="Profile to act on (repeatable). Else $CANCELCTL_PROFILE, default_profile, or the only one.", rich_help_panel=PANEL),
+    typer.Option(
+        "-p", "--profile", metavar="NAME", autocompletion=complete_profile, rich_help_panel=PANEL,
+        help="Profile to act on (repeatable). Else $CANCELCTL_PROFILE, default_profile, or the only one.",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Exactly one JSON document on stdout, on every exit path.", rich_help_panel=PANEL)]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Nothing on stdout on success; failures on stderr.", rich_help_panel=PANEL)]

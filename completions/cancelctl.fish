@@ -1,0 +1,1 @@
+complete --command cancelctl --no-files --arguments "(env _CANCELCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) cancelctl)" --condition "env _CANCELCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) cancelctl"
