@@ -1,0 +1,152 @@
+"""The --json document of the real process, on each kind of exit path, against docs/schema/cancelctl-1.schema.json.
+
+If the output or the schema drifts, one of these fails: every document is
+validated in full (no extra fields allowed, IDs as strings, status and
+exit_code consistent, secrets redacted in --dry-run requests), and the
+schema is shown to reject documents that break those rules. The examples
+in docs/json.md are validated too, so the page cannot drift either.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from cancelctl.sim.pacifica import solana_keypair
+from conftest import GEMINI_KEY, parse_json
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads((ROOT / "docs" / "schema" / "cancelctl-1.schema.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+PAC_PRIVATE, PAC = solana_keypair(bytes(range(101, 133)))
+
+
+def valid(proc, code: int) -> dict:
+    """The process's one stdout document, checked against the schema and the exit status."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    doc = parse_json(proc)
+    errors = sorted(VALIDATOR.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+    assert doc["exit_code"] == code
+    return doc
+
+
+@pytest.fixture
+def both(sim, env):
+    """Gemini profile ``main`` (default) and Pacifica profile ``pac`` on the simulator."""
+    sim.gemini.add_key(GEMINI_KEY, "json-schema-secret-0123456789")
+    assert sim.pacifica.add_account(PAC_PRIVATE) == PAC
+    env.write_config(
+        {"main": {"venue": "gemini", "base_url": sim.url}, "pac": {"venue": "pacifica", "base_url": sim.url + "/api/v1"}},
+        default="main",
+    )
+    env.secret("main", "api_key", GEMINI_KEY)
+    env.secret("main", "api_secret", "json-schema-secret-0123456789")
+    env.secret("pac", "private_key", PAC_PRIVATE)
+    return sim
+
+
+def test_schema_is_valid_draft_2020_12():
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_cancelled(both, env):
+    ids = [both.gemini.add_order("primary", "UI") for _ in range(2)]
+    doc = valid(env.run("cancel", "all", "--json"), 0)
+    assert doc["ok"] is True and sorted(doc["results"][0]["cancelled"]) == sorted(map(str, ids))
+
+
+def test_rejected_and_partial(both, env):
+    a = both.gemini.add_order("primary", GEMINI_KEY)
+    doc = valid(env.run("cancel", "order", "999", "--json"), 1)
+    assert doc["results"][0]["rejected"] == [{"id": "999", "reason": "OrderNotFound"}]
+    doc = valid(env.run("cancel", "order", str(a), "998", "--json"), 3)
+    assert doc["results"][0]["status"] == "partial" and doc["results"][0]["cancelled"] == [str(a)]
+
+
+def test_unknown_outcome(both, env):
+    both.fail("/v1/", "reset", times=-1)
+    doc = valid(env.run("cancel", "order", "5", "6", "--json", "--timeout", "1"), 5)
+    r = doc["results"][0]
+    assert r["status"] == "unknown" and set(r["unknown"]) | {x["id"] for x in r["rejected"]} == {"5", "6"}
+    doc = valid(env.run("cancel", "all", "--json", "--timeout", "1"), 5)
+    assert doc["results"][0]["error"]["kind"] == "unknown"
+
+
+def test_panic_verified_flat_and_not_flat(both, env):
+    both.gemini.add_order("primary", "UI")
+    both.pacifica.add_order(PAC, "BTC")
+    both.pacifica.add_order(PAC, "ETH", stop=True, reduce_only=True)
+    doc = valid(env.run("panic", "--json"), 0)
+    assert [r["remaining"] for r in doc["results"]] == [[], []]
+    stubborn = both.gemini.add_order("primary", "UI", refuse=100)
+    doc = valid(env.run("panic", "--json", "--timeout", "3"), 3)
+    assert {r["profile"]: r["remaining"] for r in doc["results"]} == {"main": [str(stubborn)], "pac": []}
+
+
+def test_error_only_documents(both, env):
+    doc = valid(env.run("cancel", "all", "-p", "nope", "--json"), 78)
+    assert doc["results"] == [] and doc["error"]["kind"] == "config"
+    doc = valid(env.run("cancel", "all", "--json", "--bogus"), 2)
+    assert doc["results"] == [] and doc["error"]["kind"] == "usage"
+    env.vars.pop("CANCELCTL_MAIN_API_SECRET")  # no secret: 78 from the profile itself
+    doc = valid(env.run("cancel", "all", "--json"), 78)
+    assert doc["results"][0]["error"]["kind"] == "config" and doc["results"][0]["status"] == "failed"
+
+
+def test_dry_run_documents(both, env):
+    doc = valid(env.run("cancel", "all", "--dry-run", "--json", "-p", "main", "-p", "pac"), 0)
+    assert doc["dry_run"] is True and [r["status"] for r in doc["results"]] == ["skipped", "skipped"]
+    doc = valid(env.run("cancel", "order", "11", "12", "--symbol", "BTC", "--dry-run", "--json", "-p", "pac"), 0)
+    (batch,) = doc["results"][0]["requests"]
+    assert [a["data"]["signature"] for a in batch["body"]["actions"]] == ["<redacted>", "<redacted>"]
+    assert both.requests() == []
+
+
+def test_orders_listing(both, env):
+    both.gemini.add_order("primary", GEMINI_KEY)
+    both.pacifica.add_order(PAC, "ETH", stop=True, reduce_only=True)
+    doc = valid(env.run("orders", "--json", "-p", "main", "-p", "pac"), 0)
+    gem, pac = doc["results"]
+    assert gem["action"] == pac["action"] == "list_orders"
+    assert len(gem["orders"]) == 1 and pac["orders"][0]["stop"] is True and pac["orders"][0]["reduce_only"] is True
+
+
+def test_schema_rejects_drifted_documents(both, env):
+    """The schema has teeth: each mutation of a real document is refused."""
+    both.gemini.add_order("primary", "UI")
+    good = valid(env.run("cancel", "all", "--json"), 0)
+    dry = valid(env.run("cancel", "all", "--dry-run", "--json", "-p", "pac"), 0)
+    mutations = {
+        "integer order ID": lambda d: d["results"][0]["cancelled"].__setitem__(0, int(d["results"][0]["cancelled"][0])),
+        "unknown top-level field": lambda d: d.__setitem__("extra", 1),
+        "unknown result field": lambda d: d["results"][0].__setitem__("note", "x"),
+        "ok disagrees with exit_code": lambda d: d.__setitem__("exit_code", 3),
+        "status disagrees with exit_code": lambda d: d["results"][0].__setitem__("status", "partial"),
+        "wrong schema name": lambda d: d.__setitem__("schema", "cancelctl/2"),
+        "missing remaining": lambda d: d["results"][0].pop("remaining"),
+        "no results and no error": lambda d: d.__setitem__("results", []),
+    }
+    for name, mutate in mutations.items():
+        d = copy.deepcopy(good)
+        mutate(d)
+        assert not VALIDATOR.is_valid(d), f"the schema accepted: {name}"
+    leaked = copy.deepcopy(dry)
+    leaked["results"][0]["requests"][0]["body"]["signature"] = "5" * 88
+    assert not VALIDATOR.is_valid(leaked), "the schema accepted an unredacted signature"
+
+
+def test_examples_in_docs_json_md_are_valid():
+    text = (ROOT / "docs" / "json.md").read_text()
+    blocks = re.findall(r"```json\n(.*?)```", text, re.S)
+    docs = [json.loads(b) for b in blocks if '"schema": "cancelctl/1"' in b]
+    assert len(docs) >= 4
+    for doc in docs:
+        errors = [e.message for e in VALIDATOR.iter_errors(doc)]
+        assert not errors, errors
