@@ -110,7 +110,7 @@ def config_path() -> Path:
 
 
 def validate_profile_name(name: str) -> str:
-    if not PROFILE_NAME.match(name or ""):
+    if not PROFILE_NAME.fullmatch(name or ""):
         raise UsageProblem(
             f"invalid profile name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
@@ -119,12 +119,12 @@ def validate_profile_name(name: str) -> str:
 
 def parse_profile(name: str, table: object, where: str) -> Profile:
     """Build a :class:`Profile` from one ``[profiles.NAME]`` table; ConfigError if invalid."""
-    if not PROFILE_NAME.match(name):
+    if not PROFILE_NAME.fullmatch(name):
         raise ConfigError(f"{where}: invalid profile name {name!r}")
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: [profiles.{name}] must be a table")
     venue = table.get("venue")
-    if venue not in VENUES:
+    if not isinstance(venue, str) or venue not in VENUES:
         raise ConfigError(f"{where}: profile {name!r}: venue must be one of {', '.join(VENUES)}, not {venue!r}")
     unknown = set(table) - KNOWN_KEYS[venue]
     if unknown:

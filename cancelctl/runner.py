@@ -17,6 +17,7 @@ threads die with the process.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from cancelctl import config as config_mod
 from cancelctl import credentials
 from cancelctl.config import Profile
-from cancelctl.errors import CancelctlError, ExitCode, NotSent, OutcomeUnknown
+from cancelctl.errors import CancelctlError, ExitCode, NotSent, OutcomeUnknown, UsageProblem
 from cancelctl.results import ProfileResult, Report
 from cancelctl.transport import Deadline, run_start
 
@@ -204,6 +205,8 @@ def run(
     still running then is reported as :func:`unfinished`. Ctrl-C does the
     same at once, still writes the audit line and exits 130.
     """
+    if not math.isfinite(opts.timeout):  # click's FloatRange lets "nan" through
+        raise UsageProblem(f"--timeout must be a number of seconds, not {opts.timeout}", hint="e.g. --timeout 10")
     deadline = Deadline(opts.timeout, start=run_start())
     creds = creds or {}
     runs = [Progress(p, deadline.fork()) for p in profiles]
