@@ -110,6 +110,12 @@ def test_bash_completes_profile_names_from_the_config_file(env):
     assert replies(bash_complete(env, ["cancelctl", "cancel", "all", "-p", "main", "-p", "pa"])) == ["pac"]
 
 
+@pytest.mark.parametrize("command", [["keys", "set"], ["keys", "delete"], ["profiles", "remove"]])
+def test_bash_completes_the_profile_argument(env, command):
+    env.write_config(PROFILES)
+    assert sorted(replies(bash_complete(env, ["cancelctl", *command, ""]))) == sorted(PROFILES)
+
+
 def test_profile_completion_needs_no_keyring(env):
     """The keyring backend that fails every call, and a keyring module that cannot even be found."""
     env.write_config(PROFILES)

@@ -9,6 +9,7 @@ import typer
 
 from cancelctl import config as config_mod
 from cancelctl import credentials
+from cancelctl.cli.common import complete_profile
 from cancelctl.errors import ConfigError, UsageProblem
 
 app = typer.Typer(help="Store, list and delete secrets in the OS keyring (never on the command line).", no_args_is_help=True)
@@ -39,7 +40,7 @@ def _read_values(venue: str) -> dict[str, str]:
 
 
 @app.command("set")
-def keys_set(name: Annotated[str, typer.Argument(metavar="PROFILE")]) -> int:
+def keys_set(name: Annotated[str, typer.Argument(metavar="PROFILE", autocompletion=complete_profile)]) -> int:
     """Store PROFILE's secrets: prompts with hidden input on a terminal; from a pipe, one line per field (gemini: api_key, api_secret; pacifica: private_key)."""
     profile = _profile(name)
     values = _read_values(profile.venue)
@@ -69,7 +70,7 @@ def keys_list() -> int:
 
 
 @app.command("delete")
-def keys_delete(name: Annotated[str, typer.Argument(metavar="PROFILE")]) -> int:
+def keys_delete(name: Annotated[str, typer.Argument(metavar="PROFILE", autocompletion=complete_profile)]) -> int:
     """Delete PROFILE's keyring entry."""
     config_mod.validate_profile_name(name)
     if not credentials.delete(name):

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from cancelctl import config as config_mod
+from cancelctl.cli.common import complete_profile
 from cancelctl.errors import ConfigError, UsageProblem
 
 app = typer.Typer(help="Manage profiles in the config file.", no_args_is_help=True)
@@ -57,7 +58,7 @@ def profiles_add(
 
 
 @app.command("remove")
-def profiles_remove(name: Annotated[str, typer.Argument(metavar="NAME")]) -> int:
+def profiles_remove(name: Annotated[str, typer.Argument(metavar="NAME", autocompletion=complete_profile)]) -> int:
     """Remove profile NAME from the config file (its keyring entry stays: `cancelctl keys delete NAME`)."""
     config = config_mod.load()
     if name not in config.profiles:
