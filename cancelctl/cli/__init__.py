@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "deadman": ("cancelctl.cli.watch", "deadman"),
     "keys": ("cancelctl.cli.keys", "app"),
     "profiles": ("cancelctl.cli.profiles", "app"),
+    "doctor": ("cancelctl.cli.doctor", "doctor"),
     "demo": ("cancelctl.cli.tools", "demo"),
     "sim": ("cancelctl.cli.tools", "sim"),
     "completion": ("cancelctl.cli.completion", "completion"),

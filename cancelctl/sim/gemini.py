@@ -23,6 +23,7 @@ import hmac
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -95,6 +96,7 @@ class GeminiSim:
     keys: dict = field(default_factory=dict)
     orders: dict = field(default_factory=dict)
     heartbeat_timeout: float = 30.0
+    clock: Callable[[], float] = time.time  # the server's time, s (the time-based nonce window)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(330429000))
 
     def add_key(self, api_key: str, secret: str, **kw) -> SimKey:
@@ -155,7 +157,7 @@ class GeminiSim:
                 raise InvalidOperation
         except InvalidOperation:
             return error(400, "InvalidNonce", "Nonce is not a number")
-        if key.time_based and abs(nonce - Decimal(repr(time.time()))) > 30:
+        if key.time_based and abs(nonce - Decimal(repr(self.clock()))) > 30:
             return error(400, "InvalidNonce", f"Nonce '{nonce}' is not within 30 seconds of server time")
         if key.last_nonce is not None and nonce <= key.last_nonce:
             return error(400, "InvalidNonce", f"Nonce '{nonce}' has not increased since your last call to the Gemini API.")

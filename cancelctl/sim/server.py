@@ -10,6 +10,13 @@ status with a Gemini/HTML/bare-string body, a delay before or after the
 request is processed, a connection reset mid-answer, truncated JSON. For a
 standalone server the same is reachable over HTTP: ``POST /_sim/fault``
 with the fault as JSON, ``GET /_sim/state``.
+
+``clock_offset`` (seconds, default 0; ``POST /_sim/clock`` with
+``{"offset": s}``) moves the simulated venues' clock: the ``Date``
+header of every answer, Pacifica's expiry check and Gemini's
+time-based nonce window. The public endpoints ``GET /v1/symbols``
+(Gemini) and ``GET /api/v1/info`` (Pacifica) answer without a key. The
+request log keeps each request's header names (never values).
 """
 
 from __future__ import annotations
@@ -66,6 +73,10 @@ class Simulator:
         self.faults: list[Fault] = []
         self.log: list[dict] = []
         self.lifetime = lifetime
+        self.clock_offset = 0.0  # seconds the venues' clock is ahead of this machine's (see clock())
+        self.gemini.clock = self.clock
+        if self.pacifica is not None:
+            self.pacifica.clock = self.clock
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -105,6 +116,10 @@ class Simulator:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def clock(self) -> float:
+        """The simulated venues' time, seconds since the epoch: this machine's plus ``clock_offset``."""
+        return time.time() + self.clock_offset
 
     def fail(self, path: str, kind: str = "status", **kw) -> Fault:
         fault = Fault(path=path, kind=kind, **kw)
@@ -153,13 +168,30 @@ def _identity(path: str, headers: dict[str, str], body: bytes) -> dict:
     return {}
 
 
+# Public endpoints (no key, GET): Gemini "Symbols" and Pacifica "Get market info"; trimmed answers.
+PUBLIC: dict[str, object] = {
+    "/v1/symbols": ["btcusd", "ethusd", "solusd"],
+    "/api/v1/info": {
+        "success": True,
+        "data": [{"symbol": s, "tick_size": "0.01", "lot_size": "0.001", "max_leverage": 20} for s in ("BTC", "ETH", "SOL")],
+        "error": None,
+        "code": None,
+    },
+}
+
+
 def _handler(sim: Simulator):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "cancelctl-sim"
+        disable_nagle_algorithm = True  # headers and body go out in two writes: without this, keep-alive answers wait 40 ms for a delayed ACK
 
         def log_message(self, format, *args):  # noqa: A002 - quiet
             pass
+
+        def date_time_string(self, timestamp=None):
+            """The ``Date`` header, on the simulated venues' clock (``sim.clock_offset``)."""
+            return super().date_time_string(sim.clock() if timestamp is None else timestamp)
 
         def _send(self, status: int, body: object, *, raw: bytes | None = None, ctype: str = "application/json", headers: dict | None = None) -> None:
             data = raw if raw is not None else json.dumps(body).encode()
@@ -190,6 +222,7 @@ def _handler(sim: Simulator):
             entry = {"method": method, "path": path, "time": time.time(), **_identity(path, headers, body)}
             with sim.lock:
                 sim.log.append(entry)
+                entry["headers"] = sorted(headers)  # names only: tests check what was (not) signed
             fault = sim._take_fault(path, entry.get("key") or entry.get("account"))
             if fault and fault.kind == "status":
                 entry["fault"] = fault.kind
@@ -197,7 +230,9 @@ def _handler(sim: Simulator):
             if fault and fault.kind == "delay":
                 time.sleep(fault.seconds)
             with sim.lock:
-                if path.startswith("/api/v1/") and sim.pacifica is not None:
+                if method == "GET" and path in PUBLIC:
+                    status, answer = 200, PUBLIC[path]
+                elif path.startswith("/api/v1/") and sim.pacifica is not None:
                     status, answer = sim.pacifica.handle(method, path, query, headers, body)
                 elif path.startswith("/v1/") and method == "POST":
                     status, answer = sim.gemini.handle(path, headers)
@@ -257,6 +292,12 @@ def _handler(sim: Simulator):
                 except (TypeError, ValueError) as e:
                     return self._send(400, {"error": str(e)})
                 return self._send(200, asdict(fault))
+            if path == "/_sim/clock" and method == "POST":
+                try:
+                    sim.clock_offset = float(json.loads(body or b"{}")["offset"])
+                except (KeyError, TypeError, ValueError):
+                    return self._send(400, {"error": "want {\"offset\": seconds}"})
+                return self._send(200, {"offset": sim.clock_offset})
             return self._send(404, {"error": "unknown admin path"})
 
     return Handler

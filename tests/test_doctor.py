@@ -1,0 +1,357 @@
+"""``cancelctl doctor``: the real process against the real simulator.
+
+Every run goes through ``env.run`` (collected for tests/test_zz_secrets.py)
+and every secret is registered with ``env.secret`` or SECRETS_USED.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cancelctl.sim.pacifica import solana_keypair
+from conftest import GEMINI_KEY, GEMINI_SECRET, SECRETS_USED, collect
+
+MAIN_PRIVATE, MAIN = solana_keypair(bytes(range(101, 133)))
+AGENT_PRIVATE, AGENT = solana_keypair(bytes(range(133, 165)))
+PER_PROFILE = ["profile", "secrets", "key", "reach", "clock"]
+PUBLIC = {("GET", "/v1/symbols"), ("GET", "/api/v1/info")}
+
+
+def rows(proc) -> list[list[str]]:
+    """The TSV rows: check, profile, status, detail."""
+    out = [line.split("\t") for line in proc.stdout.splitlines()]
+    assert all(len(r) == 4 for r in out), proc.stdout
+    return out
+
+
+def row(proc, check: str, profile: str = "-") -> list[str]:
+    found = [r for r in rows(proc) if r[0] == check and r[1] == profile]
+    assert len(found) == 1, proc.stdout
+    return found[0]
+
+
+def doc(proc) -> dict:
+    d = json.loads(proc.stdout)
+    assert d["schema"] == "cancelctl-doctor/1" and d["exit_code"] == proc.returncode and d["ok"] == (proc.returncode == 0)
+    for c in d["checks"]:
+        assert {"check", "profile", "status", "detail", "exit_code"} <= set(c) and c["status"] in ("ok", "warn", "fail")
+    return d
+
+
+def by_check(d: dict, check: str, profile: str = "-") -> dict:
+    found = [c for c in d["checks"] if c["check"] == check and c["profile"] == profile]
+    assert len(found) == 1
+    return found[0]
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def assert_public_gets_only(sim) -> None:
+    """Doctor sent only unsigned GETs of the public endpoints: no cancel, no signature, no key, no body."""
+    log = sim.requests()
+    assert log, "doctor sent nothing at all"
+    for r in log:
+        assert (r["method"], r["path"]) in PUBLIC, r
+        assert "cancel" not in r["path"]
+        assert not any(h.startswith("x-gemini") or "signature" in h or h in ("pf-api-key", "content-length") for h in r["headers"]), r
+        assert not {"key", "nonce", "account", "timestamp"} & set(r), r  # nothing signed was parsed out of it
+
+
+@pytest.fixture
+def both(sim, env):
+    """A Gemini profile ``main`` and a Pacifica profile ``pac`` on the simulator, secrets in the environment."""
+    sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET)
+    sim.pacifica.add_account(MAIN_PRIVATE)
+    env.write_config(
+        {
+            "main": {"venue": "gemini", "base_url": sim.url},
+            "pac": {"venue": "pacifica", "base_url": sim.url + "/api/v1"},
+        },
+        default="main",
+    )
+    env.secret("main", "api_key", GEMINI_KEY)
+    env.secret("main", "api_secret", GEMINI_SECRET)
+    env.secret("pac", "private_key", MAIN_PRIVATE)
+    return sim
+
+
+def test_all_green(both, env):
+    sim = both
+    open_order = sim.gemini.add_order("primary", GEMINI_KEY)
+    proc = env.run("doctor")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr == ""
+    got = rows(proc)
+    assert [(r[0], r[1]) for r in got] == [("config", "-"), ("keyring", "-")] + [(c, p) for p in ("main", "pac") for c in PER_PROFILE]
+    assert all(r[2] == "ok" for r in got), proc.stdout
+    assert str(env.config_dir / "config.toml") in row(proc, "config")[3]
+    assert "not needed" in row(proc, "keyring")[3] and "fail.Keyring" in row(proc, "keyring")[3]
+    assert row(proc, "secrets", "main")[3] == "api_key=env  api_secret=env"
+    assert row(proc, "secrets", "pac")[3] == "private_key=env"
+    assert row(proc, "key", "main")[3].startswith("account key")
+    assert MAIN in row(proc, "key", "pac")[3] and "agent_wallet unset" in row(proc, "key", "pac")[3]
+    assert "/v1/symbols: HTTP 200" in row(proc, "reach", "main")[3]
+    assert "/api/v1/info: HTTP 200" in row(proc, "reach", "pac")[3]
+    assert_public_gets_only(sim)
+    assert {r["path"] for r in sim.requests()} == {"/v1/symbols", "/api/v1/info"}  # both venues were really asked
+    assert sim.gemini.keys[GEMINI_KEY].last_nonce is None and open_order in {o.order_id for o in sim.gemini.open_orders()}
+
+
+def test_json_document(both, env):
+    proc = env.run("doctor", "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = doc(proc)
+    assert [c["status"] for c in d["checks"]] == ["ok"] * 12
+    for name in ("main", "pac"):
+        reach, clock = by_check(d, "reach", name), by_check(d, "clock", name)
+        assert reach["http_status"] == 200 and 0 < reach["latency_ms"] < 5000
+        assert isinstance(clock["skew_s"], float) and 0.5 <= clock["skew_uncertainty_s"] < 3
+        # same machine: the true skew is 0, so it lies inside the reported interval
+        assert abs(clock["skew_s"]) <= clock["skew_uncertainty_s"] + 0.05, clock
+    assert by_check(d, "clock", "pac")["limit_s"] == 5.0
+    assert by_check(d, "clock", "main")["limit_s"] is None and by_check(d, "clock", "main")["warn_s"] == 30.0
+    assert by_check(d, "secrets", "main")["sources"] == {"api_key": "env", "api_secret": "env"}
+
+
+def test_quiet_prints_nothing_on_success(both, env):
+    proc = env.run("doctor", "-q")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+
+
+def test_missing_secret_names_the_fix(sim, env):
+    env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
+    env.secret("main", "api_key", GEMINI_KEY)
+    proc = env.run("doctor", "-p", "main")
+    assert proc.returncode == 78, proc.stdout + proc.stderr
+    check, _, status, detail = row(proc, "secrets", "main")
+    assert status == "fail"
+    assert detail.startswith("api_key=env  api_secret=missing")
+    assert "$CANCELCTL_MAIN_API_SECRET" in detail and "cancelctl keys set main" in detail
+    assert row(proc, "keyring")[2] == "fail" and "main" in row(proc, "keyring")[3]  # the fail backend is needed here
+    assert row(proc, "key", "main")[2] == "warn"
+    assert row(proc, "reach", "main")[2] == "ok"  # the network checks still ran
+    errors = proc.stderr.strip().splitlines()
+    assert any("profile main: secrets:" in e and "CANCELCTL_MAIN_API_SECRET" in e for e in errors)
+    assert all(e.startswith("cancelctl: error: ") for e in errors) and "Traceback" not in proc.stderr
+    assert_public_gets_only(sim)
+
+
+def test_quiet_failure_goes_to_stderr_only(sim, env):
+    env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
+    proc = env.run("doctor", "-q")
+    assert proc.returncode == 78 and proc.stdout == ""
+    assert "cancelctl keys set main" in proc.stderr
+
+
+def test_secret_from_file_is_shown_as_file_never_its_value(both, env, tmp_path):
+    secret = "FILESECRET-0123456789abcdef"
+    SECRETS_USED.add(secret)
+    (tmp_path / "secret").write_text(secret + "\n")
+    del env.vars["CANCELCTL_MAIN_API_SECRET"]
+    env.vars["CANCELCTL_MAIN_API_SECRET_FILE"] = str(tmp_path / "secret")
+    both.gemini.add_key(GEMINI_KEY, secret)
+    for args in (("doctor",), ("doctor", "--json"), ("--debug", "doctor", "-p", "main", "--json")):
+        proc = env.run(*args)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for value in (secret, GEMINI_SECRET, MAIN_PRIVATE, GEMINI_KEY):
+            assert value not in proc.stdout + proc.stderr
+    assert doc(proc)["checks"][3]["sources"] == {"api_key": "env", "api_secret": "file"}
+
+
+@pytest.mark.parametrize(
+    ("profile", "offset", "status", "code"),
+    [
+        ({"venue": "pacifica"}, 120, "fail", 1),
+        ({"venue": "pacifica"}, -120, "fail", 1),
+        ({"venue": "gemini", "nonce": "time-based"}, 120, "fail", 1),
+        ({"venue": "gemini"}, 120, "warn", 0),  # millisecond nonces: Gemini does not check the time
+        ({"venue": "pacifica"}, 3, "warn", 0),  # within the 5 s window, beyond the 2 s warning
+    ],
+    ids=["pacifica-ahead", "pacifica-behind", "gemini-time-based", "gemini-milliseconds", "pacifica-3s"],
+)
+def test_clock_skew(sim, env, profile, offset, status, code):
+    sim.clock_offset = offset
+    base = sim.url + ("/api/v1" if profile["venue"] == "pacifica" else "")
+    env.write_config({"x": {**profile, "base_url": base}})
+    if profile["venue"] == "pacifica":
+        env.secret("x", "private_key", MAIN_PRIVATE)
+    else:
+        env.secret("x", "api_key", GEMINI_KEY)
+        env.secret("x", "api_secret", GEMINI_SECRET)
+    proc = env.run("doctor", "--json")
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    clock = by_check(doc(proc), "clock", "x")
+    assert clock["status"] == status, clock
+    assert abs(clock["skew_s"] - offset) <= clock["skew_uncertainty_s"] + 0.05, clock
+    assert [c["check"] for c in doc(proc)["checks"] if c["status"] != "ok"] == ["clock"]
+    if status == "fail":
+        assert "sync this machine's clock" in clock["detail"]
+        assert any(line.startswith("cancelctl: error: profile x: clock:") for line in proc.stderr.splitlines())
+    assert_public_gets_only(sim)
+
+
+def test_skewed_venue_really_refuses_what_doctor_fails(sim, env):
+    """The limits are the venue's: at 120 s the simulated Pacifica refuses a signed cancel as expired."""
+    sim.clock_offset = 120
+    sim.pacifica.add_account(MAIN_PRIVATE)
+    order = sim.pacifica.add_order(MAIN, "BTC")
+    env.write_config({"pac": {"venue": "pacifica", "base_url": sim.url + "/api/v1"}})
+    env.secret("pac", "private_key", MAIN_PRIVATE)
+    assert env.run("doctor", "-q").returncode == 1
+    cancel = env.run("cancel", "all", "-q", "--timeout", "3")
+    assert cancel.returncode == 4 and "expired" in cancel.stderr  # Pacifica "Invalid message"
+    assert order in {o.order_id for o in sim.pacifica.open_orders()}
+    sim.clock_offset = 0
+    assert env.run("doctor", "-q").returncode == 0
+
+
+def test_unreachable_venue_is_75(sim, env):
+    port = closed_port()
+    env.write_config({"pac": {"venue": "pacifica", "base_url": f"http://127.0.0.1:{port}/api/v1"}})
+    env.secret("pac", "private_key", MAIN_PRIVATE)
+    started = time.monotonic()
+    proc = env.run("doctor", "--timeout", "3")
+    assert proc.returncode == 75, proc.stdout + proc.stderr
+    assert time.monotonic() - started < 15
+    check, _, status, detail = row(proc, "reach", "pac")
+    assert status == "fail" and f"127.0.0.1:{port}" in detail
+    assert row(proc, "clock", "pac")[2] == "warn" and "not measured" in row(proc, "clock", "pac")[3]
+    assert [r[0] for r in rows(proc) if r[2] == "fail"] == ["reach"]
+    assert "profile pac: reach:" in proc.stderr
+
+
+def test_unavailable_and_wrong_url(sim, env):
+    """A 503 from the venue is 75 (try later); a 404 is a wrong base_url, 78."""
+    sim.fail("/v1/symbols", status=503, times=-1)
+    env.write_config({"g": {"venue": "gemini", "base_url": sim.url}, "p": {"venue": "pacifica", "base_url": sim.url + "/wrong"}})
+    env.secret("g", "api_key", GEMINI_KEY)
+    env.secret("g", "api_secret", GEMINI_SECRET)
+    env.secret("p", "private_key", MAIN_PRIVATE)
+    proc = env.run("doctor", "-p", "g", "--json")
+    assert proc.returncode == 75
+    assert by_check(doc(proc), "reach", "g")["http_status"] == 503
+    assert by_check(doc(proc), "clock", "g")["status"] == "ok"  # a 503 still carries a Date
+    proc = env.run("doctor", "--json")
+    assert proc.returncode == 78  # configuration beats unavailability
+    reach = by_check(doc(proc), "reach", "p")
+    assert reach["status"] == "fail" and reach["http_status"] == 404 and "base_url" in reach["detail"]
+
+
+def test_usage_error_is_one_json_document(env):
+    proc = env.run("doctor", "--bogus", "--json")
+    assert proc.returncode == 2
+    assert json.loads(proc.stdout)["error"]["kind"] == "usage"
+
+
+def test_missing_config_file(env):
+    proc = env.run("doctor")
+    assert proc.returncode == 78
+    check, _, status, detail = rows(proc)[0]
+    assert (check, status) == ("config", "fail")
+    assert str(env.config_dir / "config.toml") in detail and "cancelctl profiles add" in detail
+    assert [r[0] for r in rows(proc)] == ["config", "keyring"]
+
+
+def test_invalid_profile_and_unknown_name(sim, env):
+    env.config_dir.mkdir(parents=True)
+    (env.config_dir / "config.toml").write_text(
+        f'[profiles.good]\nvenue = "gemini"\nbase_url = "{sim.url}"\n[profiles.bad]\nvenue = "kraken"\n'
+    )
+    env.secret("good", "api_key", GEMINI_KEY)
+    env.secret("good", "api_secret", GEMINI_SECRET)
+    proc = env.run("doctor")
+    assert proc.returncode == 78
+    assert row(proc, "config")[2] == "fail"  # every other command would refuse this file
+    assert row(proc, "profile", "bad")[2] == "fail" and "venue must be one of" in row(proc, "profile", "bad")[3]
+    assert [r[2] for r in rows(proc) if r[1] == "good"] == ["ok"] * 5  # the valid profile is still checked
+    proc = env.run("doctor", "-p", "good", "-p", "nope")
+    assert row(proc, "profile", "nope")[2] == "fail" and "choices: good, bad" in row(proc, "profile", "nope")[3]
+    assert proc.returncode == 78
+
+
+@pytest.mark.parametrize(
+    ("profile", "secrets", "status", "words"),
+    [
+        ({"venue": "gemini"}, {"api_key": "not-a-gemini-key", "api_secret": "SECRET-abcdefghijkl1"}, "fail", "account-... or master-..."),
+        ({"venue": "gemini"}, {"api_key": "SECRET-abcdefghijkl2", "api_secret": "account-swappedkey1"}, "fail", "swapped"),
+        ({"venue": "gemini"}, {"api_key": "master-KEY0001", "api_secret": "SECRET-abcdefghijkl3"}, "fail", "MissingAccounts"),
+        ({"venue": "gemini", "account": "desk-2"}, {"api_key": "account-KEY0001", "api_secret": "SECRET-abcdefghijkl4"}, "fail", "AccountsOnGroupOnlyApi"),
+        ({"venue": "gemini", "account": "desk-2"}, {"api_key": "master-KEY0001", "api_secret": "SECRET-abcdefghijkl5"}, "ok", "master key for sub-account desk-2"),
+        ({"venue": "pacifica"}, {"private_key": MAIN_PRIVATE[:-3]}, "fail", "private_key"),
+        ({"venue": "pacifica", "account": AGENT}, {"private_key": MAIN_PRIVATE}, "fail", "Verification failed"),
+        ({"venue": "pacifica", "account": MAIN, "agent_wallet": AGENT}, {"private_key": MAIN_PRIVATE}, "fail", "agent wallet"),
+        ({"venue": "pacifica", "account": MAIN, "agent_wallet": AGENT}, {"private_key": AGENT_PRIVATE}, "ok", f"agent wallet {AGENT}, signing for account {MAIN}"),
+    ],
+    ids=["gemini-prefix", "gemini-swapped", "master-no-account", "account-key-with-account", "master-ok",
+         "pacifica-damaged", "pacifica-wrong-account", "pacifica-not-agent-key", "pacifica-agent-ok"],
+)
+def test_key_sanity_without_network(sim, env, profile, secrets, status, words):
+    base = sim.url + ("/api/v1" if profile["venue"] == "pacifica" else "")
+    env.write_config({"k": {**profile, "base_url": base}})
+    for field, value in secrets.items():
+        env.secret("k", field, value)
+    proc = env.run("doctor", "--json")
+    key = by_check(doc(proc), "key", "k")
+    assert key["status"] == status and words in key["detail"], key
+    assert proc.returncode == (78 if status == "fail" else 0), proc.stdout
+    for value in secrets.values():
+        assert value not in proc.stdout + proc.stderr
+    assert_public_gets_only(sim)
+
+
+def test_stalled_keyring_is_bounded(sim, env):
+    """A keyring that never answers: a fail row within --timeout, and the venue is still probed."""
+    env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
+    started = time.monotonic()
+    proc = env.run(
+        "doctor", "--timeout", "2",
+        extra_env={"PYTHON_KEYRING_BACKEND": "slow_keyring.SlowKeyring", "PYTHONPATH": str(Path(__file__).parent)},
+    )
+    assert time.monotonic() - started < 10
+    assert proc.returncode == 78, proc.stdout + proc.stderr
+    assert row(proc, "keyring")[2] == "fail" and "did not answer" in row(proc, "keyring")[3]
+    assert row(proc, "secrets", "main")[2] == "fail"
+    assert row(proc, "reach", "main")[2] == "ok"
+
+
+def test_table_on_a_terminal(both, env):
+    """On a TTY: a rich table and the verdict line, no traceback."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cancelctl", "doctor"], stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE,
+        env={**env.environ(), "COLUMNS": "200"}, text=True,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(master)
+    text = b"".join(chunks).decode(errors="replace")
+    collect("doctor (tty)", text + proc.stderr.read())
+    assert proc.returncode == 0, text
+    assert "every check passed" in text and "clock" in text and "pac" in text
+    assert "\t" not in text and "Traceback" not in text
