@@ -46,11 +46,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Simulator(lifetime=600) as sim:
         sim.gemini.add_key("account-BENCHTOOL", "bench-secret-tool")
         sim.gemini.add_key("account-BENCHBARE", "bench-secret-bare")
-        cfg = Path(tmp, "config")
-        cfg.mkdir()
+        # The paths a real user gets: platformdirs under XDG dirs, not the CANCELCTL_*_DIR overrides.
+        cfg = Path(tmp, "config", "cancelctl")
+        cfg.mkdir(parents=True)
         (cfg / "config.toml").write_text(f'[profiles.bench]\nvenue = "gemini"\nbase_url = "{sim.url}"\n')
         base = {k: v for k, v in os.environ.items() if not k.startswith("CANCELCTL_")}
-        tool_env = dict(base, CANCELCTL_CONFIG_DIR=str(cfg), CANCELCTL_STATE_DIR=str(Path(tmp, "state")),
+        tool_env = dict(base, XDG_CONFIG_HOME=str(Path(tmp, "config")), XDG_STATE_HOME=str(Path(tmp, "state")),
                         CANCELCTL_BENCH_API_KEY="account-BENCHTOOL", CANCELCTL_BENCH_API_SECRET="bench-secret-tool")
         bare_env = dict(base, BENCH_API_KEY="account-BENCHBARE", BENCH_API_SECRET="bench-secret-bare")
         tool_cmd = [exe, "cancel", "all", "-q"]
