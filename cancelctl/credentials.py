@@ -97,6 +97,64 @@ def _from_env(profile: str, field: str) -> tuple[str, str] | None:
     return None
 
 
+PASSPHRASE_VAR = "CANCELCTL_KEYRING_PASSPHRASE"
+_UNLOCKING = threading.Lock()  # profiles resolve concurrently: one unlock, not one per thread
+
+
+def _unlock_file_keyring() -> None:
+    """Give the encrypted-file keyring (``keyrings.cryptfile``, extra ``cryptfile``) its passphrase.
+
+    That backend asks for its passphrase with getpass: under cron it would
+    wait for nobody, on a terminal the deadline would cut it off mid-prompt.
+    cancelctl never lets it ask. The passphrase comes from
+    ``$CANCELCTL_KEYRING_PASSPHRASE`` or the file named by
+    ``$CANCELCTL_KEYRING_PASSPHRASE_FILE`` (one trailing newline stripped);
+    without one, ConfigError (78) at once. Acts on a CryptFileKeyring that
+    was selected (``PYTHON_KEYRING_BACKEND`` or keyringrc.cfg), and on one
+    that keyring chained in by itself only once its file exists (before
+    that it cannot prompt). Runs inside the bounded keyring call: unlocking
+    costs one Argon2 derivation (about a second).
+    """
+    import keyring
+
+    backend = keyring.get_keyring()
+    with _UNLOCKING:
+        for b in (backend, *getattr(backend, "backends", ())):
+            _unlock_one(b, chained=b is not backend)
+
+
+def _unlock_one(b, *, chained: bool) -> None:
+    """One backend of :func:`_unlock_file_keyring`; ConfigError (78) when it needs a passphrase it cannot have."""
+    if type(b).__module__ != "keyrings.cryptfile.cryptfile" or getattr(b, "_keyring_key", None) is not None:
+        return
+    if chained and not os.path.exists(b.file_path):
+        return
+    passphrase = os.environ.get(PASSPHRASE_VAR)
+    path = os.environ.get(PASSPHRASE_VAR + "_FILE")
+    if passphrase is None and path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                passphrase = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read ${PASSPHRASE_VAR}_FILE ({path}): {getattr(e, 'strerror', None) or 'not UTF-8 text'}") from None
+    passphrase = (passphrase or "").rstrip("\r\n")
+    if not passphrase.strip():
+        raise ConfigError(
+            f"the encrypted-file keyring needs its passphrase in ${PASSPHRASE_VAR} or ${PASSPHRASE_VAR}_FILE (cancelctl never prompts for it)"
+        )
+    from cancelctl.runner import SECRETS
+
+    SECRETS.add(passphrase)
+    try:
+        b.keyring_key = passphrase  # checks it against the file, or creates the file with it
+    except ValueError:
+        del b.keyring_key  # not kept half-set for the next profile
+        raise ConfigError(
+            f"wrong passphrase for the encrypted-file keyring {b.file_path}",
+            hint=f"check ${PASSPHRASE_VAR} / ${PASSPHRASE_VAR}_FILE",
+        ) from None
+
+
 def _keyring_call(fn, *args, timeout: float):
     """Run one keyring call in a thread so a blocked backend cannot hold the run.
 
@@ -107,6 +165,7 @@ def _keyring_call(fn, *args, timeout: float):
 
     def run() -> None:
         try:
+            _unlock_file_keyring()
             box["value"] = fn(*args)
         except BaseException as e:  # noqa: BLE001 - carried to the caller
             box["error"] = e
@@ -121,6 +180,8 @@ def _keyring_call(fn, *args, timeout: float):
         )
     if "error" in box:
         err = box["error"]
+        if isinstance(err, ConfigError):  # already one line with its fix (_unlock_file_keyring)
+            raise err from None
         raise ConfigError(
             f"the OS keyring is unusable: {type(err).__name__}",
             hint="use CANCELCTL_<PROFILE>_<FIELD> environment variables on headless machines (docs/credentials.md)",
