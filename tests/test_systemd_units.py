@@ -115,7 +115,7 @@ def stop(proc: subprocess.Popen, label: str) -> tuple[int, str]:
 def test_units_parse_and_keep_the_hardening():
     for unit in (parse(HEARTBEAT, DROP_IN), parse(DEADMAN)):
         service = unit["Service"]
-        assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict"
+        assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict" and service["LimitCORE"] == "0"
         assert service["StateDirectory"] == "cancelctl" and "CANCELCTL_STATE_DIR=%S/cancelctl" in values(unit, "Environment")
         assert service["Restart"] in ("on-failure", "always") and "78" in service["RestartPreventExitStatus"].split()
         assert values(unit, "LoadCredential"), "secrets come in through LoadCredential="
