@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 
 from cancelctl.sim.pacifica import solana_keypair
-from conftest import GEMINI_KEY, parse_json
+from conftest import GEMINI_KEY, collect, parse_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "docs" / "schema" / "cancelctl-1.schema.json").read_text())
@@ -116,6 +116,25 @@ def test_orders_listing(both, env):
     gem, pac = doc["results"]
     assert gem["action"] == pac["action"] == "list_orders"
     assert len(gem["orders"]) == 1 and pac["orders"][0]["stop"] is True and pac["orders"][0]["reduce_only"] is True
+
+
+def test_interrupted_run(both, env):
+    """Ctrl-C while a cancel is in flight: 130, the profile's row kept, a top-level error."""
+    import signal
+    import subprocess
+    import time
+
+    both.gemini.add_order("primary", "UI")
+    both.fail("/v1/", "delay", seconds=8)
+    proc = env.popen("cancel", "all", "--json", "--timeout", "20")
+    deadline = time.monotonic() + 20
+    while not both.requests("/v1/order/cancel/all") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    collect("cancel all --json (interrupted)", out + err)
+    doc = valid(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), 130)
+    assert doc["error"]["kind"] == "interrupted" and doc["results"][0]["status"] == "unknown"
 
 
 def test_schema_rejects_drifted_documents(both, env):
