@@ -150,7 +150,7 @@ def test_schema_rejects_drifted_documents(both, env):
         "status disagrees with exit_code": lambda d: d["results"][0].__setitem__("status", "partial"),
         "wrong schema name": lambda d: d.__setitem__("schema", "cancelctl/2"),
         "missing remaining": lambda d: d["results"][0].pop("remaining"),
-        "no results and no error": lambda d: d.__setitem__("results", []),
+        "failed with no results and no error": lambda d: d.update(results=[], exit_code=1, ok=False),
     }
     for name, mutate in mutations.items():
         d = copy.deepcopy(good)
@@ -169,3 +169,29 @@ def test_examples_in_docs_json_md_are_valid():
     for doc in docs:
         errors = [e.message for e in VALIDATOR.iter_errors(doc)]
         assert not errors, errors
+
+
+def test_deadman_disarmed_prints_its_document(sim, env):
+    """Disarmed by SIGTERM before firing: exit 0, nothing cancelled, and still one JSON document."""
+    import signal
+    import time
+
+    sim.gemini.add_key(GEMINI_KEY, "TESTSECRET1234567890abcdefgh")
+    order = sim.gemini.add_order("primary", "UI")
+    env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
+    env.secret("main", "api_key", GEMINI_KEY)
+    env.secret("main", "api_secret", "TESTSECRET1234567890abcdefgh")
+    alive = env.root / "bot.alive"
+    proc = env.popen("deadman", "--ttl", "30", "--file", str(alive), "--json")
+    deadline = time.time() + 20
+    while not alive.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert alive.exists(), "deadman never armed"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    collect("deadman disarmed", out + err)
+    assert proc.returncode == 0, err
+    doc = json.loads(out)
+    VALIDATOR.validate(doc)
+    assert doc["exit_code"] == 0 and doc["results"] == []
+    assert sim.gemini.orders[order].live and sim.requests("/v1/order/cancel") == []

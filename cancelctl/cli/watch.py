@@ -14,6 +14,7 @@ that locks later cannot stop it from firing.
 
 from __future__ import annotations
 
+import json as json_mod
 import signal
 import sys
 import threading
@@ -119,4 +120,9 @@ def deadman(
             sys.stderr.flush()
             return run_panic(profiles, opts, creds)
     _say("deadman disarmed")
+    if opts.json:  # the contract: one JSON document on every exit path; disarmed cancelled nothing
+        from cancelctl.render import out
+        from cancelctl.results import Report
+
+        out(json_mod.dumps(Report([]).as_json(), indent=2))
     return ExitCode.OK
