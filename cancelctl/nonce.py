@@ -63,7 +63,9 @@ class NonceSequence:
         ``timeout`` (s) bounds the wait for another process's request on the
         same key; past it, NotSent (exit 75) because nothing was sent.
         """
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # mode applies to the last component only: make the state dir itself 0700 first
+        self.dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.dir.mkdir(exist_ok=True, mode=0o700)
         release = exclusive(self.lock_path, max(timeout, 0.0))
         if release is None:
             raise NotSent(

@@ -72,6 +72,9 @@ def test_panic_flattens_every_profile(four, env):
     (line,) = audit_lines(env)
     assert line["reason"] == "drill" and line["exit_code"] == 0 and len(line["results"]) == 4
     assert stat.S_IMODE(os.stat(env.state_dir / "audit.jsonl").st_mode) == 0o600
+    # the state dir (created first by the nonce store) and everything in it: the owner's alone
+    for path in [env.state_dir, *env.state_dir.rglob("*")]:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
 
 
 def test_panic_with_an_order_that_never_dies(four, env):
