@@ -70,8 +70,11 @@ def rows(result: ProfileResult) -> list[tuple[str, str, str]]:
 def report(report: Report, opts) -> None:
     """Print ``report`` as ``opts`` asks (json, quiet, table or TSV) and its errors on stderr."""
     for r in report.results:
+        profile = r.profile if len(report.results) > 1 else None
         if r.error is not None:
-            err(error_line(r.error, r.profile if len(report.results) > 1 else None))
+            err(error_line(r.error, profile))
+        elif r.verify_error is not None:  # cancels answered, book unreadable: exit 5 needs its line too
+            err(f"cancelctl: error: {'profile ' + profile + ': ' if profile else ''}cancelled, but the book could not be read back: {r.verify_error.one_line()}")
     if report.error is not None:
         err(error_line(report.error))
     if opts.json:

@@ -34,9 +34,30 @@ from cancelctl.transport import Deadline, run_start
 
 GRACE_S = 0.25  # how long past the deadline the profiles' own timeouts get to report
 
+MIN_SCRUBBED = 8  # characters; no real credential is shorter
+
+
+class _Secrets(set):
+    """A set that keeps only values of ``MIN_SCRUBBED`` characters or more.
+
+    Scrubbing a one-character "secret" (a mistyped key) would replace every
+    ``1`` of the output and break the ``--json`` document; a value that
+    short protects nothing anyway.
+    """
+
+    def add(self, value: str) -> None:
+        if isinstance(value, str) and len(value) >= MIN_SCRUBBED:
+            super().add(value)
+
+    def update(self, *values) -> None:
+        for group in values:
+            for value in group:
+                self.add(value)
+
+
 # Every secret resolved in this process, so output can be scrubbed of them
 # as a last line of defence (nothing is meant to print one in the first place).
-SECRETS: set[str] = set()
+SECRETS: set[str] = _Secrets()
 
 
 @dataclass
@@ -159,7 +180,6 @@ def unfinished(progress: Progress, action_name: str | dict[str, str], opts: Opti
     else:
         r = ProfileResult(p.name, p.venue, _action_name(action_name, p.venue), dry_run=opts.dry_run)
     kind = "interrupted" if interrupted else None
-    when = "interrupted" if interrupted else "stopped at the deadline"
     if wrote:
         for i in in_flight:
             if i not in r.cancelled and i not in r.unknown:
@@ -169,18 +189,19 @@ def unfinished(progress: Progress, action_name: str | dict[str, str], opts: Opti
     for i in [*getattr(client, "todo", ()), *in_flight]:
         if i not in known:
             known.add(i)
-            r.reject(i, f"not sent: {when} before it was sent")
+            r.reject(i, "not sent: interrupted" if interrupted else "not sent: the deadline passed first")
     if progress.stage == "verify":
-        r.verify_error = OutcomeUnknown(f"{when}: the book was not read back before the deadline" if not interrupted else f"{when} while verifying", kind=kind)
+        r.verify_error = OutcomeUnknown("interrupted while verifying" if interrupted else "the book was not read back before the deadline", kind=kind)
     elif wrote:
         r.error = OutcomeUnknown(
-            f"{when}: no answer from {p.venue} before the deadline" if not interrupted else f"{when} before {p.venue} answered",
+            f"interrupted before {p.venue} answered" if interrupted else f"no answer from {p.venue} before the deadline",
             hint=f"see what is still open: cancelctl orders -p {p.name}",
             kind=kind,
         )
     else:
         where = "while reading credentials" if progress.stage == "credentials" else "before any request went out"
-        r.error = NotSent(f"{when} {where}; nothing was sent", hint=None if interrupted else "raise --timeout", kind=kind)
+        what = "interrupted" if interrupted else "the deadline passed"
+        r.error = NotSent(f"{what} {where}; nothing was sent", hint=None if interrupted else "raise --timeout", kind=kind)
     r.elapsed_ms = progress.deadline.elapsed_ms()
     return r
 
