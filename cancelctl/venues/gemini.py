@@ -44,6 +44,7 @@ ORDERS = "/v1/orders"
 HEARTBEAT = "/v1/heartbeat"
 ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 INVALID_NONCE_RETRIES = 5
+INVALID_NONCE_WAIT_S = 0.05  # first wait before resending after InvalidNonce; doubles each time
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,12 @@ class Gemini(VenueClient):
                 answer = send(self._client, self._sign(path, fields, take()), self.deadline)
                 try:
                     return self._interpret(answer)
-                except InvalidNonce:
+                except InvalidNonce as e:
                     invalid_nonces += 1
+                    # Our counter is behind the key's (it was used elsewhere with
+                    # later nonces): resending at once gives nonces a few ms
+                    # larger, so wait for the clock, 0.05 s doubling (1.55 s in all).
+                    e.retry_after = INVALID_NONCE_WAIT_S * 2 ** (invalid_nonces - 1)
                     if invalid_nonces > INVALID_NONCE_RETRIES:
                         raise VenueRefused(
                             "Gemini kept refusing the nonce",
