@@ -195,6 +195,18 @@ def test_gemini_maintenance_once_then_done(gemini, env, sim):
     assert_resigned(sim, ALL)
 
 
+def test_gemini_invalid_nonce_waits_for_the_clock_and_resigns(gemini, env, sim):
+    """The key was used elsewhere with nonces 0.8 s ahead: each resend waits longer and carries a larger nonce."""
+    a = gemini.add_order("primary", GEMINI_KEY)
+    gemini.keys[GEMINI_KEY].last_nonce = int(time.time() * 1000) + 800
+    proc, elapsed = timed(env, "cancel", "order", str(a), "--json", "--timeout", "3")
+    check(env, proc, elapsed, 3, 0)
+    seen = sim.requests("/v1/order/cancel")
+    assert [r["status"] for r in seen][-1] == 200 and all(r["status"] == 400 for r in seen[:-1]) and len(seen) >= 2
+    assert_resigned(sim, "/v1/order/cancel")
+    assert all(g >= 0.045 * 2**i for i, g in enumerate(gaps(sim, "/v1/order/cancel"))), gaps(sim, "/v1/order/cancel")
+
+
 # -- Gemini: connections -----------------------------------------------------------
 
 
@@ -308,6 +320,19 @@ def test_gemini_trickle_mid_list_keeps_every_id(gemini, env, sim):
     assert all(x["reason"].startswith("not sent") for x in r["rejected"])
     assert gemini.orders[b].live and gemini.orders[c].live  # "not sent" is true
     assert len(sim.requests("/v1/order/cancel")) == 1
+
+
+def test_gemini_book_trickling_during_verification(gemini, env, sim):
+    """The cancel was answered; reading the book back trickles past the deadline: exit 5, the cancelled IDs kept."""
+    a, b = (gemini.add_order("primary", "UI") for _ in range(2))
+    gemini.add_order("primary", "UI", refuse=100)  # keeps the book non-empty: a long answer to trickle
+    sim.fail("/v1/orders", "trickle", seconds=0.3, times=-1)
+    proc, elapsed = timed(env, "cancel", "all", "--verify", "--json", "--timeout", "1")
+    check(env, proc, elapsed, 1, 5)
+    r = parse_json(proc)["results"][0]
+    assert sorted(r["cancelled"]) == sorted([str(a), str(b)]) and len(r["rejected"]) == 1
+    assert r["status"] == "unknown" and r["verify_error"]["kind"] == "unknown" and r["error"] is None
+    assert "deadline" in r["verify_error"]["message"]
 
 
 # -- Pacifica --------------------------------------------------------------------------

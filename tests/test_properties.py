@@ -34,7 +34,7 @@ PAC_PRIVATE = base58.b58encode(PAC_SEED + bytes(PAC_KEY.verify_key)).decode()
 SECRETS_USED.add(PAC_PRIVATE)
 
 # Text a real argv or environment can carry: anything but NUL (and no surrogates, hypothesis's default).
-TEXT = st.text(st.characters(blacklist_characters="\x00"), max_size=40)
+TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
 WEIRD = st.sampled_from(["", " ", "\n", "1\n2", "\t7", "١٢٣", "１２", "0", "01", "-1", "+1", "1e3", "0x10", "9" * 19, "9" * 40, "1 2", "²", "--", "-", "nan"])
 ORDER_ID = re.compile(r"[1-9][0-9]{0,18}")
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -238,7 +238,7 @@ def with_space_inside(text: str) -> st.SearchStrategy[str]:
 @SETTINGS
 @given(
     key=st.one_of(TEXT, st.just(GEMINI_KEY), with_space_inside(GEMINI_KEY), st.just(f" {GEMINI_KEY}\n"), st.just("master-" + GEMINI_KEY)),
-    secret=st.one_of(TEXT.filter(lambda s: len(s.strip()) >= 8), st.just(GEMINI_SECRET), with_space_inside(GEMINI_SECRET), st.just(GEMINI_SECRET + "\n")),
+    secret=st.one_of(TEXT, st.just(GEMINI_SECRET), with_space_inside(GEMINI_SECRET), st.just(GEMINI_SECRET + "\n")),
 )
 def test_gemini_secrets_in_the_environment(cli, key, secret):
     argv = ("cancel", "all", "--dry-run", "--json")
@@ -277,6 +277,7 @@ PACIFICA_KEYS = st.one_of(
 
 @SETTINGS
 @given(key=PACIFICA_KEYS)
+@example(key="8")  # a one-character "secret" once turned every 8 of the JSON document into <redacted>
 def test_pacifica_private_key_in_the_environment(cli, key):
     argv = ("cancel", "all", "--dry-run", "--json")
     code, out, err = cli(*argv, config=PACIFICA_CONFIG, env={"CANCELCTL_MAIN_PRIVATE_KEY": key})
