@@ -21,7 +21,6 @@ import math
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -75,8 +74,13 @@ class Options:
 
 
 def internal_error(e: BaseException, debug: bool) -> CancelctlError:
-    if debug:
-        traceback.print_exception(e, file=sys.stderr)
+    if debug:  # scrubbed like every other output: an exception message can quote a header or a body
+        import traceback
+
+        from cancelctl.render import scrub
+
+        sys.stderr.write(scrub("".join(traceback.format_exception(e))))
+        sys.stderr.flush()
     return CancelctlError(
         f"internal error: {type(e).__name__}",
         hint="this is a bug; run again with --debug for the traceback",

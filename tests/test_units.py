@@ -115,3 +115,19 @@ def test_exit_code_table_is_the_contract():
         "OK": 0, "FAILED": 1, "USAGE": 2, "PARTIAL": 3, "AUTH": 4, "UNKNOWN": 5,
         "INTERNAL": 70, "UNAVAILABLE": 75, "CONFIG": 78, "INTERRUPTED": 130,
     }
+
+
+def test_debug_traceback_is_scrubbed(capsys, monkeypatch):
+    """--debug prints the traceback of an internal error, with every known secret redacted."""
+    from cancelctl import runner
+
+    secret = "debug-secret-0123456789"
+    monkeypatch.setattr(runner, "SECRETS", {secret})
+    try:
+        raise ValueError(f"header value {secret!r} is not allowed")
+    except ValueError as e:
+        error = runner.internal_error(e, debug=True)
+    stderr = capsys.readouterr().err
+    assert "Traceback" in stderr and "ValueError" in stderr and "<redacted>" in stderr
+    assert secret not in stderr and secret not in error.one_line()
+    assert error.exit_code == ExitCode.INTERNAL
