@@ -140,6 +140,11 @@ def parse_profile(name: str, table: object, where: str) -> Profile:
     base_url = table.get("base_url")
     if base_url is not None and not re.match(r"^https?://[^\s/]+(/\S*)?$", base_url):
         raise ConfigError(f"{where}: profile {name!r}: base_url must be an http(s) URL, not {base_url!r}")
+    if base_url is not None and base_url.startswith("http://") and not _loopback(base_url):
+        raise ConfigError(
+            f"{where}: profile {name!r}: base_url {base_url!r} would send the API key and signatures in clear",
+            hint="use https://; http:// is only for a simulator on 127.0.0.1 or localhost",
+        )
     nonce = table.get("nonce", "milliseconds")
     if nonce not in NONCE_MODES:
         raise ConfigError(f"{where}: profile {name!r}: nonce must be one of {', '.join(NONCE_MODES)}, not {nonce!r}")
@@ -155,6 +160,18 @@ def parse_profile(name: str, table: object, where: str) -> Profile:
         nonce=nonce,
         agent_wallet=table.get("agent_wallet") or None,
     )
+
+
+def _loopback(url: str) -> bool:
+    """True when ``url``'s host is this machine: ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or ""
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load(path: Path | None = None) -> Config:

@@ -222,7 +222,7 @@ def test_gemini_connection_refused(env):
 
 def test_gemini_unresolvable_host(env):
     # RFC 2606: .invalid never resolves. RES_OPTIONS bounds a resolver that would not answer.
-    env.write_config({"main": {"venue": "gemini", "base_url": "http://cancelctl-test.invalid"}})
+    env.write_config({"main": {"venue": "gemini", "base_url": "https://cancelctl-test.invalid"}})
     env.secret("main", "api_key", GEMINI_KEY)
     env.secret("main", "api_secret", GEMINI_SECRET)
     proc, elapsed = timed(env, "cancel", "all", "--json", "--timeout", "1", extra_env={"RES_OPTIONS": "timeout:1 attempts:1"})

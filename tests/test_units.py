@@ -131,3 +131,24 @@ def test_debug_traceback_is_scrubbed(capsys, monkeypatch):
     assert "Traceback" in stderr and "ValueError" in stderr and "<redacted>" in stderr
     assert secret not in stderr and secret not in error.one_line()
     assert error.exit_code == ExitCode.INTERNAL
+
+
+@pytest.mark.parametrize(
+    "url, ok",
+    [
+        ("http://127.0.0.1:8080", True),
+        ("http://localhost:8080/api/v1", True),
+        ("http://[::1]:8080", True),
+        ("https://api.gemini.com", True),
+        ("http://api.gemini.com", False),
+        ("http://10.0.0.5:8080", False),
+        ("http://127.0.0.1.example.com", False),
+    ],
+)
+def test_plain_http_only_on_loopback(url, ok):
+    table = {"venue": "gemini", "base_url": url}
+    if ok:
+        assert config.parse_profile("main", table, "test").base_url == url.rstrip("/")
+    else:
+        with pytest.raises(ConfigError, match="in clear"):
+            config.parse_profile("main", table, "test")
