@@ -48,7 +48,7 @@ def profiles_add(
     try:
         profile = config_mod.parse_profile(name, table, "profiles add")
     except ConfigError as e:
-        raise UsageProblem(e.message) from None
+        raise UsageProblem(e.message, hint=e.hint) from None
     config.profiles[name] = profile
     if default or len(config.profiles) == 1:
         config.default_profile = name
