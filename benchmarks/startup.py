@@ -51,6 +51,9 @@ def main() -> None:
         cfg.mkdir(parents=True)
         (cfg / "config.toml").write_text(f'[profiles.bench]\nvenue = "gemini"\nbase_url = "{sim.url}"\n')
         base = {k: v for k, v in os.environ.items() if not k.startswith("CANCELCTL_")}
+        # An installed tool runs from bytecode caches (pip and pipx compile at install time);
+        # with PYTHONDONTWRITEBYTECODE set, an editable checkout would recompile every module on every run.
+        base.pop("PYTHONDONTWRITEBYTECODE", None)
         tool_env = dict(base, XDG_CONFIG_HOME=str(Path(tmp, "config")), XDG_STATE_HOME=str(Path(tmp, "state")),
                         CANCELCTL_BENCH_API_KEY="account-BENCHTOOL", CANCELCTL_BENCH_API_SECRET="bench-secret-tool")
         bare_env = dict(base, BENCH_API_KEY="account-BENCHBARE", BENCH_API_SECRET="bench-secret-bare")

@@ -29,7 +29,7 @@ from cancelctl import credentials
 from cancelctl.config import Profile
 from cancelctl.errors import CancelctlError, ExitCode, NotSent, OutcomeUnknown, UsageProblem
 from cancelctl.results import ProfileResult, Report
-from cancelctl.transport import Deadline, run_start
+from cancelctl.transport import Deadline, run_start, warm_tls
 
 GRACE_S = 0.25  # how long past the deadline the profiles' own timeouts get to report
 
@@ -233,6 +233,8 @@ def run(
     if not math.isfinite(opts.timeout):  # click's FloatRange lets "nan" through
         raise UsageProblem(f"--timeout must be a number of seconds, not {opts.timeout}", hint="e.g. --timeout 10")
     deadline = Deadline(opts.timeout, start=run_start())
+    if not opts.dry_run:
+        warm_tls()
     creds = creds or {}
     runs = [Progress(p, deadline.fork()) for p in profiles]
 

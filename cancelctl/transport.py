@@ -19,6 +19,7 @@ OutcomeUnknown even when the last attempt was not sent.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,14 +137,54 @@ class Answer:
             return None
 
 
+_tls: dict[str, object] = {}
+
+
+def warm_tls() -> None:
+    """Start building the TLS context in a background thread; :func:`new_client` waits for it.
+
+    Loading the CA certificates (``load_verify_locations``, about 30 ms)
+    runs in C without the GIL, so done here it overlaps with importing httpx
+    instead of following it. The trust store is httpx's default, in httpx's
+    order (``httpx._config.create_ssl_context`` with ``verify=True``):
+    ``SSL_CERT_FILE``, else ``SSL_CERT_DIR``, else certifi's bundle.
+    """
+    import threading
+
+    def build() -> None:
+        import os
+        import ssl
+
+        try:
+            if os.environ.get("SSL_CERT_FILE"):
+                _tls["context"] = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+            elif os.environ.get("SSL_CERT_DIR"):
+                _tls["context"] = ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+            else:
+                import certifi
+
+                _tls["context"] = ssl.create_default_context(cafile=certifi.where())
+        except Exception:  # noqa: BLE001 - new_client lets httpx build it and report the error
+            pass
+
+    if "thread" not in _tls:
+        _tls["thread"] = thread = threading.Thread(target=build, name="cancelctl-tls", daemon=True)
+        thread.start()
+
+
 def new_client():
     """An httpx client for one profile (keep-alive across that profile's requests).
 
-    Certificates are verified; redirects are never followed.
+    Certificates are verified (the context from :func:`warm_tls` when it was
+    started, else httpx's default); redirects are never followed.
     """
     import httpx
 
-    return httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False)
+    thread = _tls.get("thread")
+    if thread is not None:
+        thread.join()
+    verify = _tls.get("context", True)
+    return httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=verify)
 
 
 def send(client, request: PreparedRequest, deadline: Deadline) -> Answer:

@@ -60,7 +60,8 @@ class Fault:
 class Simulator:
     """Both venues behind one loopback HTTP server."""
 
-    def __init__(self, port: int = 0, lifetime: float | None = 300.0) -> None:
+    def __init__(self, port: int = 0, lifetime: float | None = 300.0, tls=None) -> None:
+        """``tls``: an ``ssl.SSLContext`` with the server's certificate to serve HTTPS instead of HTTP."""
         self.gemini = GeminiSim()
         self.pacifica = None
         try:
@@ -79,6 +80,10 @@ class Simulator:
             self.pacifica.clock = self.clock
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
 
@@ -88,7 +93,7 @@ class Simulator:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> "Simulator":
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="sim", daemon=True)

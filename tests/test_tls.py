@@ -1,0 +1,71 @@
+"""TLS: certificates and host names are always verified, with the trust store httpx would use.
+
+The simulator serves HTTPS with a certificate from a throwaway CA
+(trustme). cancelctl builds its TLS context itself, in a background thread
+while httpx is imported (``transport.warm_tls``), so these tests prove that
+context still verifies the chain and the host name, and honours
+``SSL_CERT_FILE`` the way httpx does.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+import trustme
+
+from cancelctl.sim.server import Simulator
+from conftest import GEMINI_KEY, GEMINI_SECRET, parse_json
+
+
+@pytest.fixture
+def ca():
+    return trustme.CA()
+
+
+def https_sim(ca, host: str) -> Simulator:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(host).configure_cert(context)
+    return Simulator(lifetime=60, tls=context)
+
+
+def configure(env, sim):
+    sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET)
+    env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
+    env.secret("main", "api_key", GEMINI_KEY)
+    env.secret("main", "api_secret", GEMINI_SECRET)
+    return sim.gemini.add_order("primary", "UI")
+
+
+def test_a_certificate_from_a_trusted_ca_works(env, ca, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    with https_sim(ca, "127.0.0.1") as sim:
+        assert sim.url.startswith("https://127.0.0.1:")
+        order = configure(env, sim)
+        proc = env.run("cancel", "all", "--json", extra_env={"SSL_CERT_FILE": str(bundle), "SSL_CERT_DIR": ""})
+        assert proc.returncode == 0, proc.stderr
+        assert parse_json(proc)["results"][0]["cancelled"] == [str(order)]
+        assert not sim.gemini.orders[order].live
+
+
+def test_an_untrusted_certificate_is_refused_before_anything_is_sent(env, ca):
+    """Not in certifi's bundle nor the machine's: the handshake fails, nothing is sent (75)."""
+    with https_sim(ca, "127.0.0.1") as sim:
+        order = configure(env, sim)
+        proc = env.run("cancel", "all", "--json", "--timeout", "1", extra_env={"SSL_CERT_FILE": "", "SSL_CERT_DIR": ""})
+        assert proc.returncode == 75, proc.stderr
+        assert "certificate verify failed" in proc.stderr
+        assert sim.requests("/v1/") == [] and sim.gemini.orders[order].live
+
+
+def test_a_certificate_for_another_host_is_refused(env, ca, tmp_path):
+    """A valid chain for the wrong name: the host name is checked too."""
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    with https_sim(ca, "venue.example") as sim:
+        order = configure(env, sim)
+        proc = env.run("cancel", "all", "--json", "--timeout", "1", extra_env={"SSL_CERT_FILE": str(bundle), "SSL_CERT_DIR": ""})
+        assert proc.returncode == 75, proc.stderr
+        assert "certificate verify failed" in proc.stderr and "mismatch" in proc.stderr, proc.stderr
+        assert sim.requests("/v1/") == [] and sim.gemini.orders[order].live
