@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -136,3 +137,12 @@ def parse_json(proc: subprocess.CompletedProcess) -> dict:
 
 def collect(label: str, text: str) -> None:
     OUTPUTS.append((label, text))
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cancelctl.sim.pacifica import solana_keypair
-from conftest import GEMINI_KEY, GEMINI_SECRET, SECRETS_USED, collect
+from conftest import GEMINI_KEY, GEMINI_SECRET, SECRETS_USED, closed_port, collect
 
 MAIN_PRIVATE, MAIN = solana_keypair(bytes(range(101, 133)))
 AGENT_PRIVATE, AGENT = solana_keypair(bytes(range(133, 165)))
@@ -50,15 +49,6 @@ def by_check(d: dict, check: str, profile: str = "-") -> dict:
     found = [c for c in d["checks"] if c["check"] == check and c["profile"] == profile]
     assert len(found) == 1
     return found[0]
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def assert_public_gets_only(sim) -> None:

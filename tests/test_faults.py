@@ -11,7 +11,6 @@ and the process over within ``--timeout`` + 0.5 s, start-up included.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from cancelctl.sim.pacifica import solana_keypair
-from conftest import GEMINI_KEY, GEMINI_SECRET, collect, parse_json
+from conftest import GEMINI_KEY, GEMINI_SECRET, closed_port, collect, parse_json
 
 SLACK = 0.5  # the contract's bound past --timeout, start-up and exit included
 PAC_PRIVATE, PAC_ACCOUNT = solana_keypair(bytes(range(101, 133)))
@@ -83,15 +82,6 @@ def pac(sim, env):
     env.secret("pac", "private_key", PAC_PRIVATE)
     ids = [sim.pacifica.add_order(PAC_ACCOUNT, "BTC") for _ in range(2)]
     return ids
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Unaccepting:
