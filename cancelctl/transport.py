@@ -19,7 +19,6 @@ OutcomeUnknown even when the last attempt was not sent.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass

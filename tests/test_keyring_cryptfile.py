@@ -11,7 +11,6 @@ would show up on stderr instead of waiting on the developer's terminal.
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys

@@ -21,7 +21,7 @@ from pathlib import Path
 import base58
 import nacl.signing
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cancelctl import audit, main, runner
