@@ -137,6 +137,7 @@ class Answer:
 
 
 _tls: dict[str, object] = {}
+TLS_EXIT_WAIT_S = 2.0  # the longest an exit waits for the TLS thread (s)
 
 
 def warm_tls() -> None:
@@ -167,8 +168,14 @@ def warm_tls() -> None:
             pass
 
     if "thread" not in _tls:
+        import atexit
+
         _tls["thread"] = thread = threading.Thread(target=build, name="cancelctl-tls", daemon=True)
         thread.start()
+        # A run that ends before any client is made (a config error, Ctrl-C) must not let the
+        # interpreter finalize under OpenSSL still loading certificates: that crashes (SIGSEGV).
+        # Daemon, so a stuck CA file cannot hold the exit for more than TLS_EXIT_WAIT_S.
+        atexit.register(thread.join, TLS_EXIT_WAIT_S)
 
 
 def new_client():

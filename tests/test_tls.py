@@ -69,3 +69,15 @@ def test_a_certificate_for_another_host_is_refused(env, ca, tmp_path):
         assert proc.returncode == 75, proc.stderr
         assert "certificate verify failed" in proc.stderr and "mismatch" in proc.stderr, proc.stderr
         assert sim.requests("/v1/") == [] and sim.gemini.orders[order].live
+
+
+def test_an_exit_while_the_tls_context_is_still_loading_is_clean(sim, env):
+    """A master key without ``account`` is refused (78) before any client is made, while the
+    TLS thread is still loading certificates. Finalizing the interpreter under OpenSSL
+    then crashed the process (SIGSEGV) in about half the runs; the exit now waits for it."""
+    sim.gemini.add_key("master-KEY0001", "master-secret-1")
+    env.write_config({"m": {"venue": "gemini", "base_url": sim.url}})
+    env.secret("m", "api_key", "master-KEY0001")
+    env.secret("m", "api_secret", "master-secret-1")
+    codes = [env.run("cancel", "all", "-q").returncode for _ in range(15)]
+    assert codes == [78] * 15
