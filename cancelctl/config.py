@@ -219,7 +219,8 @@ def save(config: Config) -> None:
     os.replace(tmp, config.path)
 
 
-def _env_profiles() -> list[str]:
+def env_profiles() -> list[str]:
+    """The names in ``CANCELCTL_PROFILE`` (comma-separated), in order."""
     value = os.environ.get("CANCELCTL_PROFILE", "")
     return [p.strip() for p in value.split(",") if p.strip()]
 
@@ -232,7 +233,7 @@ def select(config: Config, names: list[str] | None, *, venue: str | None = None,
     ``venue`` when given); ``every=True`` (panic) takes all profiles when
     no name is given. Raises ConfigError (78) naming the choices.
     """
-    names = list(dict.fromkeys(names or _env_profiles()))
+    names = list(dict.fromkeys(names or env_profiles()))
     pool = {n: p for n, p in config.profiles.items() if venue is None or p.venue == venue}
     if names:
         missing = [n for n in names if n not in config.profiles]

@@ -264,8 +264,13 @@ def delete(profile: str, *, timeout: float = 10.0) -> bool:
     return bool(_keyring_call(_delete, SERVICE, profile, timeout=timeout))
 
 
-def presence(profile: str, venue: str, *, timeout: float = 5.0) -> dict[str, str | None]:
-    """For each field, where it would come from ('env', 'file', 'keyring') or None. No values."""
+def presence(profile: str, venue: str, *, timeout: float = 5.0, ask_keyring: bool = True) -> dict[str, str | None]:
+    """For each field, where it would come from ('env', 'file', 'keyring') or None. No values.
+
+    The keyring is read (once, bounded by ``timeout`` s) only for fields not
+    in the environment, and never with ``ask_keyring=False``. ConfigError
+    (78) when the keyring is unusable or does not answer.
+    """
     result: dict[str, str | None] = {}
     stored: dict[str, str] | None = None
     for field in FIELDS[venue]:
@@ -274,6 +279,8 @@ def presence(profile: str, venue: str, *, timeout: float = 5.0) -> dict[str, str
             result[field] = "env"
         elif os.environ.get(name + "_FILE"):
             result[field] = "file"
+        elif not ask_keyring:
+            result[field] = None
         else:
             if stored is None:
                 stored = _keyring_get(profile, timeout)

@@ -39,7 +39,6 @@ has the same table with the sources of each threshold.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -330,8 +329,7 @@ def _config_checks(names: list[str]) -> tuple[list[Check], list]:
             default = f", default {cfg.default_profile}" if cfg.default_profile else ""
             rows.append(Check("config", "-", "ok", f"{path}: {len(cfg.profiles)} profile(s){default}"))
     tables = _tables(path)
-    env_names = [n.strip() for n in os.environ.get("CANCELCTL_PROFILE", "").split(",") if n.strip()]
-    chosen = list(dict.fromkeys(names or env_names)) or list(tables)
+    chosen = list(dict.fromkeys(names or config_mod.env_profiles())) or list(tables)
     profiles = []
     for name in chosen:
         if name not in tables:
@@ -386,21 +384,17 @@ def _sources(profiles: list, deadline) -> tuple[dict[str, dict[str, str]], dict[
     errors: dict[str, CancelctlError] = {}
     wide: CancelctlError | None = None
     for p in profiles:
-        local = {}
-        for f in credentials.FIELDS[p.venue]:
-            var = credentials.env_var(p.name, f)
-            local[f] = "env" if var in os.environ else "file" if os.environ.get(var + "_FILE") else "missing"
-        if "missing" in local.values() and wide is None:
-            try:
-                found = credentials.presence(p.name, p.venue, timeout=_keyring_timeout(deadline))
-                local = {f: s or "missing" for f, s in found.items()}
-            except ConfigError as e:
-                errors[p.name] = e
-                if e.message.startswith(KEYRING_WIDE):
-                    wide = e
-        elif "missing" in local.values():
-            errors[p.name] = wide
-        sources[p.name] = local
+        try:
+            found = credentials.presence(p.name, p.venue, timeout=_keyring_timeout(deadline), ask_keyring=wide is None)
+        except ConfigError as e:
+            errors[p.name] = e
+            if e.message.startswith(KEYRING_WIDE):
+                wide = e
+            found = credentials.presence(p.name, p.venue, ask_keyring=False)
+        else:
+            if wide is not None and None in found.values():
+                errors[p.name] = wide
+        sources[p.name] = {f: s or "missing" for f, s in found.items()}
     return sources, errors, wide
 
 
