@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -23,10 +24,12 @@ VECTORS = Path(__file__).parent / "vectors"
 GEMINI_KEY = "account-TESTKEYabcdefghij12"
 GEMINI_SECRET = "TESTSECRET1234567890abcdefgh"
 
-# Every process's output is collected here so the secret-leak test can
-# search all of it (tests/test_zz_secrets.py).
+# Every process's output is collected here (labels for failure messages) and
+# scanned for secrets as it is collected: see collect().
 OUTPUTS: list[tuple[str, str]] = []
 SECRETS_USED: set[str] = {GEMINI_SECRET}
+MIN_SECRET = 8  # characters; shorter "secrets" (test typos) are not scrubbed by cancelctl either
+SIGNATURE_HEADER = re.compile(r"X-GEMINI-SIGNATURE\W+[0-9a-f]{96}", re.I)
 
 
 def vectors(name: str) -> dict:
@@ -95,7 +98,7 @@ class Env:
             timeout=timeout,
             stdin=None if input is not None else subprocess.DEVNULL,
         )
-        OUTPUTS.append((" ".join(args), proc.stdout + proc.stderr))
+        collect(" ".join(args), proc.stdout + proc.stderr)
         return proc
 
     def popen(self, *args: str, extra_env: dict | None = None) -> subprocess.Popen:
@@ -136,7 +139,23 @@ def parse_json(proc: subprocess.CompletedProcess) -> dict:
 
 
 def collect(label: str, text: str) -> None:
+    """Record one process's output and fail the calling test at once if it shows a secret.
+
+    Checked against every secret a test has handed to cancelctl so far
+    (``SECRETS_USED``: :meth:`Env.secret` adds to it), and for a Gemini signature header
+    or the API key header with its value: a leak fails the test that
+    produced it, whatever order the suite runs in.
+    """
     OUTPUTS.append((label, text))
+    assert_no_secret(label, text)
+
+
+def assert_no_secret(label: str, text: str) -> None:
+    """Fail when ``text`` (one output, named by ``label``) shows a secret, a Gemini signature or the API key header."""
+    for s in {x for x in SECRETS_USED if len(x) >= MIN_SECRET} | {GEMINI_SECRET}:
+        assert s not in text, f"a secret appeared in the output of: {label}"
+    assert not SIGNATURE_HEADER.search(text), f"a signature appeared in: {label}"
+    assert "X-GEMINI-APIKEY\": \"" + GEMINI_KEY not in text, f"the API key header appeared in: {label}"
 
 
 def closed_port() -> int:
@@ -146,3 +165,16 @@ def closed_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def audit_lines(env: Env) -> list[dict]:
+    """Every line of ``env``'s audit log, parsed (none torn); [] when there is no log."""
+    path = env.state_dir / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def pacifica_keypair(n: int) -> tuple[str, str]:
+    """(base58 64-byte secret key, base58 public key) from the seed ``bytes([n]) * 32``."""
+    from cancelctl.sim.pacifica import solana_keypair
+
+    return solana_keypair(bytes([n]) * 32)

@@ -1,6 +1,6 @@
 """``cancelctl doctor``: the real process against the real simulator.
 
-Every run goes through ``env.run`` (collected for tests/test_zz_secrets.py)
+Every run goes through ``env.run`` (its output scanned by conftest.collect)
 and every secret is registered with ``env.secret`` or SECRETS_USED.
 """
 

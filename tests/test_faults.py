@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from cancelctl.sim.pacifica import solana_keypair
-from conftest import GEMINI_KEY, GEMINI_SECRET, closed_port, collect, parse_json
+from conftest import GEMINI_KEY, GEMINI_SECRET, audit_lines, closed_port, collect, parse_json
 
 SLACK = 0.5  # the contract's bound past --timeout, start-up and exit included
 PAC_PRIVATE, PAC_ACCOUNT = solana_keypair(bytes(range(101, 133)))
@@ -37,11 +37,6 @@ def timed(env, *args, **kw):
     t0 = time.monotonic()
     proc = env.run(*args, **kw)
     return proc, time.monotonic() - t0
-
-
-def audit_lines(env) -> list[dict]:
-    path = env.state_dir / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def check(env, proc, elapsed: float, timeout: float, code: int) -> None:

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import GEMINI_KEY, OUTPUTS, SECRETS_USED
+from conftest import GEMINI_KEY, SECRETS_USED, collect
 
 pytest.importorskip("keyrings.cryptfile.cryptfile", reason="the cryptfile extra is not installed (pip install -e '.[test]')")
 
@@ -50,7 +50,7 @@ def run(env, *args: str, input: str | None = None, passphrase: str | None = PASS
         input=input, stdin=None if input is not None else subprocess.DEVNULL,
         capture_output=True, text=True, env=environ, timeout=60, start_new_session=True,
     )
-    OUTPUTS.append((" ".join(args) + " (cryptfile)", proc.stdout + proc.stderr))
+    collect(" ".join(args) + " (cryptfile)", proc.stdout + proc.stderr)
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc, time.monotonic() - start
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GEMINI_KEY, GEMINI_SECRET, OUTPUTS
+from conftest import GEMINI_KEY, GEMINI_SECRET, collect
 
 HAVE = shutil.which("dbus-run-session") and shutil.which("gnome-keyring-daemon")
 
@@ -39,7 +39,7 @@ def run_session(env, steps: list[dict]) -> list[dict]:
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout)
     for r in results:
-        OUTPUTS.append((" ".join(r["args"]), r["stdout"] + r["stderr"]))
+        collect(" ".join(r["args"]), r["stdout"] + r["stderr"])
     return results
 
 

@@ -14,7 +14,7 @@ from cancelctl.errors import ConfigError, ExitCode, UsageProblem
 from cancelctl.signing import pacifica
 from cancelctl.transport import Deadline
 from cancelctl.venues.pacifica import Pacifica, load_keypair, validate_order_ids, validate_symbol
-from conftest import vectors
+from conftest import pacifica_keypair, vectors
 
 V = vectors("pacifica")
 MAIN = V["keys"]["main"]
@@ -26,12 +26,6 @@ PROFILE = Profile("pac", "pacifica", "mainnet")
 
 def vector_key() -> nacl.signing.SigningKey:
     return nacl.signing.SigningKey(bytes.fromhex(MAIN["seed_hex"]))
-
-
-def keypair(seed_byte: int) -> tuple[str, str]:
-    seed = bytes([seed_byte]) * 32
-    public = bytes(nacl.signing.SigningKey(seed).verify_key)
-    return base58.b58encode(seed + public).decode(), base58.b58encode(public).decode()
 
 
 @pytest.mark.parametrize("vec", SINGLE, ids=lambda v: v["name"])
@@ -79,7 +73,7 @@ def test_batch_limit():
 
 def test_agent_wallet_is_sent_but_not_signed():
     vec = SINGLE[0]
-    _, agent_pub = keypair(7)
+    _, agent_pub = pacifica_keypair(7)
     req = pacifica.prepare(
         base_url=BASE, path="/orders/cancel_all", op_type=vec["operation_type"], payload=vec["payload"], account=vec["account"],
         agent_wallet=agent_pub, signing_key=vector_key(), timestamp_ms=vec["timestamp"], expiry_window_ms=vec["expiry_window"],
@@ -153,29 +147,29 @@ def _client(profile: Profile, private_key: str) -> Pacifica:
 
 
 def test_account_defaults_to_the_key():
-    private, public = keypair(3)
+    private, public = pacifica_keypair(3)
     assert _client(PROFILE, private).account == public
 
 
 def test_agent_key_must_match_agent_wallet():
-    private, _ = keypair(3)
-    _, other = keypair(4)
-    _, main = keypair(5)
+    private, _ = pacifica_keypair(3)
+    _, other = pacifica_keypair(4)
+    _, main = pacifica_keypair(5)
     with pytest.raises(ConfigError) as e:
         _client(Profile("ag", "pacifica", "mainnet", account=main, agent_wallet=other), private)
     assert "agent" in e.value.message and private not in e.value.one_line()
 
 
 def test_agent_wallet_needs_account():
-    private, public = keypair(3)
+    private, public = pacifica_keypair(3)
     with pytest.raises(ConfigError) as e:
         _client(Profile("ag", "pacifica", "mainnet", agent_wallet=public), private)
     assert "account" in e.value.one_line() and "[profiles.ag]" in e.value.one_line()
 
 
 def test_agent_profile_signs_with_agent_and_sends_both():
-    private, agent = keypair(3)
-    _, main = keypair(5)
+    private, agent = pacifica_keypair(3)
+    _, main = pacifica_keypair(5)
     client = _client(Profile("ag", "pacifica", "mainnet", account=main, agent_wallet=agent), private)
     client.cancel_all()
     body = client.prepared[0]["body"]
@@ -183,7 +177,7 @@ def test_agent_profile_signs_with_agent_and_sends_both():
 
 
 def test_bad_account_in_profile():
-    private, _ = keypair(3)
+    private, _ = pacifica_keypair(3)
     with pytest.raises(ConfigError):
         _client(Profile("p", "pacifica", "mainnet", account="not-a-key"), private)
 

@@ -10,18 +10,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import base58
-import nacl.signing
 import pytest
 
-from conftest import GEMINI_KEY, GEMINI_SECRET, SECRETS_USED, parse_json
-
-
-def pacifica_key(n: int) -> tuple[str, str]:
-    """(base58 64-byte secret key, base58 public key) from fixed seed bytes."""
-    sk = nacl.signing.SigningKey(bytes([n]) * 32)
-    pub = bytes(sk.verify_key)
-    return base58.b58encode(bytes(sk) + pub).decode(), base58.b58encode(pub).decode()
+from conftest import GEMINI_KEY, GEMINI_SECRET, SECRETS_USED, audit_lines, collect, pacifica_keypair, parse_json
 
 
 @pytest.fixture
@@ -40,7 +31,7 @@ def four(sim, env):
         env.secret(name, "api_secret", secret)
     p = sim.pacifica
     for i, name in enumerate(("p1", "p2")):
-        private, pub = pacifica_key(10 + i)
+        private, pub = pacifica_keypair(10 + i)
         assert p.add_account(private) == pub
         for symbol in ("BTC", "ETH", "SOL"):
             p.add_order(pub, symbol)
@@ -54,11 +45,6 @@ def four(sim, env):
 
 def open_count(sim) -> int:
     return len(sim.gemini.open_orders()) + len(sim.pacifica.open_orders())
-
-
-def audit_lines(env) -> list[dict]:
-    path = env.state_dir / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_panic_flattens_every_profile(four, env):
@@ -165,15 +151,18 @@ def test_audit_line_written_when_the_run_fails(gemini, env):
     assert "wrong-secret" not in (env.state_dir / "audit.jsonl").read_text()
 
 
-def test_heartbeat_keeps_the_session_alive_past_30_s(sim, env):
+def test_heartbeat_keeps_the_session_alive_past_the_window(sim, env):
+    """The real process against a simulator whose window is 3 s instead of Gemini's 30 s (the same code path)."""
+    window = 3.0
+    sim.gemini.heartbeat_timeout = window
     sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET, heartbeat=True)
     order = sim.gemini.add_order("primary", GEMINI_KEY)
     env.write_config({"hb": {"venue": "gemini", "base_url": sim.url}})
     env.secret("hb", "api_key", GEMINI_KEY)
     env.secret("hb", "api_secret", GEMINI_SECRET)
-    proc = env.popen("heartbeat", "--interval", "5")
+    proc = env.popen("heartbeat", "--interval", "1")
     try:
-        time.sleep(33)
+        time.sleep(window + 1.5)
         with sim.lock:
             sim.gemini.expire_heartbeats()
             assert sim.gemini.orders[order].live, "the session expired although heartbeats were sent"
@@ -181,22 +170,66 @@ def test_heartbeat_keeps_the_session_alive_past_30_s(sim, env):
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)
+    collect("heartbeat", out + err)
     assert proc.returncode == 0, err
     beats = len(sim.requests("/v1/heartbeat"))
-    assert beats >= 6
-    # Stopped: once 30 s pass without a call, the simulator cancels the session's orders.
+    assert beats >= window
+    # Stopped: once the window passes without a call, the simulator cancels the session's orders.
     with sim.lock:
-        sim.gemini.expire_heartbeats(now=time.monotonic() + 31)
+        sim.gemini.expire_heartbeats(now=time.monotonic() + window + 1)
         assert not sim.gemini.orders[order].live
 
 
-def test_heartbeat_exits_non_zero_when_the_window_is_missed(sim, env):
-    env.write_config({"hb": {"venue": "gemini", "base_url": "http://127.0.0.1:9"}})
-    env.secret("hb", "api_key", GEMINI_KEY)
-    env.secret("hb", "api_secret", GEMINI_SECRET)
-    proc = env.run("heartbeat", "--interval", "29", timeout=120)
-    assert proc.returncode == 1
-    assert "heartbeat failed" in proc.stderr and "no heartbeat for" in proc.stderr
+class FakeClock:
+    """A monotonic clock that only moves when the heartbeat loop waits (s)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.now += seconds
+        return False  # never stopped
+
+
+def test_heartbeat_exits_non_zero_when_the_window_is_missed():
+    from cancelctl.cli.watch import HEARTBEAT_WINDOW_S, keep_alive
+    from cancelctl.errors import NotSent
+
+    clock, said, beats = FakeClock(), [], []
+
+    def beat(name: str) -> None:
+        beats.append((name, clock.now))
+        raise NotSent("Gemini unreachable")
+
+    code = keep_alive(["hb"], beat, interval=29, wait=clock.wait, clock=clock, say=said.append)
+    assert code == 1
+    assert len(beats) == 3  # at 0, 29 and 58 s: the third finds the 30 s window missed
+    assert any("heartbeat failed" in s for s in said) and "no heartbeat for 58 s" in said[-1]
+    assert clock.now - 1000.0 > HEARTBEAT_WINDOW_S
+
+
+def test_heartbeat_loop_survives_failures_inside_the_window_and_stops_cleanly():
+    from cancelctl.cli.watch import keep_alive
+    from cancelctl.errors import OutcomeUnknown
+
+    clock, said = FakeClock(), []
+    fail = {1000.0 + 15 * n for n in (1, 3)}  # every other beat fails: never 30 s without a good one
+    stops = iter([False] * 10 + [True])
+
+    def beat(name: str) -> None:
+        if clock.now in fail:
+            raise OutcomeUnknown("no answer")
+
+    def wait(seconds: float) -> bool:
+        clock.wait(seconds)
+        return next(stops)
+
+    assert keep_alive(["a", "b"], beat, interval=15, wait=wait, clock=clock, say=said.append) == 0
+    assert sum("heartbeat failed" in s for s in said) == 4  # two profiles, two failed rounds
+    assert said[-1].startswith("heartbeat stopped")
 
 
 def test_deadman_fires_within_ttl_plus_one_second_and_not_before(sim, env):

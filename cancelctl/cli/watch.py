@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -64,24 +65,53 @@ def heartbeat(
     for c in creds.values():
         SECRETS.update(c.secrets())
     stop = _stop_event()
-    last_ok = {p.name: time.monotonic() for p in profiles}
-    _say(f"heartbeat: every {interval:g} s for {', '.join(last_ok)}; Ctrl-C or SIGTERM stops")
-    while not stop.is_set():
-        for p in profiles:
-            client = Gemini(p, creds[p.name], state_dir=config_mod.state_dir(), deadline=Deadline(min(interval, 10.0)))
+    clients = {p.name: p for p in profiles}
+
+    def beat(name: str) -> None:
+        p = clients[name]
+        client = Gemini(p, creds[name], state_dir=config_mod.state_dir(), deadline=Deadline(min(interval, 10.0)))
+        try:
+            client.heartbeat()
+        finally:
+            client.close()
+
+    _say(f"heartbeat: every {interval:g} s for {', '.join(clients)}; Ctrl-C or SIGTERM stops")
+    return keep_alive(list(clients), beat, interval=interval, wait=stop.wait)
+
+
+def keep_alive(
+    names: list[str],
+    beat: Callable[[str], None],
+    *,
+    interval: float,
+    wait: Callable[[float], bool],
+    window: float = HEARTBEAT_WINDOW_S,
+    clock: Callable[[], float] = time.monotonic,
+    say: Callable[[str], None] = _say,
+) -> int:
+    """Call ``beat(name)`` for every profile each ``interval`` s until ``wait(interval)`` returns True (stopped).
+
+    ``beat`` raises :class:`~cancelctl.errors.CancelctlError` when a
+    heartbeat fails: that is one line and the loop goes on. Once a profile
+    has had no successful heartbeat for more than ``window`` s (by
+    ``clock``, in s) the venue has cancelled its session's orders: one line,
+    and :attr:`ExitCode.FAILED`. Stopped: :attr:`ExitCode.OK`.
+    """
+    last_ok = {name: clock() for name in names}
+    while True:
+        for name in names:
             try:
-                client.heartbeat()
-                last_ok[p.name] = time.monotonic()
+                beat(name)
+                last_ok[name] = clock()
             except CancelctlError as e:
-                _say(f"heartbeat failed for profile {p.name}: {e.one_line()}")
-            finally:
-                client.close()
-            silent = time.monotonic() - last_ok[p.name]
-            if silent > HEARTBEAT_WINDOW_S:
-                _say(f"profile {p.name}: no heartbeat for {silent:.0f} s: Gemini has cancelled that session's orders")
+                say(f"heartbeat failed for profile {name}: {e.one_line()}")
+            silent = clock() - last_ok[name]
+            if silent > window:
+                say(f"profile {name}: no heartbeat for {silent:.0f} s: Gemini has cancelled that session's orders")
                 return ExitCode.FAILED
-        stop.wait(interval)
-    _say("heartbeat stopped; Gemini will cancel the session's orders after 30 s")
+        if wait(interval):
+            break
+    say(f"heartbeat stopped; Gemini will cancel the session's orders after {window:g} s")
     return ExitCode.OK
 
 
