@@ -17,18 +17,17 @@ import os
 import sys
 import time
 
-WRITTEN = False  # one line per run: the funnel writes only when the runner did not
-
-
 AUDIT_LOCK_S = 0.2  # the longest wait for the audit log's lock (s)
 
 
 def record(report, *, reason: str | None, elapsed_ms: float, argv: list[str] | None = None) -> None:
-    """Append the run's line. Failure to write is one stderr line, never a lost exit code."""
-    global WRITTEN
-    WRITTEN = True
+    """Append the run's line. Failure to write is one stderr line, never a lost exit code.
+
+    Called by ``cancelctl.main`` only, once per run (see ``cancelctl.main.finish``).
+    """
     from cancelctl.config import state_dir
-    from cancelctl.render import err, scrub
+    from cancelctl.redact import scrub
+    from cancelctl.render import err
 
     doc = report.as_json()
     results = []

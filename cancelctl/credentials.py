@@ -22,6 +22,7 @@ import threading
 from collections.abc import Mapping
 
 from cancelctl.errors import ConfigError
+from cancelctl.redact import register
 
 SERVICE = "cancelctl"
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -38,6 +39,7 @@ class Credentials(Mapping[str, str]):
     def __init__(self, values: dict[str, str], sources: dict[str, str] | None = None) -> None:
         self._values = dict(values)
         self.sources = sources or {}
+        register(*self._values.values())  # every output is scrubbed of them from now on
 
     def __getitem__(self, key: str) -> str:
         return self._values[key]
@@ -52,10 +54,6 @@ class Credentials(Mapping[str, str]):
         return "Credentials(" + ", ".join(f"{k}=<redacted>" for k in self._values) + ")"
 
     __str__ = __repr__
-
-    def secrets(self) -> list[str]:
-        """The values, for redaction filters only."""
-        return list(self._values.values())
 
 
 def env_var(profile: str, field: str) -> str:
@@ -142,9 +140,7 @@ def _unlock_one(b, *, chained: bool) -> None:
         raise ConfigError(
             f"the encrypted-file keyring needs its passphrase in ${PASSPHRASE_VAR} or ${PASSPHRASE_VAR}_FILE (cancelctl never prompts for it)"
         )
-    from cancelctl.runner import SECRETS
-
-    SECRETS.add(passphrase)
+    register(passphrase)
     try:
         b.keyring_key = passphrase  # checks it against the file, or creates the file with it
     except ValueError:

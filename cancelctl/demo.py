@@ -15,8 +15,18 @@ import tempfile
 
 from cancelctl.config import Profile
 from cancelctl.credentials import Credentials
-from cancelctl.runner import Options, run
+from cancelctl import runner
+from cancelctl.runner import Options
 from cancelctl.sim.server import Simulator
+
+
+def run(*args, **kw) -> int:
+    """One step of the drill: :func:`cancelctl.runner.run`, its report shown; its exit code (no audit line)."""
+    from cancelctl import render
+
+    outcome = runner.run(*args, **kw)
+    render.report(outcome.report, outcome.opts)
+    return outcome.exit_code
 
 
 def say(text: str) -> None:
@@ -123,7 +133,11 @@ def panic_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
         "panic-pacifica": Credentials({"private_key": pac_key}),
     }
     say(f"panic: both accounts at once, then verify; gemini order {stubborn} refuses the first cancel")
-    code = run_panic(profiles, replace(opts, verify=True), creds)
+    outcome = run_panic(profiles, replace(opts, verify=True), creds)
+    from cancelctl import render
+
+    render.report(outcome.report, outcome.opts)
+    code = outcome.exit_code
     with sim.lock:
         left = g.open_orders("panic-desk") + p.open_orders(pac_pub)
     return [("panic verified flat", 0, code), ("panic book flat", 0, 0 if not left else 3)]

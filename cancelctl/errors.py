@@ -11,6 +11,7 @@ only place that turns them into output and an exit status.
 
 from __future__ import annotations
 
+import sys
 from enum import IntEnum
 
 
@@ -121,3 +122,20 @@ class OutcomeUnknown(CancelctlError):
 
     exit_code = ExitCode.UNKNOWN
     kind = "unknown"
+
+
+def internal_error(e: BaseException, debug: bool) -> CancelctlError:
+    """The error for a bug (exit 70); with ``debug``, its traceback on stderr first, scrubbed of every secret."""
+    if debug:  # scrubbed like every other output: an exception message can quote a header or a body
+        import traceback
+
+        from cancelctl.redact import scrub
+
+        sys.stderr.write(scrub("".join(traceback.format_exception(e))))
+        sys.stderr.flush()
+    return CancelctlError(
+        f"internal error: {type(e).__name__}",
+        hint="this is a bug; run again with --debug for the traceback",
+        exit_code=ExitCode.INTERNAL,
+        kind="internal",
+    )

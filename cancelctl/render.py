@@ -12,17 +12,10 @@ import json
 import sys
 
 from cancelctl.errors import CancelctlError
+from cancelctl.redact import scrub
 from cancelctl.results import ProfileResult, Report
 
-
-def scrub(text: str) -> str:
-    """``text`` with every known secret replaced by ``<redacted>``."""
-    from cancelctl.runner import SECRETS
-
-    for secret in SECRETS:
-        if secret and secret in text:
-            text = text.replace(secret, "<redacted>")
-    return text
+__all__ = ["err", "error_line", "out", "report", "rows", "scrub", "table"]
 
 
 def out(text: str) -> None:

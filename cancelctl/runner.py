@@ -18,7 +18,6 @@ threads die with the process.
 from __future__ import annotations
 
 import math
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,36 +26,11 @@ from dataclasses import dataclass, field, replace
 from cancelctl import config as config_mod
 from cancelctl import credentials
 from cancelctl.config import Profile
-from cancelctl.errors import CancelctlError, ExitCode, NotSent, OutcomeUnknown, UsageProblem
+from cancelctl.errors import CancelctlError, ExitCode, NotSent, OutcomeUnknown, UsageProblem, internal_error
 from cancelctl.results import ProfileResult, Report
 from cancelctl.transport import Deadline, run_start, warm_tls
 
 GRACE_S = 0.25  # how long past the deadline the profiles' own timeouts get to report
-
-MIN_SCRUBBED = 8  # characters; no real credential is shorter
-
-
-class _Secrets(set):
-    """A set that keeps only values of ``MIN_SCRUBBED`` characters or more.
-
-    Scrubbing a one-character "secret" (a mistyped key) would replace every
-    ``1`` of the output and break the ``--json`` document; a value that
-    short protects nothing anyway.
-    """
-
-    def add(self, value: str) -> None:
-        if isinstance(value, str) and len(value) >= MIN_SCRUBBED:
-            super().add(value)
-
-    def update(self, *values) -> None:
-        for group in values:
-            for value in group:
-                self.add(value)
-
-
-# Every secret resolved in this process, so output can be scrubbed of them
-# as a last line of defence (nothing is meant to print one in the first place).
-SECRETS: set[str] = _Secrets()
 
 
 @dataclass
@@ -73,20 +47,22 @@ class Options:
     debug: bool = False
 
 
-def internal_error(e: BaseException, debug: bool) -> CancelctlError:
-    if debug:  # scrubbed like every other output: an exception message can quote a header or a body
-        import traceback
+@dataclass
+class Outcome:
+    """What :func:`run` returns: the report, the options to show it with, and whether it goes into the audit log.
 
-        from cancelctl.render import scrub
+    ``cancelctl.main.finish`` is the one place that writes its audit line
+    (``elapsed_ms``: the run's time, ms) and shows it.
+    """
 
-        sys.stderr.write(scrub("".join(traceback.format_exception(e))))
-        sys.stderr.flush()
-    return CancelctlError(
-        f"internal error: {type(e).__name__}",
-        hint="this is a bug; run again with --debug for the traceback",
-        exit_code=ExitCode.INTERNAL,
-        kind="internal",
-    )
+    report: Report
+    opts: Options
+    elapsed_ms: float = 0.0
+    audit: bool = True
+
+    @property
+    def exit_code(self) -> int:
+        return self.report.exit_code
 
 
 @dataclass
@@ -136,7 +112,6 @@ def run_profile(
     try:
         if creds is None:
             creds = credentials.resolve(profile.name, profile.venue, timeout=max(0.1, deadline.remaining()))
-        SECRETS.update(creds.secrets())
         client = open_client(profile, creds, state_dir=config_mod.state_dir(), deadline=deadline, dry_run=opts.dry_run)
         progress.client, progress.stage = client, "action"
         result = action(client)
@@ -218,8 +193,8 @@ def run(
     creds: dict[str, credentials.Credentials] | None = None,
     scope: Callable[[ProfileResult], Callable[[dict], bool]] | None = None,
     audit: bool = True,
-) -> int:
-    """Run ``action`` on every profile concurrently, audit, render, return the exit code.
+) -> Outcome:
+    """Run ``action`` on every profile concurrently; the :class:`Outcome` (nothing is shown or recorded here).
 
     ``creds`` maps profile names to credentials already in hand (the demo,
     the dead-man's switch); otherwise each profile's are resolved from the
@@ -228,7 +203,8 @@ def run(
     the process's start when the process is young, see
     :func:`cancelctl.transport.run_start`) plus ``GRACE_S``: a profile
     still running then is reported as :func:`unfinished`. Ctrl-C does the
-    same at once, still writes the audit line and exits 130.
+    same at once: the report keeps every row and exits 130. ``audit``: whether
+    the run gets an audit line (``orders`` and the demo do not).
     """
     if not math.isfinite(opts.timeout):  # click's FloatRange lets "nan" through
         raise UsageProblem(f"--timeout must be a number of seconds, not {opts.timeout}", hint="e.g. --timeout 10")
@@ -257,11 +233,4 @@ def run(
         r.deadline.close()  # from here on, nothing more of this profile goes out
         final.append(r.result or unfinished(r, action_name, opts, interrupted is not None))
     report = Report(final, dry_run=opts.dry_run, error=interrupted)
-    if audit:
-        from cancelctl import audit as audit_mod
-
-        audit_mod.record(report, reason=opts.reason, elapsed_ms=deadline.elapsed_ms())
-    from cancelctl import render
-
-    render.report(report, opts)
-    return report.exit_code
+    return Outcome(report, opts, elapsed_ms=deadline.elapsed_ms(), audit=audit)

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cancelctl import audit, main, runner
+from cancelctl import main, redact
 from conftest import GEMINI_KEY, GEMINI_SECRET, SECRETS_USED, collect
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -68,8 +68,7 @@ class InProcess:
             os.environ.update(CANCELCTL_CONFIG_DIR=str(config_dir), CANCELCTL_STATE_DIR=str(state_dir), NO_COLOR="1")
             os.environ.update(env or {})
             self.capsys.readouterr()
-            audit.WRITTEN = False
-            runner.SECRETS.clear()
+            redact.SECRETS.clear()
             code = main.run(list(argv))
             out, err = self.capsys.readouterr()
         finally:

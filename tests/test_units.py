@@ -119,14 +119,14 @@ def test_exit_code_table_is_the_contract():
 
 def test_debug_traceback_is_scrubbed(capsys, monkeypatch):
     """--debug prints the traceback of an internal error, with every known secret redacted."""
-    from cancelctl import runner
+    from cancelctl import errors, redact
 
     secret = "debug-secret-0123456789"
-    monkeypatch.setattr(runner, "SECRETS", {secret})
+    monkeypatch.setattr(redact, "SECRETS", {secret})
     try:
         raise ValueError(f"header value {secret!r} is not allowed")
     except ValueError as e:
-        error = runner.internal_error(e, debug=True)
+        error = errors.internal_error(e, debug=True)
     stderr = capsys.readouterr().err
     assert "Traceback" in stderr and "ValueError" in stderr and "<redacted>" in stderr
     assert secret not in stderr and secret not in error.one_line()

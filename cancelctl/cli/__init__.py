@@ -1,6 +1,6 @@
 """The typer application: one module per command group, imported only when invoked.
 
-``build(argv)`` registers only the command that ``argv`` names, so
+``build(command)`` registers only the command the line names, so
 ``cancelctl cancel all`` never imports (or converts into click commands) the
 modules of ``keys``, ``doctor``, ``deadman`` and the rest before its first
 cancel is sent. With no command word (``--help``, shell completion, a typo)
@@ -50,19 +50,14 @@ def root(
     """The panic button for crypto trading: cancel every resting order, verified."""
 
 
-def invoked(argv: list[str]) -> str | None:
-    """The command ``argv`` names, or None. Root options (``--debug``...) take no values."""
-    for word in argv:
-        if not word.startswith("-"):
-            return word if word in COMMANDS else None
-    return None
+def build(command: str | None = None) -> typer.Typer:
+    """The typer app with ``command`` alone (as :func:`cancelctl.flags.parse` reads it), or every command.
 
-
-def build(argv: list[str] | None = None) -> typer.Typer:
-    """The typer app with the command ``argv`` names, or every command when it names none."""
+    A name that is not a command (a typo, or None) registers every command.
+    """
     app = typer.Typer(name="cancelctl", help=HELP, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
     app.callback()(root)
-    only = invoked(argv) if argv is not None else None
+    only = command if command in COMMANDS else None
     for name, (module, attribute) in COMMANDS.items():
         if only is not None and name != only:
             continue

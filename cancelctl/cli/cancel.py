@@ -28,7 +28,7 @@ def cancel_all(
     timeout: TimeoutOpt = 10.0,
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
-) -> int:
+) -> runner.Outcome:
     """Cancel every open order of the account: Gemini cancel-all (every session, UI orders included); Pacifica all symbols."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = config_mod.select(config_mod.load(), opts.profiles)
@@ -45,7 +45,7 @@ def cancel_session(
     timeout: TimeoutOpt = 10.0,
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
-) -> int:
+) -> runner.Outcome:
     """Gemini only: cancel the orders of this API key's session (other sessions and UI orders stay)."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = config_mod.select(config_mod.load(), opts.profiles)
@@ -75,7 +75,7 @@ def cancel_order(
     timeout: TimeoutOpt = 10.0,
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
-) -> int:
+) -> runner.Outcome:
     """Cancel the given orders; every ID gets its own row: cancelled, rejected (with the venue's reason) or unknown."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = config_mod.select(config_mod.load(), opts.profiles)
@@ -113,7 +113,7 @@ def cancel_pacifica(
     timeout: TimeoutOpt = 10.0,
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
-) -> int:
+) -> runner.Outcome:
     """Pacifica cancel_all_orders: all symbols, or one request per --symbol."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = config_mod.select(config_mod.load(), opts.profiles, venue="pacifica")

@@ -426,7 +426,6 @@ def _keyring_check(profiles: list, sources: dict, wide: CancelctlError | None, d
 def _secrets_check(p, sources: dict[str, str], error: CancelctlError | None, deadline):
     """The ``secrets`` row and, when every field resolves, the Credentials (values never shown)."""
     from cancelctl import credentials
-    from cancelctl.runner import SECRETS
 
     listing = "  ".join(f"{f}={s}" for f, s in sources.items())
     numbers = {"sources": dict(sources)}
@@ -442,7 +441,6 @@ def _secrets_check(p, sources: dict[str, str], error: CancelctlError | None, dea
         creds = credentials.resolve(p.name, p.venue, timeout=_keyring_timeout(deadline))
     except ConfigError as e:
         return Check("secrets", p.name, "fail", f"{listing}: {e.one_line()}", ExitCode.CONFIG, numbers), None
-    SECRETS.update(creds.secrets())
     return Check("secrets", p.name, "ok", listing, numbers=numbers), creds
 
 
@@ -566,7 +564,7 @@ def _table(checks: list[Check], code: int) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from cancelctl.render import scrub
+    from cancelctl.redact import scrub
 
     console = Console()
     t = Table(title="cancelctl doctor")

@@ -28,7 +28,7 @@ def orders(
     json: JsonOpt = False,
     quiet: QuietOpt = False,
     timeout: TimeoutOpt = 10.0,
-) -> int:
+) -> runner.Outcome:
     """List open orders (read-only; sends no cancel)."""
     debug = bool(ctx.find_root().params.get("debug"))
     opts = Options(profiles=list(profile or []), json=json, quiet=quiet, timeout=timeout, debug=debug)

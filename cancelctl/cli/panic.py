@@ -20,13 +20,13 @@ def panic(
     timeout: TimeoutOpt = 10.0,
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
-) -> int:
+) -> runner.Outcome:
     """THE PANIC BUTTON: every configured profile (or those named) concurrently, widest cancel, then verify each book is flat."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason, verify_default=True)
     profiles = config_mod.select(config_mod.load(), opts.profiles, every=True)
     return run_panic(profiles, opts)
 
 
-def run_panic(profiles, opts, creds=None) -> int:
+def run_panic(profiles, opts, creds=None) -> runner.Outcome:
     """Panic on ``profiles`` (used by ``panic`` and the dead-man's switch)."""
     return runner.run(profiles, lambda c: c.cancel_all(), WIDEST, opts, creds=creds, scope=lambda r: everything)

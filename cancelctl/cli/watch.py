@@ -29,6 +29,7 @@ from cancelctl import config as config_mod
 from cancelctl import credentials
 from cancelctl.cli.common import JsonOpt, ProfileOpt, QuietOpt, ReasonOpt, TimeoutOpt, options
 from cancelctl.errors import CancelctlError, ExitCode, UsageProblem
+from cancelctl.runner import Outcome
 
 HEARTBEAT_WINDOW_S = 30.0  # Gemini cancels a Require-Heartbeat session after 30 s of silence
 
@@ -60,10 +61,6 @@ def heartbeat(
         if p.venue != "gemini":
             raise UsageProblem(f"profile {p.name!r} is on {p.venue}, which has no heartbeat", hint=f"use: cancelctl deadman -p {p.name} --ttl SECONDS")
     creds = {p.name: credentials.resolve(p.name, p.venue) for p in profiles}
-    from cancelctl.runner import SECRETS
-
-    for c in creds.values():
-        SECRETS.update(c.secrets())
     stop = _stop_event()
     clients = {p.name: p for p in profiles}
 
@@ -124,7 +121,7 @@ def deadman(
     quiet: QuietOpt = False,
     timeout: TimeoutOpt = 10.0,
     reason: ReasonOpt = None,
-) -> int:
+) -> int | Outcome:
     """Client-side dead-man's switch: panic on the profiles when the bot stops touching the check-in file for longer than --ttl."""
     from cancelctl.cli.panic import run_panic
 

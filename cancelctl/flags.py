@@ -1,0 +1,74 @@
+"""The few flags the error funnel needs before (or without) typer's parse: read once from argv.
+
+``cancelctl.main`` must answer in the contract's shape even when typer never
+parsed the command line (a usage error, an error raised while parsing) or
+when a command failed before its options reached the runner: ``--json``
+still means one JSON document on stdout, ``--reason`` still goes into the
+audit line, ``--dry-run`` still marks the document. ``cancelctl.cli.build``
+uses the same reading to register only the command the line names.
+
+Imports nothing: it runs before anything else is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Options that take a value: the word after them is that value, never a flag
+# or a command (``--reason --json`` records the reason "--json"; it does not
+# turn JSON on). tests/test_flags.py keeps this equal to the typer tree's.
+VALUE_OPTIONS = frozenset(
+    {
+        "--account", "--agent-wallet", "--base-url", "--environment", "--file", "--interval", "--lifetime",
+        "--nonce", "--port", "--profile", "--reason", "--symbol", "--timeout", "--ttl", "--venue", "-p",
+    }
+)
+
+
+@dataclass(frozen=True)
+class EarlyFlags:
+    """What the funnel needs to know of the command line."""
+
+    command: str | None = None  # the first word that is neither an option nor an option's value
+    json: bool = False
+    dry_run: bool = False
+    debug: bool = False
+    reason: str | None = None
+
+
+def parse(argv: list[str]) -> EarlyFlags:
+    """Read ``argv`` (without the program name) once; never raises.
+
+    ``--opt value`` and ``--opt=value`` forms are both understood; after
+    ``--`` every word is an argument.
+    """
+    command = None
+    json = dry_run = debug = False
+    reason = None
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        i += 1
+        if word == "--":
+            if command is None and i < len(argv):
+                command = argv[i]
+            break
+        if not word.startswith("-") or word == "-":
+            command = command or word
+            continue
+        name, has_value, value = word.partition("=")
+        if name in VALUE_OPTIONS:
+            if not has_value:
+                if i >= len(argv):
+                    break
+                value = argv[i]
+                i += 1
+            if name == "--reason":
+                reason = value
+        elif word == "--json":
+            json = True
+        elif word == "--dry-run":
+            dry_run = True
+        elif word == "--debug":
+            debug = True
+    return EarlyFlags(command=command, json=json, dry_run=dry_run, debug=debug, reason=reason)

@@ -1,0 +1,157 @@
+"""Code structure: no import cycle among cancelctl's modules, and the early flags the funnel reads.
+
+Two proofs of "no import cycle": every module imports alone in a fresh
+interpreter (a cycle that only lazy imports hold apart breaks some import
+order), and the graph of every import statement, function-level ones
+included, has no cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import cancelctl
+from cancelctl import flags
+
+PACKAGE = Path(cancelctl.__file__).parent
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports_of(name: str, path: Path) -> set[str]:
+    """The cancelctl modules ``name`` imports anywhere in its source (function-level imports too), parents included."""
+    found: set[str] = set()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            targets = [base, *(f"{base}.{a.name}" for a in node.names)]
+        else:
+            continue
+        for target in targets:
+            while target and target not in MODULES:
+                target = target.rpartition(".")[0]
+            while target:  # importing a.b.c runs a and a.b first
+                if target != name and not name.startswith(target + "."):
+                    found.add(target)
+                target = target.rpartition(".")[0]
+    return found
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = {name: imports_of(name, path) for name, path in MODULES.items()}
+    assert graph["cancelctl.runner"] >= {"cancelctl.errors", "cancelctl.transport"}  # the walk sees imports
+    assert "cancelctl.redact" in graph["cancelctl.credentials"]
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_redact_is_a_leaf():
+    assert imports_of("cancelctl.redact", MODULES["cancelctl.redact"]) <= {"cancelctl"}
+    assert imports_of("cancelctl.flags", MODULES["cancelctl.flags"]) <= {"cancelctl"}
+
+
+def test_every_module_imports_alone_in_a_fresh_interpreter():
+    def load(name: str) -> tuple[str, int, str]:
+        proc = subprocess.run(
+            [sys.executable, "-c", "import importlib, sys; importlib.import_module(sys.argv[1])", name],
+            capture_output=True, text=True, timeout=60,
+        )
+        return name, proc.returncode, proc.stderr[-500:]
+
+    with ThreadPoolExecutor(4) as pool:
+        failed = [r for r in pool.map(load, sorted(MODULES)) if r[1] != 0]
+    assert len(MODULES) > 30 and failed == []
+
+
+# -- the early flags ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "want"),
+    [
+        (["cancel", "all", "--json"], flags.EarlyFlags("cancel", json=True)),
+        (["--debug", "panic", "--dry-run"], flags.EarlyFlags("panic", dry_run=True, debug=True)),
+        (["cancel", "all", "--reason", "--json"], flags.EarlyFlags("cancel", reason="--json")),
+        (["cancel", "all", "--reason=drill", "--json"], flags.EarlyFlags("cancel", json=True, reason="drill")),
+        (["-p", "main", "orders"], flags.EarlyFlags("orders")),
+        (["cancel", "order", "--", "--json"], flags.EarlyFlags("cancel")),
+        (["cancel", "all", "--reason"], flags.EarlyFlags("cancel")),
+        ([], flags.EarlyFlags()),
+    ],
+)
+def test_early_flags(argv, want):
+    assert flags.parse(argv) == want
+
+
+def test_value_options_are_the_cli_options_that_take_a_value():
+    from typer.main import get_command
+
+    from cancelctl.cli import build
+
+    takes_value: set[str] = set()
+
+    def walk(command) -> None:
+        for p in command.params:
+            if p.param_type_name == "option" and not p.is_flag:
+                takes_value.update(p.opts + p.secondary_opts)
+        for sub in getattr(command, "commands", {}).values():
+            walk(sub)
+
+    walk(get_command(build()))
+    assert takes_value == flags.VALUE_OPTIONS
