@@ -180,19 +180,14 @@ def load(path: Path | None = None) -> Config:
     Raises ConfigError (exit 78) naming the file for unreadable TOML or
     invalid values.
     """
+    from cancelctl.files import read_regular
+
     path = path or config_path()
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, str(path))  # a FIFO, a device or a huge file is a ConfigError, never a hang
     except FileNotFoundError:
         return Config(path=path, profiles={}, exists=False)
-    except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e.strerror}") from None
-    import tomllib
-
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    data = parse_toml(raw, path)
     tables = data.get("profiles", {})
     if not isinstance(tables, dict):
         raise ConfigError(f"{path}: 'profiles' must be a table")
@@ -201,6 +196,18 @@ def load(path: Path | None = None) -> Config:
     if default is not None and (not isinstance(default, str) or default not in profiles):
         raise ConfigError(f"{path}: default_profile {default!r} is not a configured profile")
     return Config(path=path, profiles=profiles, default_profile=default)
+
+
+def parse_toml(raw: bytes, path: Path) -> dict:
+    """``raw`` parsed as TOML; ConfigError (78) naming ``path`` when it is not UTF-8 TOML or nests too deep."""
+    import tomllib
+
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    except RecursionError:  # tomllib recurses per nesting level: a few thousand "[" exhaust the stack
+        raise ConfigError(f"{path} is not valid TOML: nested too deeply") from None
 
 
 def save(config: Config) -> None:

@@ -85,13 +85,14 @@ def _from_env(profile: str, field: str) -> tuple[str, str] | None:
         return clean_secret(value, f"${name}"), name
     path = os.environ.get(name + "_FILE")
     if path:
+        from cancelctl.files import read_text
+
+        what = f"${name}_FILE ({path})"
         try:
-            with open(path, encoding="utf-8") as f:
-                content = f.read()
-        except (OSError, UnicodeDecodeError) as e:
-            reason = getattr(e, "strerror", None) or "not UTF-8 text"
-            raise ConfigError(f"cannot read ${name}_FILE ({path}): {reason}") from None
-        return clean_secret(content, f"${name}_FILE ({path})"), name + "_FILE"
+            content = read_text(path, what)  # a FIFO or /dev/zero is a ConfigError, never a hang
+        except FileNotFoundError:
+            raise ConfigError(f"cannot read {what}: no such file") from None
+        return clean_secret(content, what), name + "_FILE"
     return None
 
 
@@ -130,11 +131,13 @@ def _unlock_one(b, *, chained: bool) -> None:
     passphrase = os.environ.get(PASSPHRASE_VAR)
     path = os.environ.get(PASSPHRASE_VAR + "_FILE")
     if passphrase is None and path:
+        from cancelctl.files import read_text
+
+        what = f"${PASSPHRASE_VAR}_FILE ({path})"
         try:
-            with open(path, encoding="utf-8") as f:
-                passphrase = f.read()
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"cannot read ${PASSPHRASE_VAR}_FILE ({path}): {getattr(e, 'strerror', None) or 'not UTF-8 text'}") from None
+            passphrase = read_text(path, what)
+        except FileNotFoundError:
+            raise ConfigError(f"cannot read {what}: no such file") from None
     passphrase = (passphrase or "").rstrip("\r\n")
     if not passphrase.strip():
         raise ConfigError(
@@ -193,7 +196,7 @@ def _keyring_get(profile: str, timeout: float) -> dict[str, str]:
         return {}
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise ConfigError(f"the keyring entry for profile {profile!r} is damaged", hint=f"run: {set_command(profile)}")

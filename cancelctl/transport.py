@@ -19,6 +19,7 @@ OutcomeUnknown even when the last attempt was not sent.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -124,16 +125,24 @@ class Answer:
 
         try:
             return json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands of levels deep
             raise OutcomeUnknown(f"unreadable answer (HTTP {self.status}, not JSON)") from None
 
     def retry_after(self) -> float | None:
-        """``Retry-After`` in seconds when it is a number, else None."""
+        """``Retry-After`` in seconds (RFC 9110 10.2.3: delay-seconds) when it is a positive, finite number, else None.
+
+        None means "use the normal backoff": a value of 0, a negative one,
+        ``nan``, ``inf`` or an HTTP date would otherwise make a hot loop
+        against a venue that is already rate-limiting.
+        """
+        import math
+
         value = self.headers.get("retry-after")
         try:
-            return max(0.0, float(value)) if value is not None else None
+            seconds = float(value) if value is not None else math.nan
         except ValueError:
             return None
+        return seconds if math.isfinite(seconds) and seconds > 0.0 else None
 
 
 _tls: dict[str, object] = {}
@@ -152,18 +161,10 @@ def warm_tls() -> None:
     import threading
 
     def build() -> None:
-        import os
-        import ssl
-
         try:
-            if os.environ.get("SSL_CERT_FILE"):
-                _tls["context"] = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
-            elif os.environ.get("SSL_CERT_DIR"):
-                _tls["context"] = ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
-            else:
-                import certifi
-
-                _tls["context"] = ssl.create_default_context(cafile=certifi.where())
+            _tls["context"] = tls_context()
+        except ConfigError as e:  # new_client raises it: every profile reports the one-line fix
+            _tls["error"] = e
         except Exception:  # noqa: BLE001 - new_client lets httpx build it and report the error
             pass
 
@@ -178,19 +179,95 @@ def warm_tls() -> None:
         atexit.register(thread.join, TLS_EXIT_WAIT_S)
 
 
+def tls_context():
+    """The ``ssl.SSLContext`` that verifies venue certificates, from the environment as httpx would build it.
+
+    ``SSL_CERT_FILE`` (a regular PEM file of at most ``CA_FILE_LIMIT``
+    bytes), else ``SSL_CERT_DIR`` (a directory), else certifi's bundle.
+    Raises ConfigError (78) naming the variable and the fix when the one
+    set is missing, not a regular file (a FIFO would block the load for
+    ever), too large, or holds no certificate.
+    """
+    import os
+    import ssl
+
+    from cancelctl.files import CA_FILE_LIMIT, read_text
+
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if cafile:
+        fix = "point SSL_CERT_FILE at a PEM bundle of CA certificates, or unset it"
+        try:
+            pem = read_text(cafile, f"$SSL_CERT_FILE ({cafile})", limit=CA_FILE_LIMIT, hint=fix)
+        except FileNotFoundError:
+            raise ConfigError(f"$SSL_CERT_FILE ({cafile}) does not exist", hint=fix) from None
+        try:
+            return ssl.create_default_context(cadata=pem)
+        except (ssl.SSLError, ValueError):
+            raise ConfigError(f"$SSL_CERT_FILE ({cafile}) holds no PEM certificate", hint=fix) from None
+    if capath:
+        if not os.path.isdir(capath):
+            raise ConfigError(f"$SSL_CERT_DIR ({capath}) is not a directory", hint="point SSL_CERT_DIR at a directory of hashed CA certificates, or unset it")
+        return ssl.create_default_context(capath=capath)
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")  # what httpx can use (httpx "Proxies" docs)
+
+
+def check_proxies() -> None:
+    """ConfigError (78) naming the proxy variable that httpx could not use, and the fix.
+
+    httpx reads ``HTTPS_PROXY``, ``HTTP_PROXY`` and ``ALL_PROXY`` (either
+    case) when it builds a client (https://www.python-httpx.org/environment_variables/).
+    A SOCKS proxy needs the ``socks`` extra. The value itself is never
+    echoed: a proxy URL can hold a password.
+    """
+    import os
+
+    import httpx
+
+    for name in PROXY_VARS:
+        value = os.environ.get(name)
+        if not value:
+            continue
+        try:
+            url = httpx.URL(value if "://" in value else "http://" + value)
+            scheme, host = url.scheme, url.host
+        except (httpx.InvalidURL, ValueError, TypeError):
+            scheme, host = "", ""
+        if scheme not in PROXY_SCHEMES or not host:
+            raise ConfigError(f"${name} is not a proxy URL cancelctl can use", hint=f"use http://HOST:PORT (or socks5://HOST:PORT), or unset {name}")
+        if scheme.startswith("socks"):
+            try:
+                import socksio  # noqa: F401
+            except ImportError:
+                raise ConfigError(f"${name} names a SOCKS proxy, which needs httpx's socks extra", hint=f"pip install 'httpx[socks]' next to cancelctl, or use an http:// proxy, or unset {name}") from None
+
+
 def new_client():
     """An httpx client for one profile (keep-alive across that profile's requests).
 
     Certificates are verified (the context from :func:`warm_tls` when it was
-    started, else httpx's default); redirects are never followed.
+    started, else :func:`tls_context`); redirects are never followed.
+    Raises ConfigError (78) naming the environment variable when the proxy
+    or CA settings cannot be used (see :func:`check_proxies`, :func:`tls_context`).
     """
     import httpx
 
     thread = _tls.get("thread")
     if thread is not None:
         thread.join()
-    verify = _tls.get("context", True)
-    return httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=verify)
+    if "error" in _tls:
+        raise _tls["error"]
+    verify = _tls.get("context") or tls_context()
+    try:
+        return httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=verify)
+    except (ImportError, ValueError, httpx.InvalidURL):
+        check_proxies()  # names the variable
+        raise ConfigError("the proxy settings in the environment are unusable", hint="check or unset HTTPS_PROXY, HTTP_PROXY and ALL_PROXY") from None
 
 
 def send(client, request: PreparedRequest, deadline: Deadline) -> Answer:
@@ -218,14 +295,15 @@ def send(client, request: PreparedRequest, deadline: Deadline) -> Answer:
 
     host = _host(request.url)
     try:
-        r = client.request(
+        with client.stream(
             request.method,
             request.url,
             headers=request.headers,
             content=request.content or None,
             timeout=httpx.Timeout(remaining),
             extensions={"trace": trace},
-        )
+        ) as r:
+            body = _read_capped(r, host, deadline)
     except Stopped:
         raise NotSent("the run was stopped before the request was sent") from None
     except (httpx.ConnectError, httpx.ConnectTimeout) as e:
@@ -242,7 +320,35 @@ def send(client, request: PreparedRequest, deadline: Deadline) -> Answer:
         if not wrote:
             raise NotSent(f"cannot reach {host}: {_why(e)}") from None
         raise OutcomeUnknown(f"connection to {host} failed mid-request: {_why(e)}") from None
-    return Answer(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)
+    return Answer(r.status_code, {k.lower(): v for k, v in r.headers.items()}, body)
+
+
+MAX_ANSWER_BYTES = 4 << 20  # bytes, decoded: the largest venue answer (a full order book) is well under 1 MB
+
+
+def _read_capped(r, host: str, deadline: Deadline) -> bytes:
+    """The answer's body, at most ``MAX_ANSWER_BYTES`` (after decompression), read before the deadline.
+
+    More is OutcomeUnknown (5, unreadable answer): a body that streams
+    zeros would otherwise fill memory. httpx's timeout bounds each read
+    only, so an answer trickling in a byte at a time is cut off here at the
+    deadline (OutcomeUnknown too: the request went out).
+    """
+    import time as clock
+
+    declared = r.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+        raise OutcomeUnknown(f"unreadable answer from {host}: {declared} bytes, more than the {MAX_ANSWER_BYTES} cancelctl reads")
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in r.iter_bytes():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise OutcomeUnknown(f"unreadable answer from {host}: more than the {MAX_ANSWER_BYTES} bytes cancelctl reads")
+        chunks.append(chunk)
+        if clock.monotonic() > deadline.end:
+            raise OutcomeUnknown(f"no answer from {host} before the deadline (the answer was still arriving)")
+    return b"".join(chunks)
 
 
 def _host(url: str) -> str:
@@ -257,9 +363,12 @@ def _why(e: Exception) -> str:
 def with_retries(attempt: Callable[[], T], deadline: Deadline) -> T:
     """Call ``attempt`` until it returns, retrying NotSent and OutcomeUnknown.
 
-    ``attempt`` must re-sign on every call. Backoff: ``retry_after`` of the
-    error when set (Retry-After), else 0.1 s doubling to 2 s; no attempt
-    starts after the deadline. Any other exception propagates at once.
+    ``attempt`` must re-sign on every call. Backoff: 0.1 s doubling to 2 s,
+    or the error's ``retry_after`` (the venue's Retry-After) when that is
+    longer: the backoff is a floor, so no answer can make a hot loop. An
+    error whose ``retry_after_floor`` is False (Gemini InvalidNonce: our own
+    shorter wait for the clock) waits its ``retry_after`` exactly. No
+    attempt starts after the deadline. Any other exception propagates at once.
 
     The first attempt runs before tenacity is imported (about 10 ms of
     start-up): in an emergency nothing the first cancel does not need runs
@@ -281,13 +390,17 @@ def with_retries(attempt: Callable[[], T], deadline: Deadline) -> T:
             raise
 
     def delay(exc: BaseException | None, failures: int) -> float:
+        backoff = min(0.1 * 2 ** (failures - 1), 2.0)
         wanted = getattr(exc, "retry_after", None)
-        if wanted is None:
-            wanted = min(0.1 * 2 ** (failures - 1), 2.0)
+        if wanted is None or not math.isfinite(wanted) or wanted < 0.0:
+            wanted = backoff
+        elif getattr(exc, "retry_after_floor", True):
+            wanted = max(wanted, backoff)
         return min(wanted, deadline.remaining())
 
     def out_of_time(exc: BaseException | None) -> bool:
-        return deadline.remaining() <= max(0.05, getattr(exc, "retry_after", None) or 0.0)
+        wanted = getattr(exc, "retry_after", None)
+        return deadline.remaining() <= max(0.05, wanted if wanted is not None and math.isfinite(wanted) else 0.0)
 
     try:
         try:

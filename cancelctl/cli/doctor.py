@@ -240,9 +240,18 @@ def _start_probes(profiles: list, deadline) -> list[Probe]:
     making one does not hold the GIL while another thread's request is being timed."""
     from cancelctl import transport
 
-    probes = [Probe(p, p.base_url + PUBLIC_PATH[p.venue], transport.new_client()) for p in profiles]
+    probes = []
+    for p in profiles:
+        probe = Probe(p, p.base_url + PUBLIC_PATH[p.venue])
+        try:
+            probe.client = transport.new_client()
+        except ConfigError as e:  # unusable proxy or CA settings: the reach row names the variable
+            probe.error = e
+            probe.done.set()
+        probes.append(probe)
     for probe in probes:
-        threading.Thread(target=_probe, args=(probe, deadline.fork()), name=f"doctor-{probe.profile.name}", daemon=True).start()
+        if probe.client is not None:
+            threading.Thread(target=_probe, args=(probe, deadline.fork()), name=f"doctor-{probe.profile.name}", daemon=True).start()
     return probes
 
 
@@ -271,7 +280,7 @@ def _reach_check(probe: Probe) -> Check:
 
     try:
         json.loads(first.answer.body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return Check("reach", name, "warn", f"GET {url}: HTTP 200 {timing}, but not JSON: is base_url the venue's API?", numbers=numbers)
     if ms > LATENCY_WARN_MS:
         return Check("reach", name, "warn", f"GET {url}: HTTP 200 {timing}: slow (over {LATENCY_WARN_MS:.0f} ms); keep --timeout generous", numbers=numbers)
@@ -354,11 +363,12 @@ def _config_checks(names: list[str]) -> tuple[list[Check], list]:
 
 def _tables(path) -> dict:
     """The raw ``[profiles.*]`` tables, or {} when the file cannot be read (the config row says why)."""
-    import tomllib
+    from cancelctl import config as config_mod
+    from cancelctl.files import read_regular
 
     try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, ValueError):
+        data = config_mod.parse_toml(read_regular(path, str(path)), path)
+    except (OSError, CancelctlError):
         return {}
     tables = data.get("profiles", {})
     return tables if isinstance(tables, dict) else {}

@@ -87,6 +87,7 @@ def validate_order_ids(ids: list[str]) -> list[str]:
 
 class InvalidNonce(NotSent):
     kind = "invalid_nonce"
+    retry_after_floor = False  # our own wait for the clock (INVALID_NONCE_WAIT_S doubling), not the venue's
 
 
 class Gemini(VenueClient):
@@ -172,7 +173,7 @@ class Gemini(VenueClient):
                 import json
 
                 body = json.loads(answer.body)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep to be an answer
                 body = None
         if 200 <= answer.status < 300:
             if body is None:

@@ -174,7 +174,7 @@ def _parse(answer: Answer) -> object:
     if text[:1] in (b"{", b"[", b'"'):
         try:
             return json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to be an answer
             return None
     try:
         return text.decode("utf-8")

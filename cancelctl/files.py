@@ -1,0 +1,74 @@
+"""Reading the small files the environment points at, safely: config, ``*_FILE`` secrets, CA bundles.
+
+A path in the environment or the config directory can name anything: a
+FIFO nobody writes to (``open`` blocks for ever), ``/dev/zero`` or a link to
+it (``read`` fills memory), a directory, a terminal. :func:`read_regular`
+opens without blocking, reads only regular files and at most ``limit``
+bytes, so no such file can hang a run past its deadline or exhaust memory.
+Anything else is one :class:`~cancelctl.errors.ConfigError` line (exit 78)
+that names the file and never its content.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from cancelctl.errors import ConfigError
+
+SMALL_FILE_LIMIT = 1 << 20  # bytes: config files and secrets are a few hundred bytes
+CA_FILE_LIMIT = 16 << 20  # bytes: a CA bundle is about 200 KB
+
+
+def read_regular(path: str | os.PathLike, what: str, *, limit: int = SMALL_FILE_LIMIT, hint: str | None = None) -> bytes:
+    """The bytes of ``path``, a regular file (symlinks to one are followed) of at most ``limit`` bytes.
+
+    ``what`` names the file in the error (e.g. ``$CANCELCTL_MAIN_API_KEY_FILE (/run/x)``).
+    Raises FileNotFoundError when it does not exist (callers decide whether
+    that is an error), ConfigError (78) when it is not a regular file
+    (FIFO, device, socket, directory), is larger than ``limit``, or cannot
+    be read. Never blocks: opened with ``O_NONBLOCK``, checked with
+    ``fstat`` before any read.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise ConfigError(f"cannot read {what}: {e.strerror or type(e).__name__}", hint=hint) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{what} is not a regular file ({_kind(st.st_mode)})", hint=hint)
+        if st.st_size > limit:
+            raise ConfigError(f"{what} is larger than {limit} bytes", hint=hint)
+        chunks, size = [], 0
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:  # grew while we read it
+                raise ConfigError(f"{what} is larger than {limit} bytes", hint=hint)
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as e:
+        raise ConfigError(f"cannot read {what}: {e.strerror or type(e).__name__}", hint=hint) from None
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str | os.PathLike, what: str, *, limit: int = SMALL_FILE_LIMIT, hint: str | None = None) -> str:
+    """:func:`read_regular` decoded as UTF-8; ConfigError (78) when it is not UTF-8 text."""
+    try:
+        return read_regular(path, what, limit=limit, hint=hint).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} is not UTF-8 text", hint=hint) from None
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a plain file"
