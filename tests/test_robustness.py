@@ -11,7 +11,6 @@ import json
 import time
 
 import pytest
-
 from conftest import GEMINI_KEY, GEMINI_SECRET
 from loopback import Loopback, response
 
