@@ -43,6 +43,8 @@ def rows(result: ProfileResult) -> list[tuple[str, str, str]]:
         ]
         if not rows and result.error is None:
             rows.append(("-", "flat", "no open orders"))
+    if result.positions is not None or result.positions_error is not None:
+        rows += position_rows(result)
     rows += [(i, "cancelled", "") for i in result.cancelled]
     rows += [(r["id"], "rejected", r["reason"]) for r in result.rejected]
     rows += [(i, "unknown", "fate unknown: check the venue") for i in result.unknown]
@@ -56,7 +58,32 @@ def rows(result: ProfileResult) -> list[tuple[str, str, str]]:
     if result.verify_error is not None:
         rows.append(("-", "unknown", f"book unreadable after cancelling: {result.verify_error.one_line()}"))
     if not rows:
-        rows.append(("-", "ok", "nothing to cancel" if result.remaining is None else "verified flat"))
+        rows.append(("-", "ok", "nothing to cancel" if result.remaining is None else "no open orders"))
+    return rows
+
+
+def position_text(p: dict) -> str:
+    """``BTC long 0.5 @ 61200 (mark 61000, unrealized PnL -100)``."""
+    text = f"{p['symbol']} {p['side']} {p['size']}"
+    if p.get("entry_price") is not None:
+        text += f" @ {p['entry_price']}"
+    extra = [f"{k} {p[f]}" for k, f in (("mark", "mark_price"), ("unrealized PnL", "unrealized_pnl")) if p.get(f) is not None]
+    return text + (f" ({', '.join(extra)})" if extra else "")
+
+
+def position_rows(result: ProfileResult) -> list[tuple[str, str, str]]:
+    """(symbol, result, text) rows: closing orders, then what is open, or flat, or why it is not known."""
+    rows: list[tuple[str, str, str]] = []
+    for c in result.closed or []:
+        what = f"close {c['symbol']} {c['side']} {c['size']}" + (f" order {c['order_id']}" if c.get("order_id") else "")
+        rows.append((c["symbol"], f"close {c['status']}", what + (f": {c['reason']}" if c.get("reason") else "")))
+    if result.positions_error is not None:
+        rows.append(("-", "unknown", f"positions not read: {result.positions_error.one_line()}"))
+    elif result.positions is not None:
+        hint = "" if result.closing or result.action == "positions" else " — not closed; use --close-positions"
+        rows += [(p["symbol"], "position", position_text(p) + hint) for p in result.positions]
+        if not result.positions and result.error is None:
+            rows.append(("-", "flat", "no open position"))
     return rows
 
 
@@ -68,6 +95,8 @@ def report(report: Report, opts) -> None:
             err(error_line(r.error, profile))
         elif r.verify_error is not None:  # cancels answered, book unreadable: exit 5 needs its line too
             err(f"cancelctl: error: {'profile ' + profile + ': ' if profile else ''}cancelled, but the book could not be read back: {r.verify_error.one_line()}")
+        if r.positions_error is not None and r.error is None:  # a failed position read is said, not hidden
+            err(f"cancelctl: {'error' if r.closing else 'warning'}: {'profile ' + profile + ': ' if profile else ''}positions not read: {r.positions_error.one_line()}")
     if report.error is not None:
         err(error_line(report.error))
     if opts.json:
@@ -88,7 +117,7 @@ def report(report: Report, opts) -> None:
                 out("\t".join([r.profile, r.venue, r.action, order_id, result, reason]))
 
 
-STYLES = {"flat": "green", "cancelled": "green", "rejected": "red", "unknown": "yellow", "open": "red", "ok": "green", "dry-run": "cyan"}
+STYLES = {"position": "yellow", "close filled": "green", "close partial": "yellow", "close unknown": "yellow", "flat": "green", "cancelled": "green", "rejected": "red", "unknown": "yellow", "open": "red", "ok": "green", "dry-run": "cyan"}
 
 
 def table(report: Report, title: str | None = None) -> None:

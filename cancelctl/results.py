@@ -3,7 +3,12 @@
 Shapes follow the contract's JSON document (``shared/spec/cli.md``, "JSON
 output"): order IDs are strings; ``rejected`` items are ``{"id", "reason"}``;
 ``remaining`` is None without verification. ``unknown`` (IDs whose fate is
-not known) is an addition the contract allows.
+not known) is an addition the contract allows. ``positions`` is None when
+not read, else ``[{"symbol", "side": "long"|"short", "size", "entry_price",
+"mark_price", "unrealized_pnl"}]`` with decimal strings (never floats);
+``closed`` rows are ``{"symbol", "side", "size", "order_id",
+"client_order_id", "status": "filled"|"partial"|"rejected"|"unknown",
+"reason"}``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ class ProfileResult:
     error: CancelctlError | None = None
     verify_error: CancelctlError | None = None  # the book could not be read after cancelling
     orders: list[dict] | None = None  # `orders` command: the open orders
+    positions: list[dict] | None = None  # the open positions after the run; None: not read
+    positions_error: CancelctlError | None = None  # the positions could not be read (said, not hidden)
+    closed: list[dict] | None = None  # --close-positions: one row per closing order
+    closing: bool = False  # closing was asked for: positions left open count in the exit code
     elapsed_ms: float = 0.0
     dry_run: bool = False
     requests: list[dict] | None = None
@@ -45,6 +54,17 @@ class ProfileResult:
             return self.error.exit_code
         if self.dry_run:
             return ExitCode.OK
+        code = self._orders_code()
+        if not self.closing or code not in (ExitCode.OK, ExitCode.PARTIAL):
+            return code
+        # --close-positions: 0 only with no open order and no position left
+        if self.positions_error is not None or any(c.get("status") == "unknown" for c in self.closed or ()):
+            return ExitCode.UNKNOWN
+        if self.positions:
+            return ExitCode.PARTIAL
+        return code
+
+    def _orders_code(self) -> int:
         done = bool(self.cancelled) or bool(self.cancelled_count)
         if self.verify_error is not None:
             return ExitCode.UNKNOWN
@@ -86,6 +106,11 @@ class ProfileResult:
             doc["verify_error"] = self.verify_error.as_json()
         if self.orders is not None:
             doc["orders"] = self.orders
+        doc["positions"] = self.positions
+        if self.positions_error is not None:
+            doc["positions_error"] = self.positions_error.as_json()
+        if self.closed is not None:
+            doc["closed"] = self.closed
         if self.requests is not None:
             doc["requests"] = self.requests
         return doc

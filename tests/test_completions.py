@@ -99,7 +99,7 @@ def replies(proc: subprocess.CompletedProcess) -> list[str]:
 
 def test_bash_completes_a_command(env):
     assert replies(bash_complete(env, ["cancelctl", "ca"])) == ["cancel"]
-    assert set(replies(bash_complete(env, ["cancelctl", "p"]))) == {"panic", "profiles"}
+    assert set(replies(bash_complete(env, ["cancelctl", "p"]))) == {"panic", "positions", "profiles"}
     assert set(replies(bash_complete(env, ["cancelctl", "cancel", ""]))) == {"all", "session", "order", "pacifica"}
 
 

@@ -195,3 +195,22 @@ def test_deadman_disarmed_prints_its_document(sim, env):
     VALIDATOR.validate(doc)
     assert doc["exit_code"] == 0 and doc["results"] == []
     assert sim.gemini.orders[order].live and sim.requests("/v1/order/cancel") == []
+
+
+def test_positions_listing(both, env):
+    both.gemini.add_position("primary", "btcgusdperp", "-0.5", average_cost="61200", mark_price="61000")
+    both.pacifica.add_position(PAC, "SOL", "bid", "12.5", entry_price="140.25")
+    doc = valid(env.run("positions", "--json", "-p", "main", "-p", "pac"), 0)
+    gem, pac = doc["results"]
+    assert gem["action"] == pac["action"] == "positions"
+    assert gem["positions"][0]["side"] == "short" and pac["positions"][0]["size"] == "12.5"
+    mutations = {
+        "a float size": lambda d: d["results"][0]["positions"][0].__setitem__("size", 0.5),
+        "a side that is not long/short": lambda d: d["results"][1]["positions"][0].__setitem__("side", "bid"),
+        "no positions in a positions result": lambda d: d["results"][0].__setitem__("positions", None),
+        "an unknown position field": lambda d: d["results"][1]["positions"][0].__setitem__("lev", "3"),
+    }
+    for name, mutate in mutations.items():
+        d = copy.deepcopy(doc)
+        mutate(d)
+        assert not VALIDATOR.is_valid(d), f"the schema accepted: {name}"

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "panic": ("cancelctl.cli.panic", "panic"),
     "cancel": ("cancelctl.cli.cancel", "app"),
     "orders": ("cancelctl.cli.orders", "orders"),
+    "positions": ("cancelctl.cli.positions", "positions"),
     "heartbeat": ("cancelctl.cli.watch", "heartbeat"),
     "deadman": ("cancelctl.cli.watch", "deadman"),
     "keys": ("cancelctl.cli.keys", "app"),

@@ -84,6 +84,31 @@ class SimOrder:
         }
 
 
+@dataclass
+class SimPosition:
+    """One open perpetual position; ``quantity`` is signed (negative: short), as Gemini's ``OpenPosition``."""
+
+    account: str
+    symbol: str
+    quantity: Decimal
+    average_cost: Decimal = Decimal("60000")
+    mark_price: Decimal = Decimal("60000")
+
+    def view(self) -> dict:
+        """The OpenPosition object (https://github.com/gemini/developer-platform specs/openapi/rest.yaml)."""
+        pnl = (self.mark_price - self.average_cost) * self.quantity
+        return {
+            "symbol": self.symbol,
+            "instrument_type": "perp",
+            "quantity": str(self.quantity),
+            "notional_value": str(self.quantity * self.mark_price),
+            "realised_pnl": "0",
+            "unrealised_pnl": str(pnl),
+            "average_cost": str(self.average_cost),
+            "mark_price": str(self.mark_price),
+        }
+
+
 def error(status: int, reason: str, message: str) -> tuple[int, dict]:
     return status, {"result": "error", "reason": reason, "message": message}
 
@@ -96,6 +121,8 @@ class GeminiSim:
     keys: dict = field(default_factory=dict)
     orders: dict = field(default_factory=dict)
     heartbeat_timeout: float = 30.0
+    positions: dict = field(default_factory=dict)  # (account, symbol) -> SimPosition
+    positions_envelope: bool = True  # {"openPositions": [...]} as the spec's schema; False: a bare array as its example
     clock: Callable[[], float] = time.time  # the server's time, s (the time-based nonce window)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(330429000))
 
@@ -110,6 +137,16 @@ class GeminiSim:
         order = SimOrder(next(self._ids), account, session, **kw)
         self.orders[order.order_id] = order
         return order.order_id
+
+    def add_position(self, account: str, symbol: str, quantity: str, **kw) -> SimPosition:
+        """Open (or replace) a perpetual position; ``quantity`` signed, negative for a short."""
+        self.accounts.add(account)
+        position = SimPosition(account, symbol, Decimal(quantity), **{k: Decimal(str(v)) for k, v in kw.items()})
+        self.positions[(account, symbol)] = position
+        return position
+
+    def open_positions(self, account: str | None = None) -> list[SimPosition]:
+        return [p for p in self.positions.values() if p.quantity != 0 and (account is None or p.account == account)]
 
     def open_orders(self, account: str | None = None) -> list[SimOrder]:
         return [o for o in self.orders.values() if o.live and (account is None or o.account == account)]
@@ -179,10 +216,11 @@ class GeminiSim:
             "/v1/order/cancel/session": self._cancel_session,
             "/v1/orders": self._orders,
             "/v1/heartbeat": self._heartbeat,
+            "/v1/positions": self._positions,
         }.get(path)
         if route is None:
             return 404, {"result": "error", "reason": "EndpointNotFound", "message": f"API entry point `{path}` not found"}
-        needs = {"/v1/orders": {"trader", "auditor"}, "/v1/heartbeat": None}.get(path, {"trader"})
+        needs = {"/v1/orders": {"trader", "auditor"}, "/v1/positions": {"trader", "auditor"}, "/v1/heartbeat": None}.get(path, {"trader"})
         if needs and not (key.roles & needs):
             return error(403, "MissingRole", f"To access this endpoint, you need to log in to the website and go to the settings page to assign one of these roles [{', '.join(sorted(needs))}] to API key {api_key}")
         return route(key, account, payload)
@@ -222,10 +260,15 @@ class GeminiSim:
     def _orders(self, key: SimKey, account: str, payload: dict):
         return 200, [o.status() for o in self.open_orders(account)]
 
+    def _positions(self, key: SimKey, account: str, payload: dict):
+        views = [p.view() for p in self.open_positions(account)]
+        return 200, ({"openPositions": views} if self.positions_envelope else views)
+
     def _heartbeat(self, key: SimKey, account: str, payload: dict):
         return 200, {"result": "ok"}
 
     def state(self) -> dict:
         return {
             "open_orders": {str(o.order_id): {"account": o.account, "session": o.session, "symbol": o.symbol} for o in self.open_orders()},
+            "positions": [{"account": p.account, **p.view()} for p in self.open_positions()],
         }

@@ -33,6 +33,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from urllib.parse import parse_qs
 
 PREFIX = "/api/v1"
@@ -116,6 +117,32 @@ class SimOrder:
         }
 
 
+@dataclass
+class SimPosition:
+    """One open position as docs.pacifica.fi "Get positions" shows it: ``side`` bid (long) or ask (short), ``amount`` > 0."""
+
+    account: str
+    symbol: str
+    side: str
+    amount: Decimal
+    entry_price: Decimal = Decimal("60000")
+    created_at: int = 0
+
+    def view(self) -> dict:
+        return {
+            "symbol": self.symbol,
+            "side": self.side,
+            "amount": str(self.amount),
+            "entry_price": str(self.entry_price),
+            "margin": "0",
+            "funding": "0",
+            "isolated": False,
+            "liquidation_price": None,
+            "created_at": self.created_at,
+            "updated_at": self.created_at,
+        }
+
+
 def ok(data: object = None) -> tuple[int, dict]:
     return 200, {"success": True, "data": data, "error": None, "code": None}
 
@@ -150,6 +177,7 @@ class PacificaSim:
     orders: dict = field(default_factory=dict)
     clock: Callable[[], float] = time.time
     cancel_all_includes_stops: bool = True
+    positions: dict = field(default_factory=dict)  # (account, symbol) -> SimPosition
     _ids: itertools.count = field(default_factory=lambda: itertools.count(51458))
 
     # -- set-up helpers (tests, demo) ---------------------------------------
@@ -188,6 +216,16 @@ class PacificaSim:
         self.orders[order.order_id] = order
         return order.order_id
 
+    def add_position(self, account: str, symbol: str, side: str, amount: str, entry_price: str = "60000") -> SimPosition:
+        """Open (or replace) a position: ``side`` "bid" (long) or "ask" (short)."""
+        self.accounts.add(account)
+        position = SimPosition(account, symbol, side, Decimal(amount), Decimal(entry_price), int(self.clock() * 1000))
+        self.positions[(account, symbol)] = position
+        return position
+
+    def open_positions(self, account: str | None = None) -> list[SimPosition]:
+        return [p for p in self.positions.values() if p.amount > 0 and (account is None or p.account == account)]
+
     def open_orders(self, account: str | None = None) -> list[SimOrder]:
         return [o for o in self.orders.values() if o.live and (account is None or o.account == account)]
 
@@ -203,6 +241,13 @@ class PacificaSim:
             if _b58decode(account) is None or len(_b58decode(account)) != 32:
                 return bare("Invalid public key")
             return ok([o.view() for o in self.open_orders(account)])
+        if method == "GET" and route == "/positions":
+            if body:
+                return fail(400, "GET requests must not have a body", 400)
+            account = (parse_qs(query).get("account") or [""])[0]
+            if _b58decode(account) is None or len(_b58decode(account)) != 32:
+                return bare("Invalid public key")
+            return ok([p.view() for p in self.open_positions(account)])
         if method != "POST" or (route not in OPERATIONS and route != "/orders/batch"):
             return 404, {"success": False, "data": None, "error": f"Not found: {method} {path}", "code": 404}
         try:
@@ -338,6 +383,7 @@ class PacificaSim:
                 str(o.order_id): {"account": o.account, "symbol": o.symbol, "reduce_only": o.reduce_only, "stop": o.stop, "client_order_id": o.client_order_id}
                 for o in self.open_orders()
             },
+            "positions": [{"account": p.account, **p.view()} for p in self.open_positions()],
             "accounts": sorted(self.accounts),
             "agents": dict(self.agents),
         }

@@ -42,6 +42,7 @@ CANCEL_ALL = "/v1/order/cancel/all"
 CANCEL_SESSION = "/v1/order/cancel/session"
 ORDERS = "/v1/orders"
 HEARTBEAT = "/v1/heartbeat"
+POSITIONS = "/v1/positions"
 ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 INVALID_NONCE_RETRIES = 5
 INVALID_NONCE_WAIT_S = 0.05  # first wait before resending after InvalidNonce; doubles each time
@@ -314,3 +315,39 @@ class Gemini(VenueClient):
         if body is not None and not (isinstance(body, dict) and body.get("result") == "ok"):
             raise OutcomeUnknown("Gemini's heartbeat answer came in an unexpected shape")
 
+
+    def positions(self) -> list[dict]:
+        """``POST /v1/positions`` (``account`` for master keys): the open perpetual positions as rows of :mod:`cancelctl.positions`.
+
+        Source: Gemini's OpenAPI spec, https://github.com/gemini/developer-platform
+        ``specs/openapi/rest.yaml``, path ``/v1/positions`` (operation
+        ``getOpenPositions``, Trader or Auditor role) and schema
+        ``OpenPosition``: ``symbol``, ``instrument_type`` ("spot" or
+        "perp"), ``quantity`` (decimal string, negative for shorts),
+        ``notional_value``, ``realised_pnl``, ``unrealised_pnl``,
+        ``average_cost``, ``mark_price``. The spec's schema wraps the list
+        as ``{"openPositions": [...]}`` while its example is a bare array:
+        both are read. ``instrument_type: "spot"`` entries are balances, not
+        positions, and are left out; a spot-only account has none. An entry
+        that cannot be read makes the whole read OutcomeUnknown (a list read
+        in part is a list not read). Raises the contract's errors.
+        """
+        from cancelctl import positions as pos
+
+        body = self._post(POSITIONS)
+        if body is None:  # dry run
+            return []
+        items = body.get("openPositions") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            raise OutcomeUnknown("Gemini's position list came in an unexpected shape")
+        rows = []
+        for p in items:
+            if not isinstance(p, dict) or not isinstance(p.get("symbol"), str):
+                raise OutcomeUnknown("Gemini's position list has an entry that cannot be read")
+            if p.get("instrument_type") == "spot":
+                continue
+            quantity = pos.decimal(p.get("quantity"), "quantity")
+            if quantity == 0:
+                continue
+            rows.append(pos.row(p["symbol"], "short" if quantity < 0 else "long", abs(quantity), p.get("average_cost"), p.get("mark_price"), p.get("unrealised_pnl")))
+        return rows

@@ -53,6 +53,7 @@ CANCEL = "/orders/cancel"
 CANCEL_ALL = "/orders/cancel_all"
 CANCEL_STOP = "/orders/stop/cancel"
 ORDERS = "/orders"
+POSITIONS = "/positions"
 SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -486,6 +487,47 @@ class Pacifica(VenueClient):
         if not isinstance(data, list):
             raise OutcomeUnknown("Pacifica's order list came in an unexpected shape")
         return [_normalise(o) for o in data if isinstance(o, dict) and o.get("order_id") is not None]
+
+
+    def _get(self, path: str, query: dict | None = None) -> object:
+        """An unsigned GET (no body: the edge refuses a GET with one); the parsed answer, None in a dry run."""
+        from urllib.parse import urlencode
+
+        url = f"{self.profile.base_url}{path}" + (f"?{urlencode(query)}" if query else "")
+        request = PreparedRequest(method="GET", url=url, headers={"Accept": "application/json"})
+        return self._request(lambda ts: request)
+
+    def positions(self) -> list[dict]:
+        """``GET /positions?account=``: the open positions as rows of :mod:`cancelctl.positions`.
+
+        Source: docs.pacifica.fi "Get positions"
+        (https://docs.pacifica.fi/api-documentation/api/rest-api/account/get-positions):
+        ``{"success", "data": [{"symbol", "side": "bid"|"ask", "amount",
+        "entry_price", "margin", "funding", "isolated", "liquidation_price",
+        "created_at", "updated_at"}], ...}``; ``bid`` is long, ``ask`` is
+        short; no mark price or PnL in this answer. Unsigned, no body. An
+        entry that cannot be read makes the whole read OutcomeUnknown.
+        """
+        from cancelctl import positions as pos
+
+        body = self._get(POSITIONS, {"account": self.account})
+        if body is None:  # dry run
+            return []
+        data = _unwrap(body)
+        if not isinstance(data, list):
+            raise OutcomeUnknown("Pacifica's position list came in an unexpected shape")
+        rows = []
+        for p in data:
+            side = {"bid": "long", "ask": "short"}.get(p.get("side")) if isinstance(p, dict) else None
+            if side is None or not isinstance(p.get("symbol"), str):
+                raise OutcomeUnknown("Pacifica's position list has an entry that cannot be read")
+            amount = pos.decimal(p.get("amount"), "amount")
+            if amount < 0:
+                raise OutcomeUnknown("Pacifica's position list has a negative amount")
+            if amount == 0:
+                continue
+            rows.append(pos.row(p["symbol"], side, amount, p.get("entry_price")))
+        return rows
 
 
 def _remaining(o: dict) -> str | None:

@@ -1,0 +1,108 @@
+"""Open positions: the venue-neutral row, decimal handling, and the closing order's size and price.
+
+A position row is ``{"symbol", "side": "long"|"short", "size",
+"entry_price", "mark_price", "unrealized_pnl"}``; every number is a decimal
+string (never a float), ``size`` is positive, the last three may be None.
+"Flat" means no position; an account with no open order is "no open orders".
+
+Pure functions only (no I/O): the venue modules read the positions and send
+the closing orders; this module decides sizes and prices so both venues
+round the same way and tests can check the rules as properties.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal, InvalidOperation
+
+from cancelctl.errors import OutcomeUnknown, UsageProblem
+
+DEFAULT_MAX_SLIPPAGE = Decimal("0.5")  # percent (contract, "Positions")
+MAX_SLIPPAGE_LIMIT = Decimal("50")  # percent; more is a typo, not a price bound
+PACIFICA_SETTLE_S = 0.3  # Pacifica delays market orders about 200 ms (docs "Create market order"): read back after this
+
+
+def decimal(value: object, what: str) -> Decimal:
+    """``value`` (a JSON string or number from the venue) as a finite Decimal; OutcomeUnknown otherwise.
+
+    A position list with an entry that cannot be read is a list not read:
+    the caller reports the read as failed rather than a shorter list.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise OutcomeUnknown(f"unreadable {what} in the venue's position list: {str(value)[:40]!r}")
+    try:
+        d = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise OutcomeUnknown(f"unreadable {what} in the venue's position list: {str(value)[:40]!r}") from None
+    if not d.is_finite():
+        raise OutcomeUnknown(f"unreadable {what} in the venue's position list: {str(value)[:40]!r}")
+    return d
+
+
+def text(d: Decimal | None) -> str | None:
+    """A Decimal as a plain decimal string (no exponent), None as None."""
+    if d is None:
+        return None
+    s = format(d, "f")
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return s or "0"
+
+
+def optional(value: object, what: str) -> str | None:
+    return None if value is None or value == "" else text(decimal(value, what))
+
+
+def row(symbol: str, side: str, size: Decimal, entry: object = None, mark: object = None, pnl: object = None) -> dict:
+    """One position row (see the module docstring)."""
+    return {
+        "symbol": symbol,
+        "side": side,
+        "size": text(size),
+        "entry_price": optional(entry, "entry price"),
+        "mark_price": optional(mark, "mark price"),
+        "unrealized_pnl": optional(pnl, "unrealized PnL"),
+    }
+
+
+def parse_slippage(value: str | float | None) -> Decimal:
+    """``--max-slippage`` (percent) as a Decimal in (0, 50]; UsageProblem (exit 2) otherwise."""
+    if value is None:
+        return DEFAULT_MAX_SLIPPAGE
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        d = Decimal("NaN")
+    if not d.is_finite() or d <= 0 or d > MAX_SLIPPAGE_LIMIT:
+        raise UsageProblem(f"--max-slippage must be a percentage above 0 and at most {MAX_SLIPPAGE_LIMIT}, not {value}", hint="e.g. --max-slippage 0.5")
+    return d
+
+
+def closing_side(side: str) -> str:
+    """The order side that reduces a ``long`` (sell) or ``short`` (buy) position."""
+    return "sell" if side == "long" else "buy"
+
+
+def round_size(size: Decimal, step: Decimal | None) -> Decimal:
+    """``size`` rounded DOWN to a multiple of ``step``: a closing order is never larger than the position."""
+    if not step or step <= 0:
+        return size
+    return (size / step).to_integral_value(rounding=ROUND_DOWN) * step
+
+
+def limit_price(reference: Decimal, side: str, slippage_pct: Decimal, tick: Decimal | None) -> Decimal:
+    """The IOC limit price ``slippage_pct`` percent through ``reference``, on the tick, within the bound.
+
+    A sell is priced below the reference, a buy above it; the tick rounding
+    goes towards the reference (sell: up, buy: down) so the price never
+    lies further than ``slippage_pct`` from it.
+    """
+    factor = slippage_pct / Decimal(100)
+    if side == "sell":
+        raw = reference * (1 - factor)
+        rounding = ROUND_CEILING
+    else:
+        raw = reference * (1 + factor)
+        rounding = ROUND_FLOOR
+    if not tick or tick <= 0:
+        return raw
+    return (raw / tick).to_integral_value(rounding=rounding) * tick
