@@ -3,18 +3,21 @@
 Contract (``shared/spec/cli.md``, "Verification"): flat is exit 0; IDs still
 open are exit 3 and listed in ``remaining``; a book that could not be read
 is exit 5. It runs only after the first cancel has been sent, so no look-up
-delays it. Rounds stop when the book is flat, after ``MAX_ROUNDS``, or when
-the deadline has passed.
+delays it. Rounds are paced over the deadline and stop when no open order
+remains in scope or the deadline leaves no time for another round.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
-from cancelctl.errors import CancelctlError
+from cancelctl.errors import CancelctlError, OutcomeUnknown
 from cancelctl.results import ProfileResult
 
-MAX_ROUNDS = 5
+FIRST_PAUSE_S = 0.1  # pause before the second read of the book; doubles each round
+MAX_PAUSE_S = 1.0  # the longest pause between two reads (s)
+READ_RESERVE_S = 0.3  # time kept back at the end of the deadline for the last read of the book (s)
 Scope = Callable[[dict], bool]
 
 
@@ -23,9 +26,14 @@ def everything(order: dict) -> bool:
 
 
 def ids_scope(ids: list[str], *, client_order_id: bool = False) -> Scope:
-    wanted = set(ids)
+    wanted = {i.lower() for i in ids} if client_order_id else set(ids)
     key = "client_order_id" if client_order_id else "order_id"
-    return lambda o: str(o.get(key)) in wanted
+
+    def scope(o: dict) -> bool:
+        value = o.get(key)
+        return isinstance(value, str) and (value.lower() if client_order_id else value) in wanted
+
+    return scope
 
 
 def _cancel_open(client, orders: list[dict]) -> ProfileResult:
@@ -48,9 +56,29 @@ def _cancel_open(client, orders: list[dict]) -> ProfileResult:
 
 
 def verify(client, result: ProfileResult, scope: Scope) -> ProfileResult:
-    """Make ``result`` say what remains open in ``scope``; cancel stragglers by ID. Never raises."""
+    """Make ``result`` say what remains open in ``scope``; cancel stragglers by ID. Never raises.
+
+    Rounds are paced over the deadline: read the book; if orders in scope
+    remain, cancel them by ID, pause (0.1 s doubling to 1 s) and read again,
+    until none remain or the deadline leaves no time for another round
+    (``READ_RESERVE_S`` is kept for the last read). So an order the
+    matching engine releases a second after the cancel is still caught.
+    A book that cannot be read whole sets ``verify_error`` (exit 5); the
+    rows already known are kept.
+    """
+    try:
+        return _verify(client, result, scope)
+    except CancelctlError as e:
+        result.verify_error = e
+    except Exception as e:  # noqa: BLE001 - whatever a venue sent, the rows known so far stay and the book counts as unread
+        result.verify_error = OutcomeUnknown(f"the book could not be checked ({type(e).__name__})", hint="see what is still open: cancelctl orders")
+    return result
+
+
+def _verify(client, result: ProfileResult, scope: Scope) -> ProfileResult:
     deadline = client.deadline
-    for _ in range(MAX_ROUNDS):
+    pause = FIRST_PAUSE_S
+    while True:
         try:
             still = [o for o in client.open_orders() if scope(o)]
         except CancelctlError as e:
@@ -58,21 +86,17 @@ def verify(client, result: ProfileResult, scope: Scope) -> ProfileResult:
             return result
         open_ids = [o["order_id"] for o in still]
         result.remaining = open_ids
-        if not still or deadline.remaining() <= 0.05:
+        if not still or deadline.remaining() <= READ_RESERVE_S:
             _settle(result, set(open_ids))
             return result
         again = _cancel_open(client, still)
         for order_id in again.cancelled:
             if order_id not in result.cancelled:
                 result.cancelled.append(order_id)
-    try:
-        result.remaining = [o["order_id"] for o in client.open_orders() if scope(o)]
-    except CancelctlError as e:
-        result.verify_error = e
-        return result
-    _settle(result, set(result.remaining))
-    return result
-
+        wait = min(pause, deadline.remaining() - READ_RESERVE_S)
+        if wait > 0:
+            time.sleep(wait)
+        pause = min(pause * 2, MAX_PAUSE_S)
 
 def _settle(result: ProfileResult, still_open: set[str]) -> None:
     """Drop rejections of IDs a later round cancelled; IDs of unknown fate seen closed get a known fate."""

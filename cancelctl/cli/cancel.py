@@ -79,7 +79,11 @@ def cancel_order(
     """Cancel the given orders; every ID gets its own row: cancelled, rejected (with the venue's reason) or unknown."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = config_mod.select(config_mod.load(), opts.profiles)
-    ids = [i.strip() for i in order_ids]
+    # An ID given twice is one order: sent once, one row (UUIDs compare without regard to case).
+    seen: dict[str, str] = {}
+    for i in order_ids:
+        seen.setdefault(i.strip().lower() if client_order_id else i.strip(), i.strip())
+    ids = list(seen.values())
     for p in profiles:  # validate everything before anything is sent
         if p.venue == "gemini":
             from cancelctl.venues.gemini import validate_order_ids

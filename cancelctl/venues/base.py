@@ -11,9 +11,53 @@ before its request may go out and unmarked only after its row is recorded.
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 
 from cancelctl.results import ProfileResult
+
+ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")  # both venues: positive 64-bit integers
+
+
+def parse_json(raw: bytes) -> object:
+    """A JSON object or array from an answer body; None when it is anything else or cannot be parsed.
+
+    A pathologically deep document (``[[[[...`` 100,000 levels) raises
+    RecursionError inside :mod:`json`; it is an unreadable answer like any other.
+    """
+    if raw[:1] not in (b"{", b"["):
+        return None
+    import json
+
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+def as_id(value: object) -> str | None:
+    """An order ID as a string when ``value`` is one (a positive integer, or a string of one); else None.
+
+    Gemini documents IDs as integers in ``cancelledOrders`` and strings in
+    order status objects (https://docs.gemini.com/rest/orders); Pacifica's
+    ``order_id`` is an integer (https://docs.pacifica.fi/api-documentation/api/rest-api/orders/get-open-orders).
+    A bool, float, zero, negative number, null or other text is not an ID.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value) if 0 < value < 2**63 else None
+    if isinstance(value, str) and ORDER_ID.fullmatch(value) and int(value) < 2**63:
+        return value
+    return None
+
+
+def id_list(value: object) -> list[str] | None:
+    """The IDs of a list of order IDs, or None when it is not a list of IDs throughout."""
+    if not isinstance(value, list):
+        return None
+    ids = [as_id(v) for v in value]
+    return None if any(i is None for i in ids) else ids  # type: ignore[return-value]
 
 
 class VenueClient:

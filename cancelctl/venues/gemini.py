@@ -34,7 +34,7 @@ from cancelctl.nonce import NonceSequence
 from cancelctl.results import ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import gemini as signing
-from cancelctl.venues.base import VenueClient
+from cancelctl.venues.base import VenueClient, as_id, id_list, parse_json
 from cancelctl.transport import Answer, Deadline, new_client, send, with_retries
 
 CANCEL = "/v1/order/cancel"
@@ -168,14 +168,7 @@ class Gemini(VenueClient):
 
     def _interpret(self, answer: Answer) -> object:
         """The success body, or the contract's error for Gemini's answer."""
-        body = None
-        if answer.body[:1] in (b"{", b"["):
-            try:
-                import json
-
-                body = json.loads(answer.body)
-            except (ValueError, RecursionError):  # RecursionError: nested too deep to be an answer
-                body = None
+        body = parse_json(answer.body)
         if 200 <= answer.status < 300:
             if body is None:
                 raise OutcomeUnknown(f"unreadable answer from Gemini (HTTP {answer.status})")
@@ -228,9 +221,17 @@ class Gemini(VenueClient):
             result.error = OutcomeUnknown("Gemini answered in an unexpected shape")
             return result
         details = body["details"]
-        result.cancelled = [str(i) for i in details.get("cancelledOrders") or []]
-        for i in details.get("cancelRejects") or []:
-            result.reject(str(i), "cancel rejected by Gemini")
+        cancelled = id_list(details.get("cancelledOrders"))  # required: it is the confirmation
+        rejects = id_list(details.get("cancelRejects", []))
+        if cancelled is None or rejects is None:
+            # Anything outside the documented shape (a count, a string, junk
+            # elements) says nothing reliable about which orders went: unknown.
+            result.error = OutcomeUnknown("Gemini's cancel answer listed order IDs in an unexpected shape")
+            return result
+        result.cancelled = list(dict.fromkeys(cancelled))
+        for i in dict.fromkeys(rejects):
+            if i not in result.cancelled:
+                result.reject(i, "cancel rejected by Gemini")
         return result
 
     def cancel_all(self) -> ProfileResult:
@@ -248,6 +249,7 @@ class Gemini(VenueClient):
         Gemini's reason) or ``unknown``. A credential or configuration error
         stops the run; the IDs not yet sent are reported as rejected "not sent".
         """
+        order_ids = list(dict.fromkeys(order_ids))  # an ID given twice is sent once and gets one row
         result = self._result("cancel_order", order_ids)
         for n, order_id in enumerate(order_ids):
             with self.sending([order_id]):
@@ -278,12 +280,19 @@ class Gemini(VenueClient):
             return False
         if body is None:
             return True
-        if isinstance(body, dict) and body.get("is_cancelled") is True:
-            result.cancelled.append(str(body.get("order_id", order_id)))
-        elif isinstance(body, dict) and body.get("is_live") is False:
-            result.reject(order_id, f"order is closed, not cancelled ({body.get('reason') or 'filled'})")
+        # The row is the asked ID's: an answer naming another order (or none)
+        # says nothing about this one (spec: a 200 is not a success by itself).
+        if not isinstance(body, dict) or as_id(body.get("order_id")) != order_id:
+            result.unknown.append(order_id)
+            result.error = result.error or OutcomeUnknown(f"Gemini's answer to the cancel of {order_id} did not name that order")
+        elif body.get("is_cancelled") is True:
+            result.cancelled.append(order_id)
+        elif body.get("is_live") is False and body.get("is_cancelled") is False:
+            reason = body.get("reason") if isinstance(body.get("reason"), str) else "filled"
+            result.reject(order_id, f"order is closed, not cancelled ({reason[:100]})")
         else:
             result.unknown.append(order_id)
+            result.error = result.error or OutcomeUnknown(f"Gemini's answer to the cancel of {order_id} did not say it was cancelled")
         return True
 
     def open_orders(self) -> list[dict]:
@@ -296,18 +305,22 @@ class Gemini(VenueClient):
             return []
         if not isinstance(body, list):
             raise OutcomeUnknown("Gemini's order list came in an unexpected shape")
-        return [
-            {
-                "order_id": str(o.get("order_id")),
-                "symbol": o.get("symbol"),
-                "side": o.get("side"),
-                "price": o.get("price"),
-                "amount": o.get("remaining_amount", o.get("original_amount")),
-                "client_order_id": o.get("client_order_id"),
-            }
-            for o in body
-            if isinstance(o, dict)
-        ]
+        orders = []
+        for o in body:
+            order_id = as_id(o.get("order_id")) if isinstance(o, dict) else None
+            if order_id is None:  # a book read in part is a book not read
+                raise OutcomeUnknown("Gemini's order list had an entry that cannot be read (no usable order_id)")
+            orders.append(
+                {
+                    "order_id": order_id,
+                    "symbol": o.get("symbol"),
+                    "side": o.get("side"),
+                    "price": o.get("price"),
+                    "amount": o.get("remaining_amount", o.get("original_amount")),
+                    "client_order_id": o.get("client_order_id"),
+                }
+            )
+        return orders
 
     def heartbeat(self) -> None:
         """``POST /v1/heartbeat``: keeps a "Require Heartbeat" session alive; raises on failure."""

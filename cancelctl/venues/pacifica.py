@@ -46,7 +46,7 @@ from cancelctl.errors import (
 from cancelctl.results import ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import pacifica as signing
-from cancelctl.venues.base import VenueClient
+from cancelctl.venues.base import VenueClient, as_id
 from cancelctl.transport import Answer, Deadline, new_client, send, with_retries
 
 CANCEL = "/orders/cancel"
@@ -175,7 +175,7 @@ def _parse(answer: Answer) -> object:
     if text[:1] in (b"{", b"[", b'"'):
         try:
             return json.loads(text)
-        except (ValueError, RecursionError):  # RecursionError: nested too deep to be an answer
+        except (ValueError, RecursionError):  # RecursionError: a pathologically deep document
             return None
     try:
         return text.decode("utf-8")
@@ -188,6 +188,60 @@ def _unwrap(body: object) -> object:
     if isinstance(body, dict) and "success" in body and "data" in body:
         return body["data"]
     return body
+
+
+MAX_COUNT = 10**6  # no account rests a million orders: a larger "count" is not one
+
+
+def _count(body: object) -> int | None:
+    """``cancelled_count`` of a cancel_all answer (bare or in the envelope), or None when it is not a plausible count.
+
+    Docs "Cancel all orders" (https://docs.pacifica.fi/api-documentation/api/rest-api/orders/cancel-all-orders):
+    ``{"success": true, "data": {"cancelled_count": N}, ...}``. A negative,
+    fractional, boolean or absurdly large count, ``data: null`` or an
+    envelope with ``success`` other than true says nothing reliable.
+    """
+    if isinstance(body, dict) and "success" in body and body.get("success") is not True:
+        return None
+    data = _unwrap(body)
+    count = data.get("cancelled_count") if isinstance(data, dict) else None
+    if isinstance(count, int) and not isinstance(count, bool) and 0 <= count <= MAX_COUNT:
+        return count
+    return None
+
+
+def _key(order_id: str, client_order_id: bool) -> str:
+    """How IDs compare: client order IDs (UUIDs) without regard to case."""
+    return order_id.lower() if client_order_id else order_id
+
+
+def _names_any(entry: dict, client_order_id: bool) -> bool:
+    field = "client_order_id" if client_order_id else "order_id"
+    return entry.get(field) is not None
+
+
+def _named_id(entry: dict, client_order_id: bool) -> str | None:
+    """The order an answer names, in comparable form; None when it names none.
+
+    An ID field that is present but unreadable (1e20, "abc", -5) names
+    "some other order": it never matches an asked ID.
+    """
+    field = "client_order_id" if client_order_id else "order_id"
+    value = entry.get(field)
+    if value is None:
+        return None
+    if client_order_id:
+        return value.lower() if isinstance(value, str) else "<unreadable>"
+    return as_id(value) or "<unreadable>"
+
+
+def _not_found(message: str | None) -> bool:
+    return bool(message) and message.lower().startswith("order not found")  # type: ignore[union-attr]
+
+
+def _confirmed(body: object) -> bool:
+    """True only for an explicit success: ``{"success": true, ...}`` (docs "Cancel order")."""
+    return isinstance(body, dict) and body.get("success") is True
 
 
 def _message(body: object) -> str | None:
@@ -234,6 +288,7 @@ class Pacifica(VenueClient):
                     hint=f'add account = "<main wallet public key>" to {where}',
                 )
         self.account = profile.account or self.public_key
+        self.unanswered = False  # an attempt of the current cancel may have been processed without an answer
         self._client = None
         self.prepared: list[dict] = []
 
@@ -274,7 +329,11 @@ class Pacifica(VenueClient):
             self._client = new_client()
 
         def attempt() -> object:
-            return self._interpret(send(self._client, build(now_ms()), self.deadline))
+            try:
+                return self._interpret(send(self._client, build(now_ms()), self.deadline))
+            except OutcomeUnknown:
+                self.unanswered = True  # this attempt may have been processed
+                raise
 
         return with_retries(attempt, self.deadline)
 
@@ -363,14 +422,11 @@ class Pacifica(VenueClient):
                 break
             if body is None:  # dry run
                 continue
-            data = _unwrap(body)
-            count = data.get("cancelled_count") if isinstance(data, dict) else None
-            if isinstance(count, int) and not isinstance(count, bool):
+            count = _count(body)
+            if count is not None:
                 result.cancelled_count = (result.cancelled_count or 0) + count
-            elif isinstance(body, dict) and body.get("success") is True:
-                result.cancelled_count = result.cancelled_count or 0
             else:
-                result.error = OutcomeUnknown(f"{scope}Pacifica's cancel_all answer came in an unexpected shape")
+                result.error = OutcomeUnknown(f"{scope}Pacifica's cancel_all answer did not say how many orders it cancelled")
         return result
 
     def cancel_orders(self, order_ids: list[str], *, symbol: str | None = None, client_order_id: bool = False, stop: bool = False) -> ProfileResult:
@@ -381,9 +437,15 @@ class Pacifica(VenueClient):
         carries only ``cancel_order`` actions (docs "Batch order"), so stop
         orders are always cancelled one request each. A credential or
         configuration error stops the run; the IDs not yet sent are rejected
-        "not sent".
+        "not sent". An ID given twice is sent once.
+
+        Only an explicit ``success: true`` is a cancel; an answer with a
+        reason is a rejection; anything else leaves the ID unknown. "Order
+        not found" after an attempt that may have been processed (its
+        answer was lost) is checked against the book: gone is cancelled,
+        anything else unknown, never "rejected".
         """
-        ids = [str(i) for i in order_ids]
+        ids = list(dict.fromkeys(str(i) for i in order_ids))
         result = self._result("cancel_stop_order" if stop else "cancel_order", ids)
         try:
             validate_order_ids(ids, symbol=symbol, client_order_id=client_order_id)
@@ -396,33 +458,90 @@ class Pacifica(VenueClient):
         def payload(i: str) -> dict:
             return {"symbol": symbol, "client_order_id": i} if client_order_id else {"symbol": symbol, "order_id": int(i)}
 
+        gone: list[str] = []  # "not found" after an attempt that may have cancelled it
         if stop or len(ids) == 1:
             path, op = (CANCEL_STOP, "cancel_stop_order") if stop else (CANCEL, "cancel_order")
             for n, order_id in enumerate(ids):
                 with self.sending([order_id]):
+                    self.unanswered = False
                     try:
                         body = self._post(path, op, payload(order_id))
                     except CancelctlError as e:
+                        if self.unanswered and _not_found(e.venue_reason):
+                            gone.append(order_id)
+                            continue
                         if self._fail_rows(result, e, [order_id], ids[n + 1 :]):
                             break
                         continue
                     if body is not None:
-                        result.cancelled.append(order_id)
-            return result
-        for start in range(0, len(ids), signing.BATCH_LIMIT):
-            chunk = ids[start : start + signing.BATCH_LIMIT]
-            payloads = [payload(i) for i in chunk]
-            with self.sending(chunk):
-                try:
-                    body = self._request(lambda ts, p=payloads: self._prepare_batch(p, ts))
-                except CancelctlError as e:
-                    if self._fail_rows(result, e, chunk, ids[start + len(chunk) :]):
-                        break
-                    continue
-                if body is None:  # dry run
-                    continue
-                self._batch_rows(result, chunk, body)
+                        self._single_row(result, order_id, body, gone, client_order_id)
+        else:
+            for start in range(0, len(ids), signing.BATCH_LIMIT):
+                chunk = ids[start : start + signing.BATCH_LIMIT]
+                payloads = [payload(i) for i in chunk]
+                with self.sending(chunk):
+                    self.unanswered = False
+                    try:
+                        body = self._request(lambda ts, p=payloads: self._prepare_batch(p, ts))
+                    except CancelctlError as e:
+                        if self._fail_rows(result, e, chunk, ids[start + len(chunk) :]):
+                            break
+                        continue
+                    if body is None:  # dry run
+                        continue
+                    self._batch_rows(result, chunk, body, gone, client_order_id)
+        if gone:
+            with self.sending(gone):
+                self._settle_gone(result, gone, client_order_id)
         return result
+
+    def _single_row(self, result: ProfileResult, order_id: str, body: object, gone: list[str], client_order_id: bool) -> None:
+        """The row of one ID from a 2xx answer to ``/orders/cancel`` or ``/orders/stop/cancel``."""
+        data = _unwrap(body)
+        named = _named_id(data, client_order_id) if isinstance(data, dict) else None
+        if named is not None and named != _key(order_id, client_order_id):
+            result.unknown.append(order_id)
+            result.error = result.error or OutcomeUnknown(f"Pacifica's answer to the cancel of {order_id} named another order")
+        elif _confirmed(body):
+            result.cancelled.append(order_id)
+        elif _message(body):
+            self._reject_row(result, order_id, _message(body) or "", gone)
+        else:
+            result.unknown.append(order_id)
+            result.error = result.error or OutcomeUnknown(f"Pacifica's answer to the cancel of {order_id} did not say it was cancelled")
+
+    def _reject_row(self, result: ProfileResult, order_id: str, message: str, gone: list[str]) -> None:
+        """A refusal with Pacifica's reason; "not found" after a lost answer goes to the book check instead."""
+        if self.unanswered and _not_found(message):
+            gone.append(order_id)
+            return
+        error = self._error(message)
+        if isinstance(error, (AuthError, ConfigError)):
+            result.error = error
+        result.reject(order_id, message)
+
+    def _settle_gone(self, result: ProfileResult, gone: list[str], client_order_id: bool) -> None:
+        """IDs Pacifica called "not found" after an attempt whose answer was lost: look at the book.
+
+        Not open in a book read whole: the lost attempt cancelled it
+        (cancelled). Still open, or the book cannot be read: unknown.
+        """
+        field = "client_order_id" if client_order_id else "order_id"
+        try:
+            book = {_key(str(o.get(field)), client_order_id) for o in self.open_orders()}
+        except CancelctlError as e:
+            result.unknown.extend(gone)
+            result.error = result.error or OutcomeUnknown(
+                f"Pacifica said {', '.join(gone)} not found after an unanswered attempt, and the book could not be read: {e.message}",
+                hint=f"see what is still open: cancelctl orders -p {self.profile.name}",
+            )
+            return
+        for order_id in gone:
+            if _key(order_id, client_order_id) in book:
+                result.unknown.append(order_id)
+                result.error = result.error or OutcomeUnknown(f"Pacifica said order {order_id} was not found, yet it is open")
+            else:
+                result.cancelled.append(order_id)
 
     @staticmethod
     def _fail_rows(result: ProfileResult, e: CancelctlError, these: list[str], rest: list[str]) -> bool:
@@ -445,27 +564,39 @@ class Pacifica(VenueClient):
             result.reject(i, f"not sent: {e.message}")
         return True
 
-    def _batch_rows(self, result: ProfileResult, chunk: list[str], body: object) -> None:
-        """One row per ID from a batch answer: ``data.results[i]`` belongs to ``chunk[i]``."""
+    def _batch_rows(self, result: ProfileResult, chunk: list[str], body: object, gone: list[str], client_order_id: bool) -> None:
+        """One row per ID from a batch answer.
+
+        ``data.results`` holds one result per action, in order (docs "Batch
+        order"). A result that names an order (``order_id``, or
+        ``client_order_id`` for client IDs) belongs to that order only; one
+        naming none belongs to the action at its position. An ID no result
+        belongs to is unknown.
+        """
         data = _unwrap(body)
         results = data.get("results") if isinstance(data, dict) else data
-        if not isinstance(results, list):
+        if not isinstance(results, list) or (isinstance(body, dict) and "success" in body and body.get("success") is not True):
             result.unknown.extend(chunk)
             result.error = OutcomeUnknown("Pacifica's batch answer came in an unexpected shape")
             return
+        by_id: dict[str, dict] = {}
+        for entry in results:
+            named = _named_id(entry, client_order_id) if isinstance(entry, dict) else None
+            if named is not None:
+                by_id.setdefault(named, entry)
         for n, order_id in enumerate(chunk):
-            entry = results[n] if n < len(results) else None
-            if not isinstance(entry, dict) or not isinstance(entry.get("success"), bool):
+            entry = by_id.get(_key(order_id, client_order_id))
+            if entry is None and n < len(results):
+                at = results[n]
+                if isinstance(at, dict) and _named_id(at, client_order_id) is None and not _names_any(at, client_order_id):
+                    entry = at
+            if entry is None or not isinstance(entry.get("success"), bool):
                 result.unknown.append(order_id)
                 result.error = result.error or OutcomeUnknown("Pacifica's batch answer had no result for some orders")
             elif entry["success"]:
                 result.cancelled.append(order_id)
             else:
-                message = _message(entry) or "rejected by Pacifica"
-                error = self._error(message)
-                if isinstance(error, (AuthError, ConfigError)):
-                    result.error = error
-                result.reject(order_id, message)
+                self._reject_row(result, order_id, _message(entry) or "rejected by Pacifica", gone)
 
     def open_orders(self) -> list[dict]:
         """``GET /orders?account=``: open orders, stop and TP/SL orders included.
@@ -484,9 +615,15 @@ class Pacifica(VenueClient):
         if body is None:
             return []
         data = _unwrap(body)
-        if not isinstance(data, list):
+        if not isinstance(data, list) or (isinstance(body, dict) and "success" in body and body.get("success") is not True):
             raise OutcomeUnknown("Pacifica's order list came in an unexpected shape")
-        return [_normalise(o) for o in data if isinstance(o, dict) and o.get("order_id") is not None]
+        orders = []
+        for o in data:
+            # Every entry must be readable: a book read in part is a book not read.
+            if not isinstance(o, dict) or as_id(o.get("order_id")) is None or not (isinstance(o.get("symbol"), str) and SYMBOL.fullmatch(o["symbol"])):
+                raise OutcomeUnknown("Pacifica's order list had an entry that cannot be read (no usable order_id or symbol)")
+            orders.append(_normalise(o))
+        return orders
 
 
     def _get(self, path: str, query: dict | None = None) -> object:
@@ -543,7 +680,7 @@ def _normalise(o: dict) -> dict:
     order_type = str(o.get("order_type") or "")
     stop = bool(o.get("stop")) or order_type.startswith(("stop", "take_profit"))
     return {
-        "order_id": str(o.get("order_id")),
+        "order_id": as_id(o.get("order_id")),
         "symbol": o.get("symbol"),
         "side": o.get("side"),
         "price": o.get("price"),
