@@ -49,11 +49,13 @@ def record(report, *, reason: str | None, elapsed_ms: float, argv: list[str] | N
         **({"error": doc["error"]} if "error" in doc else {}),
     }
     text = scrub(json.dumps(line, separators=(",", ":"))) + "\n"
+    directory = state_dir()
+    failure: BaseException | None = None
     try:
+        from cancelctl.config import private_dir
         from cancelctl.locks import exclusive
 
-        directory = state_dir()
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(directory)
         path = directory / "audit.jsonl"
         # Every run holds the lock for one write() only, so a wait beyond
         # AUDIT_LOCK_S means a stuck process; the line is appended anyway (one
@@ -70,7 +72,13 @@ def record(report, *, reason: str | None, elapsed_ms: float, argv: list[str] | N
             if release is not None:
                 release()
     except Exception as e:  # noqa: BLE001 - the audit log must never change the run's outcome
-        err(f"cancelctl: warning: could not write the audit log: {type(e).__name__}: {e}")
+        failure = e
+    # One line for everything this run could not write to the state dir (audit line, nonce counters).
+    from cancelctl import state
+
+    warning = state.warning_line(directory, failure)
+    if warning:
+        err(warning)
 
 
 def _user() -> str:

@@ -58,6 +58,7 @@ class Profile:
     base_url_override: str | None = None
     nonce: str = "milliseconds"
     agent_wallet: str | None = None
+    broken: ConfigError | None = None  # why this profile's table cannot be used (lenient loading only)
 
     @property
     def base_url(self) -> str:
@@ -83,6 +84,7 @@ class Config:
     profiles: dict[str, Profile]
     default_profile: str | None = None
     exists: bool = True
+    default_error: ConfigError | None = None  # an invalid default_profile, raised only when selection needs it
 
 
 def config_dir() -> Path:
@@ -103,6 +105,27 @@ def state_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_state_dir("cancelctl", appauthor=False))
+
+
+def private_dir(path: Path) -> Path:
+    """Make ``path`` and any missing parent; each directory made here is 0700 whatever the umask.
+
+    ``mkdir(mode=...)`` is filtered by the umask (a umask of 0277 would
+    leave the owner unable to write), so the mode is set again with chmod.
+    Raises OSError when it cannot.
+    """
+    missing = []
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)
+    return Path(path)
 
 
 def config_path() -> Path:
@@ -174,11 +197,21 @@ def _loopback(url: str) -> bool:
         return False
 
 
-def load(path: Path | None = None) -> Config:
+def _broken(name: str, table: object, error: ConfigError) -> Profile:
+    """A placeholder for a profile whose table is unusable: it carries the error and never sends anything."""
+    venue = table.get("venue") if isinstance(table, dict) else None
+    return Profile(name=str(name), venue=venue if isinstance(venue, str) and venue.isprintable() and len(venue) <= 32 else "?", environment="", broken=error)
+
+
+def load(path: Path | None = None, *, strict: bool = True) -> Config:
     """Read and validate the config file. A missing file is an empty config.
 
     Raises ConfigError (exit 78) naming the file for unreadable TOML or
-    invalid values.
+    invalid values. With ``strict=False`` (the cancel commands, contract
+    "A broken profile never disarms the others") an unusable profile table
+    (unknown venue, a misspelt key) becomes a :class:`Profile` whose
+    ``broken`` holds its error, and an invalid ``default_profile`` is kept
+    in ``default_error``; only a file that cannot be read or parsed raises.
     """
     from cancelctl.files import read_regular
 
@@ -191,10 +224,22 @@ def load(path: Path | None = None) -> Config:
     tables = data.get("profiles", {})
     if not isinstance(tables, dict):
         raise ConfigError(f"{path}: 'profiles' must be a table")
-    profiles = {name: parse_profile(name, table, str(path)) for name, table in tables.items()}
+    profiles: dict[str, Profile] = {}
+    for name, table in tables.items():
+        try:
+            profiles[name] = parse_profile(name, table, str(path))
+        except ConfigError as e:
+            if strict:
+                raise
+            if e.hint is None:
+                e.hint = f"fix [profiles.{name}] in {path}, or see: cancelctl doctor -p {name}" if PROFILE_NAME.fullmatch(name) else f"fix [profiles.{name}] in {path}"
+            profiles[name] = _broken(name, table, e)
     default = data.get("default_profile")
     if default is not None and (not isinstance(default, str) or default not in profiles):
-        raise ConfigError(f"{path}: default_profile {default!r} is not a configured profile")
+        error = ConfigError(f"{path}: default_profile {default!r} is not a configured profile")
+        if strict:
+            raise error
+        return Config(path=path, profiles=profiles, default_error=error)
     return Config(path=path, profiles=profiles, default_profile=default)
 
 
@@ -232,15 +277,20 @@ def env_profiles() -> list[str]:
     return [p.strip() for p in value.split(",") if p.strip()]
 
 
-def select(config: Config, names: list[str] | None, *, venue: str | None = None, every: bool = False) -> list[Profile]:
+def select(config: Config, names: list[str] | None, *, venue: str | None = None, every: bool = False, button: bool = False) -> list[Profile]:
     """The profiles a command acts on (contract, "Profile selection").
 
     ``-p`` names, else ``CANCELCTL_PROFILE`` (comma-separated), else
     ``default_profile``, else the only profile there is (the only one of
-    ``venue`` when given); ``every=True`` (panic) takes all profiles when
-    no name is given. Raises ConfigError (78) naming the choices.
+    ``venue`` when given); ``every=True`` (``orders``) takes all profiles
+    when neither ``-p`` nor ``CANCELCTL_PROFILE`` names any. ``button=True``
+    (``panic``, ``deadman``): without ``-p``, every profile, whatever
+    ``CANCELCTL_PROFILE`` and ``default_profile`` say (only ``-p`` narrows
+    the button). Raises
+    ConfigError (78) naming the choices. Broken profiles (lenient loading)
+    are returned like the others; the runner gives each its failed row.
     """
-    names = list(dict.fromkeys(names or env_profiles()))
+    names = list(dict.fromkeys(names or ([] if button else env_profiles())))
     pool = {n: p for n, p in config.profiles.items() if venue is None or p.venue == venue}
     if names:
         missing = [n for n in names if n not in config.profiles]
@@ -250,8 +300,10 @@ def select(config: Config, names: list[str] | None, *, venue: str | None = None,
                 hint=_choices(config) if config.profiles else _add_hint(),
             )
         return [config.profiles[n] for n in names]
-    if every and pool:
+    if (every or button) and pool:
         return list(pool.values())
+    if config.default_error is not None:
+        raise config.default_error
     if config.default_profile and config.default_profile in pool:
         return [pool[config.default_profile]]
     if len(pool) == 1:

@@ -83,7 +83,9 @@ class Progress:
 
 
 def _action_name(action_name: str | dict[str, str], venue: str) -> str:
-    return action_name[venue] if isinstance(action_name, dict) else action_name
+    if isinstance(action_name, dict):  # a broken profile's venue may be none of them: the first names the action
+        return action_name.get(venue) or next(iter(action_name.values()))
+    return action_name
 
 
 def run_profile(
@@ -110,6 +112,8 @@ def run_profile(
     progress = progress or Progress(profile, deadline)
     client = None
     try:
+        if profile.broken is not None:  # its own failed row; the other profiles are not held up by it
+            raise profile.broken
         if creds is None:
             creds = credentials.resolve(profile.name, profile.venue, timeout=max(0.1, deadline.remaining()))
         client = open_client(profile, creds, state_dir=config_mod.state_dir(), deadline=deadline, dry_run=opts.dry_run)

@@ -47,7 +47,8 @@ class HostileVenue:
     def script(self, path: str, *replies) -> None:
         """Answer requests for ``path`` (exact, query string ignored) with ``replies`` in turn; the last repeats.
 
-        A reply may be a callable taking no argument and returning a Reply (an answer that depends on time).
+        A reply may be a callable taking the logged request (``{"method", "path", "body", "time"}``)
+        and returning a Reply: an answer that depends on time or on what was sent.
         """
         with self.lock:
             self.routes[path] = list(replies)
@@ -61,13 +62,13 @@ class HostileVenue:
         with self.lock:
             return [r for r in self.log if path is None or r["path"] == path]
 
-    def _next(self, path: str) -> Reply:
+    def _next(self, request: dict) -> Reply:
         with self.lock:
-            queue = self.routes.get(path)
+            queue = self.routes.get(request["path"])
             if not queue:
                 return Reply(404, b'{"error":"not scripted"}')
             r = queue.pop(0) if len(queue) > 1 else queue[0]
-        return r() if callable(r) else r
+        return r(request) if callable(r) else r
 
     def __enter__(self) -> "HostileVenue":
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -102,9 +103,10 @@ def _handler(venue: HostileVenue):
                 import base64
 
                 body = json.loads(base64.b64decode(payload))
+            request = {"method": method, "path": path, "body": body, "time": time.monotonic()}
             with venue.lock:
-                venue.log.append({"method": method, "path": path, "body": body, "time": time.monotonic()})
-            r = venue._next(path)
+                venue.log.append(request)
+            r = venue._next(request)
             if r.delay:
                 time.sleep(r.delay)
             if r.drop:

@@ -284,11 +284,11 @@ def test_7_simulator_reset_after_cancelling(sim, env):
 def test_8_an_order_released_a_second_later_is_still_caught(gem, env):
     cancelled_at: list[float] = []
 
-    def cancel_all():
+    def cancel_all(request):
         cancelled_at.append(time.monotonic())
         return reply(200, ALL_OK)
 
-    def book():  # the matching engine lets go of order 77 1.2 s after the cancel-all
+    def book(request):  # the matching engine lets go of order 77 1.2 s after the cancel-all
         held = not cancelled_at or time.monotonic() < cancelled_at[0] + 1.2
         return reply(200, [{"order_id": "77", "symbol": "btcusd"}] if held else [])
 
@@ -322,3 +322,247 @@ def test_9_pacifica_duplicate_client_ids_are_sent_once(pac, env):
     assert proc.returncode == 0, proc.stderr
     assert rows(result_of(proc)) == {cloid: "cancelled"}
     assert len(pac.requests(P + "/orders/cancel")) == 1 and not pac.requests(P + "/orders/batch")
+
+
+# -- 10. a state directory that cannot be written does not jam the button ----------------------------
+
+
+def run_limited(env, *args: str, fsize: int | None = None, umask: int | None = None, popen: bool = False):
+    """The real process with a file-size limit (a full disk: writes fail with EFBIG) and/or a umask."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    from conftest import collect
+
+    def limit() -> None:
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        if umask is not None:
+            os.umask(umask)
+
+    cmd = [sys.executable, "-m", "cancelctl", *args]
+    if popen:
+        return subprocess.Popen(cmd, env=env.environ(), preexec_fn=limit, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(cmd, env=env.environ(), preexec_fn=limit, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    collect(" ".join(args), proc.stdout + proc.stderr)
+    return proc
+
+
+@pytest.mark.parametrize("how", ["under-a-file", "nonces-is-a-file", "disk-full"])
+def test_10_unwritable_state_dir_still_cancels(gemini, env, how):
+    orders = [gemini.add_order("primary", "UI") for _ in range(3)]
+    if how == "under-a-file":
+        (env.root / "blocker").write_text("not a directory")
+        env.vars["CANCELCTL_STATE_DIR"] = str(env.root / "blocker" / "state")
+    elif how == "nonces-is-a-file":
+        env.state_dir.mkdir(parents=True)
+        (env.state_dir / "nonces").write_text("not a directory")
+    args = ("cancel", "order", *map(str, orders), "--json", "--timeout", "5")
+    proc = run_limited(env, *args, fsize=0) if how == "disk-full" else env.run(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert gemini.open_orders() == []
+    assert sorted(parse_json(proc)["results"][0]["cancelled"]) == sorted(map(str, orders))
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "could not write" in lines[0] and "Fix:" in lines[0], proc.stderr
+    assert "nonce" in lines[0]
+    if how != "nonces-is-a-file":
+        assert "audit line is missing" in lines[0]
+        assert "CANCELCTL_STATE_DIR" in lines[0] or "sudo chown" in lines[0]
+
+
+def test_10_in_memory_nonces_never_go_down(gemini, env, sim):
+    """The clock-based nonces of one process keep rising across requests (the simulator refuses any that does not)."""
+    orders = [gemini.add_order("primary", "UI") for _ in range(6)]
+    (env.root / "blocker").write_text("x")
+    env.vars["CANCELCTL_STATE_DIR"] = str(env.root / "blocker" / "state")
+    proc = env.run("cancel", "order", *map(str, orders), "--timeout", "5")
+    assert proc.returncode == 0, proc.stderr
+    seen = [int(r["nonce"]) for r in sim.requests("/v1/order/cancel")]
+    assert len(seen) == 6 and all(b > a for a, b in zip(seen, seen[1:]))
+
+
+# -- 11. profiles sharing one master key queue fairly, lock per request --------------------------------
+
+
+def test_11_a_slow_profile_does_not_lock_out_its_sibling(venue, env):
+    master = "master-TESTKEYabcdefghij12"
+    profiles = {"a": {"venue": "gemini", "base_url": venue.url, "account": "alpha"}, "b": {"venue": "gemini", "base_url": venue.url, "account": "beta"}}
+    env.write_config(profiles)
+    for name in profiles:
+        env.secret(name, "api_key", master)
+        env.secret(name, "api_secret", GEMINI_SECRET)
+
+    slow: list[str] = []
+
+    def cancel_all(request):  # the sub-account that sends first answers after 1.5 s, "busy", every time; the other at once
+        account = request["body"].get("account")
+        if not slow:
+            slow.append(account)
+        if account == slow[0]:
+            time.sleep(1.5)
+            return reply(503, {"result": "error", "reason": "System", "message": "busy"})
+        return reply(200, ALL_OK)
+
+    venue.script(G_ALL, cancel_all)
+    venue.script(G_ORDERS, reply(200, []))
+    t0 = time.monotonic()
+    proc = env.run("panic", "--json", "--timeout", "4")
+    took = time.monotonic() - t0
+    by = {r["profile"]: r for r in parse_json(proc)["results"]}
+    slow_profile, quick_profile = ("a", "b") if slow == ["alpha"] else ("b", "a")
+    assert by[quick_profile]["status"] == "ok", by[quick_profile]
+    assert by[quick_profile]["elapsed_ms"] < 3500  # behind one of the slow profile's requests at most, not all its retries
+    assert by[slow_profile]["status"] != "ok"
+    assert proc.returncode == 3
+    assert took < 4 + 1.0
+    quick = [r for r in venue.requests(G_ALL) if r["body"]["account"] != slow[0]]
+    slows = [r for r in venue.requests(G_ALL) if r["body"]["account"] == slow[0]]
+    assert len(quick) == 1 and len(slows) >= 2  # the slow one kept retrying; the other got its turn in between
+
+
+def test_11_fair_lock_hands_over_in_arrival_order():
+    import threading
+
+    from cancelctl.nonce import FairLock
+
+    lock, order = FairLock(), []
+    assert lock.acquire(1)
+    threads = []
+    for n in range(5):
+        t = threading.Thread(target=lambda n=n: (lock.acquire(5), order.append(n), lock.release()))
+        t.start()
+        threads.append(t)
+        time.sleep(0.05)  # arrive one after the other
+    lock.release()
+    for t in threads:
+        t.join(5)
+    assert order == [0, 1, 2, 3, 4]
+    assert lock.acquire(0.1)  # released by the last one: free again
+    busy = FairLock()
+    busy.acquire(1)
+    t0 = time.monotonic()
+    assert busy.acquire(0.2) is False and time.monotonic() - t0 >= 0.19
+
+
+# -- 12. panic and deadman take every profile whatever CANCELCTL_PROFILE says --------------------------
+
+
+def two_gemini(sim, env, names=("a", "b")) -> None:
+    sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET)
+    env.write_config({n: {"venue": "gemini", "base_url": sim.url} for n in names}, default=names[0])
+    for n in names:
+        env.secret(n, "api_key", GEMINI_KEY)
+        env.secret(n, "api_secret", GEMINI_SECRET)
+
+
+def test_12_panic_ignores_cancelctl_profile_and_default_profile(sim, env):
+    two_gemini(sim, env)
+    proc = env.run("panic", "--json", "--timeout", "5", extra_env={"CANCELCTL_PROFILE": "a"})
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(r["profile"] for r in parse_json(proc)["results"]) == ["a", "b"]
+
+
+@pytest.mark.parametrize("command", ["panic", "deadman"])
+def test_12_help_says_every_profile(env, command):
+    proc = env.run(command, "--help")
+    text = " ".join(proc.stdout.replace("│", " ").split())
+    assert "every configured profile" in text and "CANCELCTL_PROFILE" in text
+    assert "Else $CANCELCTL_PROFILE" not in text
+
+
+# -- 13. a broken profile never disarms the others -----------------------------------------------------
+
+BROKEN = {
+    "typo-venue": ({"venue": "gemeni"}, "venue"),
+    "typo-key": ({"venue": "gemini", "base_ulr": "https://api.gemini.com"}, "base_ulr"),
+}
+
+
+def test_13_broken_profiles_get_their_own_rows(gemini, env):
+    order = gemini.add_order("primary", "UI")
+    url = gemini_url(env)
+    env.write_config({"main": {"venue": "gemini", "base_url": url}, **{n: t for n, (t, _) in BROKEN.items()}, "nosecret": {"venue": "gemini", "base_url": url}})
+    proc = env.run("panic", "--json", "--timeout", "5")
+    assert proc.returncode == 3, proc.stderr
+    by = {r["profile"]: r for r in parse_json(proc)["results"]}
+    assert by["main"]["status"] == "ok" and gemini.open_orders() == []
+    for name, (_, word) in BROKEN.items():
+        assert by[name]["status"] == "failed" and by[name]["exit_code"] == 78
+        assert word in by[name]["error"]["message"]
+    assert by["nosecret"]["exit_code"] == 78 and "keys set nosecret" in by["nosecret"]["error"]["message"]
+    assert audit(env)[-1]["exit_code"] == 3
+    assert str(order) in by["main"]["cancelled"]
+
+
+def gemini_url(env) -> str:
+    import tomllib
+
+    return tomllib.loads((env.config_dir / "config.toml").read_text())["profiles"]["main"]["base_url"]
+
+
+@pytest.mark.parametrize("command", [["panic"], ["cancel", "all"]])
+def test_13_named_good_profile_never_reads_the_broken_one(gemini, env, command):
+    gemini.add_order("primary", "UI")
+    env.write_config({"main": {"venue": "gemini", "base_url": gemini_url(env)}, **{n: t for n, (t, _) in BROKEN.items()}})
+    proc = env.run(*command, "-p", "main", "--json", "--timeout", "5")
+    assert proc.returncode == 0, proc.stderr
+    assert [r["profile"] for r in parse_json(proc)["results"]] == ["main"]
+    assert proc.stderr == ""
+
+
+# -- 14. deadman runs the firing path's checks before it says "armed" -----------------------------------
+
+
+def test_14_deadman_refuses_nan_timeout(gemini, env):
+    proc = env.run("deadman", "--ttl", "5", "--timeout", "nan", timeout=20)
+    assert proc.returncode == 2 and "deadman armed" not in proc.stderr, proc.stderr
+
+
+def test_14_deadman_refuses_a_damaged_pacifica_key(env, tmp_path):
+    env.write_config({"p": {"venue": "pacifica", "base_url": "http://127.0.0.1:9/api/v1"}})
+    import base58
+
+    raw = bytearray(base58.b58decode(PAC_PRIVATE))
+    raw[40] ^= 0xFF  # the public half no longer matches the seed
+    env.secret("p", "private_key", base58.b58encode(bytes(raw)).decode())
+    proc = env.run("deadman", "--ttl", "5", "--file", str(tmp_path / "alive"), timeout=20)
+    assert proc.returncode == 78, proc.stderr
+    assert "deadman not armed" in proc.stderr and "damaged" in proc.stderr
+    assert "deadman armed" not in proc.stderr
+
+
+def test_14_deadman_refuses_a_master_key_without_account(env, tmp_path):
+    env.write_config({"m": {"venue": "gemini", "base_url": "http://127.0.0.1:9"}})
+    env.secret("m", "api_key", "master-TESTKEYabcdefghij12")
+    env.secret("m", "api_secret", GEMINI_SECRET)
+    proc = env.run("deadman", "--ttl", "5", "--file", str(tmp_path / "alive"), timeout=20)
+    assert proc.returncode == 78 and "sub-account" in proc.stderr, proc.stderr
+    assert "deadman armed" not in proc.stderr  # refused before arming, not when firing
+
+
+def test_14_deadman_files_are_private_whatever_the_umask_and_a_future_check_in_does_not_blind_it(gemini, env):
+    import os
+    import stat
+
+    gemini.add_order("primary", "UI")
+    proc = run_limited(env, "deadman", "--ttl", "1", "--json", "--timeout", "5", umask=0, popen=True)
+    alive = env.state_dir / "deadman.alive"
+    t0 = time.monotonic()
+    while not alive.exists() and time.monotonic() - t0 < 15:
+        time.sleep(0.05)
+    assert alive.exists(), "deadman never armed"
+    time.sleep(0.3)
+    assert stat.S_IMODE(env.state_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(alive.stat().st_mode) == 0o600
+    future = time.time() + 3600
+    os.utime(alive, (future, future))  # a check-in dated an hour ahead
+    t_future = time.monotonic()
+    out, err = proc.communicate(timeout=20)
+    fired_after = time.monotonic() - t_future
+    assert proc.returncode == 0, err
+    assert "in the future" in err and "panic" in err
+    assert fired_after < 1 + 2.5  # TTL after the (future) check-in, counted as now
+    assert gemini.open_orders() == []
+    assert json.loads(out)["results"][0]["status"] == "ok"

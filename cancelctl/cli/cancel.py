@@ -31,7 +31,7 @@ def cancel_all(
 ) -> runner.Outcome:
     """Cancel every open order of the account: Gemini cancel-all (every session, UI orders included); Pacifica all symbols."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
-    profiles = config_mod.select(config_mod.load(), opts.profiles)
+    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
     return runner.run(profiles, lambda c: c.cancel_all(), WIDEST, opts, scope=lambda r: everything)
 
 
@@ -48,9 +48,9 @@ def cancel_session(
 ) -> runner.Outcome:
     """Gemini only: cancel the orders of this API key's session (other sessions and UI orders stay)."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
-    profiles = config_mod.select(config_mod.load(), opts.profiles)
+    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
     for p in profiles:
-        if p.venue != "gemini":
+        if p.venue != "gemini" and p.broken is None:
             raise UsageProblem(
                 f"profile {p.name!r} is on {p.venue}, which has no sessions",
                 hint=f"use: cancelctl cancel all -p {p.name}   (or cancel pacifica -p {p.name} --symbol S)",
@@ -78,13 +78,15 @@ def cancel_order(
 ) -> runner.Outcome:
     """Cancel the given orders; every ID gets its own row: cancelled, rejected (with the venue's reason) or unknown."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
-    profiles = config_mod.select(config_mod.load(), opts.profiles)
+    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
     # An ID given twice is one order: sent once, one row (UUIDs compare without regard to case).
     seen: dict[str, str] = {}
     for i in order_ids:
         seen.setdefault(i.strip().lower() if client_order_id else i.strip(), i.strip())
     ids = list(seen.values())
     for p in profiles:  # validate everything before anything is sent
+        if p.broken is not None:
+            continue
         if p.venue == "gemini":
             from cancelctl.venues.gemini import validate_order_ids
 
@@ -120,9 +122,9 @@ def cancel_pacifica(
 ) -> runner.Outcome:
     """Pacifica cancel_all_orders: all symbols, or one request per --symbol."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
-    profiles = config_mod.select(config_mod.load(), opts.profiles, venue="pacifica")
+    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, venue="pacifica")
     for p in profiles:
-        if p.venue != "pacifica":
+        if p.venue != "pacifica" and p.broken is None:
             raise UsageProblem(f"profile {p.name!r} is on {p.venue}", hint=f"use: cancelctl cancel all -p {p.name}")
     from cancelctl.venues.pacifica import validate_symbol
 

@@ -35,6 +35,13 @@ ProfileOpt = Annotated[
         help="Profile to act on (repeatable). Else $CANCELCTL_PROFILE, default_profile, or the only one.",
     ),
 ]
+ButtonProfileOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "-p", "--profile", metavar="NAME", autocompletion=complete_profile, rich_help_panel=PANEL,
+        help="Profile to act on (repeatable). Without it: every configured profile, whatever $CANCELCTL_PROFILE and default_profile say.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Exactly one JSON document on stdout, on every exit path.", rich_help_panel=PANEL)]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Nothing on stdout on success; failures on stderr.", rich_help_panel=PANEL)]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Build and sign the real requests, print them redacted, send nothing, exit 0.", rich_help_panel=PANEL)]

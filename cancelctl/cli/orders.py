@@ -32,5 +32,5 @@ def orders(
     """List open orders (read-only; sends no cancel)."""
     debug = bool(ctx.find_root().params.get("debug"))
     opts = Options(profiles=list(profile or []), json=json, quiet=quiet, timeout=timeout, debug=debug)
-    profiles = config_mod.select(config_mod.load(), opts.profiles, every=True)
+    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, every=True)
     return runner.run(profiles, _list, "list_orders", opts, audit=False)

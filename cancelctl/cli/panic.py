@@ -7,13 +7,13 @@ import typer
 from cancelctl import config as config_mod
 from cancelctl import runner
 from cancelctl.cli.cancel import WIDEST
-from cancelctl.cli.common import DryRunOpt, JsonOpt, ProfileOpt, QuietOpt, ReasonOpt, TimeoutOpt, VerifyOpt, options
+from cancelctl.cli.common import ButtonProfileOpt, DryRunOpt, JsonOpt, QuietOpt, ReasonOpt, TimeoutOpt, VerifyOpt, options
 from cancelctl.verify import everything
 
 
 def panic(
     ctx: typer.Context,
-    profile: ProfileOpt = None,
+    profile: ButtonProfileOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
     dry_run: DryRunOpt = False,
@@ -23,7 +23,7 @@ def panic(
 ) -> runner.Outcome:
     """THE PANIC BUTTON: every configured profile (or those named) concurrently, widest cancel, then verify each book is flat."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason, verify_default=True)
-    profiles = config_mod.select(config_mod.load(), opts.profiles, every=True)
+    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, button=True)
     return run_panic(profiles, opts)
 
 

@@ -27,7 +27,7 @@ import typer
 
 from cancelctl import config as config_mod
 from cancelctl import credentials
-from cancelctl.cli.common import JsonOpt, ProfileOpt, QuietOpt, ReasonOpt, TimeoutOpt, options
+from cancelctl.cli.common import ButtonProfileOpt, JsonOpt, ProfileOpt, QuietOpt, ReasonOpt, TimeoutOpt, options
 from cancelctl.errors import CancelctlError, ExitCode, UsageProblem
 from cancelctl.runner import Outcome
 
@@ -112,11 +112,68 @@ def keep_alive(
     return ExitCode.OK
 
 
+FUTURE_SLACK_S = 1.0  # a check-in time this far ahead of the clock is reported (s)
+
+
+def _arm_checks(opts, ttl: float):
+    """Everything the firing path will need, checked before saying "armed"; (profiles, credentials).
+
+    Options (``--ttl``, ``--timeout``: finite numbers), the profiles (no
+    broken one), the credentials (resolved now, so a keyring that locks
+    later cannot stop the switch) and the venue client each profile's
+    panic will build (key decoding, Solana key rules, a master key's
+    sub-account). Raises the contract's error (2 or 78): it refuses to arm.
+    """
+    import math
+
+    from cancelctl.transport import Deadline
+    from cancelctl.venues import open_client
+
+    if not math.isfinite(ttl):
+        raise UsageProblem(f"--ttl must be a number of seconds, not {ttl}", hint="e.g. --ttl 30")
+    if not math.isfinite(opts.timeout):
+        raise UsageProblem(f"--timeout must be a number of seconds, not {opts.timeout}", hint="e.g. --timeout 10")
+    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, button=True)
+    for p in profiles:
+        if p.broken is not None:
+            raise type(p.broken)(f"deadman not armed: {p.broken.message}", hint=p.broken.hint)
+    creds = {p.name: credentials.resolve(p.name, p.venue) for p in profiles}  # now, not when firing
+    for p in profiles:
+        try:
+            open_client(p, creds[p.name], state_dir=config_mod.state_dir(), deadline=Deadline(opts.timeout), dry_run=True).close()
+        except CancelctlError as e:
+            raise type(e)(f"deadman not armed: {e.message}", hint=e.hint) from None
+    return profiles, creds
+
+
+def _check_in_file(path: Path) -> None:
+    """Create the check-in file (0600) and its directory (0700) when missing, whatever the umask; touch it."""
+    import os
+
+    from cancelctl.errors import ConfigError
+
+    try:
+        config_mod.private_dir(path.parent)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            os.fchmod(fd, 0o600)
+            os.close(fd)
+        os.utime(path)
+    except OSError as e:
+        raise ConfigError(
+            f"deadman not armed: cannot create or touch the check-in file {path}: {e.strerror or type(e).__name__}",
+            hint="choose a writable one with --file PATH, or fix the permissions of its directory",
+        ) from None
+
+
 def deadman(
     ctx: typer.Context,
     ttl: Annotated[float, typer.Option("--ttl", metavar="SECONDS", min=1, help="Fire when the check-in file is older than this.")],
     file: Annotated[Optional[Path], typer.Option("--file", metavar="PATH", help="The check-in file the bot touches (default: STATE_DIR/deadman.alive).")] = None,
-    profile: ProfileOpt = None,
+    profile: ButtonProfileOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
     timeout: TimeoutOpt = 10.0,
@@ -126,21 +183,27 @@ def deadman(
     from cancelctl.cli.panic import run_panic
 
     opts = options(ctx, profile, json, quiet, False, timeout, True, reason)
-    profiles = config_mod.select(config_mod.load(), opts.profiles, every=True)
-    creds = {p.name: credentials.resolve(p.name, p.venue) for p in profiles}  # now, not when firing
+    profiles, creds = _arm_checks(opts, ttl)
     path = file or config_mod.state_dir() / "deadman.alive"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
-    last = path.stat().st_mtime
+    _check_in_file(path)
+    last_mtime = path.stat().st_mtime
+    last = min(last_mtime, time.time())
     stop = _stop_event()
     _say(f"deadman armed for {', '.join(p.name for p in profiles)}: TTL {ttl:g} s; check in with: touch {path}")
     poll = min(0.2, ttl / 10)
+    warned_future = False
     while not stop.wait(poll):
         try:
-            last = path.stat().st_mtime
+            mtime = path.stat().st_mtime
         except FileNotFoundError:
-            pass  # a deleted file is no check-in: the last one seen still counts
-        silent = time.time() - last
+            mtime = last_mtime  # a deleted file is no check-in: the last one seen still counts
+        now = time.time()
+        if mtime != last_mtime:  # a check-in; one dated in the future counts as now (a clock set wrong must not blind the switch)
+            last_mtime, last = mtime, min(mtime, now)
+            if mtime > now + FUTURE_SLACK_S and not warned_future:
+                warned_future = True
+                _say(f"deadman: the check-in file's time is {mtime - now:.0f} s in the future; counting that check-in as now (check the clocks)")
+        silent = now - last
         if silent > ttl:
             _say(f"deadman: no check-in for {silent:.1f} s (TTL {ttl:g} s): panic")
             opts.reason = opts.reason or f"deadman: no check-in for {silent:.1f} s (TTL {ttl:g} s)"

@@ -143,28 +143,30 @@ class Gemini(VenueClient):
         if self._client is None:
             self._client = new_client()
         invalid_nonces = 0
-        with self.nonces.turn(self.deadline.remaining()) as take:
 
-            def attempt() -> object:
-                nonlocal invalid_nonces
+        def attempt() -> object:
+            nonlocal invalid_nonces
+            # The key's lock is held for this one request (sign -> answer), never
+            # across the waits between retries: other profiles on the key get their turn.
+            with self.nonces.turn(self.deadline.remaining()) as take:
                 answer = send(self._client, self._sign(path, fields, take()), self.deadline)
-                try:
-                    return self._interpret(answer)
-                except InvalidNonce as e:
-                    invalid_nonces += 1
-                    # Our counter is behind the key's (it was used elsewhere with
-                    # later nonces): resending at once gives nonces a few ms
-                    # larger, so wait for the clock, 0.05 s doubling (1.55 s in all).
-                    e.retry_after = INVALID_NONCE_WAIT_S * 2 ** (invalid_nonces - 1)
-                    if invalid_nonces > INVALID_NONCE_RETRIES:
-                        raise VenueRefused(
-                            "Gemini kept refusing the nonce",
-                            venue_reason="InvalidNonce",
-                            hint="the key may have used larger nonces elsewhere; for a time-based-nonce key set nonce = \"time-based\"",
-                        ) from None
-                    raise
+            try:
+                return self._interpret(answer)
+            except InvalidNonce as e:
+                invalid_nonces += 1
+                # Our counter is behind the key's (it was used elsewhere with
+                # later nonces): resending at once gives nonces a few ms
+                # larger, so wait for the clock, 0.05 s doubling (1.55 s in all).
+                e.retry_after = INVALID_NONCE_WAIT_S * 2 ** (invalid_nonces - 1)
+                if invalid_nonces > INVALID_NONCE_RETRIES:
+                    raise VenueRefused(
+                        "Gemini kept refusing the nonce",
+                        venue_reason="InvalidNonce",
+                        hint="the key may have used larger nonces elsewhere; for a time-based-nonce key set nonce = \"time-based\"",
+                    ) from None
+                raise
 
-            return with_retries(attempt, self.deadline)
+        return with_retries(attempt, self.deadline)
 
     def _interpret(self, answer: Answer) -> object:
         """The success body, or the contract's error for Gemini's answer."""
