@@ -27,7 +27,8 @@ class ExitCode(IntEnum):
     INTERNAL = 70  # a bug; --debug shows the traceback
     UNAVAILABLE = 75  # nothing was sent: unreachable or rate-limited; safe to retry
     CONFIG = 78  # configuration or credentials missing or unusable
-    INTERRUPTED = 130  # interrupted
+    INTERRUPTED = 130  # interrupted (SIGINT, Ctrl-C)
+    TERMINATED = 143  # terminated (SIGTERM: timeout, systemd stop, kill; SIGHUP the same)
 
 
 def combine(codes: list[int]) -> int:
@@ -139,3 +140,19 @@ def internal_error(e: BaseException, debug: bool) -> CancelctlError:
         exit_code=ExitCode.INTERNAL,
         kind="internal",
     )
+
+
+def stopped_by(signum: int, what: str) -> CancelctlError:
+    """The run's error after a signal: SIGINT is 130 (kind ``interrupted``), SIGTERM and SIGHUP 143 (kind ``terminated``).
+
+    ``what`` says what is known, e.g. "orders without an answer are of unknown fate".
+    """
+    import signal
+
+    if signum == signal.SIGINT:
+        return CancelctlError(f"interrupted; {what}", exit_code=ExitCode.INTERRUPTED, kind="interrupted")
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    return CancelctlError(f"terminated by {name}; {what}", exit_code=ExitCode.TERMINATED, kind="terminated")

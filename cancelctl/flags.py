@@ -72,3 +72,24 @@ def parse(argv: list[str]) -> EarlyFlags:
         elif word == "--debug":
             debug = True
     return EarlyFlags(command=command, json=json, dry_run=dry_run, debug=debug, reason=reason)
+
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f", ""})
+
+
+def env_bool(variable: str) -> bool | None:
+    """An environment variable read as a boolean: the usual spellings, any case, surrounding blanks ignored.
+
+    ``1 true yes on y t`` are True; ``0 false no off n f`` and empty or
+    unset are False; anything else is None (the caller warns and treats it
+    as unset: a typo in ``CANCELCTL_DEBUG`` is never a reason to refuse a cancel).
+    """
+    import os
+
+    value = os.environ.get(variable, "").strip().lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    return None

@@ -22,47 +22,99 @@ def _audit(report, reason: str | None, elapsed_ms: float, argv: list[str] | None
 
 
 def finish(outcome) -> int:
-    """Write the run's audit line (when it has one), then show its report; the run's exit code."""
-    from cancelctl import render
+    """Write the run's audit line (when it has one), then show its report; the run's exit code.
 
+    A reader that goes away (``cancelctl cancel all | head -1``) does not
+    change the code: the cancels were done as the audit line says, so the
+    process returns the code recorded there (see :func:`_quiet_stdout`).
+    """
+    from cancelctl import render, signals
+
+    signals.reporting()
     if outcome.audit:
         _audit(outcome.report, outcome.opts.reason, outcome.elapsed_ms)
-    render.report(outcome.report, outcome.opts)
+    try:
+        render.report(outcome.report, outcome.opts)
+    except BrokenPipeError:
+        _quiet_stdout()
     return outcome.report.exit_code
 
 
+def _quiet_stdout() -> None:
+    """After EPIPE on stdout: point it at /dev/null so the interpreter's final flush cannot fail again (Python docs, "Note on SIGPIPE")."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def _fail(e, flags, argv: list[str], *, audited: bool) -> int:
+    from cancelctl import signals
     from cancelctl.render import err, error_line, out
     from cancelctl.results import Report
 
-    err(error_line(e))
+    signals.reporting()
     report = Report([], dry_run=flags.dry_run, error=e)
     if not audited and flags.command in CANCELLING:
         _audit(report, flags.reason, 0.0, argv)
-    if flags.json:
-        import json
+    try:
+        err(error_line(e))
+        if flags.json:
+            import json
 
-        out(json.dumps(report.as_json(), indent=2))
+            out(json.dumps(report.as_json(), indent=2))
+    except BrokenPipeError:
+        _quiet_stdout()
     return int(e.exit_code)
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run cancelctl with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+def run(argv: list[str] | None = None, *, restore: bool = True) -> int:
+    """Run cancelctl with ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    SIGINT, SIGTERM and SIGHUP are handled for the whole run (see
+    :mod:`cancelctl.signals`); with ``restore`` (an in-process caller) the
+    previous handlers come back on return. The process (:func:`main`) keeps
+    them to its end, so a late signal cannot turn into a traceback.
+    """
+    from cancelctl import signals
+
+    previous = signals.install()
+    try:
+        return _run(argv)
+    except signals.Interrupted as e:  # landed before _run's own handlers, or before an error's report began
+        from cancelctl import flags as flags_mod
+
+        words = list(sys.argv[1:] if argv is None else argv)
+        return _fail(_stopped(e.signum), flags_mod.parse(words), words, audited=False)
+    finally:
+        if restore:
+            previous()
+
+
+def _run(argv: list[str] | None) -> int:
     import gc
 
-    # Start-up allocates tens of thousands of long-lived objects (imports, the
-    # typer tree) and the default threshold (700) runs the cyclic collector
-    # dozens of times over them before the first cancel. Collecting every
-    # 50,000 allocations keeps long runs (heartbeat, deadman, sim) bounded.
-    gc.set_threshold(50_000)
-    argv = list(sys.argv[1:] if argv is None else argv)
     from cancelctl import flags as flags_mod
-    from cancelctl.errors import CancelctlError, ExitCode, UsageProblem, internal_error
+    from cancelctl import signals
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     flags = flags_mod.parse(argv)
-    debug = flags.debug or bool(__import__("os").environ.get("CANCELCTL_DEBUG"))
     audited = False  # finish() wrote the run's audit line: an error after it writes none
     try:
+        # Start-up allocates tens of thousands of long-lived objects (imports, the
+        # typer tree) and the default threshold (700) runs the cyclic collector
+        # dozens of times over them before the first cancel. Collecting every
+        # 50,000 allocations keeps long runs (heartbeat, deadman, sim) bounded.
+        gc.set_threshold(50_000)
+        from cancelctl.errors import CancelctlError, ExitCode, UsageProblem
+        from cancelctl.flags import env_bool
+
+        if env_bool("CANCELCTL_DEBUG") is None:
+            sys.stderr.write("cancelctl: warning: CANCELCTL_DEBUG is not 1/0, true/false, yes/no or on/off; ignored\n")
         import typer
 
         from cancelctl.cli import build
@@ -79,16 +131,39 @@ def run(argv: list[str] | None = None) -> int:
             audited = rv.audit
             return finish(rv)
         return int(rv) if isinstance(rv, int) else 0
-    except CancelctlError as e:
-        return _fail(e, flags, argv, audited=audited)
-    except KeyboardInterrupt:
-        return _fail(CancelctlError("interrupted", exit_code=ExitCode.INTERRUPTED, kind="interrupted"), flags, argv, audited=audited)
+    except signals.Interrupted as e:
+        return _fail(_stopped(e.signum), flags, argv, audited=audited)
+    except KeyboardInterrupt:  # a caller that kept Python's own SIGINT handler
+        return _fail(_stopped(2), flags, argv, audited=audited)
     except BrokenPipeError:
-        return ExitCode.FAILED
+        _quiet_stdout()
+        return 1
     except Exception as e:  # noqa: BLE001 - the funnel: a bug is one line and exit 70
-        return _fail(internal_error(e, debug), flags, argv, audited=audited)
+        from cancelctl.errors import CancelctlError as Foreseen
+        from cancelctl.errors import internal_error
+
+        if isinstance(e, Foreseen):
+            return _fail(e, flags, argv, audited=audited)
+        return _fail(internal_error(e, flags.debug or debug_from_env()), flags, argv, audited=audited)
+
+
+def _stopped(signum: int):
+    from cancelctl.errors import stopped_by
+
+    return stopped_by(signum, "stopped before any cancel was sent")
+
+
+def debug_from_env() -> bool:
+    """``CANCELCTL_DEBUG``: see :func:`cancelctl.flags.env_bool`; anything unrecognised is off."""
+    from cancelctl.flags import env_bool
+
+    return bool(env_bool("CANCELCTL_DEBUG"))
 
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(run())
+    from cancelctl import signals
+
+    code = run(restore=False)
+    signals.ignore()  # the run has reported: a signal now must not kill the interpreter while it finalizes
+    sys.exit(code)

@@ -18,15 +18,23 @@ threads die with the process.
 from __future__ import annotations
 
 import math
+import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from cancelctl import config as config_mod
-from cancelctl import credentials
+from cancelctl import credentials, signals
 from cancelctl.config import Profile
-from cancelctl.errors import CancelctlError, ExitCode, NotSent, OutcomeUnknown, UsageProblem, internal_error
+from cancelctl.errors import (
+    CancelctlError,
+    NotSent,
+    OutcomeUnknown,
+    UsageProblem,
+    internal_error,
+    stopped_by,
+)
 from cancelctl.results import ProfileResult, Report
 from cancelctl.transport import Deadline, run_start, warm_tls
 
@@ -137,7 +145,7 @@ def run_profile(
     return result
 
 
-def unfinished(progress: Progress, action_name: str | dict[str, str], opts: Options, interrupted: bool) -> ProfileResult:
+def unfinished(progress: Progress, action_name: str | dict[str, str], opts: Options, interrupted: bool, word: str = "interrupted") -> ProfileResult:
     """The result of a profile the run stopped waiting for (deadline or Ctrl-C); call after closing its gate.
 
     Rows already recorded are kept; IDs in flight are ``unknown`` when a
@@ -145,7 +153,8 @@ def unfinished(progress: Progress, action_name: str | dict[str, str], opts: Opti
     rejected "not sent: ..." (the closed gate guarantees they never will
     be). The profile's error is OutcomeUnknown (5) when something was sent,
     else NotSent (75); during verification it is the ``verify_error`` (the
-    book could not be read: 5). Both have kind ``interrupted`` after Ctrl-C.
+    book could not be read: 5). Both have kind ``word`` after a signal:
+    ``interrupted`` (SIGINT) or ``terminated`` (SIGTERM, SIGHUP).
     """
     p = progress.profile
     wrote = progress.deadline.wrote
@@ -162,7 +171,7 @@ def unfinished(progress: Progress, action_name: str | dict[str, str], opts: Opti
         )
     else:
         r = ProfileResult(p.name, p.venue, _action_name(action_name, p.venue), dry_run=opts.dry_run)
-    kind = "interrupted" if interrupted else None
+    kind = word if interrupted else None
     if wrote:
         for i in in_flight:
             if i not in r.cancelled and i not in r.unknown:
@@ -172,18 +181,18 @@ def unfinished(progress: Progress, action_name: str | dict[str, str], opts: Opti
     for i in [*getattr(client, "todo", ()), *in_flight]:
         if i not in known:
             known.add(i)
-            r.reject(i, "not sent: interrupted" if interrupted else "not sent: the deadline passed first")
+            r.reject(i, f"not sent: {word}" if interrupted else "not sent: the deadline passed first")
     if progress.stage == "verify":
-        r.verify_error = OutcomeUnknown("interrupted while verifying" if interrupted else "the book was not read back before the deadline", kind=kind)
+        r.verify_error = OutcomeUnknown(f"{word} while verifying" if interrupted else "the book was not read back before the deadline", kind=kind)
     elif wrote:
         r.error = OutcomeUnknown(
-            f"interrupted before {p.venue} answered" if interrupted else f"no answer from {p.venue} before the deadline",
+            f"{word} before {p.venue} answered" if interrupted else f"no answer from {p.venue} before the deadline",
             hint=f"see what is still open: cancelctl orders -p {p.name}",
             kind=kind,
         )
     else:
         where = "while reading credentials" if progress.stage == "credentials" else "before any request went out"
-        what = "interrupted" if interrupted else "the deadline passed"
+        what = word if interrupted else "the deadline passed"
         r.error = NotSent(f"{what} {where}; nothing was sent", hint=None if interrupted else "raise --timeout", kind=kind)
     r.elapsed_ms = progress.deadline.elapsed_ms()
     return r
@@ -230,11 +239,14 @@ def run(
             t.start()
         for t in threads:
             t.join(max(0.0, deadline.end + GRACE_S - time.monotonic()))
-    except KeyboardInterrupt:
-        interrupted = CancelctlError("interrupted; orders without an answer are of unknown fate", exit_code=ExitCode.INTERRUPTED, kind="interrupted")
+        signals.reporting()  # from here a signal is counted, never raised: the report below is always made
+    except signals.Interrupted as e:
+        interrupted = stopped_by(e.signum, "orders without an answer are of unknown fate")
+    except KeyboardInterrupt:  # a caller that kept Python's own SIGINT handler
+        interrupted = stopped_by(signal.SIGINT, "orders without an answer are of unknown fate")
     final = []
     for r in runs:
         r.deadline.close()  # from here on, nothing more of this profile goes out
-        final.append(r.result or unfinished(r, action_name, opts, interrupted is not None))
+        final.append(r.result or unfinished(r, action_name, opts, interrupted is not None, interrupted.kind if interrupted else "interrupted"))
     report = Report(final, dry_run=opts.dry_run, error=interrupted)
     return Outcome(report, opts, elapsed_ms=deadline.elapsed_ms(), audit=audit)

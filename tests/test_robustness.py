@@ -203,3 +203,198 @@ def test_broken_proxy_or_ca_setting_is_a_config_error_naming_it(env, name, value
     assert json.loads(proc.stdout)["exit_code"] == 78
     assert doctor.returncode == 78, (doctor.returncode, doctor.stderr, doctor.stdout)
     assert "Traceback" not in doctor.stderr and name in doctor.stdout + doctor.stderr
+
+
+# -- 1, 2. signals: however many arrive and wherever they land, the run reports -----------
+
+
+def hang(request):
+    """Never answers within any test's --timeout (the connection stays open)."""
+    time.sleep(8)
+    return b""
+
+
+def caught(pid: int, signum: int) -> bool:
+    """True once process ``pid`` has a handler for ``signum`` (Linux /proc SigCgt)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except OSError:
+        pass
+    return False
+
+
+def signalled(env, args, signals_at, extra_env=None, wait_for=None):
+    """Start the real process, send each (delay s, signal) once it handles signals (or once ``wait_for()``); (proc, stdout, stderr, seconds from the first signal to exit)."""
+    import signal as signal_mod
+
+    proc = env.popen(*args, extra_env=extra_env)
+    try:
+        t0 = time.monotonic()
+        while not caught(proc.pid, signal_mod.SIGTERM) and time.monotonic() - t0 < 20:
+            time.sleep(0.002)
+        if wait_for is not None:
+            while not wait_for() and time.monotonic() - t0 < 20:
+                time.sleep(0.005)
+        start = time.monotonic()
+        first = None
+        for delay, sig in signals_at:
+            time.sleep(max(0.0, start + delay - time.monotonic()))
+            if proc.poll() is None:
+                proc.send_signal(sig)
+                first = first or time.monotonic()
+        out, err = proc.communicate(timeout=20)
+        return proc, out, err, time.monotonic() - (first or start)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+@pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 143)])
+@pytest.mark.parametrize("twice", [False, True])
+def test_signal_during_a_cancel_in_flight_reports_everything(env, sig, code, twice):
+    import signal as signal_mod
+
+    signum = getattr(signal_mod, sig)
+    with Loopback(hang) as lb:
+        gemini_on(env, lb.url)
+        at = [(0.0, signum)] + ([(0.005, signum), (0.01, signal_mod.SIGINT)] if twice else [])
+        proc, out, err, took = signalled(env, ["cancel", "order", "11", "22", "--json", "--timeout", "8"], at, wait_for=lambda: lb.requests)
+    assert proc.returncode == code, (proc.returncode, err)
+    assert took < 1.0 + 0.5, took  # promptly: the contract's 1 s, plus exit
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert lines and all(line.startswith("cancelctl: error: ") for line in lines), err
+    doc = json.loads(out)  # exactly one document
+    assert doc["exit_code"] == code
+    r = doc["results"][0]
+    assert r["unknown"] == ["11"]  # sent, no answer
+    assert [x["id"] for x in r["rejected"]] == ["22"] and r["rejected"][0]["reason"].startswith("not sent")
+    (line,) = audit_lines(env)
+    assert line["exit_code"] == code and line["results"][0]["unknown"] == ["11"]
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.05, 0.1, 0.2])
+def test_signals_anywhere_in_start_up_still_report(env, delay):
+    """Two Ctrl-Cs (or a SIGTERM) while the process imports and loads its config: one line, one document, one audit line."""
+    import signal as signal_mod
+
+    with Loopback(hang) as lb:
+        gemini_on(env, lb.url)
+        for sigs, code in (([signal_mod.SIGINT, signal_mod.SIGINT], 130), ([signal_mod.SIGTERM], 143)):
+            before = len(audit_lines(env))
+            proc, out, err, took = signalled(env, ["cancel", "all", "--json", "--timeout", "6"], [(delay + i * 0.003, s) for i, s in enumerate(sigs)])
+            assert proc.returncode == code, (delay, proc.returncode, err)
+            assert "Traceback" not in err, err
+            lines = err.strip().splitlines()
+            assert lines and all(line.startswith("cancelctl: error: ") for line in lines), err
+            assert json.loads(out)["exit_code"] == code
+            audit = audit_lines(env)
+            assert len(audit) == before + 1 and audit[-1]["exit_code"] == code
+            assert took < 1.5
+
+
+# -- 3. long-running commands: every wait bounded and interruptible ------------------------
+
+
+def trickle(request):
+    yield b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n"
+    for _ in range(100):
+        time.sleep(0.2)
+        yield b" "
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_heartbeat_stops_at_once_during_a_trickling_answer(env, sig):
+    import signal as signal_mod
+
+    with Loopback(trickle) as lb:
+        gemini_on(env, lb.url)
+        proc, _out, err, took = signalled(env, ["heartbeat", "--interval", "5"], [(0.3, getattr(signal_mod, sig))], wait_for=lambda: lb.requests)
+    assert proc.returncode == 0, (proc.returncode, err)
+    assert took < 1.0, took
+    assert "Traceback" not in err and "heartbeat stopped" in err
+
+
+def test_heartbeat_gives_up_on_a_trickling_answer_within_its_interval(env):
+    import signal as signal_mod
+
+    with Loopback(trickle) as lb:
+        gemini_on(env, lb.url)
+        proc = env.popen("heartbeat", "--interval", "1")
+        try:
+            time.sleep(5)
+            n = len(lb.requests)
+        finally:
+            proc.send_signal(signal_mod.SIGTERM)
+            out, err = proc.communicate(timeout=10)
+    assert err.count("heartbeat failed for profile main") >= 2, err  # each beat cut off after 1 s, not hanging for ever
+    assert n >= 2
+    assert proc.returncode == 0 and "Traceback" not in err
+
+
+# -- 13. the simulator: a taken port, a client that hangs up --------------------------------
+
+
+def test_sim_on_a_taken_port_is_one_line(env):
+    from loopback import port_in_use
+
+    sock, port = port_in_use()
+    try:
+        proc = env.run("sim", "--port", str(port), "--lifetime", "2", timeout=20)
+    finally:
+        sock.close()
+    assert proc.returncode == 75, (proc.returncode, proc.stderr)
+    line = one_error_line(proc)
+    assert str(port) in line and "--port" in line and "internal error" not in line
+
+
+def test_sim_client_hanging_up_mid_answer_is_no_traceback(env):
+    import signal as signal_mod
+    import socket
+    import struct
+
+    proc = env.popen("sim", "--port", "0", "--lifetime", "20")
+    try:
+        first = proc.stderr.readline()
+        port = int(first.split("127.0.0.1:")[1].split()[0])
+        for _ in range(20):  # ask for the state (a few KB) and reset the connection before reading it
+            s = socket.create_connection(("127.0.0.1", port))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.sendall(b"GET /_sim/state HTTP/1.1\r\nHost: x\r\n\r\n" * 50)
+            s.close()
+        time.sleep(0.5)
+        proc.send_signal(signal_mod.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "Traceback" not in err and "BrokenPipe" not in err and "ConnectionReset" not in err, err
+    assert proc.returncode == 0, (proc.returncode, err)
+
+
+# -- 12. CANCELCTL_DEBUG: the usual boolean spellings; anything else is a warning, never a refusal --
+
+
+@pytest.mark.parametrize("value", ["2", "maybe", "0", "false", "yes", "ON", ""])
+def test_cancelctl_debug_never_refuses_a_cancel(gemini, env, value):
+    proc = env.run("cancel", "all", "--json", extra_env={"CANCELCTL_DEBUG": value})
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert json.loads(proc.stdout)["exit_code"] == 0
+    warned = "CANCELCTL_DEBUG" in proc.stderr
+    assert warned == (value in ("2", "maybe")), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == (1 if warned else 0)
+
+
+def test_env_bool_spellings(monkeypatch):
+    from cancelctl.flags import env_bool
+
+    for value, expected in [("1", True), ("true", True), (" Yes ", True), ("on", True), ("0", False), ("FALSE", False), ("no", False), ("off", False), ("", False), ("2", None), ("debug", None)]:
+        monkeypatch.setenv("CANCELCTL_DEBUG", value)
+        assert env_bool("CANCELCTL_DEBUG") is expected, value
+    monkeypatch.delenv("CANCELCTL_DEBUG")
+    assert env_bool("CANCELCTL_DEBUG") is False

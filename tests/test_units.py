@@ -113,7 +113,7 @@ def test_profile_names():
 def test_exit_code_table_is_the_contract():
     assert {e.name: int(e) for e in ExitCode} == {
         "OK": 0, "FAILED": 1, "USAGE": 2, "PARTIAL": 3, "AUTH": 4, "UNKNOWN": 5,
-        "INTERNAL": 70, "UNAVAILABLE": 75, "CONFIG": 78, "INTERRUPTED": 130,
+        "INTERNAL": 70, "UNAVAILABLE": 75, "CONFIG": 78, "INTERRUPTED": 130, "TERMINATED": 143,
     }
 
 

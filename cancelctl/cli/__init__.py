@@ -45,7 +45,7 @@ def _version(value: bool) -> None:
 
 
 def root(
-    debug: Annotated[bool, typer.Option("--debug", envvar="CANCELCTL_DEBUG", help="Show tracebacks of internal errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors (also CANCELCTL_DEBUG=1).")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """The panic button for crypto trading: cancel every resting order, verified."""

@@ -55,7 +55,10 @@ ReasonOpt = Annotated[Optional[str], typer.Option("--reason", metavar="TEXT", he
 
 def options(ctx: typer.Context, profile, json, quiet, dry_run, timeout, verify, reason, *, verify_default: bool = False) -> Options:
     """The runner's Options from the parsed flags (``--debug`` comes from the root)."""
+    from cancelctl.flags import env_bool
+
     debug = bool(ctx.find_root().params.get("debug")) if ctx else False
+    debug = debug or bool(env_bool("CANCELCTL_DEBUG"))  # CANCELCTL_DEBUG=2 or =maybe is off (the funnel warned)
     return Options(
         profiles=list(profile or []),
         json=json,

@@ -30,7 +30,9 @@ def orders(
     timeout: TimeoutOpt = 10.0,
 ) -> runner.Outcome:
     """List open orders (read-only; sends no cancel)."""
-    debug = bool(ctx.find_root().params.get("debug"))
+    from cancelctl.flags import env_bool
+
+    debug = bool(ctx.find_root().params.get("debug")) or bool(env_bool("CANCELCTL_DEBUG"))
     opts = Options(profiles=list(profile or []), json=json, quiet=quiet, timeout=timeout, debug=debug)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, every=True)
     return runner.run(profiles, _list, "list_orders", opts, audit=False)

@@ -13,9 +13,19 @@ def sim(
     lifetime: Annotated[float, typer.Option("--lifetime", min=0, help="Stop after this many seconds (0: until Ctrl-C).")] = 0,
 ) -> int:
     """Run the venue simulator on 127.0.0.1 to rehearse aliases and cron jobs (prints its demo credentials)."""
+    from cancelctl import signals
+    from cancelctl.errors import CancelctlError, ExitCode
     from cancelctl.sim.server import Simulator
 
-    s = Simulator(port=port, lifetime=lifetime or None)
+    try:
+        s = Simulator(port=port, lifetime=lifetime or None)
+    except OSError as e:  # EADDRINUSE, EACCES: one line, never "internal error"
+        raise CancelctlError(
+            f"cannot listen on 127.0.0.1:{port}: {e.strerror or type(e).__name__}",
+            hint="choose another port with --port, or --port 0 for a free one",
+            exit_code=ExitCode.UNAVAILABLE,
+            kind="unavailable",
+        ) from None
     key, secret = "account-SIMULATOR00000001", "simulator-secret-not-real"
     s.gemini.add_key(key, secret)
     for symbol in ("btcusd", "ethusd", "solusd"):
@@ -25,11 +35,11 @@ def sim(
         f"simulator on {s.url} (Gemini under /v1, Pacifica under /api/v1); fake credentials, for rehearsal only:\n"
         f"  cancelctl profiles add sim --venue gemini --base-url {s.url}\n"
         f"  export CANCELCTL_SIM_API_KEY={key} CANCELCTL_SIM_API_SECRET={secret}\n"
-        "Ctrl-C stops it.\n"
+        "Ctrl-C (or SIGTERM) stops it.\n"
     )
     try:
         s.serve_forever()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, signals.Interrupted):  # Ctrl-C, SIGTERM, SIGHUP: stop cleanly
         s.stop()
     return 0
 

@@ -34,12 +34,42 @@ from cancelctl.runner import Outcome
 HEARTBEAT_WINDOW_S = 30.0  # Gemini cancels a Require-Heartbeat session after 30 s of silence
 
 
+BEAT_TIMEOUT_S = 10.0  # the longest one heartbeat request may take (s); never past the window
+
+
+class StopRequested(Exception):
+    """Raised by a heartbeat that SIGINT, SIGTERM or SIGHUP interrupted."""
+
+
 def _stop_event() -> threading.Event:
-    """An event set by SIGINT or SIGTERM."""
+    """An event set by SIGINT, SIGTERM or SIGHUP (these commands stop cleanly on any of them)."""
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     return stop
+
+
+def interruptible(fn: Callable[[], None], stop: threading.Event) -> None:
+    """Run ``fn()`` in a daemon thread; return when it does (its exception raised here) or raise StopRequested at once when ``stop`` is set.
+
+    The main thread then never sits in a socket read a signal cannot end
+    (an answer trickling in a byte at a time): stopping takes at most 0.05 s.
+    """
+    box: dict[str, BaseException] = {}
+
+    def target() -> None:
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            box["error"] = e
+
+    t = threading.Thread(target=target, name="heartbeat", daemon=True)
+    t.start()
+    while t.is_alive():
+        if stop.wait(0.05):
+            raise StopRequested
+    if "error" in box:
+        raise box["error"]
 
 
 def _say(text: str) -> None:
@@ -64,13 +94,21 @@ def heartbeat(
     stop = _stop_event()
     clients = {p.name: p for p in profiles}
 
-    def beat(name: str) -> None:
+    def beat(name: str, seconds: float) -> None:
         p = clients[name]
-        client = Gemini(p, creds[name], state_dir=config_mod.state_dir(), deadline=Deadline(min(interval, 10.0)))
+        deadline = Deadline(seconds)
+
+        def send() -> None:
+            client = Gemini(p, creds[name], state_dir=config_mod.state_dir(), deadline=deadline)
+            try:
+                client.heartbeat()
+            finally:
+                client.close()
+
         try:
-            client.heartbeat()
+            interruptible(send, stop)
         finally:
-            client.close()
+            deadline.close()  # a stopped beat sends nothing more
 
     _say(f"heartbeat: every {interval:g} s for {', '.join(clients)}; Ctrl-C or SIGTERM stops")
     return keep_alive(list(clients), beat, interval=interval, wait=stop.wait)
@@ -78,7 +116,7 @@ def heartbeat(
 
 def keep_alive(
     names: list[str],
-    beat: Callable[[str], None],
+    beat: Callable[[str, float], None],
     *,
     interval: float,
     wait: Callable[[float], bool],
@@ -86,27 +124,40 @@ def keep_alive(
     clock: Callable[[], float] = time.monotonic,
     say: Callable[[str], None] = _say,
 ) -> int:
-    """Call ``beat(name)`` for every profile each ``interval`` s until ``wait(interval)`` returns True (stopped).
+    """Call ``beat(name, seconds)`` for every profile each ``interval`` s until ``wait(s)`` returns True (stopped).
 
-    ``beat`` raises :class:`~cancelctl.errors.CancelctlError` when a
-    heartbeat fails: that is one line and the loop goes on. Once a profile
-    has had no successful heartbeat for more than ``window`` s (by
-    ``clock``, in s) the venue has cancelled its session's orders: one line,
-    and :attr:`ExitCode.FAILED`. Stopped: :attr:`ExitCode.OK`.
+    ``seconds`` bounds that heartbeat: at most ``BEAT_TIMEOUT_S`` and
+    ``interval``, and never past the end of the profile's window, so a
+    heartbeat that is not confirmed in time is reported on time. ``beat``
+    raises :class:`~cancelctl.errors.CancelctlError` when a heartbeat
+    fails: that is one line and the loop goes on; :class:`StopRequested`
+    when stopped. Once a profile has had no successful heartbeat for
+    ``window`` s (by ``clock``, in s) the venue has cancelled its session's
+    orders: one line, at that moment (waits end at the earliest window's
+    end), and :attr:`ExitCode.FAILED`. Stopped: :attr:`ExitCode.OK`.
     """
     last_ok = {name: clock() for name in names}
-    while True:
+    stopped = False
+    while not stopped:
         for name in names:
-            try:
-                beat(name)
-                last_ok[name] = clock()
-            except CancelctlError as e:
-                say(f"heartbeat failed for profile {name}: {e.one_line()}")
+            left = last_ok[name] + window - clock()
+            if left > 0:
+                try:
+                    beat(name, min(BEAT_TIMEOUT_S, interval, left))
+                    last_ok[name] = clock()
+                except StopRequested:
+                    stopped = True
+                    break
+                except CancelctlError as e:
+                    say(f"heartbeat failed for profile {name}: {e.one_line()}")
             silent = clock() - last_ok[name]
-            if silent > window:
+            if silent >= window:
                 say(f"profile {name}: no heartbeat for {silent:.0f} s: Gemini has cancelled that session's orders")
                 return ExitCode.FAILED
-        if wait(interval):
+        if stopped:
+            break
+        due = min(last_ok[n] + window for n in names) - clock()
+        if wait(max(0.0, min(interval, due))):
             break
     say(f"heartbeat stopped; Gemini will cancel the session's orders after {window:g} s")
     return ExitCode.OK
@@ -208,6 +259,9 @@ def deadman(
             _say(f"deadman: no check-in for {silent:.1f} s (TTL {ttl:g} s): panic")
             opts.reason = opts.reason or f"deadman: no check-in for {silent:.1f} s (TTL {ttl:g} s)"
             sys.stderr.flush()
+            from cancelctl import signals
+
+            signals.install()  # firing is a cancel like any other: a signal now is reported as 130/143
             return run_panic(profiles, opts, creds)
     _say("deadman disarmed")
     if opts.json:  # the contract: one JSON document on every exit path; disarmed cancelled nothing

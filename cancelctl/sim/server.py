@@ -57,6 +57,18 @@ class Fault:
     key: str | None = None
 
 
+class _Server(ThreadingHTTPServer):
+    """The HTTP server; a client that hangs up mid-answer is its own business, never a traceback."""
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):  # BrokenPipe, reset, a client that stopped reading
+            return
+        sys.stderr.write(f"cancelctl sim: error answering {client_address[0]}:{client_address[1]}: {type(error).__name__}: {error}\n")
+
+
 class Simulator:
     """Both venues behind one loopback HTTP server."""
 
@@ -78,7 +90,7 @@ class Simulator:
         self.gemini.clock = self.clock
         if self.pacifica is not None:
             self.pacifica.clock = self.clock
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        self._server = _Server(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
         self.scheme = "http"
         if tls is not None:

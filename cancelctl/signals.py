@@ -1,0 +1,120 @@
+"""SIGINT, SIGTERM and SIGHUP: the first one stops the work, none stops the report.
+
+A panic button runs under cron, systemd, ``timeout`` and shaky terminals,
+so any of these signals may arrive anywhere: while the config loads, while
+a cancel is in flight, twice within milliseconds. The contract (exit codes
+130 and 143): the run still reports every order whose fate is known, marks
+the rest unknown or not sent, writes its audit line and, with ``--json``,
+prints its one JSON document.
+
+:func:`install` makes the first signal raise :class:`Interrupted` in the
+main thread (a blocking socket read or ``join`` returns at once) and every
+later one only be counted, so the report that follows cannot itself be
+interrupted. :class:`Interrupted` is a ``BaseException`` that is not a
+``KeyboardInterrupt``: click would otherwise print a blank line and turn it
+into a bare ``Abort``. :func:`reporting` marks the start of the report for
+a run that was not interrupted: a signal from then on is counted, never
+raised. A signal counted while reporting arms a backstop: the process ends
+``BACKSTOP_S`` later with 128 + the signal's number whatever the report is
+stuck on (a reader that never reads stdout), so ``kill`` always works.
+
+Imports nothing of cancelctl (a leaf): :mod:`cancelctl.main` installs it first.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+HANDLED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+BACKSTOP_S = 2.0  # s after a signal that arrived while reporting before the process ends regardless
+
+RECEIVED: list[int] = []  # every handled signal, in order
+_state = {"raise": True, "backstop": False}
+
+
+def exit_code(signum: int) -> int:
+    """130 for SIGINT (Ctrl-C), 143 for SIGTERM and SIGHUP (the contract's "Exit codes")."""
+    return 130 if signum == signal.SIGINT else 143
+
+
+def name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class Interrupted(BaseException):
+    """Raised in the main thread by the first SIGINT, SIGTERM or SIGHUP; ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(name(signum))
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.signum)
+
+    @property
+    def kind(self) -> str:
+        return "interrupted" if self.signum == signal.SIGINT else "terminated"
+
+
+def _handler(signum: int, frame) -> None:
+    RECEIVED.append(signum)
+    if _state["raise"]:
+        _state["raise"] = False  # the second and later signals never interrupt the report
+        raise Interrupted(signum)
+    if not _state["backstop"]:
+        _state["backstop"] = True
+        timer = threading.Timer(BACKSTOP_S, os._exit, args=(exit_code(signum),))
+        timer.daemon = True
+        timer.start()
+
+
+def install():
+    """Handle SIGINT, SIGTERM and SIGHUP as above; returns a function that restores the previous handlers.
+
+    Does nothing (and restores nothing) outside the main thread, where
+    Python cannot set handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    _state.update({"raise": True, "backstop": False})
+    previous = {}
+    for sig in HANDLED:
+        try:
+            previous[sig] = signal.signal(sig, _handler)
+        except (ValueError, OSError):  # not settable here
+            pass
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            try:
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+            except (ValueError, OSError, TypeError):
+                pass
+
+    return restore
+
+
+def reporting() -> None:
+    """From now on the run is reporting: a signal is counted (and arms the backstop), never raised."""
+    _state["raise"] = False
+
+
+def ignore() -> None:
+    """Ignore the handled signals from now on (the process has reported and is exiting; main thread only)."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in HANDLED:
+            try:
+                signal.signal(sig, signal.SIG_IGN)
+            except (ValueError, OSError):
+                pass
+
+
+def first() -> int | None:
+    """The first signal handled in this process, or None."""
+    return RECEIVED[0] if RECEIVED else None
