@@ -27,7 +27,15 @@ import typer
 
 from cancelctl import config as config_mod
 from cancelctl import credentials
-from cancelctl.cli.common import ButtonProfileOpt, JsonOpt, ProfileOpt, QuietOpt, ReasonOpt, TimeoutOpt, options
+from cancelctl.cli.common import (
+    ButtonProfileOpt,
+    JsonOpt,
+    ProfileOpt,
+    QuietOpt,
+    ReasonOpt,
+    TimeoutOpt,
+    options,
+)
 from cancelctl.errors import CancelctlError, ExitCode, UsageProblem
 from cancelctl.runner import Outcome
 
