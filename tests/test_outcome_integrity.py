@@ -566,3 +566,53 @@ def test_14_deadman_files_are_private_whatever_the_umask_and_a_future_check_in_d
     assert fired_after < 1 + 2.5  # TTL after the (future) check-in, counted as now
     assert gemini.open_orders() == []
     assert json.loads(out)["results"][0]["status"] == "ok"
+
+
+# -- 1. symbols are matched to the venue's markets; a non-market is never "done" --------------------
+
+
+@pytest.fixture
+def pac_sim(sim, env):
+    sim.pacifica.add_account(PAC_PRIVATE)
+    env.write_config({"p": {"venue": "pacifica", "base_url": sim.url + P}})
+    env.secret("p", "private_key", PAC_PRIVATE)
+    return sim
+
+
+@pytest.mark.parametrize("typed, market", [("btc", "BTC"), ("KBONK", "kBONK"), ("BTC", "BTC")])
+def test_1_symbol_in_any_case_is_sent_in_the_venues_spelling(pac_sim, env, typed, market):
+    target = pac_sim.pacifica.add_order(PAC_ACCOUNT, market)
+    other = pac_sim.pacifica.add_order(PAC_ACCOUNT, "ETH")
+    proc = env.run("cancel", "pacifica", "--symbol", typed, "--verify", "--json", "--timeout", "5")
+    assert proc.returncode == 0, proc.stderr
+    assert {o.order_id for o in pac_sim.pacifica.open_orders(PAC_ACCOUNT)} == {other}
+    (sent,) = pac_sim.requests(P + "/orders/cancel_all")
+    assert target and parse_json(proc)["results"][0]["cancelled_count"] == 1 and sent["status"] == 200
+    assert len(pac_sim.requests(P + "/info")) == 1  # looked up once, before the cancel
+
+
+def test_1_a_symbol_that_is_no_market_is_exit_2_naming_close_matches(pac_sim, env):
+    pac_sim.pacifica.add_order(PAC_ACCOUNT, "BTC")
+    proc = env.run("cancel", "pacifica", "--symbol", "BTCX", "--verify", "--json", "--timeout", "5")
+    assert proc.returncode == 2, proc.stderr
+    assert "not a Pacifica market" in proc.stderr and "BTC" in proc.stderr
+    assert pac_sim.requests(P + "/orders/cancel_all") == []
+    assert parse_json(proc)["results"][0]["status"] == "failed"
+
+
+def test_1_all_symbols_never_looks_markets_up(pac_sim, env):
+    pac_sim.pacifica.add_order(PAC_ACCOUNT, "BTC")
+    for command in (["panic"], ["cancel", "pacifica"]):
+        proc = env.run(*command, "--json", "--timeout", "5")
+        assert proc.returncode == 0, proc.stderr
+    assert pac_sim.requests(P + "/info") == []
+
+
+@pytest.mark.parametrize("count, code", [(0, 5), (2, 0)])
+def test_1_unreadable_market_list_sends_as_typed_and_never_calls_zero_done(pac, env, count, code):
+    pac.script(P + "/info", reply(500, raw=b"<html>down</html>"))
+    pac.script(P + "/orders/cancel_all", reply(200, {"success": True, "data": {"cancelled_count": count}}))
+    proc = env.run("cancel", "pacifica", "--symbol", "btc", "--json", "--timeout", "4")
+    assert proc.returncode == code, proc.stderr
+    (sent,) = pac.requests(P + "/orders/cancel_all")
+    assert sent["body"]["symbol"] == "btc"

@@ -129,10 +129,12 @@ def cancel_pacifica(
     from cancelctl.venues.pacifica import validate_symbol
 
     symbols = [validate_symbol(s) for s in dict.fromkeys(symbol or [])]
+    wanted = {s.lower() for s in symbols}
     return runner.run(
         profiles,
         lambda c: c.cancel_all(symbols=symbols or None, exclude_reduce_only=exclude_reduce_only),
         "cancel_all_orders",
         opts,
-        scope=lambda r: lambda o: (not symbols or o.get("symbol") in symbols) and not (exclude_reduce_only and o.get("reduce_only")),
+        # symbols compare without regard to case: the request went out in the venue's spelling (BTC for btc)
+        scope=lambda r: lambda o: (not wanted or str(o.get("symbol")).lower() in wanted) and not (exclude_reduce_only and o.get("reduce_only")),
     )

@@ -190,7 +190,7 @@ PUBLIC: dict[str, object] = {
     "/v1/symbols": ["btcusd", "ethusd", "solusd"],
     "/api/v1/info": {
         "success": True,
-        "data": [{"symbol": s, "tick_size": "0.01", "lot_size": "0.001", "max_leverage": 20} for s in ("BTC", "ETH", "SOL")],
+        "data": [{"symbol": s, "tick_size": "0.01", "lot_size": "0.001", "max_leverage": 20} for s in ("BTC", "ETH", "SOL", "kBONK")],
         "error": None,
         "code": None,
     },

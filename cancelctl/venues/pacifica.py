@@ -54,6 +54,8 @@ CANCEL_ALL = "/orders/cancel_all"
 CANCEL_STOP = "/orders/stop/cancel"
 ORDERS = "/orders"
 POSITIONS = "/positions"
+INFO = "/info"
+MARKETS_LOOKUP_S = 1.5  # the longest a scoped cancel waits for the market list before sending as typed (s)
 SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -403,8 +405,10 @@ class Pacifica(VenueClient):
         the remaining symbols are still tried.
         """
         result = self._result("cancel_all_orders")
+        checked = True
         if symbols:
-            payloads = [{"symbol": validate_symbol(s), "all_symbols": False, "exclude_reduce_only": bool(exclude_reduce_only)} for s in symbols]
+            spelt, checked = self.market_symbols([validate_symbol(s) for s in symbols])
+            payloads = [{"symbol": s, "all_symbols": False, "exclude_reduce_only": bool(exclude_reduce_only)} for s in spelt]
         else:
             payloads = [{"all_symbols": True, "exclude_reduce_only": bool(exclude_reduce_only)}]
         for payload in payloads:
@@ -423,11 +427,72 @@ class Pacifica(VenueClient):
             if body is None:  # dry run
                 continue
             count = _count(body)
-            if count is not None:
-                result.cancelled_count = (result.cancelled_count or 0) + count
-            else:
+            if count is None:
                 result.error = OutcomeUnknown(f"{scope}Pacifica's cancel_all answer did not say how many orders it cancelled")
+            elif count == 0 and not checked:  # "nothing cancelled" for a symbol that may be no market at all
+                result.error = result.error or OutcomeUnknown(
+                    f"{scope}nothing was cancelled, and the list of Pacifica markets could not be read to check that it is one",
+                    hint=f"see what is open: cancelctl orders -p {self.profile.name}",
+                )
+            else:
+                result.cancelled_count = (result.cancelled_count or 0) + count
         return result
+
+    def market_symbols(self, wanted: list[str]) -> tuple[list[str], bool]:
+        """The venue's spelling of each symbol in ``wanted``; (symbols, True when checked against the markets).
+
+        ``GET /info`` lists the markets (docs "Get market info",
+        https://docs.pacifica.fi/api-documentation/api/rest-api/markets/get-market-info);
+        symbols are case-sensitive there (``BTC``, ``kBONK``), so ``btc`` is
+        sent as ``BTC``. A symbol that is no market is a UsageProblem (exit 2)
+        naming the close matches; nothing is sent for any of them. When the
+        list cannot be read the symbols go as typed, unchecked (False).
+        Only scoped cancels look markets up: an all-symbols cancel (panic)
+        never waits for it.
+        """
+        try:
+            markets = self.markets()
+        except CancelctlError:
+            return wanted, False
+        spelt = []
+        for symbol in wanted:
+            if symbol in markets:
+                spelt.append(symbol)
+                continue
+            same = [m for m in markets if m.lower() == symbol.lower()]
+            if len(same) == 1:
+                spelt.append(same[0])
+                continue
+            import difflib
+
+            close = same or difflib.get_close_matches(symbol.upper(), [m.upper() for m in markets], n=3, cutoff=0.6)
+            close = [next(m for m in markets if m.upper() == c.upper()) for c in close]
+            raise UsageProblem(
+                f"{symbol!r} is not a Pacifica market",
+                hint=f"did you mean {', '.join(close)}?" if close else f"{len(markets)} markets, e.g. {', '.join(sorted(markets)[:5])}",
+            )
+        return list(dict.fromkeys(spelt)), True
+
+    def markets(self) -> list[str]:
+        """``GET /info``: the symbols of every market (unsigned; also in a dry run, it changes nothing).
+
+        Raises the contract's errors; a list that cannot be read whole is OutcomeUnknown.
+        """
+        if self._client is None:
+            self._client = new_client()
+        url = f"{self.profile.base_url}{INFO}"
+        request = PreparedRequest(method="GET", url=url, headers={"Accept": "application/json"})
+        # One attempt on a clock of its own (at most MARKETS_LOOKUP_S, a third of what is left), so a
+        # venue whose /info is down or slow still leaves the cancels their time.
+        lookup = Deadline(max(0.0, min(MARKETS_LOOKUP_S, self.deadline.remaining() / 3)))
+        body = self._interpret(send(self._client, request, lookup))
+        data = _unwrap(body)
+        if not isinstance(data, list) or not data:
+            raise OutcomeUnknown("Pacifica's market list came in an unexpected shape")
+        symbols = [m.get("symbol") if isinstance(m, dict) else None for m in data]
+        if not all(isinstance(x, str) and SYMBOL.fullmatch(x) for x in symbols):
+            raise OutcomeUnknown("Pacifica's market list had an entry without a usable symbol")
+        return symbols  # type: ignore[return-value]
 
     def cancel_orders(self, order_ids: list[str], *, symbol: str | None = None, client_order_id: bool = False, stop: bool = False) -> ProfileResult:
         """Cancel the given orders of ``symbol``; one row per ID: cancelled, rejected or unknown.
