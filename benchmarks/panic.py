@@ -78,7 +78,7 @@ def main() -> None:
 
         def seed() -> None:
             # Only books left empty are refilled, so every run finds the same 18 orders
-            # whichever profiles the previous run flattened.
+            # whichever books the previous run emptied.
             with sim.lock:
                 for account, key in gemini_accounts:
                     if sim.gemini.open_orders(account):

@@ -64,7 +64,7 @@ def gemini_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
     steps.append(("master cancel all", 0, run([desk], lambda c: c.cancel_all(), "cancel_all", opts, creds)))
     with sim.lock:
         left = g.open_orders()
-    steps.append(("book flat", 0, 0 if not left else 3))
+    steps.append(("no open orders", 0, 0 if not left else 3))
     return steps
 
 
@@ -101,12 +101,12 @@ def pacifica_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
     steps.append(("pacifica agent cancel all", 0, run([agent], lambda c: c.cancel_all(), "cancel_all_orders", opts, creds)))
     with sim.lock:
         left = p.open_orders(main_pub)
-    steps.append(("pacifica book flat", 0, 0 if not left else 3))
+    steps.append(("pacifica: no open orders", 0, 0 if not left else 3))
     return steps
 
 
 def panic_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
-    """panic: a Gemini and a Pacifica account at once, verified flat; one order refuses the first cancel."""
+    """panic: a Gemini and a Pacifica account at once, verified: no open orders; one order refuses the first cancel."""
     from dataclasses import replace
 
     from cancelctl.cli.panic import run_panic
@@ -140,7 +140,7 @@ def panic_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
     code = outcome.exit_code
     with sim.lock:
         left = g.open_orders("panic-desk") + p.open_orders(pac_pub)
-    return [("panic verified flat", 0, code), ("panic book flat", 0, 0 if not left else 3)]
+    return [("panic verified: no open orders", 0, code), ("panic: no open orders left", 0, 0 if not left else 3)]
 
 
 def main() -> int:

@@ -18,7 +18,7 @@ from enum import IntEnum
 class ExitCode(IntEnum):
     """The contract's exit codes."""
 
-    OK = 0  # everything asked for was done (verified flat, when verifying)
+    OK = 0  # everything asked for was done (verified: no open orders, when verifying)
     FAILED = 1  # the venue refused or answered with an error; nothing confirmed
     USAGE = 2  # usage error
     PARTIAL = 3  # some orders or profiles done, some rejected or still open

@@ -42,7 +42,7 @@ def rows(result: ProfileResult) -> list[tuple[str, str, str]]:
             for o in result.orders
         ]
         if not rows and result.error is None:
-            rows.append(("-", "flat", "no open orders"))
+            rows.append(("-", "none open", "no open orders"))
     if result.positions is not None or result.positions_error is not None:
         rows += position_rows(result)
     rows += [(i, "cancelled", "") for i in result.cancelled]
@@ -117,7 +117,7 @@ def report(report: Report, opts) -> None:
                 out("\t".join([r.profile, r.venue, r.action, order_id, result, reason]))
 
 
-STYLES = {"position": "yellow", "close filled": "green", "close partial": "yellow", "close unknown": "yellow", "flat": "green", "cancelled": "green", "rejected": "red", "unknown": "yellow", "open": "red", "ok": "green", "dry-run": "cyan"}
+STYLES = {"position": "yellow", "close filled": "green", "close partial": "yellow", "close unknown": "yellow", "flat": "green", "none open": "green", "cancelled": "green", "rejected": "red", "unknown": "yellow", "open": "red", "ok": "green", "dry-run": "cyan"}
 
 
 def table(report: Report, title: str | None = None) -> None:

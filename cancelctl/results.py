@@ -69,7 +69,7 @@ class ProfileResult:
         if self.verify_error is not None:
             return ExitCode.UNKNOWN
         if self.remaining == [] and self.action in WIDE_ACTIONS:
-            return ExitCode.OK  # verified flat
+            return ExitCode.OK  # verified: no open orders
         if self.unknown:
             return ExitCode.UNKNOWN
         if self.remaining:

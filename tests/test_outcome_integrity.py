@@ -616,3 +616,24 @@ def test_1_unreadable_market_list_sends_as_typed_and_never_calls_zero_done(pac, 
     assert proc.returncode == code, proc.stderr
     (sent,) = pac.requests(P + "/orders/cancel_all")
     assert sent["body"]["symbol"] == "btc"
+
+
+# -- 15. "flat" means no position: the order book is "no open orders" -----------------------------------
+
+
+def test_15_flat_is_only_ever_about_positions(gemini, env):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    texts = {str(p.relative_to(root)): p.read_text() for p in [root / "README.md", *sorted((root / "docs").rglob("*.md")), *sorted((root / "docs").rglob("*.json"))]}
+    for command in (["panic", "--help"], ["deadman", "--help"], ["orders"], ["panic"], ["cancel", "all", "--verify"]):
+        proc = env.run(*command)
+        assert proc.returncode == 0, proc.stderr
+        texts[" ".join(command)] = proc.stdout + proc.stderr
+    assert "no open orders" in texts["orders"]
+    import re
+
+    for where, text in texts.items():
+        for line in text.splitlines():
+            if re.search(r"\bflat(ten\w*)?\b", line, re.I):
+                assert "position" in line.lower(), f"{where}: {line.strip()}"

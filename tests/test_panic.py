@@ -47,7 +47,7 @@ def open_count(sim) -> int:
     return len(sim.gemini.open_orders()) + len(sim.pacifica.open_orders())
 
 
-def test_panic_flattens_every_profile(four, env):
+def test_panic_cancels_every_profile(four, env):
     assert open_count(four) == 18
     proc = env.run("panic", "--json", "--reason", "drill")
     assert proc.returncode == 0, proc.stderr

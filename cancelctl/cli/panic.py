@@ -1,4 +1,4 @@
-"""``cancelctl panic``: every profile at once, the widest cancel, verified flat."""
+"""``cancelctl panic``: every profile at once, the widest cancel, verified: no open orders."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def panic(
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
 ) -> runner.Outcome:
-    """THE PANIC BUTTON: every configured profile (or those named) concurrently, widest cancel, then verify each book is flat."""
+    """THE PANIC BUTTON: every configured profile (or those named) concurrently, widest cancel, then verify no open order is left (positions are untouched)."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason, verify_default=True)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, button=True)
     return run_panic(profiles, opts)
