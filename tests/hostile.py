@@ -1,20 +1,23 @@
-"""A hostile venue: a loopback HTTP server that answers exactly what the test says.
+"""A hostile venue: scripted answers per path, on top of the loopback server (``tests/loopback.py``).
 
 Unlike the simulator it checks nothing and keeps no book: each path has a
-queue of scripted answers (status, body bytes, or ``drop`` to close the
-connection after reading the request, an answer lost on the way back). The
-last answer of a queue repeats. Every request is logged (method, path, JSON
-body). The server binds 127.0.0.1, runs in a daemon thread and stops by
-itself after ``lifetime`` seconds.
+queue of scripted answers (status and body bytes, or ``drop``: read the
+request, then close the connection without answering, an answer lost on
+the way back). The last answer of a queue repeats; an answer may also be a
+function of the request. Every request is logged as ``{"method", "path",
+"body", "time"}`` with the JSON body (for Gemini, the signed payload). The
+server listens on 127.0.0.1 only and stops by itself after ``lifetime`` s.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from loopback import Loopback, Request, response
 
 
 @dataclass
@@ -31,18 +34,25 @@ def reply(status: int = 200, body: object = None, *, raw: bytes | None = None, d
     return Reply(status, data, drop, delay)
 
 
+def _logged(req: Request) -> dict:
+    payload = req.headers.get("x-gemini-payload")
+    try:
+        body = json.loads(base64.b64decode(payload)) if payload else (json.loads(req.body) if req.body else None)
+    except ValueError:
+        body = None
+    return {"method": req.method, "path": req.path.split("?", 1)[0], "body": body, "time": req.time}
+
+
 class HostileVenue:
     def __init__(self, lifetime: float = 120.0) -> None:
         self.routes: dict[str, list] = {}
         self.log: list[dict] = []
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self.lifetime = lifetime
+        self._server = Loopback(self._answer, lifetime=lifetime)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def script(self, path: str, *replies) -> None:
         """Answer requests for ``path`` (exact, query string ignored) with ``replies`` in turn; the last repeats.
@@ -62,67 +72,21 @@ class HostileVenue:
         with self.lock:
             return [r for r in self.log if path is None or r["path"] == path]
 
-    def _next(self, request: dict) -> Reply:
+    def _answer(self, req: Request) -> bytes:
+        request = _logged(req)
         with self.lock:
+            self.log.append(request)
             queue = self.routes.get(request["path"])
-            if not queue:
-                return Reply(404, b'{"error":"not scripted"}')
-            r = queue.pop(0) if len(queue) > 1 else queue[0]
-        return r(request) if callable(r) else r
+            r = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else Reply(404, b'{"error":"not scripted"}')
+        if callable(r):
+            r = r(request)
+        if r.delay:
+            time.sleep(r.delay)
+        return b"" if r.drop else response(r.status, r.body)
 
     def __enter__(self) -> "HostileVenue":
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self._timer = threading.Timer(self.lifetime, self._server.shutdown)
-        self._timer.daemon = True
-        self._timer.start()
+        self._server.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._timer.cancel()
-        self._server.shutdown()
-        self._server.server_close()
-
-
-def _handler(venue: HostileVenue):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format, *args):  # noqa: A002 - quiet
-            pass
-
-        def _serve(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            path = self.path.split("?", 1)[0]
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = None
-            payload = self.headers.get("X-GEMINI-PAYLOAD")
-            if payload:
-                import base64
-
-                body = json.loads(base64.b64decode(payload))
-            request = {"method": method, "path": path, "body": body, "time": time.monotonic()}
-            with venue.lock:
-                venue.log.append(request)
-            r = venue._next(request)
-            if r.delay:
-                time.sleep(r.delay)
-            if r.drop:
-                self.close_connection = True
-                self.connection.shutdown(2)
-                return
-            self.send_response(r.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(r.body)))
-            self.end_headers()
-            self.wfile.write(r.body)
-
-        def do_GET(self):
-            self._serve("GET")
-
-        def do_POST(self):
-            self._serve("POST")
-
-    return Handler
+        self._server.stop()

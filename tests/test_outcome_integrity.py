@@ -637,3 +637,24 @@ def test_15_flat_is_only_ever_about_positions(gemini, env):
         for line in text.splitlines():
             if re.search(r"\bflat(ten\w*)?\b", line, re.I):
                 assert "position" in line.lower(), f"{where}: {line.strip()}"
+
+
+def test_10_heartbeat_goes_on_with_an_unwritable_state_dir(sim, env):
+    import signal
+
+    sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET, heartbeat=True)
+    env.write_config({"hb": {"venue": "gemini", "base_url": sim.url}})
+    env.secret("hb", "api_key", GEMINI_KEY)
+    env.secret("hb", "api_secret", GEMINI_SECRET)
+    (env.root / "blocker").write_text("x")
+    proc = env.popen("heartbeat", "--interval", "1", extra_env={"CANCELCTL_STATE_DIR": str(env.root / "blocker" / "state")})
+    try:
+        t0 = time.monotonic()
+        while len(sim.requests("/v1/heartbeat")) < 2 and time.monotonic() - t0 < 15:
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert len(sim.requests("/v1/heartbeat")) >= 2 and all(r["status"] == 200 for r in sim.requests("/v1/heartbeat"))
+    assert err.count("could not write") == 1 and "Fix:" in err

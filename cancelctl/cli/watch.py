@@ -102,6 +102,8 @@ def heartbeat(
     stop = _stop_event()
     clients = {p.name: p for p in profiles}
 
+    warned: list[str] = []
+
     def beat(name: str, seconds: float) -> None:
         p = clients[name]
         deadline = Deadline(seconds)
@@ -117,6 +119,15 @@ def heartbeat(
             interruptible(send, stop)
         finally:
             deadline.close()  # a stopped beat sends nothing more
+            if not warned:  # an unwritable state dir: said once, the heartbeats go on with in-memory nonces
+                from cancelctl import state
+
+                line = state.warning_line(config_mod.state_dir(), None)
+                if line:
+                    warned.append(line)
+                    from cancelctl.render import err
+
+                    err(line)
 
     _say(f"heartbeat: every {interval:g} s for {', '.join(clients)}; Ctrl-C or SIGTERM stops")
     return keep_alive(list(clients), beat, interval=interval, wait=stop.wait)
