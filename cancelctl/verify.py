@@ -82,7 +82,8 @@ def _verify(client, result: ProfileResult, scope: Scope) -> ProfileResult:
         try:
             still = [o for o in client.open_orders() if scope(o)]
         except CancelctlError as e:
-            result.verify_error = e
+            if not _settle_on_last_read(result, e):
+                result.verify_error = e
             return result
         open_ids = [o["order_id"] for o in still]
         result.remaining = open_ids
@@ -97,6 +98,26 @@ def _verify(client, result: ProfileResult, scope: Scope) -> ProfileResult:
         if wait > 0:
             time.sleep(wait)
         pause = min(pause * 2, MAX_PAUSE_S)
+
+
+def _settle_on_last_read(result: ProfileResult, e: CancelctlError) -> bool:
+    """After a round whose read could not even be sent (the deadline, or the key's pacing, came first):
+    settle on the book read last, less what was confirmed cancelled since. True when that was possible.
+
+    Only a read that never went out qualifies (``DeadlinePassed``): it says
+    nothing about the book, and the earlier read plus the answers to the
+    re-cancels since is all that is known. A read that failed on the wire
+    is a book not read (exit 5).
+    """
+    from cancelctl.transport import DeadlinePassed
+
+    if not isinstance(e, DeadlinePassed) or result.remaining is None:
+        return False
+    cancelled = set(result.cancelled)
+    result.remaining = [i for i in result.remaining if i not in cancelled]
+    _settle(result, set(result.remaining) | set(result.unknown))
+    return True
+
 
 def _settle(result: ProfileResult, still_open: set[str]) -> None:
     """Drop rejections of IDs a later round cancelled; IDs of unknown fate seen closed get a known fate."""

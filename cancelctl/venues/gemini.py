@@ -10,7 +10,22 @@ Active Orders", "Heartbeat", "Master API keys", "Error Codes"):
   ``{"result":"ok","details":{"cancelledOrders":[ids],"cancelRejects":[ids]}}``;
 * ``/v1/order/cancel`` answers the order status object, also for an order
   already cancelled; an unknown id is 404 ``OrderNotFound``;
-* errors are ``{"result":"error","reason","message"}``: decide by ``reason``.
+* errors are ``{"result":"error","reason","message"}``, and some 403s use a
+  second envelope ``{"error": "<Reason>", "message"}`` (conformance
+  fixtures ``conformance/http/errors/missing-role-403-*.json`` in
+  https://github.com/gemini/developer-platform): decide by the reason;
+* the IP allow-list refusals ``ApiKeyIpFilteringFailure`` (OpenAPI
+  ``specs/openapi/rest.yaml``, ``components.responses``) and
+  ``RemoteAddressForbidden`` (https://docs.gemini.com/error-codes) mean
+  no request with that key can pass from this address: the key is not
+  used again in this process;
+* ``EndpointNotFound`` ("API entry point not found", ``rest.yaml``
+  ``components.responses.NotFound``) is a wrong URL, like a bare 404;
+* private endpoints: 600 requests a minute, at most 5 a second
+  recommended; past a burst of 5 the venue answers 429
+  (https://docs.gemini.com/rate-limit): requests on one key, from every
+  process, keep to ``RATE_PER_S`` a second after a burst of ``BURST``
+  (:mod:`cancelctl.pacing`).
 """
 
 from __future__ import annotations
@@ -30,6 +45,7 @@ from cancelctl.errors import (
     UsageProblem,
     VenueRefused,
 )
+from cancelctl import pacing
 from cancelctl.nonce import NonceSequence
 from cancelctl.results import ProfileResult
 from cancelctl.signing import PreparedRequest
@@ -46,6 +62,18 @@ POSITIONS = "/v1/positions"
 ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 INVALID_NONCE_RETRIES = 5
 INVALID_NONCE_WAIT_S = 0.05  # first wait before resending after InvalidNonce; doubles each time
+RATE_PER_S = 5  # https://docs.gemini.com/rate-limit: "recommend that you not exceed 5 requests per second"
+BURST = 5  # the same page: "a burst rate of five additional requests"
+# So N order IDs on a quiet key take about max(0, N - BURST) / RATE_PER_S seconds plus N round trips.
+
+# The role each endpoint needs (https://docs.gemini.com/roles, "Endpoint summary"), named in MissingRole's hint.
+ROLES = {
+    CANCEL: "Trader",
+    CANCEL_ALL: "Trader",
+    CANCEL_SESSION: "Trader",
+    ORDERS: "Trader or Auditor",
+    HEARTBEAT: "Trader",
+}
 
 
 @dataclass(frozen=True)
@@ -62,7 +90,10 @@ REASONS: dict[str, Reason] = {
     "InvalidSignature": Reason(AuthError, "check the key and secret: {fix}"),
     "InvalidApiKey": Reason(AuthError, "check the key: {fix}"),
     "MissingApikeyHeader": Reason(AuthError),
-    "MissingRole": Reason(AuthError, "give the API key the Trader role (Auditor is enough for `orders`)"),
+    "MissingRole": Reason(AuthError, "the API key lacks the {role} role this request needs: assign it to the key in Gemini's API settings"),
+    "ApiKeyIpFilteringFailure": Reason(AuthError, "the key's IP allow-list does not include this machine's address: add it to the key's allowed IPs in Gemini's API settings, or run from an allowed address"),
+    "RemoteAddressForbidden": Reason(AuthError, "this machine's address is not on the account's IP allow-list: add it in Gemini's API settings, or run from an allowed address"),
+    "EndpointNotFound": Reason(ConfigError, "not a Gemini API URL: check base_url and environment of profile {profile}"),
     "MissingAccounts": Reason(ConfigError, 'a master key needs account = "<sub-account>" in profile {profile}'),
     "AccountsOnGroupOnlyApi": Reason(ConfigError, "an account key must not name an account: remove account from profile {profile}"),
     "InvalidAccountName": Reason(ConfigError, "check account in profile {profile}"),
@@ -89,6 +120,12 @@ def validate_order_ids(ids: list[str]) -> list[str]:
 class InvalidNonce(NotSent):
     kind = "invalid_nonce"
     retry_after_floor = False  # our own wait for the clock (INVALID_NONCE_WAIT_S doubling), not the venue's
+
+
+# Reasons after which no request with the same key can pass (from this address): the
+# key is not used again in this process (every later request gets the same error unsent).
+KEY_BLOCKING = {"ApiKeyIpFilteringFailure", "RemoteAddressForbidden"}
+_blocked: dict[str, CancelctlError] = {}  # api key -> the error that blocked it
 
 
 class Gemini(VenueClient):
@@ -140,18 +177,24 @@ class Gemini(VenueClient):
         if self.dry_run:
             self.prepared.append(self._sign(path, fields, self.nonces.peek()).redacted())
             return None
+        blocked = _blocked.get(self.api_key)
+        if blocked is not None:
+            raise blocked
         if self._client is None:
             self._client = new_client()
         invalid_nonces = 0
 
         def attempt() -> object:
             nonlocal invalid_nonces
+            if self.api_key in _blocked:  # refused for this address earlier in the run: nothing more goes out on the key
+                raise _blocked[self.api_key]
             # The key's lock is held for this one request (sign -> answer), never
             # across the waits between retries: other profiles on the key get their turn.
             with self.nonces.turn(self.deadline.remaining()) as take:
+                pacing.take(self.nonces.path.with_suffix(".pace"), rate=RATE_PER_S, burst=BURST, remaining=self.deadline.remaining())
                 answer = send(self._client, self._sign(path, fields, take()), self.deadline)
             try:
-                return self._interpret(answer)
+                return self._interpret(answer, path)
             except InvalidNonce as e:
                 invalid_nonces += 1
                 # Our counter is behind the key's (it was used elsewhere with
@@ -166,17 +209,30 @@ class Gemini(VenueClient):
                     ) from None
                 raise
 
-        return with_retries(attempt, self.deadline)
+        try:
+            return with_retries(attempt, self.deadline)
+        except AuthError as e:
+            if e.venue_reason in KEY_BLOCKING:
+                _blocked[self.api_key] = e
+            raise
 
-    def _interpret(self, answer: Answer) -> object:
-        """The success body, or the contract's error for Gemini's answer."""
+    def _interpret(self, answer: Answer, path: str = "") -> object:
+        """The success body, or the contract's error for Gemini's answer to a request on ``path``.
+
+        Both error envelopes are read: ``{"result": "error", "reason",
+        "message"}`` and ``{"error": "<Reason>", "message"}``.
+        """
         body = parse_json(answer.body)
         if 200 <= answer.status < 300:
             if body is None:
                 raise OutcomeUnknown(f"unreadable answer from Gemini (HTTP {answer.status})")
             return body
+        reason = None
         if isinstance(body, dict) and body.get("result") == "error" and isinstance(body.get("reason"), str):
             reason = body["reason"]
+        elif isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"].strip():
+            reason = body["error"].strip()
+        if reason is not None:
             message = str(body.get("message") or reason)[:300]
             if reason == "InvalidNonce":
                 raise InvalidNonce(f"Gemini: {message}", venue_reason=reason, retry_after=0.0)
@@ -186,7 +242,8 @@ class Gemini(VenueClient):
             if entry is None and answer.status == 429:
                 entry = Reason(NotSent)
             if entry is not None:
-                hint = entry.hint.format(profile=self.profile.name, fix=set_command(self.profile.name)) if entry.hint else None
+                role = ROLES.get(path, "Trader")
+                hint = entry.hint.format(profile=self.profile.name, fix=set_command(self.profile.name), role=role) if entry.hint else None
                 kw = {"retry_after": answer.retry_after()} if issubclass(entry.error, NotSent) else {}
                 raise entry.error(f"Gemini {reason}: {message}", venue_reason=reason, hint=hint, **kw)
             if answer.status >= 500:

@@ -20,7 +20,21 @@ order", "Get open orders", "Error codes", "Rate limits"; the SDK's
   "Invalid message", "Invalid public key", "Verification failed",
   "Unauthorized" for an agent wallet not bound); business errors are 422
   with a message and a numeric ``code``: decide by message, the numbering
-  has changed between revisions.
+  has changed between revisions;
+* an unknown client order ID is 422 "Unused client order id: <id>" (code
+  37), an unknown order ID "Order not found for <account>: <id>" (code 6)
+  (https://docs.pacifica.fi/api-documentation/api/error-codes): both are
+  a rejected row "not found"; a failed batch cancel says "Failed to cancel
+  order";
+* an agent wallet not bound to the account may also be refused with JSON
+  ``{"error": "Agent not authorized for account"}``: exit 4, and nothing
+  more is sent for the profile;
+* the edge (CloudFront) answers some refusals with a 403 HTML page (a
+  GET with a body, a blocked region): not a credential problem
+  (https://docs.pacifica.fi/api-documentation/api/api-faq/403-cloudfront);
+* a 429 carries ``ratelimit: "credits";r=<remaining x10>;t=<seconds until
+  refresh>`` rather than ``Retry-After``
+  (https://docs.pacifica.fi/api-documentation/api/rate-limits): ``t`` is the wait.
 """
 
 from __future__ import annotations
@@ -82,10 +96,37 @@ REASONS: dict[str, Reason] = {
     "invalid public key": Reason(AuthError, "check account and agent_wallet in profile {profile}"),
     "invalid message": Reason(AuthError, "the request was refused as expired: this machine's clock may be off (sync it with NTP; cancelctl doctor -p {profile} shows the skew)"),
     "unauthorized": Reason(AuthError, "the agent wallet may not be bound to account {account}: bind it on Pacifica (API keys) or fix agent_wallet in profile {profile}"),
+    "agent not authorized": Reason(AuthError, "the agent wallet is not bound to account {account}: bind it on Pacifica (API keys) or fix agent_wallet in profile {profile}"),
     "signer not whitelisted": Reason(AuthError, "the account is not enabled on Pacifica yet (access code)"),
     "account not found": Reason(ConfigError, "no Pacifica account {account}: check account in profile {profile} and the environment (mainnet/testnet)"),
     "order not found": Reason(VenueRefused, kind="order_not_found"),
+    "unused client order id": Reason(VenueRefused, kind="order_not_found"),
 }
+EDGE_403 = "refused by Pacifica's edge (CloudFront 403 page) before it reached the API: not a credential problem (a blocked region or request shape)"
+
+
+def ratelimit_wait(headers: dict[str, str]) -> float | None:
+    """Seconds to wait after a 429: ``Retry-After`` when given, else ``t`` of the ``ratelimit`` header.
+
+    Pacifica sends ``ratelimit: "credits";r=1200;t=32`` (``r``: remaining
+    credits x10, ``t``: seconds until refresh;
+    https://docs.pacifica.fi/api-documentation/api/rate-limits). None when
+    neither says.
+    """
+    value = headers.get("retry-after")
+    if value is not None:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+    for part in (headers.get("ratelimit") or "").split(";"):
+        name, _, number = part.strip().partition("=")
+        if name.strip().lower() == "t":
+            try:
+                return max(0.0, float(number))
+            except ValueError:
+                return None
+
 
 
 def validate_symbol(symbol: str) -> str:
@@ -238,7 +279,8 @@ def _named_id(entry: dict, client_order_id: bool) -> str | None:
 
 
 def _not_found(message: str | None) -> bool:
-    return bool(message) and message.lower().startswith("order not found")  # type: ignore[union-attr]
+    """Pacifica's words for an order it does not have (or a batch cancel that failed, which may be the same)."""
+    return bool(message) and message.lower().startswith(("order not found", "unused client order id", "failed to cancel order"))  # type: ignore[union-attr]
 
 
 def _confirmed(body: object) -> bool:
@@ -291,6 +333,7 @@ class Pacifica(VenueClient):
                 )
         self.account = profile.account or self.public_key
         self.unanswered = False  # an attempt of the current cancel may have been processed without an answer
+        self.blocked: CancelctlError | None = None  # set after an agent-wallet refusal (see _block)
         self._client = None
         self.prepared: list[dict] = []
 
@@ -327,6 +370,8 @@ class Pacifica(VenueClient):
         if self.dry_run:
             self.prepared.append(build(now_ms()).redacted())
             return None
+        if self.blocked is not None:
+            raise self.blocked
         if self._client is None:
             self._client = new_client()
 
@@ -337,7 +382,16 @@ class Pacifica(VenueClient):
                 self.unanswered = True  # this attempt may have been processed
                 raise
 
-        return with_retries(attempt, self.deadline)
+        try:
+            return with_retries(attempt, self.deadline)
+        except AuthError as e:
+            self._block(e)
+            raise
+
+    def _block(self, e: CancelctlError) -> None:
+        """After an agent-wallet refusal nothing more is sent for this profile: every later request raises ``e`` unsent."""
+        if e.venue_reason and e.venue_reason.lower().startswith(("agent not authorized", "unauthorized")):
+            self.blocked = e
 
     def _post(self, path: str, op_type: str, payload: dict) -> object:
         return self._request(lambda ts: self._prepare(path, op_type, payload, ts))
@@ -375,11 +429,13 @@ class Pacifica(VenueClient):
                 raise self._error(message or "request failed", status=answer.status)
             return body
         if answer.status == 429:
-            raise NotSent(f"Pacifica rate limit (HTTP 429){': ' + message if message else ''}", retry_after=answer.retry_after(), venue_reason=message)
+            raise NotSent(f"Pacifica rate limit (HTTP 429){': ' + message if message else ''}", retry_after=ratelimit_wait(answer.headers), venue_reason=message)
         if answer.status == 503:
             raise NotSent(f"Pacifica unavailable (HTTP 503){': ' + message if message else ''}", retry_after=answer.retry_after(), venue_reason=message)
         if answer.status >= 500:
             raise OutcomeUnknown(f"HTTP {answer.status} from Pacifica{': ' + message if message else ''}", venue_reason=message)
+        if answer.status == 403 and (body is None or (isinstance(body, str) and body.lstrip()[:1] == "<")):
+            raise VenueRefused(f"HTTP 403 {EDGE_403}", kind="edge_refused", hint="a cancel refused this way was not carried out; try again from another network if it persists")
         if message and self._reason(message) is not None:
             raise self._error(message, status=answer.status)
         if answer.status == 404 and not isinstance(body, dict):
@@ -555,6 +611,10 @@ class Pacifica(VenueClient):
                     if body is None:  # dry run
                         continue
                     self._batch_rows(result, chunk, body, gone, client_order_id)
+                    if self.blocked is not None or isinstance(result.error, (AuthError, ConfigError)):
+                        for i in ids[start + len(chunk) :]:  # credentials: nothing more is sent for this profile
+                            result.reject(i, f"not sent: {result.error.message if result.error else self.blocked.message}")
+                        break
         if gone:
             with self.sending(gone):
                 self._settle_gone(result, gone, client_order_id)
@@ -583,6 +643,8 @@ class Pacifica(VenueClient):
         error = self._error(message)
         if isinstance(error, (AuthError, ConfigError)):
             result.error = error
+            if isinstance(error, AuthError):
+                self._block(error)
         result.reject(order_id, message)
 
     def _settle_gone(self, result: ProfileResult, gone: list[str], client_order_id: bool) -> None:
