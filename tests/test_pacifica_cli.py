@@ -148,7 +148,7 @@ def test_twelve_ids_two_batches_twelve_rows(pac, env, sim):
     assert not sim.requests("/api/v1/orders/cancel")
     r = parse_json(proc)["results"][0]
     assert r["cancelled"] == [str(i) for i in real]
-    assert [x["id"] for x in r["rejected"]] == ["424242"] and r["rejected"][0]["reason"].startswith("Order not found")
+    assert [x["id"] for x in r["rejected"]] == ["424242"] and r["rejected"][0]["reason"] == "Failed to cancel order"
     assert len(r["cancelled"]) + len(r["rejected"]) + len(r["unknown"]) == 12
     assert book(pac) == {eth}
 

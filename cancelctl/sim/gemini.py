@@ -7,11 +7,30 @@ signing bug on the client side cannot be mirrored here:
 
 * the HMAC-SHA384 of the base64 payload, keyed with the key's secret;
 * ``request`` equal to the path posted to (``EndpointMismatch``);
-* nonces strictly increasing per key; time-based keys within ±30 s;
+* nonces strictly increasing per key; whole numbers on counter
+  (millisecond) keys; time-based keys within ±30 s, fractions allowed;
 * master keys must name ``account``; account keys must not;
 * cancels need the Trader role, ``/v1/orders`` Trader or Auditor;
 * a "Require Heartbeat" key's session orders are cancelled after
-  ``heartbeat_timeout`` s (30) without an authenticated call.
+  ``heartbeat_timeout`` s (30) without an authenticated call;
+* a key with an IP allow-list (``SimKey.allowed_ips``) refuses other
+  addresses with 403 ``ApiKeyIpFilteringFailure`` (the OpenAPI spec's
+  ``components.responses.ApiKeyIpFilteringFailure`` in
+  https://github.com/gemini/developer-platform ``specs/openapi/rest.yaml``);
+  a group allow-list (``GeminiSim.group_allowed_ips``) with 403
+  ``RemoteAddressForbidden`` (https://docs.gemini.com/error-codes);
+* an unknown private path is 404 ``EndpointNotFound`` "API entry point not
+  found" (``rest.yaml`` ``components.responses.NotFound``);
+* rate limits (https://docs.gemini.com/rate-limit): ``rate_per_s``
+  requests a second per key (default 10: the 600 a minute of private
+  endpoints) plus a burst of ``burst`` (5); past that, 429 ``RateLimit``
+  with ``Retry-After`` (the conformance fixture
+  ``rate-limited-429-retry-after.json``). The venue queues the burst and
+  answers it late; the simulator answers it at once. Set ``rate_per_s`` to
+  5 (the recommended rate) to check a client keeps to it; None turns the
+  limit off;
+* ``MissingRole`` comes in either envelope (``role_envelope``: "result"
+  or "error"; conformance fixtures ``missing-role-403-*-envelope.json``).
 """
 
 from __future__ import annotations
@@ -38,6 +57,7 @@ class SimKey:
     roles: frozenset = frozenset({"trader"})
     time_based: bool = False
     heartbeat: bool = False
+    allowed_ips: frozenset | None = None  # the key's IP allow-list; None: any address
     last_nonce: Decimal | None = None
     last_seen: float | None = None
 
@@ -109,6 +129,14 @@ class SimPosition:
         }
 
 
+class WithHeaders(dict):
+    """A JSON answer that also carries HTTP headers (``headers``)."""
+
+    def __init__(self, body: dict, headers: dict[str, str]) -> None:
+        super().__init__(body)
+        self.headers = headers
+
+
 def error(status: int, reason: str, message: str) -> tuple[int, dict]:
     return status, {"result": "error", "reason": reason, "message": message}
 
@@ -123,6 +151,12 @@ class GeminiSim:
     heartbeat_timeout: float = 30.0
     positions: dict = field(default_factory=dict)  # (account, symbol) -> SimPosition
     positions_envelope: bool = True  # {"openPositions": [...]} as the spec's schema; False: a bare array as its example
+    group_allowed_ips: frozenset | None = None  # the account group's IP allow-list; None: any address
+    role_envelope: str = "result"  # MissingRole as {"result": "error", "reason"} or {"error": reason}
+    rate_per_s: float | None = 10.0  # requests a second per key (600 a minute); None: no limit
+    burst: int = 5
+    rate_limited: int = 0  # how many requests got a 429
+    _arrivals: dict = field(default_factory=dict)  # api key -> monotonic arrival times within the last second
     clock: Callable[[], float] = time.time  # the server's time, s (the time-based nonce window)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(330429000))
 
@@ -162,8 +196,8 @@ class GeminiSim:
 
     # -- request handling -------------------------------------------------
 
-    def handle(self, path: str, headers: dict[str, str]) -> tuple[int, object]:
-        """(HTTP status, JSON body) for a POST to ``path`` with ``headers`` (lower-case names)."""
+    def handle(self, path: str, headers: dict[str, str], client_ip: str = "127.0.0.1") -> tuple[int, object]:
+        """(HTTP status, JSON body) for a POST to ``path`` with ``headers`` (lower-case names) from ``client_ip``."""
         self.expire_heartbeats()
         api_key = headers.get("x-gemini-apikey")
         b64 = headers.get("x-gemini-payload")
@@ -177,6 +211,9 @@ class GeminiSim:
         key = self.keys.get(api_key)
         if key is None:
             return error(400, "InvalidSignature", "InvalidSignature")
+        limited = self._rate_limit(api_key)
+        if limited is not None:
+            return limited
         expected = hmac.new(key.secret.encode(), b64.encode(), hashlib.sha384).hexdigest()
         if not hmac.compare_digest(expected, sig):
             return error(400, "InvalidSignature", "InvalidSignature")
@@ -194,10 +231,18 @@ class GeminiSim:
                 raise InvalidOperation
         except InvalidOperation:
             return error(400, "InvalidNonce", "Nonce is not a number")
+        if not key.time_based and nonce != nonce.to_integral_value():
+            # Only keys made with "Uses a time based nonce" take fractions (seconds with a
+            # fraction: Gemini docs, Private API invocation); a counter key's nonce is a whole number.
+            return error(400, "InvalidNonce", f"Nonce '{nonce}' is not an integer")
         if key.time_based and abs(nonce - Decimal(repr(self.clock()))) > 30:
             return error(400, "InvalidNonce", f"Nonce '{nonce}' is not within 30 seconds of server time")
         if key.last_nonce is not None and nonce <= key.last_nonce:
             return error(400, "InvalidNonce", f"Nonce '{nonce}' has not increased since your last call to the Gemini API.")
+        if key.allowed_ips is not None and client_ip not in key.allowed_ips:
+            return error(403, "ApiKeyIpFilteringFailure", "ApiKey fails IP Filtering Check for some accounts")
+        if self.group_allowed_ips is not None and client_ip not in self.group_allowed_ips:
+            return error(403, "RemoteAddressForbidden", "Request received from an IP address that is not whitelisted under the group.")
         key.last_nonce = nonce
         key.last_seen = time.monotonic()
         if key.master:
@@ -219,11 +264,28 @@ class GeminiSim:
             "/v1/positions": self._positions,
         }.get(path)
         if route is None:
-            return 404, {"result": "error", "reason": "EndpointNotFound", "message": f"API entry point `{path}` not found"}
+            return error(404, "EndpointNotFound", "API entry point not found")
         needs = {"/v1/orders": {"trader", "auditor"}, "/v1/positions": {"trader", "auditor"}, "/v1/heartbeat": None}.get(path, {"trader"})
         if needs and not (key.roles & needs):
-            return error(403, "MissingRole", f"To access this endpoint, you need to log in to the website and go to the settings page to assign one of these roles [{', '.join(sorted(needs))}] to API key {api_key}")
+            message = f"To access this endpoint, you need to log in to the website and go to the settings page to assign one of these roles [{', '.join(sorted(needs))}] to API key {api_key}"
+            if self.role_envelope == "error":
+                return 403, {"error": "MissingRole", "message": message}
+            return error(403, "MissingRole", message)
         return route(key, account, payload)
+
+    def _rate_limit(self, api_key: str) -> tuple[int, dict] | None:
+        """429 when this request would be more than ``rate_per_s + burst`` in the last second on the key."""
+        if self.rate_per_s is None:
+            return None
+        now = time.monotonic()
+        seen = [t for t in self._arrivals.get(api_key, []) if now - t < 1.0]
+        if len(seen) + 1 > self.rate_per_s + self.burst:
+            self._arrivals[api_key] = seen
+            self.rate_limited += 1
+            wait = max(1, int(seen[0] + 1.0 - now + 0.999))
+            return 429, WithHeaders({"result": "error", "reason": "RateLimit", "message": "Rate limit exceeded"}, {"Retry-After": str(wait)})
+        self._arrivals[api_key] = seen + [now]
+        return None
 
     def _cancel_where(self, match) -> tuple[int, dict]:
         cancelled, rejects = [], []

@@ -35,8 +35,12 @@ from cancelctl.sim.gemini import GeminiSim
 class Fault:
     """One queued fault for requests whose path starts with ``path``.
 
-    kind: ``status`` (answer ``status`` with ``body``: "gemini", "html",
-    "text" or "none"), ``delay`` (sleep ``seconds`` then handle normally),
+    kind: ``status`` (answer ``status`` with ``body``: "gemini" (the
+    ``{"result": "error", "reason", "message"}`` envelope), "error"
+    (Gemini's second envelope ``{"error": reason, "message"}``), "html",
+    "text" or "none"; or, with ``payload`` set, exactly that text as the
+    body, with ``content_type`` and any ``headers``: every answer a venue
+    can give, such as a conformance fixture's status, headers and body), ``delay`` (sleep ``seconds`` then handle normally),
     ``late`` (handle, then sleep ``seconds`` before answering), ``reset``
     (handle, then drop the connection mid-answer), ``truncated`` (handle,
     then send half of the JSON), ``trickle`` (handle, send the headers,
@@ -55,6 +59,9 @@ class Fault:
     seconds: float = 0.0
     times: int = 1
     key: str | None = None
+    payload: str | None = None  # verbatim body (overrides ``body``)
+    content_type: str | None = None  # with ``payload``; default application/json
+    headers: dict | None = None  # extra answer headers, e.g. {"ratelimit": "\"credits\";r=0;t=2"}
 
 
 class _Server(ThreadingHTTPServer):
@@ -213,7 +220,8 @@ def _handler(sim: Simulator):
         def _send(self, status: int, body: object, *, raw: bytes | None = None, ctype: str = "application/json", headers: dict | None = None) -> None:
             data = raw if raw is not None else json.dumps(body).encode()
             self.send_response(status)
-            self.send_header("Content-Type", ctype)
+            if ctype:  # "" sends none (a fixture that records no Content-Type)
+                self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(data)))
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
@@ -252,7 +260,7 @@ def _handler(sim: Simulator):
                 elif path.startswith("/api/v1/") and sim.pacifica is not None:
                     status, answer = sim.pacifica.handle(method, path, query, headers, body)
                 elif path.startswith("/v1/") and method == "POST":
-                    status, answer = sim.gemini.handle(path, headers)
+                    status, answer = sim.gemini.handle(path, headers, self.client_address[0])
                 else:
                     status, answer = 404, None
             entry["status"] = status
@@ -271,8 +279,10 @@ def _handler(sim: Simulator):
                 return self._send(status, None, raw=data[: max(1, len(data) // 2)])
             if fault and fault.kind == "trickle":
                 return self._trickle(status, data, fault.seconds or 0.2)
-            ctype = "application/json" if not isinstance(answer, bytes) else "text/plain"
-            self._send(status, None, raw=data, ctype=ctype)
+            from cancelctl.sim.pacifica import Html
+
+            ctype = "text/html" if isinstance(answer, Html) else "application/json" if not isinstance(answer, bytes) else "text/plain"
+            self._send(status, None, raw=data, ctype=ctype, headers=getattr(answer, "headers", None))
 
         def _trickle(self, status: int, data: bytes, interval: float) -> None:
             self.send_response(status)
@@ -291,6 +301,14 @@ def _handler(sim: Simulator):
 
         def _fault_status(self, fault: Fault) -> None:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            headers.update(fault.headers or {})
+            if fault.payload is not None:
+                ctype = fault.content_type if fault.content_type is not None else "application/json"
+                for name in [k for k in headers if k.lower() == "content-type"]:
+                    ctype = headers.pop(name)
+                return self._send(fault.status, None, raw=fault.payload.encode(), ctype=ctype, headers=headers)
+            if fault.body == "error":
+                return self._send(fault.status, {"error": fault.reason, "message": f"simulated {fault.reason}"}, headers=headers)
             if fault.body == "gemini":
                 body = {"result": "error", "reason": fault.reason, "message": f"simulated {fault.reason}"}
                 return self._send(fault.status, body, headers=headers)
