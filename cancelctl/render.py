@@ -38,17 +38,18 @@ def rows(result: ProfileResult) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     if result.orders is not None:
         rows += [
-            (o["order_id"], "open", " ".join(str(o.get(k)) for k in ("symbol", "side", "amount", "price") if o.get(k) is not None) + (" reduce-only" if o.get("reduce_only") else "") + (" stop" if o.get("stop") else ""))
+            (o["order_id"], "open", " ".join(str(o.get(k)) for k in ("symbol", "side", "amount", "price") if o.get(k) is not None) + (" reduce-only" if o.get("reduce_only") else "") + (" stop" if o.get("stop") else "") + (" TWAP" if o.get("twap") else ""))
             for o in result.orders
         ]
         if not rows and result.error is None:
             rows.append(("-", "none open", "no open orders"))
     if result.positions is not None or result.positions_error is not None:
         rows += position_rows(result)
-    rows += [(i, "cancelled", "") for i in result.cancelled]
+    twap = set(result.twap)
+    rows += [(i, "cancelled", "TWAP order" if i in twap else "") for i in result.cancelled]
     rows += [(r["id"], "rejected", r["reason"]) for r in result.rejected]
     rows += [(i, "unknown", "fate unknown: check the venue") for i in result.unknown]
-    rows += [(i, "open", "still open after verification") for i in result.remaining or []]
+    rows += [(i, "open", "still open after verification" + (" (TWAP order)" if i in twap else "")) for i in result.remaining or []]
     if result.dry_run and result.requests is not None:
         rows.append(("-", "dry-run", f"{len(result.requests)} request(s) signed, none sent"))
     if result.cancelled_count:
@@ -114,7 +115,8 @@ def report(report: Report, opts) -> None:
     else:
         for r in report.results:
             for order_id, result, reason in rows(r):
-                out("\t".join([r.profile, r.venue, r.action, order_id, result, reason]))
+                action = "cancel_twap_order" if order_id in r.twap and r.orders is None else r.action
+                out("\t".join([r.profile, r.venue, action, order_id, result, reason]))
 
 
 STYLES = {"position": "yellow", "close filled": "green", "close partial": "yellow", "close unknown": "yellow", "flat": "green", "none open": "green", "cancelled": "green", "rejected": "red", "unknown": "yellow", "open": "red", "ok": "green", "dry-run": "cyan"}

@@ -36,6 +36,7 @@ class ProfileResult:
     error: CancelctlError | None = None
     verify_error: CancelctlError | None = None  # the book could not be read after cancelling
     orders: list[dict] | None = None  # `orders` command: the open orders
+    twap: list[str] = field(default_factory=list)  # IDs in this result that are TWAP orders (Pacifica; cancel_twap_order)
     positions: list[dict] | None = None  # the open positions after the run; None: not read
     positions_error: CancelctlError | None = None  # the positions could not be read (said, not hidden)
     closed: list[dict] | None = None  # --close-positions: one row per closing order
@@ -106,6 +107,8 @@ class ProfileResult:
             doc["verify_error"] = self.verify_error.as_json()
         if self.orders is not None:
             doc["orders"] = self.orders
+        if self.twap:
+            doc["twap"] = list(dict.fromkeys(self.twap))
         doc["positions"] = self.positions
         if self.positions_error is not None:
             doc["positions_error"] = self.positions_error.as_json()

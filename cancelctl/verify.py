@@ -37,19 +37,21 @@ def ids_scope(ids: list[str], *, client_order_id: bool = False) -> Scope:
 
 
 def _cancel_open(client, orders: list[dict]) -> ProfileResult:
-    """Cancel ``orders`` by ID, grouped by (symbol, stop order) for venues that need them."""
+    """Cancel ``orders`` by ID, grouped by (symbol, stop order, TWAP order) for venues that need them."""
     groups: dict[tuple, list[str]] = {}
     for o in orders:
-        groups.setdefault((o.get("symbol"), bool(o.get("stop"))), []).append(o["order_id"])
+        groups.setdefault((o.get("symbol"), bool(o.get("stop")), bool(o.get("twap"))), []).append(o["order_id"])
     merged: ProfileResult | None = None
-    for (symbol, stop), ids in groups.items():
-        r = client.cancel_orders(ids, symbol=symbol, stop=stop)
+    for (symbol, stop, twap), ids in groups.items():
+        # Pacifica TWAP orders have their own cancel (cancel_twap_order); only they get the keyword
+        r = client.cancel_orders(ids, symbol=symbol, stop=stop, twap=True) if twap else client.cancel_orders(ids, symbol=symbol, stop=stop)
         if merged is None:
             merged = r
         else:
             merged.cancelled += r.cancelled
             merged.rejected += r.rejected
             merged.unknown += r.unknown
+            merged.twap += r.twap
             merged.error = merged.error or r.error
     assert merged is not None
     return merged
@@ -87,6 +89,7 @@ def _verify(client, result: ProfileResult, scope: Scope) -> ProfileResult:
             return result
         open_ids = [o["order_id"] for o in still]
         result.remaining = open_ids
+        result.twap += [o["order_id"] for o in still if o.get("twap") and o["order_id"] not in result.twap]
         if not still or deadline.remaining() <= READ_RESERVE_S:
             _settle(result, set(open_ids))
             return result

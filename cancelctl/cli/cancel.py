@@ -29,7 +29,7 @@ def cancel_all(
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
 ) -> runner.Outcome:
-    """Cancel every open order of the account: Gemini cancel-all (every session, UI orders included); Pacifica all symbols."""
+    """Cancel every open order of the account: Gemini cancel-all (every session, UI orders included); Pacifica all symbols, then each TWAP order."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
     return runner.run(profiles, lambda c: c.cancel_all(), WIDEST, opts, scope=lambda r: everything)
@@ -68,6 +68,7 @@ def cancel_order(
     symbol: Annotated[Optional[str], typer.Option("--symbol", help="Pacifica: the orders' symbol (required).")] = None,
     client_order_id: Annotated[bool, typer.Option("--client-order-id", help="Pacifica: the IDs are client order IDs (UUIDs).")] = False,
     stop: Annotated[bool, typer.Option("--stop", help="Pacifica: the IDs are stop orders.")] = False,
+    twap: Annotated[bool, typer.Option("--twap", help="Pacifica: the IDs are TWAP orders (cancel_twap_order).")] = False,
     profile: ProfileOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -97,17 +98,20 @@ def cancel_order(
         if p.venue == "gemini":
             from cancelctl.venues.gemini import validate_order_ids
 
-            if symbol or client_order_id or stop:
-                raise UsageProblem("--symbol, --client-order-id and --stop are for Pacifica; Gemini cancels by order_id alone")
+            if symbol or client_order_id or stop or twap:
+                raise UsageProblem("--symbol, --client-order-id, --stop and --twap are for Pacifica; Gemini cancels by order_id alone")
             validate_order_ids(ids)
         else:
             from cancelctl.venues.pacifica import validate_order_ids
 
             validate_order_ids(ids, symbol=symbol, client_order_id=client_order_id)
-    action = "cancel_stop_order" if stop else "cancel_order"
+    if stop and twap:
+        raise UsageProblem("--stop and --twap name different kinds of order: give one")
+    action = "cancel_twap_order" if twap else "cancel_stop_order" if stop else "cancel_order"
+    extra = {"twap": True} if twap else {}  # only Pacifica clients take it (validated above)
     return runner.run(
         profiles,
-        lambda c: c.cancel_orders(ids, symbol=symbol, client_order_id=client_order_id, stop=stop),
+        lambda c: c.cancel_orders(ids, symbol=symbol, client_order_id=client_order_id, stop=stop, **extra),
         action,
         opts,
         scope=lambda r: ids_scope(ids, client_order_id=client_order_id),
@@ -127,7 +131,12 @@ def cancel_pacifica(
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
 ) -> runner.Outcome:
-    """Pacifica cancel_all_orders: all symbols, or one request per --symbol."""
+    """Pacifica cancel_all_orders: all symbols, or one request per --symbol.
+
+    This is the venue's operation alone: running TWAP orders are not
+    touched (cancel all and panic cancel them too; cancel order --twap
+    cancels one).
+    """
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, venue="pacifica")
     for p in profiles:
@@ -139,9 +148,10 @@ def cancel_pacifica(
     wanted = {s.lower() for s in symbols}
     return runner.run(
         profiles,
-        lambda c: c.cancel_all(symbols=symbols or None, exclude_reduce_only=exclude_reduce_only),
+        lambda c: c.cancel_all(symbols=symbols or None, exclude_reduce_only=exclude_reduce_only, twap=False),
         "cancel_all_orders",
         opts,
-        # symbols compare without regard to case: the request went out in the venue's spelling (BTC for btc)
-        scope=lambda r: lambda o: (not wanted or str(o.get("symbol")).lower() in wanted) and not (exclude_reduce_only and o.get("reduce_only")),
+        # symbols compare without regard to case: the request went out in the venue's spelling (BTC for btc);
+        # TWAP orders are out of scope: cancel pacifica is the venue's cancel-all alone
+        scope=lambda r: lambda o: not o.get("twap") and (not wanted or str(o.get("symbol")).lower() in wanted) and not (exclude_reduce_only and o.get("reduce_only")),
     )

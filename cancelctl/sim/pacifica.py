@@ -34,6 +34,11 @@ cannot be mirrored here:
   signature refuses the whole batch; then the actions run in order and the
   answer has one result per action, a failed cancel saying "Failed to
   cancel order";
+* TWAP orders are listed by ``GET /orders/twap?account=`` only (not by
+  ``GET /orders``) and cancelled by ``POST /orders/twap/cancel``
+  (``cancel_twap_order``; SDK ``rest/get_open_twap_order.py``,
+  ``rest/cancel_twap_order.py``); ``cancel_all_orders`` leaves them
+  running (the docs do not say it stops them);
 * a GET with a body never reaches the API: the edge (CloudFront) answers
   403 with an HTML page (API FAQ "403 CloudFront",
   https://docs.pacifica.fi/api-documentation/api/api-faq/403-cloudfront).
@@ -58,6 +63,7 @@ OPERATIONS = {
     "/orders/cancel": "cancel_order",
     "/orders/stop/cancel": "cancel_stop_order",
     "/orders/cancel_all": "cancel_all_orders",
+    "/orders/twap/cancel": "cancel_twap_order",  # SDK rest/cancel_twap_order.py
 }
 BATCH_LIMIT = 10
 BATCH_ACTIONS = {"Cancel": "cancel_order", "CancelStopOrder": "cancel_stop_order", "Create": None, "CreateMarket": None}
@@ -145,6 +151,43 @@ class SimOrder:
 
 
 @dataclass
+class SimTwap:
+    """One running TWAP order: market sub-orders over a duration (docs "TWAP", SDK ``rest/create_twap_order.py``)."""
+
+    order_id: int
+    account: str
+    symbol: str = "BTC"
+    side: str = "bid"
+    amount: str = "1"
+    filled: str = "0"
+    reduce_only: bool = False
+    client_order_id: str | None = None
+    live: bool = True
+    created_at: int = 0
+    duration_s: int = 180
+
+    def view(self) -> dict:
+        """An entry of ``GET /orders/twap`` (https://docs.pacifica.fi/api-documentation/api/rest-api/twap/get-open-twap-orders)."""
+        return {
+            "order_id": self.order_id,
+            "client_order_id": self.client_order_id,
+            "symbol": self.symbol,
+            "side": self.side,
+            "initial_amount": self.amount,
+            "filled_amount": self.filled,
+            "reduce_only": self.reduce_only,
+            "slippage_percent": "0.5",
+            "planned_sub_order_amount": self.amount,
+            "planned_sub_order_count": 1,
+            "past_sub_order_count": 0,
+            "total_filled_value": "0",
+            "expiration": self.created_at + (self.duration_s + 30) * 1000,
+            "created_at": self.created_at,
+            "updated_at": self.created_at,
+        }
+
+
+@dataclass
 class SimPosition:
     """One open position as docs.pacifica.fi "Get positions" shows it: ``side`` bid (long) or ask (short), ``amount`` > 0."""
 
@@ -205,6 +248,7 @@ class PacificaSim:
     clock: Callable[[], float] = time.time
     cancel_all_includes_stops: bool = True
     positions: dict = field(default_factory=dict)  # (account, symbol) -> SimPosition
+    twaps: dict = field(default_factory=dict)  # order_id -> SimTwap
     unbound_agent_answer: str = "bare"  # "bare": 400 "Unauthorized"; "json": {"error": "Agent not authorized for account"}
     _ids: itertools.count = field(default_factory=lambda: itertools.count(51458))
 
@@ -220,6 +264,16 @@ class PacificaSim:
         """Let ``agent_pubkey`` sign for ``account_pubkey`` (Pacifica "API agent keys")."""
         self.accounts.add(account_pubkey)
         self.agents[agent_pubkey] = account_pubkey
+
+    def add_twap(self, account: str, symbol: str = "BTC", *, side: str = "bid", amount: str = "1", reduce_only: bool = False, client_order_id: str | None = None) -> int:
+        """Start a TWAP order on ``account``; its ``order_id``. ``cancel_all_orders`` leaves it running."""
+        self.accounts.add(account)
+        twap = SimTwap(next(self._ids), account, symbol, side, amount, reduce_only=reduce_only, client_order_id=client_order_id, created_at=int(self.clock() * 1000))
+        self.twaps[twap.order_id] = twap
+        return twap.order_id
+
+    def open_twaps(self, account: str | None = None) -> list[SimTwap]:
+        return [t for t in self.twaps.values() if t.live and (account is None or t.account == account)]
 
     def add_order(
         self,
@@ -269,6 +323,11 @@ class PacificaSim:
             if _b58decode(account) is None or len(_b58decode(account)) != 32:
                 return bare("Invalid public key")
             return ok([o.view() for o in self.open_orders(account)])
+        if method == "GET" and route == "/orders/twap":
+            account = (parse_qs(query).get("account") or [""])[0]
+            if _b58decode(account) is None or len(_b58decode(account)) != 32:
+                return bare("Invalid public key")
+            return ok([t.view() for t in self.open_twaps(account)])
         if method == "GET" and route == "/positions":
             if body:
                 return fail(400, "GET requests must not have a body", 400)
@@ -292,7 +351,8 @@ class PacificaSim:
             account = self.verify(data, op)
         except Refused as r:
             return r.status, r.answer
-        return {"cancel_order": self._cancel, "cancel_stop_order": self._cancel_stop, "cancel_all_orders": self._cancel_all}[op](account, data)
+        handler = {"cancel_order": self._cancel, "cancel_stop_order": self._cancel_stop, "cancel_all_orders": self._cancel_all, "cancel_twap_order": self._cancel_twap}
+        return handler[op](account, data)
 
     @staticmethod
     def check_fields(data: dict, op_type: str) -> None:
@@ -347,6 +407,16 @@ class PacificaSim:
         return account
 
     # -- operations ---------------------------------------------------------
+
+    def _cancel_twap(self, account: str, data: dict) -> tuple[int, dict]:
+        symbol, order_id, cloid = data.get("symbol"), data.get("order_id"), data.get("client_order_id")
+        for t in self.twaps.values():
+            if t.live and t.account == account and t.symbol == symbol and (t.order_id == order_id if order_id is not None else t.client_order_id == cloid):
+                t.live = False
+                return ok()
+        if order_id is None:
+            return fail(422, f"Unused client order id: {cloid}", CODE_UNUSED_CLOID)
+        return fail(422, f"Order not found for {account}: {order_id}", CODE_ORDER_NOT_FOUND)
 
     def _find(self, account: str, data: dict, *, stop: bool) -> SimOrder | tuple[int, dict]:
         symbol, order_id, cloid = data.get("symbol"), data.get("order_id"), data.get("client_order_id")
@@ -427,6 +497,7 @@ class PacificaSim:
                 for o in self.open_orders()
             },
             "positions": [{"account": p.account, **p.view()} for p in self.open_positions()],
+            "twaps": {str(t.order_id): {"account": t.account, "symbol": t.symbol} for t in self.open_twaps()},
             "accounts": sorted(self.accounts),
             "agents": dict(self.agents),
         }

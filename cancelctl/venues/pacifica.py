@@ -34,7 +34,14 @@ order", "Get open orders", "Error codes", "Rate limits"; the SDK's
   (https://docs.pacifica.fi/api-documentation/api/api-faq/403-cloudfront);
 * a 429 carries ``ratelimit: "credits";r=<remaining x10>;t=<seconds until
   refresh>`` rather than ``Retry-After``
-  (https://docs.pacifica.fi/api-documentation/api/rate-limits): ``t`` is the wait.
+  (https://docs.pacifica.fi/api-documentation/api/rate-limits): ``t`` is the wait;
+* TWAP orders are not in ``GET /orders``: ``GET /orders/twap?account=``
+  lists them (https://docs.pacifica.fi/api-documentation/api/rest-api/twap/get-open-twap-orders,
+  SDK ``rest/get_open_twap_order.py``) and ``POST /orders/twap/cancel``
+  (operation ``cancel_twap_order``: ``symbol`` and ``order_id`` or
+  ``client_order_id``; SDK ``rest/cancel_twap_order.py``) cancels one.
+  Whether ``cancel_all_orders`` stops a running TWAP is not documented:
+  cancelctl assumes it does not, and cancels each TWAP by ID after it.
 """
 
 from __future__ import annotations
@@ -67,6 +74,8 @@ CANCEL = "/orders/cancel"
 CANCEL_ALL = "/orders/cancel_all"
 CANCEL_STOP = "/orders/stop/cancel"
 ORDERS = "/orders"
+TWAP_ORDERS = "/orders/twap"  # SDK rest/get_open_twap_order.py; docs "Get open TWAP orders"
+CANCEL_TWAP = "/orders/twap/cancel"  # SDK rest/cancel_twap_order.py (operation cancel_twap_order)
 POSITIONS = "/positions"
 INFO = "/info"
 MARKETS_LOOKUP_S = 1.5  # the longest a scoped cancel waits for the market list before sending as typed (s)
@@ -451,14 +460,21 @@ class Pacifica(VenueClient):
 
     # -- operations -------------------------------------------------------
 
-    def cancel_all(self, symbols: list[str] | None = None, exclude_reduce_only: bool = False) -> ProfileResult:
-        """``POST /orders/cancel_all``: all symbols in one request, or one request per symbol.
+    def cancel_all(self, symbols: list[str] | None = None, exclude_reduce_only: bool = False, twap: bool | None = None) -> ProfileResult:
+        """``POST /orders/cancel_all``: all symbols in one request, or one request per symbol; then the TWAP orders.
 
         Pacifica answers with a count only, so the result carries
         ``cancelled_count`` (the sum) and no IDs. ``exclude_reduce_only``
         keeps reduce-only orders (protective exits). A credential or
         configuration error stops the run; other failures are recorded and
         the remaining symbols are still tried.
+
+        ``twap`` (default: when no ``symbols`` are given, as for ``cancel
+        all`` and ``panic``): after the cancel-all request has gone out, the
+        open TWAP orders are listed and each is cancelled by ID
+        (``cancel_twap_order``); their rows are by ID (``cancelled_count``
+        stays the venue's count of the cancel-all) and ``twap`` lists them. A TWAP list that cannot be
+        read is OutcomeUnknown (verification reads it again).
         """
         result = self._result("cancel_all_orders")
         checked = True
@@ -492,6 +508,8 @@ class Pacifica(VenueClient):
                 )
             else:
                 result.cancelled_count = (result.cancelled_count or 0) + count
+        if (not symbols if twap is None else twap) and self.blocked is None and not isinstance(result.error, (AuthError, ConfigError)):
+            self._cancel_twaps(result, exclude_reduce_only)
         return result
 
     def market_symbols(self, wanted: list[str]) -> tuple[list[str], bool]:
@@ -550,7 +568,36 @@ class Pacifica(VenueClient):
             raise OutcomeUnknown("Pacifica's market list had an entry without a usable symbol")
         return symbols  # type: ignore[return-value]
 
-    def cancel_orders(self, order_ids: list[str], *, symbol: str | None = None, client_order_id: bool = False, stop: bool = False) -> ProfileResult:
+    def _cancel_twaps(self, result: ProfileResult, exclude_reduce_only: bool) -> None:
+        """List the open TWAP orders and cancel each by ID, adding their rows to ``result``."""
+        try:
+            twaps = self.open_twap_orders()
+        except (AuthError, ConfigError) as e:
+            result.error = e
+            return
+        except CancelctlError as e:
+            result.error = result.error or OutcomeUnknown(
+                f"the TWAP orders could not be listed: {e.message}", hint=f"see what is still open: cancelctl orders -p {self.profile.name}"
+            )
+            return
+        by_symbol: dict[str, list[str]] = {}
+        for t in twaps:
+            if not (exclude_reduce_only and t["reduce_only"]):
+                by_symbol.setdefault(t["symbol"], []).append(t["order_id"])
+        for symbol, ids in by_symbol.items():
+            r = self.cancel_orders(ids, symbol=symbol, twap=True)
+            result.cancelled += r.cancelled
+            result.rejected += r.rejected
+            result.unknown += r.unknown
+            result.twap += ids
+            result.error = result.error or r.error
+            if isinstance(r.error, (AuthError, ConfigError)):
+                result.error = r.error
+                break
+
+    def cancel_orders(
+        self, order_ids: list[str], *, symbol: str | None = None, client_order_id: bool = False, stop: bool = False, twap: bool = False
+    ) -> ProfileResult:
         """Cancel the given orders of ``symbol``; one row per ID: cancelled, rejected or unknown.
 
         One ID goes to ``/orders/cancel`` (``/orders/stop/cancel`` with
@@ -567,7 +614,9 @@ class Pacifica(VenueClient):
         anything else unknown, never "rejected".
         """
         ids = list(dict.fromkeys(str(i) for i in order_ids))
-        result = self._result("cancel_stop_order" if stop else "cancel_order", ids)
+        result = self._result("cancel_twap_order" if twap else "cancel_stop_order" if stop else "cancel_order", ids)
+        if twap:
+            result.twap = list(ids)
         try:
             validate_order_ids(ids, symbol=symbol, client_order_id=client_order_id)
         except UsageProblem as e:  # nothing is sent; the caller keeps a result (verification rounds)
@@ -580,8 +629,8 @@ class Pacifica(VenueClient):
             return {"symbol": symbol, "client_order_id": i} if client_order_id else {"symbol": symbol, "order_id": int(i)}
 
         gone: list[str] = []  # "not found" after an attempt that may have cancelled it
-        if stop or len(ids) == 1:
-            path, op = (CANCEL_STOP, "cancel_stop_order") if stop else (CANCEL, "cancel_order")
+        if twap or stop or len(ids) == 1:  # TWAP and stop orders: one request each (a batch takes neither)
+            path, op = (CANCEL_TWAP, "cancel_twap_order") if twap else (CANCEL_STOP, "cancel_stop_order") if stop else (CANCEL, "cancel_order")
             for n, order_id in enumerate(ids):
                 with self.sending([order_id]):
                     self.unanswered = False
@@ -750,7 +799,30 @@ class Pacifica(VenueClient):
             if not isinstance(o, dict) or as_id(o.get("order_id")) is None or not (isinstance(o.get("symbol"), str) and SYMBOL.fullmatch(o["symbol"])):
                 raise OutcomeUnknown("Pacifica's order list had an entry that cannot be read (no usable order_id or symbol)")
             orders.append(_normalise(o))
-        return orders
+        return orders + self.open_twap_orders()
+
+    def open_twap_orders(self) -> list[dict]:
+        """``GET /orders/twap?account=``: the open TWAP orders (not in ``GET /orders``).
+
+        Same dicts as :meth:`open_orders`, with ``twap`` true, ``price``
+        None and ``amount`` what is left to fill (``initial_amount`` -
+        ``filled_amount``). Source:
+        https://docs.pacifica.fi/api-documentation/api/rest-api/twap/get-open-twap-orders.
+        Raises the contract's errors; an entry that cannot be read is
+        OutcomeUnknown (a list read in part is a list not read).
+        """
+        body = self._get(TWAP_ORDERS, {"account": self.account})
+        if body is None:
+            return []
+        data = _unwrap(body)
+        if not isinstance(data, list) or (isinstance(body, dict) and "success" in body and body.get("success") is not True):
+            raise OutcomeUnknown("Pacifica's TWAP order list came in an unexpected shape")
+        twaps = []
+        for o in data:
+            if not isinstance(o, dict) or as_id(o.get("order_id")) is None or not (isinstance(o.get("symbol"), str) and SYMBOL.fullmatch(o["symbol"])):
+                raise OutcomeUnknown("Pacifica's TWAP order list had an entry that cannot be read (no usable order_id or symbol)")
+            twaps.append(_normalise_twap(o))
+        return twaps
 
 
     def _get(self, path: str, query: dict | None = None) -> object:
@@ -816,4 +888,26 @@ def _normalise(o: dict) -> dict:
         "reduce_only": bool(o.get("reduce_only")),
         "stop": stop,
         "order_type": order_type or None,
+        "twap": False,
+    }
+
+
+def _normalise_twap(o: dict) -> dict:
+    """An entry of ``GET /orders/twap`` as an order dict (``twap`` true)."""
+    initial = o.get("initial_amount")
+    try:
+        left: object = str(Decimal(str(initial)) - Decimal(str(o.get("filled_amount") or 0)))
+    except (InvalidOperation, ValueError):
+        left = initial
+    return {
+        "order_id": as_id(o.get("order_id")),
+        "symbol": o.get("symbol"),
+        "side": o.get("side"),
+        "price": None,
+        "amount": left,
+        "client_order_id": o.get("client_order_id"),
+        "reduce_only": bool(o.get("reduce_only")),
+        "stop": False,
+        "order_type": "twap",
+        "twap": True,
     }
