@@ -251,6 +251,7 @@ def test_pacifica_cancel_order(venue, single, batch, book, n, stop):
     venue.script(P + "/orders/stop/cancel", single)
     venue.script(P + "/orders/batch", batch)
     venue.script(P + "/orders", book)
+    venue.script(P + "/orders/twap", book)  # the TWAP list (GET /orders/twap) is as hostile as the book
     asked = ASKED[:n]
     profiles = {"p": {"venue": "pacifica", "base_url": venue.url + P}}
     proc, doc, _ = run(venue, profiles, "cancel", "order", *asked, "--symbol", "BTC", *(["--stop"] if stop else []))
@@ -272,6 +273,7 @@ def test_pacifica_cancel_pacifica(venue, cancel_all, book, verify):
     venue.reset()
     venue.script(P + "/orders/cancel_all", cancel_all)
     venue.script(P + "/orders", book)
+    venue.script(P + "/orders/twap", book)  # the TWAP list (GET /orders/twap) is as hostile as the book
     venue.script(P + "/orders/cancel", Reply(200, b"{}"))
     venue.script(P + "/orders/batch", Reply(200, b"{}"))
     proc, doc, _ = run(venue, {"p": {"venue": "pacifica", "base_url": venue.url + P}}, "cancel", "pacifica", *(["--verify"] if verify else []))
@@ -296,6 +298,8 @@ def test_panic(venue, g_all, g_book, p_all, p_book):
     venue.script("/v1/order/cancel", Reply(200, b'{"is_cancelled": false}'))
     venue.script(P + "/orders/cancel_all", p_all)
     venue.script(P + "/orders", p_book)
+    venue.script(P + "/orders/twap", p_book)
+    venue.script(P + "/orders/twap/cancel", Reply(200, b"{}"))
     venue.script(P + "/orders/cancel", Reply(200, b"{}"))
     venue.script(P + "/orders/batch", Reply(200, b"{}"))
     profiles = {"g": {"venue": "gemini", "base_url": venue.url}, "p": {"venue": "pacifica", "base_url": venue.url + P}}

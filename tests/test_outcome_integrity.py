@@ -188,6 +188,7 @@ def test_5_gemini_unreadable_book_keeps_the_rows_already_known(gem, env):
 def test_5_pacifica_unreadable_book_is_exit_5(pac, env, book):
     pac.script(P + "/orders/cancel_all", reply(200, {"success": True, "data": {"cancelled_count": 1}}))
     pac.script(P + "/orders", reply(200, {"success": True, "data": book, "error": None, "code": None}))
+    pac.script(P + "/orders/twap", reply(200, {"success": True, "data": [], "error": None, "code": None}))
     proc = env.run("cancel", "all", "--verify", "--json", "--timeout", "2")
     r = result_of(proc)
     assert proc.returncode == 5, proc.stderr
@@ -244,6 +245,7 @@ def test_6_deep_json_order_answer_is_unknown(gem, env):
 def test_7_not_found_after_a_lost_answer_checks_the_book(pac, env):
     pac.script(P + "/orders/cancel", reply(drop=True), reply(422, {"success": False, "error": "Order not found for x: 42", "code": 5}))
     pac.script(P + "/orders", reply(200, {"success": True, "data": [], "error": None, "code": None}))
+    pac.script(P + "/orders/twap", reply(200, {"success": True, "data": [], "error": None, "code": None}))
     proc = env.run("cancel", "order", "42", "--symbol", "BTC", "--json", "--timeout", "3")
     r = result_of(proc)
     assert proc.returncode == 0, proc.stderr
@@ -254,6 +256,7 @@ def test_7_not_found_after_a_lost_answer_checks_the_book(pac, env):
 def test_7_not_found_after_a_lost_answer_but_still_open_is_unknown(pac, env):
     pac.script(P + "/orders/cancel", reply(drop=True), reply(422, {"success": False, "error": "Order not found", "code": 5}))
     pac.script(P + "/orders", reply(200, {"success": True, "data": [{"order_id": 42, "symbol": "BTC"}]}))
+    pac.script(P + "/orders/twap", reply(200, {"success": True, "data": [], "error": None, "code": None}))
     proc = env.run("cancel", "order", "42", "--symbol", "BTC", "--json", "--timeout", "3")
     assert proc.returncode == 5 and rows(result_of(proc)) == {"42": "unknown"}
 
