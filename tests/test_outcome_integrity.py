@@ -79,8 +79,10 @@ PAC_SINGLE = [
 ]
 
 
-@pytest.mark.parametrize("stop", [False, True], ids=["order", "stop"])
-@pytest.mark.parametrize("body, code, row", PAC_SINGLE, ids=[json.dumps(b) for b, _, _ in PAC_SINGLE])
+CASES_2 = [(b, c, r, False) for b, c, r in PAC_SINGLE] + [(b, c, r, True) for b, c, r in PAC_SINGLE[2:5]]
+
+
+@pytest.mark.parametrize("body, code, row, stop", CASES_2, ids=[json.dumps(b) + ("-stop" if st else "") for b, _, _, st in CASES_2])
 def test_2_pacifica_single_cancel_needs_an_explicit_success(pac, env, body, code, row, stop):
     pac.script(P + ("/orders/stop/cancel" if stop else "/orders/cancel"), reply(200, body))
     proc = env.run("cancel", "order", "42", "--symbol", "BTC", *(["--stop"] if stop else []), "--json", "--timeout", "3")
@@ -94,7 +96,7 @@ def test_2_pacifica_single_cancel_needs_an_explicit_success(pac, env, body, code
 # -- 3. Gemini: the row belongs to the ID that was asked for ---------------------------------------
 
 
-@pytest.mark.parametrize("named", ["999", 999, None, 1e20, -5, "123abc", True])
+@pytest.mark.parametrize("named", ["999", None, 1e20, -5])
 def test_3_gemini_answer_about_another_order_leaves_the_asked_id_unknown(gem, env, named):
     gem.script(G_CANCEL, reply(200, {"order_id": named, "is_live": False, "is_cancelled": True, "reason": "Requested"}))
     proc = env.run("cancel", "order", "123", "--json", "--timeout", "3")
@@ -212,7 +214,7 @@ GEMINI_WIDE = [
 @pytest.mark.parametrize("body, raw", GEMINI_WIDE, ids=["count", "digits", "junk", "missing", "bad-rejects", "deep", "deep-truncated"])
 def test_6_gemini_wide_cancel_outside_the_shape_is_unknown(gem, env, body, raw):
     gem.script(G_ALL, reply(200, body, raw=raw))
-    proc = env.run("cancel", "all", "--json", "--timeout", "4")
+    proc = env.run("cancel", "all", "--json", "--timeout", "2.5")
     r = result_of(proc)
     assert proc.returncode == 5, proc.stderr
     assert r["cancelled"] == [] and r["rejected"] == []
@@ -235,7 +237,7 @@ def test_6_pacifica_cancel_all_count_outside_the_shape_is_unknown(pac, env, body
 
 def test_6_deep_json_order_answer_is_unknown(gem, env):
     gem.script(G_CANCEL, reply(200, raw=b'{"a":' * 100_000))
-    proc = env.run("cancel", "order", "5", "--json", "--timeout", "4")
+    proc = env.run("cancel", "order", "5", "--json", "--timeout", "2.5")
     assert proc.returncode == 5 and rows(result_of(proc)) == {"5": "unknown"}
 
 
