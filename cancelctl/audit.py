@@ -12,7 +12,6 @@ of the secrets resolved in this process before it is written.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -26,7 +25,7 @@ def record(report, *, reason: str | None, elapsed_ms: float, argv: list[str] | N
     Called by ``cancelctl.main`` only, once per run (see ``cancelctl.main.finish``).
     """
     from cancelctl.config import state_dir
-    from cancelctl.redact import scrub
+    from cancelctl.redact import dumps
     from cancelctl.render import err
 
     doc = report.as_json()
@@ -48,7 +47,7 @@ def record(report, *, reason: str | None, elapsed_ms: float, argv: list[str] | N
         "results": results,
         **({"error": doc["error"]} if "error" in doc else {}),
     }
-    text = scrub(json.dumps(line, separators=(",", ":"))) + "\n"
+    text = dumps(line, separators=(",", ":")) + "\n"  # secrets redacted value by value: the line stays JSON
     directory = state_dir()
     failure: BaseException | None = None
     try:

@@ -68,10 +68,14 @@ class CancelctlError(Exception):
         exit_code: int | None = None,
         kind: str | None = None,
     ) -> None:
+        from cancelctl.text import MESSAGE_LIMIT, VENUE_TEXT_LIMIT, one_line
+
+        # Messages quote venue text: one bounded, printable line whatever the venue sent.
+        message = one_line(message, MESSAGE_LIMIT)
         super().__init__(message)
         self.message = message
-        self.hint = hint
-        self.venue_reason = venue_reason
+        self.hint = one_line(hint, MESSAGE_LIMIT) if hint is not None else None
+        self.venue_reason = one_line(venue_reason, VENUE_TEXT_LIMIT) if venue_reason is not None else None
         if exit_code is not None:
             self.exit_code = exit_code
         if kind is not None:

@@ -53,20 +53,21 @@ def _quiet_stdout() -> None:
 
 
 def _fail(e, flags, argv: list[str], *, audited: bool) -> int:
-    from cancelctl import signals
-    from cancelctl.render import err, error_line, out
+    from cancelctl import redact, signals
+    from cancelctl.render import err, error_line, out_json
     from cancelctl.results import Report
 
     signals.reporting()
+    # A word the command line did not accept may be a pasted secret (`keys set main <secret>`):
+    # registered, so neither this line, the JSON document nor the audit line echoes it.
+    redact.register(*(w for w in argv if redact.looks_secret(w)))
     report = Report([], dry_run=flags.dry_run, error=e)
     if not audited and flags.command in CANCELLING:
         _audit(report, flags.reason, 0.0, argv)
     try:
         err(error_line(e))
         if flags.json:
-            import json
-
-            out(json.dumps(report.as_json(), indent=2))
+            out_json(report.as_json())
     except BrokenPipeError:
         _quiet_stdout()
     return int(e.exit_code)

@@ -48,3 +48,42 @@ def scrub(text: str) -> str:
         if secret and secret in text:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def scrub_data(value: object) -> object:
+    """``value`` (JSON-shaped: dict, list, str, numbers) with every registered secret replaced inside each string value.
+
+    Keys are left alone: they are cancelctl's own field names. Used before
+    a document is serialised, so a secret that happens to equal a JSON
+    token or a field name (``exit_code``, ``cancelled``) can never break
+    the document's structure.
+    """
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: scrub_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_data(v) for v in value]
+    return value
+
+
+def dumps(doc: object, **kw) -> str:
+    """``json.dumps(doc, **kw)`` with secrets redacted value by value first; the text is not edited afterwards."""
+    import json
+
+    return json.dumps(scrub_data(doc), **kw)
+
+
+def looks_secret(word: str) -> bool:
+    """True for a command-line word that could be a pasted credential: long, no spaces, random-looking.
+
+    At least 16 characters, not an option, not a path, and made of letters
+    and digits (base58, base64, hex, ``account-...`` keys) with both kinds
+    present. Order IDs (digits only) and words of a sentence do not match.
+    Used on the error path: such a word is registered (:func:`register`)
+    so no error line, JSON document or audit line echoes it.
+    """
+    if len(word) < 16 or word.startswith("-") or "/" in word or any(c.isspace() for c in word):
+        return False
+    core = word.replace("-", "").replace("_", "").replace("+", "").replace("=", "")
+    return core.isascii() and core.isalnum() and any(c.isdigit() for c in core) and any(c.isalpha() for c in core)

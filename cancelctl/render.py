@@ -8,18 +8,25 @@ resolved in this process.
 
 from __future__ import annotations
 
-import json
 import sys
 
 from cancelctl.errors import CancelctlError
 from cancelctl.redact import scrub
 from cancelctl.results import ProfileResult, Report
 
-__all__ = ["err", "error_line", "out", "report", "rows", "scrub", "table"]
+__all__ = ["err", "error_line", "out", "out_json", "report", "rows", "scrub", "table"]
 
 
 def out(text: str) -> None:
     sys.stdout.write(scrub(text) + "\n")
+    sys.stdout.flush()
+
+
+def out_json(doc: object) -> None:
+    """One JSON document on stdout: secrets redacted in its values before serialising (never in its text afterwards)."""
+    from cancelctl.redact import dumps
+
+    sys.stdout.write(dumps(doc, indent=2) + "\n")
     sys.stdout.flush()
 
 
@@ -34,7 +41,13 @@ def error_line(e: CancelctlError, profile: str | None = None) -> str:
 
 
 def rows(result: ProfileResult) -> list[tuple[str, str, str]]:
-    """(order ID, result, reason) rows for one profile; at least one row."""
+    """(order ID, result, reason) rows for one profile; at least one row; every field one printable, bounded line."""
+    from cancelctl.text import one_line
+
+    return [(one_line(i, 100), one_line(r, 40), one_line(why)) for i, r, why in _rows(result)]
+
+
+def _rows(result: ProfileResult) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     if result.orders is not None:
         rows += [
@@ -101,13 +114,13 @@ def report(report: Report, opts) -> None:
     if report.error is not None:
         err(error_line(report.error))
     if opts.json:
-        out(json.dumps(report.as_json(), indent=2))
+        out_json(report.as_json())
         return
     if opts.dry_run:
         for r in report.results:
             for req in r.requests or []:
                 out(f"# {r.profile} ({r.venue}): would send")
-                out(json.dumps(req, indent=2))
+                out_json(req)
     if opts.quiet:
         return
     if sys.stdout.isatty():

@@ -46,7 +46,10 @@ class ProfileResult:
     requests: list[dict] | None = None
 
     def reject(self, order_id: str, reason: str) -> None:
-        self.rejected.append({"id": str(order_id), "reason": reason})
+        """Record ``order_id`` as rejected; the reason (often the venue's text) is made one bounded, printable line."""
+        from cancelctl.text import one_line
+
+        self.rejected.append({"id": str(order_id), "reason": one_line(reason)})
 
     @property
     def exit_code(self) -> int:

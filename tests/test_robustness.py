@@ -398,3 +398,92 @@ def test_env_bool_spellings(monkeypatch):
         assert env_bool("CANCELCTL_DEBUG") is expected, value
     monkeypatch.delenv("CANCELCTL_DEBUG")
     assert env_bool("CANCELCTL_DEBUG") is False
+
+
+# -- 8. venue text is untrusted: one line per row, no control characters, bounded ---------
+
+
+FORGED = "Nope\nmain\tgemini\tcancel_order\t999\tcancelled\t\x1b[2J\x1b]0;pwned\x07" + "A" * 1_000_000
+
+
+def refusing(request):
+    body = json.dumps({"result": "error", "reason": FORGED, "message": FORGED}).encode()
+    return response(400, body, reason="Bad Request")
+
+
+@pytest.mark.parametrize("mode", ["tsv", "json"])
+def test_venue_text_cannot_forge_rows_or_reach_the_terminal(env, mode):
+    with Loopback(refusing) as lb:
+        gemini_on(env, lb.url)
+        proc = env.run("cancel", "order", "11", *(["--json"] if mode == "json" else []), "--timeout", "3")
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[:500])
+    for text in (proc.stdout, proc.stderr):
+        assert "\x1b" not in text and "\x07" not in text
+        assert len(text) < 5000, len(text)
+    assert len(proc.stderr.strip().splitlines()) <= 1
+    if mode == "tsv":
+        lines = proc.stdout.strip().splitlines()
+        assert len(lines) == 1 and lines[0].split("\t")[3:5] == ["11", "rejected"], lines
+        assert "\t999\t" not in proc.stdout  # the text stays inside the reason field
+    else:
+        doc = json.loads(proc.stdout)
+        (rejected,) = doc["results"][0]["rejected"]
+        assert rejected["id"] == "11" and "\n" not in rejected["reason"] and len(rejected["reason"]) <= 300
+    raw = (env.state_dir / "audit.jsonl").read_text()
+    assert len(raw.splitlines()) == 1 and len(raw) < 10_000 and "\\u001b" not in raw
+    assert json.loads(raw)["exit_code"] == 1
+
+
+# -- 9. a secret equal to a JSON token cannot break the document ----------------------------
+
+
+@pytest.mark.parametrize("secret", ["exit_code", "cancelled", "schema\":", "elapsed_ms"])
+def test_secret_equal_to_a_json_token_keeps_the_document_whole(sim, env, secret):
+    key = "account-TOKENKEY000000001"
+    sim.gemini.add_key(key, secret)
+    order = sim.gemini.add_order("primary", "UI")
+    env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
+    # Not registered with conftest's leak scan: these "secrets" are words every document contains.
+    proc = env.run("cancel", "all", "--json", extra_env={"CANCELCTL_MAIN_API_KEY": key, "CANCELCTL_MAIN_API_SECRET": secret})
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    doc = json.loads(proc.stdout)
+    assert doc["exit_code"] == 0 and doc["results"][0]["cancelled"] == [str(order)] and doc["results"][0]["status"] == "ok"
+    line = audit_lines(env)[-1]
+    assert line["exit_code"] == 0 and line["results"][0]["cancelled"] == [str(order)]
+
+
+# -- 10. a secret pasted as an argument is never echoed -------------------------------------
+
+
+PASTED = "Zx9Qk2LmP4rT7vW1yB3nC5dF8gH0jK6s"
+
+
+@pytest.mark.parametrize("argv", [["keys", "set", "main", PASTED], ["cancel", "all", PASTED], ["cancel", "order", "12", PASTED], [PASTED], ["cancel", "all", "-p", PASTED]])
+def test_a_pasted_secret_is_never_echoed(gemini, env, argv):
+    proc = env.run(*argv, "--json") if argv[0] == "cancel" else env.run(*argv)
+    assert proc.returncode in (2, 78), (proc.returncode, proc.stderr)
+    assert PASTED not in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    if argv[0] == "cancel":
+        json.loads(proc.stdout)
+        raw = (env.state_dir / "audit.jsonl").read_text()
+        assert PASTED not in raw and json.loads(raw)["command"][0] == "cancelctl"
+
+
+# -- 11. a reader that goes away: the process returns the code its audit line records ------
+
+
+def test_closed_stdout_keeps_the_audited_code(gemini, env):
+    import subprocess
+    import sys
+
+    gemini.add_order("primary", "UI")
+    r, w = __import__("os").pipe()
+    __import__("os").close(r)  # the reader is gone before anything is written (`| head -0`)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "cancelctl", "cancel", "all"], stdout=w, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env.environ(), timeout=60)
+    finally:
+        __import__("os").close(w)
+    line = audit_lines(env)[-1]
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert proc.returncode == line["exit_code"] == 0, (proc.returncode, line["exit_code"], proc.stderr)

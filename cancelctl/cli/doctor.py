@@ -549,16 +549,15 @@ SCHEMA = "cancelctl-doctor/1"
 
 def show(checks: list[Check], code: int, *, as_json: bool, quiet: bool) -> None:
     """Failed checks as ``cancelctl: error:`` lines on stderr; then one JSON document, nothing (``-q``), a table (TTY) or TSV lines."""
-    from cancelctl.render import err, out
+    from cancelctl.render import err, out, out_json
 
     for c in checks:
         if c.status == "fail":
             where = f"profile {c.profile}: " if c.profile != "-" else ""
             err(f"cancelctl: error: {where}{c.check}: {c.detail}")
     if as_json:
-        import json
 
-        out(json.dumps({"schema": SCHEMA, "ok": code == 0, "exit_code": code, "checks": [c.as_json() for c in checks]}, indent=2))
+        out_json({"schema": SCHEMA, "ok": code == 0, "exit_code": code, "checks": [c.as_json() for c in checks]})
         return
     if quiet:
         return

@@ -14,7 +14,6 @@ that locks later cannot stop it from firing.
 
 from __future__ import annotations
 
-import json as json_mod
 import signal
 import sys
 import threading
@@ -284,8 +283,8 @@ def deadman(
             return run_panic(profiles, opts, creds)
     _say("deadman disarmed")
     if opts.json:  # the contract: one JSON document on every exit path; disarmed cancelled nothing
-        from cancelctl.render import out
+        from cancelctl.render import out_json
         from cancelctl.results import Report
 
-        out(json_mod.dumps(Report([]).as_json(), indent=2))
+        out_json(Report([]).as_json())
     return ExitCode.OK
