@@ -10,7 +10,6 @@ Sources: Pacifica's python-sdk ``rest/get_open_twap_order.py`` and
 from __future__ import annotations
 
 import pytest
-
 from conftest import parse_json
 from test_pacifica_cli import MAIN, MAIN_PRIVATE
 

@@ -19,12 +19,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import parse_json
 
 from cancelctl import errors
 from cancelctl.config import Profile
 from cancelctl.signing import gemini as gemini_signing
 from cancelctl.transport import Answer, Deadline
-from conftest import GEMINI_KEY, parse_json
 
 DATA = Path(__file__).parent / "data"
 GEMINI = json.loads((DATA / "gemini_conformance.json").read_text())
@@ -150,7 +150,7 @@ def test_every_gemini_shape_through_the_process(sim, env):
         _fault(sim, "/v1/order/cancel", case, key)
     env.write_config(profiles)
     # the fault answers before the simulator looks the order up: one ID serves every profile
-    proc = env.run("cancel", "order", "330429777", *sum((["-p", p] for p in profiles), []), "--json", "--timeout", "6")
+    proc = env.run("cancel", "order", "330429777", *[arg for p in profiles for arg in ("-p", p)], "--json", "--timeout", "6")
     results = _by_profile(proc)
     for n, case in enumerate(GEMINI["errors"]):
         r = results[f"g{n}"]
@@ -164,8 +164,9 @@ def test_every_gemini_shape_through_the_process(sim, env):
 
 
 def test_every_pacifica_shape_through_the_process(sim, env):
-    from cancelctl.sim.pacifica import solana_keypair
     from test_pacifica_cli import CLOID
+
+    from cancelctl.sim.pacifica import solana_keypair
 
     profiles = {}
     for n, case in enumerate(PACIFICA["answers"]):
@@ -177,7 +178,7 @@ def test_every_pacifica_shape_through_the_process(sim, env):
         env.secret(name, "private_key", private)
         _fault(sim, "/api/v1/orders/cancel", case, public)
     env.write_config(profiles)
-    proc = env.run("cancel", "order", CLOID, "--client-order-id", "--symbol", "BTC", *sum((["-p", p] for p in profiles), []), "--json", "--timeout", "6")
+    proc = env.run("cancel", "order", CLOID, "--client-order-id", "--symbol", "BTC", *[arg for p in profiles for arg in ("-p", p)], "--json", "--timeout", "6")
     results = _by_profile(proc)
     for n, case in enumerate(PACIFICA["answers"]):
         r = results[f"p{n}"]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 
-from cancelctl.sim.pacifica import PacificaSim
 from conftest import GEMINI_KEY, parse_json
 from test_pacifica_cli import AGENT, AGENT_PRIVATE, CLOID, MAIN, MAIN_PRIVATE
+
+from cancelctl.sim.pacifica import PacificaSim
 
 # -- Gemini ---------------------------------------------------------------------------
 
@@ -163,9 +164,10 @@ def test_ratelimit_header_short_wait_is_honoured(sim, env):
 
 
 def test_sim_batch_takes_cancel_stop_order_actions():
+    from test_pacifica_sim import MAIN_SEED, key, pub
+
     from cancelctl.signing import pacifica as signing
     from cancelctl.venues.pacifica import now_ms
-    from test_pacifica_sim import MAIN_SEED, key, pub
 
     s = PacificaSim()
     me = pub(MAIN_SEED)

@@ -34,6 +34,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from cancelctl import pacing
 from cancelctl.config import Profile
 from cancelctl.credentials import Credentials, set_command
 from cancelctl.errors import (
@@ -45,13 +46,12 @@ from cancelctl.errors import (
     UsageProblem,
     VenueRefused,
 )
-from cancelctl import pacing
 from cancelctl.nonce import NonceSequence
 from cancelctl.results import ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import gemini as signing
-from cancelctl.venues.base import VenueClient, as_id, id_list, parse_json
 from cancelctl.transport import Answer, Deadline, new_client, send, with_retries
+from cancelctl.venues.base import VenueClient, as_id, id_list, parse_json
 
 CANCEL = "/v1/order/cancel"
 CANCEL_ALL = "/v1/order/cancel/all"
@@ -232,7 +232,7 @@ class Gemini(VenueClient):
             reason = body["reason"]
         elif isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"].strip():
             reason = body["error"].strip()
-        if reason is not None:
+        if reason is not None and isinstance(body, dict):
             message = str(body.get("message") or reason)[:300]
             if reason == "InvalidNonce":
                 raise InvalidNonce(f"Gemini: {message}", venue_reason=reason, retry_after=0.0)

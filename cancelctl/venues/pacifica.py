@@ -67,8 +67,8 @@ from cancelctl.errors import (
 from cancelctl.results import ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import pacifica as signing
-from cancelctl.venues.base import VenueClient, as_id
 from cancelctl.transport import Answer, Deadline, new_client, send, with_retries
+from cancelctl.venues.base import VenueClient, as_id
 
 CANCEL = "/orders/cancel"
 CANCEL_ALL = "/orders/cancel_all"
