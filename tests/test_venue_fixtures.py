@@ -190,3 +190,17 @@ def test_every_pacifica_shape_through_the_process(sim, env):
             assert "CloudFront" in r["rejected"][0]["reason"] and not any("check the key" in line for line in mine)
         if case["cancelctl"].get("kind") == "order_not_found":
             assert r["rejected"][0]["reason"].lower().startswith(("unused client order id", "order not found"))
+
+
+def test_wide_integer_order_id_through_the_process(gemini, env, sim):
+    """conformance/http/hmac-requests/private-post-wide-integer.json: 9007199254740993 (2^53 + 1) travels unrounded."""
+    from conftest import GEMINI_KEY
+
+    from cancelctl.sim.gemini import SimOrder
+
+    wide = 9007199254740993
+    gemini.orders[wide] = SimOrder(wide, "primary", GEMINI_KEY)
+    proc = env.run("cancel", "order", str(wide), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert parse_json(proc)["results"][0]["cancelled"] == [str(wide)]
+    assert not gemini.orders[wide].live
