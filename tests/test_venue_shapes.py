@@ -243,3 +243,21 @@ def test_pacing_is_shared_by_processes_on_one_key(gemini, env, sim):
         p.communicate(timeout=60)
         assert p.returncode == 0
     assert gemini.rate_limited == 0 and gemini.open_orders() == []
+
+
+def test_ip_refusal_stops_every_profile_on_the_key(sim, env):
+    """Two sub-accounts of one master key: the first refusal stops the key for both, so one request goes out."""
+    sim.gemini.add_key("master-IPKEY0001", "master-ip-secret-1", allowed_ips=frozenset({"192.0.2.7"}))
+    profiles = {}
+    for name in ("desk-1", "desk-2"):
+        sim.gemini.accounts.add(name)
+        sim.gemini.add_order(name, "UI")
+        profiles[name] = {"venue": "gemini", "account": name, "base_url": sim.url}
+        env.secret(name, "api_key", "master-IPKEY0001")
+        env.secret(name, "api_secret", "master-ip-secret-1")
+    env.write_config(profiles)
+    proc = env.run("cancel", "all", "-p", "desk-1", "-p", "desk-2", "--json")
+    assert proc.returncode == 4, proc.stderr
+    assert len(sim.requests("/v1/order/cancel/all")) == 1
+    assert {r["error"]["venue_reason"] for r in parse_json(proc)["results"]} == {"ApiKeyIpFilteringFailure"}
+    assert len(sim.gemini.open_orders()) == 2

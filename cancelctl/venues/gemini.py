@@ -186,13 +186,14 @@ class Gemini(VenueClient):
 
         def attempt() -> object:
             nonlocal invalid_nonces
-            if self.api_key in _blocked:  # refused for this address earlier in the run: nothing more goes out on the key
-                raise _blocked[self.api_key]
             # The key's lock is held for this one request (sign -> answer), never
             # across the waits between retries: other profiles on the key get their turn.
             with self.nonces.turn(self.deadline.remaining()) as take:
+                if self.api_key in _blocked:  # refused for this address earlier in the run: nothing more goes out on the key
+                    raise _blocked[self.api_key]
                 pacing.take(self.nonces.path.with_suffix(".pace"), rate=RATE_PER_S, burst=BURST, remaining=self.deadline.remaining())
                 answer = send(self._client, self._sign(path, fields, take()), self.deadline)
+                self._note_blocking(answer, path)  # before the lock goes to another profile on this key
             try:
                 return self._interpret(answer, path)
             except InvalidNonce as e:
@@ -209,12 +210,19 @@ class Gemini(VenueClient):
                     ) from None
                 raise
 
+        return with_retries(attempt, self.deadline)
+
+    def _note_blocking(self, answer: Answer, path: str) -> None:
+        """Remember a refusal that holds for every request on this key from here (the IP allow-lists)."""
+        if answer.status < 400:
+            return
         try:
-            return with_retries(attempt, self.deadline)
+            self._interpret(answer, path)
         except AuthError as e:
             if e.venue_reason in KEY_BLOCKING:
                 _blocked[self.api_key] = e
-            raise
+        except Exception:  # noqa: BLE001 - the answer is interpreted (and its errors raised) by the caller
+            pass
 
     def _interpret(self, answer: Answer, path: str = "") -> object:
         """The success body, or the contract's error for Gemini's answer to a request on ``path``.
