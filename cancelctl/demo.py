@@ -124,6 +124,7 @@ def panic_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
         for symbol in ("BTC", "ETH", "SOL"):
             p.add_order(pac_pub, symbol)
         p.add_order(pac_pub, "BTC", reduce_only=True)
+        twap = p.add_twap(pac_pub, "ETH", amount="3")  # a running TWAP order: cancel_all_orders leaves it running
     profiles = [
         Profile("panic-gemini", "gemini", "production", base_url_override=sim.url),
         Profile("panic-pacifica", "pacifica", "mainnet", base_url_override=sim.url + "/api/v1"),
@@ -132,14 +133,14 @@ def panic_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
         "panic-gemini": Credentials({"api_key": key, "api_secret": secret}),
         "panic-pacifica": Credentials({"private_key": pac_key}),
     }
-    say(f"panic: both accounts at once, then verify; gemini order {stubborn} refuses the first cancel")
+    say(f"panic: both accounts at once, then verify; gemini order {stubborn} refuses the first cancel, pacifica TWAP order {twap} is stopped by ID")
     outcome = run_panic(profiles, replace(opts, verify=True), creds)
     from cancelctl import render
 
     render.report(outcome.report, outcome.opts)
     code = outcome.exit_code
     with sim.lock:
-        left = g.open_orders("panic-desk") + p.open_orders(pac_pub)
+        left = g.open_orders("panic-desk") + p.open_orders(pac_pub) + p.open_twaps(pac_pub)
     return [("panic verified: no open orders", 0, code), ("panic: no open orders left", 0, 0 if not left else 3)]
 
 

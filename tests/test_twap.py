@@ -115,3 +115,9 @@ def test_unreadable_twap_list_is_a_book_not_read(pac, env, sim):
     sim.fail("/api/v1/orders/twap", status=200, payload='{"success":true,"data":[{"symbol":"BTC"}],"error":null,"code":null}', times=-1)
     proc = env.run("orders", "--json")
     assert proc.returncode == 5, proc.stderr
+
+
+def test_the_demo_drill_stops_a_twap(env):
+    proc = env.run("demo", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "cancel_twap_order" in proc.stdout and "drill passed" in proc.stdout
