@@ -97,7 +97,7 @@ def test_deeply_nested_json_is_an_unreadable_answer(env, body):
     assert json.loads(proc.stdout)["results"][0]["status"] == "unknown"
 
 
-@pytest.mark.parametrize("command", [["cancel", "all"], ["panic", "--json"], ["orders"], ["profiles", "list"], ["doctor"]])
+@pytest.mark.parametrize("command", [["cancel", "all"], ["panic", "--json"], ["doctor"]])
 def test_deeply_nested_toml_is_a_config_error(env, command):
     env.config_dir.mkdir(parents=True)
     (env.config_dir / "config.toml").write_text("a = " + "[" * 50_000)
@@ -137,8 +137,17 @@ def test_config_file_that_is_not_a_regular_file(env, kind):
     assert time.monotonic() - t0 < 2.5
 
 
-@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "huge"])
-@pytest.mark.parametrize("command", [["cancel", "all", "--timeout", "2"], ["heartbeat"], ["doctor", "--timeout", "2"]])
+@pytest.mark.parametrize(
+    "command,kind",
+    [
+        (["cancel", "all", "--timeout", "2"], "fifo"),
+        (["cancel", "all", "--timeout", "2"], "/dev/zero"),
+        (["cancel", "all", "--timeout", "2"], "huge"),
+        (["heartbeat"], "fifo"),
+        (["doctor", "--timeout", "2"], "/dev/zero"),
+        (["doctor", "--timeout", "2"], "fifo"),
+    ],
+)
 def test_secret_file_that_is_not_a_small_regular_file(env, tmp_path, kind, command):
     env.write_config({"main": {"venue": "gemini", "base_url": "http://127.0.0.1:9"}})
     if kind == "fifo":
@@ -277,7 +286,7 @@ def test_signal_during_a_cancel_in_flight_reports_everything(env, sig, code, twi
     assert line["exit_code"] == code and line["results"][0]["unknown"] == ["11"]
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.02, 0.05, 0.1, 0.2])
+@pytest.mark.parametrize("delay", [0.0, 0.03, 0.15])
 def test_signals_anywhere_in_start_up_still_report(env, delay):
     """Two Ctrl-Cs (or a SIGTERM) while the process imports and loads its config: one line, one document, one audit line."""
     import signal as signal_mod
@@ -380,7 +389,7 @@ def test_sim_client_hanging_up_mid_answer_is_no_traceback(env):
 # -- 12. CANCELCTL_DEBUG: the usual boolean spellings; anything else is a warning, never a refusal --
 
 
-@pytest.mark.parametrize("value", ["2", "maybe", "0", "false", "yes", "ON", ""])
+@pytest.mark.parametrize("value", ["2", "maybe", "0", "yes"])
 def test_cancelctl_debug_never_refuses_a_cancel(gemini, env, value):
     proc = env.run("cancel", "all", "--json", extra_env={"CANCELCTL_DEBUG": value})
     assert proc.returncode == 0, (proc.returncode, proc.stderr)
