@@ -25,26 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cancelctl.errors import ConfigError, UsageProblem
+from cancelctl.venues.info import VENUES
 
-VENUES: dict[str, dict[str, str]] = {
-    # environment -> base URL. Sources: Gemini "Private API invocation" (base
-    # URLs); docs.pacifica.fi "API" (REST base). See shared/spec/*.md.
-    "gemini": {
-        "production": "https://api.gemini.com",
-        "sandbox": "https://api.sandbox.gemini.com",
-    },
-    "pacifica": {
-        "mainnet": "https://api.pacifica.fi/api/v1",
-        "testnet": "https://test-api.pacifica.fi/api/v1",
-    },
-}
-DEFAULT_ENVIRONMENT = {"gemini": "production", "pacifica": "mainnet"}
 NONCE_MODES = ("milliseconds", "time-based")
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-KNOWN_KEYS = {
-    "gemini": {"venue", "environment", "account", "base_url", "nonce"},
-    "pacifica": {"venue", "environment", "account", "base_url", "agent_wallet"},
-}
 
 
 @dataclass(frozen=True)
@@ -63,7 +47,7 @@ class Profile:
     @property
     def base_url(self) -> str:
         """The venue's REST root for this profile, without a trailing slash."""
-        return (self.base_url_override or VENUES[self.venue][self.environment]).rstrip("/")
+        return (self.base_url_override or VENUES[self.venue].environments[self.environment]).rstrip("/")
 
     def to_toml(self) -> dict:
         data: dict = {"venue": self.venue, "environment": self.environment}
@@ -71,7 +55,7 @@ class Profile:
             data["account"] = self.account
         if self.base_url_override:
             data["base_url"] = self.base_url_override
-        if self.venue == "gemini" and self.nonce != "milliseconds":
+        if "nonce" in VENUES[self.venue].profile_keys and self.nonce != "milliseconds":
             data["nonce"] = self.nonce
         if self.agent_wallet:
             data["agent_wallet"] = self.agent_wallet
@@ -149,16 +133,17 @@ def parse_profile(name: str, table: object, where: str) -> Profile:
     venue = table.get("venue")
     if not isinstance(venue, str) or venue not in VENUES:
         raise ConfigError(f"{where}: profile {name!r}: venue must be one of {', '.join(VENUES)}, not {venue!r}")
-    unknown = set(table) - KNOWN_KEYS[venue]
+    info = VENUES[venue]
+    unknown = set(table) - info.profile_keys
     if unknown:
         raise ConfigError(f"{where}: profile {name!r}: unknown key(s) {', '.join(sorted(map(str, unknown)))} for venue {venue}")
     for key, value in table.items():
         if not isinstance(value, str):
             raise ConfigError(f"{where}: profile {name!r}: {key} must be a string")
-    environment = table.get("environment", DEFAULT_ENVIRONMENT[venue])
-    if environment not in VENUES[venue]:
+    environment = table.get("environment", info.default_environment)
+    if environment not in info.environments:
         raise ConfigError(
-            f"{where}: profile {name!r}: environment for {venue} must be one of {', '.join(VENUES[venue])}, not {environment!r}"
+            f"{where}: profile {name!r}: environment for {venue} must be one of {', '.join(info.environments)}, not {environment!r}"
         )
     base_url = table.get("base_url")
     if base_url is not None and not re.match(r"^https?://[^\s/]+(/\S*)?$", base_url):
@@ -322,4 +307,4 @@ def _choices(config: Config, venue: str | None = None) -> str:
 
 
 def _add_hint(venue: str | None = None) -> str:
-    return f"add one with: cancelctl profiles add NAME --venue {venue or 'gemini|pacifica'}"
+    return f"add one with: cancelctl profiles add NAME --venue {venue or '|'.join(VENUES)}"

@@ -23,12 +23,17 @@ from collections.abc import Mapping
 
 from cancelctl.errors import ConfigError
 from cancelctl.redact import register
+from cancelctl.venues.info import VENUES
 
 SERVICE = "cancelctl"
-FIELDS: dict[str, tuple[str, ...]] = {
-    "gemini": ("api_key", "api_secret"),
-    "pacifica": ("private_key",),
-}
+
+
+def fields(venue: str) -> tuple[str, ...]:
+    """The secret fields of ``venue`` (:attr:`cancelctl.venues.info.VenueInfo.secret_fields`); ConfigError (78) for no venue."""
+    info = VENUES.get(venue)
+    if info is None:
+        raise ConfigError(f"unknown venue {venue!r}: one of {', '.join(VENUES)}")
+    return info.secret_fields
 
 
 class Credentials(Mapping[str, str]):
@@ -212,11 +217,12 @@ def resolve(profile: str, venue: str, *, timeout: float = 5.0) -> Credentials:
     """
     values: dict[str, str] = {}
     sources: dict[str, str] = {}
-    for field in FIELDS[venue]:
+    wanted = fields(venue)
+    for field in wanted:
         found = _from_env(profile, field)
         if found:
             values[field], sources[field] = found
-    missing = [f for f in FIELDS[venue] if f not in values]
+    missing = [f for f in wanted if f not in values]
     if missing:
         try:
             stored = _keyring_get(profile, timeout)
@@ -230,7 +236,7 @@ def resolve(profile: str, venue: str, *, timeout: float = 5.0) -> Credentials:
             if field in stored:
                 values[field] = clean_secret(stored[field], f"the keyring's {field} for profile {profile!r}")
                 sources[field] = "keyring"
-    missing = [f for f in FIELDS[venue] if f not in values]
+    missing = [f for f in wanted if f not in values]
     if missing:
         names = ", ".join(missing)
         env = " / ".join("$" + env_var(profile, f) for f in missing)
@@ -272,7 +278,7 @@ def presence(profile: str, venue: str, *, timeout: float = 5.0, ask_keyring: boo
     """
     result: dict[str, str | None] = {}
     stored: dict[str, str] | None = None
-    for field in FIELDS[venue]:
+    for field in fields(venue):
         name = env_var(profile, field)
         if name in os.environ:
             result[field] = "env"

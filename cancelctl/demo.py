@@ -12,19 +12,22 @@ import os
 import secrets
 import sys
 import tempfile
+from collections.abc import Callable
 
+from cancelctl import runner
 from cancelctl.config import Profile
 from cancelctl.credentials import Credentials
-from cancelctl import runner
+from cancelctl.results import ProfileResult
 from cancelctl.runner import Options
 from cancelctl.sim.server import Simulator
+from cancelctl.venues.base import VenueClient
 
 
-def run(*args, **kw) -> int:
-    """One step of the drill: :func:`cancelctl.runner.run`, its report shown; its exit code (no audit line)."""
+def run(profiles: list[Profile], call: Callable[[VenueClient], ProfileResult], name: str, opts: Options, creds: dict[str, Credentials]) -> int:
+    """One step of the drill: ``call`` on ``profiles`` through :func:`cancelctl.runner.run`, its report shown; its exit code (no audit line)."""
     from cancelctl import render
 
-    outcome = runner.run(*args, **kw)
+    outcome = runner.run(profiles, runner.Action(call, name), opts, creds)
     render.report(outcome.report, outcome.opts)
     return outcome.exit_code
 

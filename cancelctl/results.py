@@ -14,11 +14,38 @@ not read, else ``[{"symbol", "side": "long"|"short", "size", "entry_price",
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NotRequired, TypedDict
 
 from cancelctl.errors import CancelctlError, ExitCode, combine
 
 SCHEMA = "cancelctl/1"
 WIDE_ACTIONS = {"cancel_all", "cancel_session", "cancel_all_orders"}
+
+
+class Rejection(TypedDict):
+    """One ``rejected`` row: the order ID and the venue's (or cancelctl's) reason."""
+
+    id: str
+    reason: str
+
+
+class OpenOrder(TypedDict):
+    """One open order as every venue client lists it (``orders``, verification).
+
+    Amounts and prices are the venue's decimal strings (or numbers) as it
+    sent them; ``amount`` is what is left open. Pacifica adds
+    ``reduce_only``, ``stop`` and ``order_type``.
+    """
+
+    order_id: str
+    symbol: str | None
+    side: str | None
+    price: object
+    amount: object
+    client_order_id: str | None
+    reduce_only: NotRequired[bool]
+    stop: NotRequired[bool]
+    order_type: NotRequired[str | None]
 
 
 @dataclass
@@ -29,13 +56,13 @@ class ProfileResult:
     venue: str
     action: str
     cancelled: list[str] = field(default_factory=list)
-    rejected: list[dict] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     cancelled_count: int | None = None
     remaining: list[str] | None = None
     error: CancelctlError | None = None
     verify_error: CancelctlError | None = None  # the book could not be read after cancelling
-    orders: list[dict] | None = None  # `orders` command: the open orders
+    orders: list[OpenOrder] | None = None  # `orders` command: the open orders
     twap: list[str] = field(default_factory=list)  # IDs in this result that are TWAP orders (Pacifica; cancel_twap_order)
     positions: list[dict] | None = None  # the open positions after the run; None: not read
     positions_error: CancelctlError | None = None  # the positions could not be read (said, not hidden)

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from cancelctl import config as config_mod
 from cancelctl import credentials, signals
@@ -37,6 +38,10 @@ from cancelctl.errors import (
 )
 from cancelctl.results import ProfileResult, Report
 from cancelctl.transport import Deadline, run_start, warm_tls
+from cancelctl.verify import Scope
+
+if TYPE_CHECKING:
+    from cancelctl.venues.base import VenueClient
 
 GRACE_S = 0.25  # how long past the deadline the profiles' own timeouts get to report
 
@@ -86,37 +91,52 @@ class Progress:
     profile: Profile
     deadline: Deadline
     stage: str = "credentials"
-    client: object = None
+    client: VenueClient | None = None
     result: ProfileResult | None = None
 
 
-def _action_name(action_name: str | dict[str, str], venue: str) -> str:
-    if isinstance(action_name, dict):  # a broken profile's venue may be none of them: the first names the action
-        return action_name.get(venue) or next(iter(action_name.values()))
-    return action_name
+@dataclass(frozen=True)
+class Action:
+    """What to do on each profile.
+
+    ``call``: the venue client's method to run (its result is the profile's
+    row set). ``name``: the action's name in the report; None means the
+    venue's widest cancel (:attr:`VenueInfo.widest_cancel
+    <cancelctl.venues.info.VenueInfo.widest_cancel>`). ``scope``: which open
+    orders verification checks, given the action's result (see
+    :mod:`cancelctl.verify`); None: the action is not verified.
+    """
+
+    call: Callable[[VenueClient], ProfileResult]
+    name: str | None = None
+    scope: Scope | None = None
+
+    def name_on(self, venue: str) -> str:
+        from cancelctl.venues.info import VENUES
+
+        info = VENUES.get(venue)  # a broken profile's venue may be none of them: the first venue's names the action
+        return self.name or (info or next(iter(VENUES.values()))).widest_cancel
 
 
 def run_profile(
     profile: Profile,
-    action: Callable[[object], ProfileResult],
-    action_name: str | dict[str, str],
+    action: Action,
     opts: Options,
     deadline: Deadline,
     creds: credentials.Credentials | None = None,
-    scope: Callable[[ProfileResult], Callable[[dict], bool]] | None = None,
     progress: Progress | None = None,
 ) -> ProfileResult:
-    """Resolve credentials (unless given), open the venue client, run ``action(client)``, verify; never raises.
+    """Resolve credentials (unless given), open the venue client, run ``action.call(client)``, verify; never raises.
 
-    With ``opts.verify`` and a ``scope`` (result -> order predicate), the
+    With ``opts.verify`` and an ``action.scope``, the
     book is checked after the action (see :mod:`cancelctl.verify`) unless
     the action failed in a way that makes reading the book pointless
     (credentials, configuration, venue unreachable). ``progress``, when
     given, is kept up to date for :func:`unfinished`.
     """
-    from cancelctl.venues import open_client
+    from cancelctl.venues.base import open_client
 
-    action_name = _action_name(action_name, profile.venue)
+    action_name = action.name_on(profile.venue)
     progress = progress or Progress(profile, deadline)
     client = None
     try:
@@ -126,14 +146,15 @@ def run_profile(
             creds = credentials.resolve(profile.name, profile.venue, timeout=max(0.1, deadline.remaining()))
         client = open_client(profile, creds, state_dir=config_mod.state_dir(), deadline=deadline, dry_run=opts.dry_run)
         progress.client, progress.stage = client, "action"
-        result = action(client)
+        result = action.call(client)
         if opts.dry_run:
             result.requests = client.prepared
-        elif opts.verify and scope is not None and (result.error is None or isinstance(result.error, OutcomeUnknown)):
+        elif opts.verify and action.scope is not None and (result.error is None or isinstance(result.error, OutcomeUnknown)):
             from cancelctl.verify import verify
 
             progress.stage = "verify"
-            verify(client, result, scope(result))
+            scope, done = action.scope, result
+            verify(client, result, lambda order: scope(done, order))
     except CancelctlError as e:
         result = ProfileResult(profile=profile.name, venue=profile.venue, action=action_name, error=e, dry_run=opts.dry_run)
     except Exception as e:  # noqa: BLE001 - a bug in one profile must not stop the others
@@ -145,7 +166,7 @@ def run_profile(
     return result
 
 
-def unfinished(progress: Progress, action_name: str | dict[str, str], opts: Options, interrupted: bool, word: str = "interrupted") -> ProfileResult:
+def unfinished(progress: Progress, action: Action, opts: Options, interrupted: bool, word: str = "interrupted") -> ProfileResult:
     """The result of a profile the run stopped waiting for (deadline or Ctrl-C); call after closing its gate.
 
     Rows already recorded are kept; IDs in flight are ``unknown`` when a
@@ -170,7 +191,7 @@ def unfinished(progress: Progress, action_name: str | dict[str, str], opts: Opti
             remaining=None if partial.remaining is None else list(partial.remaining),
         )
     else:
-        r = ProfileResult(p.name, p.venue, _action_name(action_name, p.venue), dry_run=opts.dry_run)
+        r = ProfileResult(p.name, p.venue, action.name_on(p.venue), dry_run=opts.dry_run)
     kind = word if interrupted else None
     if wrote:
         for i in in_flight:
@@ -200,18 +221,16 @@ def unfinished(progress: Progress, action_name: str | dict[str, str], opts: Opti
 
 def run(
     profiles: list[Profile],
-    action: Callable[[object], ProfileResult],
-    action_name: str | dict[str, str],
+    action: Action,
     opts: Options,
     creds: dict[str, credentials.Credentials] | None = None,
-    scope: Callable[[ProfileResult], Callable[[dict], bool]] | None = None,
     audit: bool = True,
 ) -> Outcome:
     """Run ``action`` on every profile concurrently; the :class:`Outcome` (nothing is shown or recorded here).
 
     ``creds`` maps profile names to credentials already in hand (the demo,
     the dead-man's switch); otherwise each profile's are resolved from the
-    environment or keyring. ``scope`` enables verification (see
+    environment or keyring. ``action.scope`` enables verification (see
     :func:`run_profile`). The run ends by ``opts.timeout`` (s, counted from
     the process's start when the process is young, see
     :func:`cancelctl.transport.run_start`) plus ``GRACE_S``: a profile
@@ -229,7 +248,7 @@ def run(
 
     def work(progress: Progress) -> None:
         p = progress.profile
-        progress.result = run_profile(p, action, action_name, opts, progress.deadline, creds.get(p.name), scope, progress)
+        progress.result = run_profile(p, action, opts, progress.deadline, creds.get(p.name), progress)
         progress.stage = "done"
 
     interrupted = None
@@ -247,6 +266,6 @@ def run(
     final = []
     for r in runs:
         r.deadline.close()  # from here on, nothing more of this profile goes out
-        final.append(r.result or unfinished(r, action_name, opts, interrupted is not None, interrupted.kind if interrupted else "interrupted"))
+        final.append(r.result or unfinished(r, action, opts, interrupted is not None, interrupted.kind if interrupted else "interrupted"))
     report = Report(final, dry_run=opts.dry_run, error=interrupted)
     return Outcome(report, opts, elapsed_ms=deadline.elapsed_ms(), audit=audit)

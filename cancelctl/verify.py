@@ -10,33 +10,59 @@ remains in scope or the deadline leaves no time for another round.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from cancelctl.errors import CancelctlError, OutcomeUnknown
-from cancelctl.results import ProfileResult
+from cancelctl.results import OpenOrder, ProfileResult
+
+if TYPE_CHECKING:
+    from cancelctl.venues.base import VenueClient
 
 FIRST_PAUSE_S = 0.1  # pause before the second read of the book; doubles each round
 MAX_PAUSE_S = 1.0  # the longest pause between two reads (s)
 READ_RESERVE_S = 0.3  # time kept back at the end of the deadline for the last read of the book (s)
-Scope = Callable[[dict], bool]
+#: Which open orders an action answers for, given its result: (result, order) -> in scope.
+Scope = Callable[[ProfileResult, OpenOrder], bool]
 
 
-def everything(order: dict) -> bool:
+def everything(result: ProfileResult, order: OpenOrder) -> bool:
+    """Every open order (``cancel all``, ``panic``)."""
     return True
 
 
-def ids_scope(ids: list[str], *, client_order_id: bool = False) -> Scope:
+def ids_scope(ids: Sequence[str], *, client_order_id: bool = False) -> Scope:
+    """The orders with these IDs (client order IDs with ``client_order_id``, compared without regard to case)."""
     wanted = {i.lower() for i in ids} if client_order_id else set(ids)
     key = "client_order_id" if client_order_id else "order_id"
 
-    def scope(o: dict) -> bool:
+    def scope(result: ProfileResult, o: OpenOrder) -> bool:
         value = o.get(key)
         return isinstance(value, str) and (value.lower() if client_order_id else value) in wanted
 
     return scope
 
 
-def _cancel_open(client, orders: list[dict]) -> ProfileResult:
+def answered(result: ProfileResult, order: OpenOrder) -> bool:
+    """The orders the venue's answer named, cancelled or rejected (``cancel session``)."""
+    return ids_scope(result.cancelled + [x["id"] for x in result.rejected])(result, order)
+
+
+def symbols_scope(symbols: Sequence[str], *, exclude_reduce_only: bool = False) -> Scope:
+    """The orders of these symbols (all with none), reduce-only orders left out with ``exclude_reduce_only``.
+
+    Symbols compare without regard to case: the request went out in the venue's spelling (BTC for btc).
+    TWAP orders are out of scope: ``cancel pacifica`` is the venue's cancel-all alone.
+    """
+    wanted = {s.lower() for s in symbols}
+    return lambda result, o: (
+        not o.get("twap")
+        and (not wanted or str(o.get("symbol")).lower() in wanted)
+        and not (exclude_reduce_only and o.get("reduce_only"))
+    )
+
+
+def _cancel_open(client: VenueClient, orders: list[OpenOrder]) -> ProfileResult:
     """Cancel ``orders`` by ID, grouped by (symbol, stop order, TWAP order) for venues that need them."""
     groups: dict[tuple, list[str]] = {}
     for o in orders:
@@ -57,8 +83,8 @@ def _cancel_open(client, orders: list[dict]) -> ProfileResult:
     return merged
 
 
-def verify(client, result: ProfileResult, scope: Scope) -> ProfileResult:
-    """Make ``result`` say what remains open in ``scope``; cancel stragglers by ID. Never raises.
+def verify(client: VenueClient, result: ProfileResult, scope: Callable[[OpenOrder], bool]) -> ProfileResult:
+    """Make ``result`` say what remains open in ``scope`` (an order predicate); cancel stragglers by ID. Never raises.
 
     Rounds are paced over the deadline: read the book; if orders in scope
     remain, cancel them by ID, pause (0.1 s doubling to 1 s) and read again,
@@ -77,7 +103,7 @@ def verify(client, result: ProfileResult, scope: Scope) -> ProfileResult:
     return result
 
 
-def _verify(client, result: ProfileResult, scope: Scope) -> ProfileResult:
+def _verify(client: VenueClient, result: ProfileResult, scope: Callable[[OpenOrder], bool]) -> ProfileResult:
     deadline = client.deadline
     pause = FIRST_PAUSE_S
     while True:

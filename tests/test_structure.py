@@ -155,3 +155,39 @@ def test_value_options_are_the_cli_options_that_take_a_value():
 
     walk(get_command(build()))
     assert takes_value == flags.VALUE_OPTIONS
+
+
+# -- one description per venue ----------------------------------------------
+
+
+def test_every_venue_description_names_a_working_client():
+    from importlib import import_module
+
+    from cancelctl.venues.base import ClientBase
+    from cancelctl.venues.info import VENUES
+
+    assert set(VENUES) == {"gemini", "pacifica"}
+    for name, info in VENUES.items():
+        module, _, cls = info.client.partition(":")
+        client = getattr(import_module(module), cls)
+        assert issubclass(client, ClientBase) and client.venue == name
+        assert callable(import_module(module).validate_cancel)
+        assert info.default_environment in info.environments and info.secret_fields
+        assert all(url.startswith("https://") and not url.endswith("/") for url in info.environments.values())
+        assert info.docs.startswith("https://")
+
+
+def test_an_unknown_venue_is_never_treated_as_another():
+    from cancelctl import credentials
+    from cancelctl.config import Profile
+    from cancelctl.errors import ConfigError
+    from cancelctl.transport import Deadline
+    from cancelctl.venues.base import open_client, venue_module
+
+    odd = Profile("k", "kraken", "production", base_url_override="https://127.0.0.1")
+    with pytest.raises(ConfigError, match="unknown venue 'kraken'"):
+        open_client(odd, credentials.Credentials({"private_key": "x" * 88}), state_dir=Path("/nonexistent"), deadline=Deadline(1))
+    with pytest.raises(ConfigError, match="unknown venue"):
+        venue_module("kraken")
+    with pytest.raises(ConfigError, match="unknown venue"):
+        credentials.fields("kraken")

@@ -10,10 +10,12 @@ from cancelctl import config as config_mod
 from cancelctl import runner
 from cancelctl.cli.common import DryRunOpt, JsonOpt, ProfileOpt, QuietOpt, ReasonOpt, TimeoutOpt, VerifyOpt, options
 from cancelctl.errors import UsageProblem
-from cancelctl.verify import everything, ids_scope
+from cancelctl.runner import Action
+from cancelctl.venues.info import VENUES
+from cancelctl.verify import answered, everything, ids_scope, symbols_scope
 
-# The widest cancel each venue has: Gemini cancel-all, Pacifica cancel_all_orders on all symbols.
-WIDEST = {"gemini": "cancel_all", "pacifica": "cancel_all_orders"}
+#: Each venue's widest cancel (Gemini cancel-all, Pacifica cancel_all_orders on all symbols), verified flat.
+WIDEST = Action(lambda c: c.cancel_all(), scope=everything)
 
 app = typer.Typer(help="Cancel orders: everything, a session, chosen orders.", no_args_is_help=True)
 
@@ -32,7 +34,7 @@ def cancel_all(
     """Cancel every open order of the account: Gemini cancel-all (every session, UI orders included); Pacifica all symbols, then each TWAP order."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
-    return runner.run(profiles, lambda c: c.cancel_all(), WIDEST, opts, scope=lambda r: everything)
+    return runner.run(profiles, WIDEST, opts)
 
 
 @app.command("session")
@@ -50,15 +52,12 @@ def cancel_session(
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
     for p in profiles:
-        if p.venue != "gemini" and p.broken is None:
+        if p.broken is None and "cancel session" not in VENUES[p.venue].commands:
             raise UsageProblem(
                 f"profile {p.name!r} is on {p.venue}, which has no sessions",
                 hint=f"use: cancelctl cancel all -p {p.name}   (or cancel pacifica -p {p.name} --symbol S)",
             )
-    return runner.run(
-        profiles, lambda c: c.cancel_session(), "cancel_session", opts,
-        scope=lambda r: ids_scope(r.cancelled + [x["id"] for x in r.rejected]),
-    )
+    return runner.run(profiles, Action(lambda c: c.cancel_session(), "cancel_session", answered), opts)
 
 
 @app.command("order")
@@ -92,30 +91,20 @@ def cancel_order(
     for i in order_ids:
         seen.setdefault(i.strip().lower() if client_order_id else i.strip(), i.strip())
     ids = list(seen.values())
+    from cancelctl.venues.base import venue_module
+
     for p in profiles:  # validate everything before anything is sent
         if p.broken is not None:
             continue
-        if p.venue == "gemini":
-            from cancelctl.venues.gemini import validate_order_ids
-
-            if symbol or client_order_id or stop or twap:
-                raise UsageProblem("--symbol, --client-order-id, --stop and --twap are for Pacifica; Gemini cancels by order_id alone")
-            validate_order_ids(ids)
-        else:
-            from cancelctl.venues.pacifica import validate_order_ids
-
-            validate_order_ids(ids, symbol=symbol, client_order_id=client_order_id)
+        venue_module(p.venue).validate_cancel(ids, symbol=symbol, client_order_id=client_order_id, stop=stop, twap=twap)
     if stop and twap:
         raise UsageProblem("--stop and --twap name different kinds of order: give one")
-    action = "cancel_twap_order" if twap else "cancel_stop_order" if stop else "cancel_order"
-    extra = {"twap": True} if twap else {}  # only Pacifica clients take it (validated above)
-    return runner.run(
-        profiles,
-        lambda c: c.cancel_orders(ids, symbol=symbol, client_order_id=client_order_id, stop=stop, **extra),
-        action,
-        opts,
-        scope=lambda r: ids_scope(ids, client_order_id=client_order_id),
+    action = Action(
+        lambda c: c.cancel_orders(ids, symbol=symbol, client_order_id=client_order_id, stop=stop, twap=twap),
+        "cancel_twap_order" if twap else "cancel_stop_order" if stop else "cancel_order",
+        ids_scope(ids, client_order_id=client_order_id),
     )
+    return runner.run(profiles, action, opts)
 
 
 @app.command("pacifica")
@@ -140,18 +129,14 @@ def cancel_pacifica(
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, venue="pacifica")
     for p in profiles:
-        if p.venue != "pacifica" and p.broken is None:
+        if p.broken is None and "cancel pacifica" not in VENUES[p.venue].commands:
             raise UsageProblem(f"profile {p.name!r} is on {p.venue}", hint=f"use: cancelctl cancel all -p {p.name}")
     from cancelctl.venues.pacifica import validate_symbol
 
     symbols = [validate_symbol(s) for s in dict.fromkeys(symbol or [])]
-    wanted = {s.lower() for s in symbols}
-    return runner.run(
-        profiles,
+    action = Action(
         lambda c: c.cancel_all(symbols=symbols or None, exclude_reduce_only=exclude_reduce_only, twap=False),
         "cancel_all_orders",
-        opts,
-        # symbols compare without regard to case: the request went out in the venue's spelling (BTC for btc);
-        # TWAP orders are out of scope: cancel pacifica is the venue's cancel-all alone
-        scope=lambda r: lambda o: not o.get("twap") and (not wanted or str(o.get("symbol")).lower() in wanted) and not (exclude_reduce_only and o.get("reduce_only")),
+        symbols_scope(symbols, exclude_reduce_only=exclude_reduce_only),
     )
+    return runner.run(profiles, action, opts)

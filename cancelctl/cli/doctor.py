@@ -49,6 +49,7 @@ import typer
 
 from cancelctl.cli.common import PANEL, JsonOpt, QuietOpt, TimeoutOpt
 from cancelctl.errors import CancelctlError, ConfigError, ExitCode
+from cancelctl.venues.info import VENUES
 
 ProfileOpt = Annotated[
     Optional[list[str]],
@@ -58,7 +59,6 @@ ProfileOpt = Annotated[
 #: The public endpoint doctor GETs, appended to the profile's base URL.
 #: Gemini "Symbols" (``GET /v1/symbols``, public, no key); Pacifica "Get
 #: market info" (``GET /api/v1/info``, public; the base URL ends in /api/v1).
-PUBLIC_PATH = {"gemini": "/v1/symbols", "pacifica": "/info"}
 
 DATE_RESOLUTION_S = 1.0  # RFC 9110 5.6.7: HTTP-date has whole seconds; servers truncate
 LATENCY_WARN_MS = 1000.0  # cancelctl's own rule of thumb: a cancel, a verify round and a retry must fit in --timeout (10 s)
@@ -242,7 +242,7 @@ def _start_probes(profiles: list, deadline) -> list[Probe]:
 
     probes = []
     for p in profiles:
-        probe = Probe(p, p.base_url + PUBLIC_PATH[p.venue])
+        probe = Probe(p, p.base_url + VENUES[p.venue].public_path)
         try:
             probe.client = transport.new_client()
         except ConfigError as e:  # unusable proxy or CA settings: the reach row names the variable
@@ -353,7 +353,7 @@ def _config_checks(names: list[str]) -> tuple[list[Check], list]:
         extra = "".join(
             [
                 f", account {p.account}" if p.account else "",
-                f", nonce {p.nonce}" if p.venue == "gemini" else "",
+                f", nonce {p.nonce}" if "nonce" in VENUES[p.venue].profile_keys else "",
             ]
         )
         rows.append(Check("profile", name, "ok", f"{p.venue} {p.environment}, {p.base_url}{extra}"))
@@ -462,9 +462,11 @@ def _key_check(p, creds) -> Check:
     fix = f"run: cancelctl keys set {p.name}"
     if p.venue == "gemini":
         key, secret = creds["api_key"], creds["api_secret"]
-        kind = "master" if key.startswith("master-") else "account" if key.startswith("account-") else None
+        from cancelctl.venues.gemini import key_kind
+
+        kind = key_kind(key)
         if kind is None:
-            swapped = secret.startswith(("account-", "master-"))
+            swapped = key_kind(secret) is not None
             why = "api_key and api_secret look swapped" if swapped else "api_key does not look like a Gemini API key (account-... or master-...)"
             return Check("key", p.name, "fail", f"{why} ({fix})", ExitCode.CONFIG)
         if kind == "master" and not p.account:
@@ -475,7 +477,7 @@ def _key_check(p, creds) -> Check:
         return Check("key", p.name, "ok", f"{kind} key{scope}, {p.nonce} nonces", numbers={"key_kind": kind})
     from cancelctl.config import state_dir
     from cancelctl.transport import Deadline
-    from cancelctl.venues import open_client
+    from cancelctl.venues.base import open_client
 
     try:  # the client's constructor validates the keypair, account and agent wallet; it sends nothing
         client = open_client(p, creds, state_dir=state_dir(), deadline=Deadline(0.1), dry_run=True)

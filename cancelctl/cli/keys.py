@@ -24,7 +24,7 @@ def _profile(name: str):
 
 def _read_values(venue: str) -> dict[str, str]:
     """One value per field: a hidden prompt on a terminal, else one line each from stdin."""
-    fields = credentials.FIELDS[venue]
+    fields = credentials.fields(venue)
     values: dict[str, str] = {}
     if sys.stdin is not None and sys.stdin.isatty():
         import getpass

@@ -9,9 +9,10 @@ from cancelctl import runner
 from cancelctl.cli.common import JsonOpt, ProfileOpt, QuietOpt, TimeoutOpt
 from cancelctl.results import ProfileResult
 from cancelctl.runner import Options
+from cancelctl.venues.base import VenueClient
 
 
-def _list(client) -> ProfileResult:
+def _list(client: VenueClient) -> ProfileResult:
     from cancelctl.errors import CancelctlError
 
     result = ProfileResult(client.profile.name, client.venue, "list_orders")
@@ -35,4 +36,4 @@ def orders(
     debug = bool(ctx.find_root().params.get("debug")) or bool(env_bool("CANCELCTL_DEBUG"))
     opts = Options(profiles=list(profile or []), json=json, quiet=quiet, timeout=timeout, debug=debug)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, every=True)
-    return runner.run(profiles, _list, "list_orders", opts, audit=False)
+    return runner.run(profiles, runner.Action(_list, "list_orders"), opts, audit=False)

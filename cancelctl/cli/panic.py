@@ -8,7 +8,6 @@ from cancelctl import config as config_mod
 from cancelctl import runner
 from cancelctl.cli.cancel import WIDEST
 from cancelctl.cli.common import ButtonProfileOpt, DryRunOpt, JsonOpt, QuietOpt, ReasonOpt, TimeoutOpt, VerifyOpt, options
-from cancelctl.verify import everything
 
 
 def panic(
@@ -29,4 +28,4 @@ def panic(
 
 def run_panic(profiles, opts, creds=None) -> runner.Outcome:
     """Panic on ``profiles`` (used by ``panic`` and the dead-man's switch)."""
-    return runner.run(profiles, lambda c: c.cancel_all(), WIDEST, opts, creds=creds, scope=lambda r: everything)
+    return runner.run(profiles, WIDEST, opts, creds=creds)

@@ -37,6 +37,7 @@ from cancelctl.cli.common import (
 )
 from cancelctl.errors import CancelctlError, ExitCode, UsageProblem
 from cancelctl.runner import Outcome
+from cancelctl.venues.info import VENUES
 
 HEARTBEAT_WINDOW_S = 30.0  # Gemini cancels a Require-Heartbeat session after 30 s of silence
 
@@ -95,7 +96,7 @@ def heartbeat(
 
     profiles = config_mod.select(config_mod.load(), list(profile or []))
     for p in profiles:
-        if p.venue != "gemini":
+        if "heartbeat" not in VENUES[p.venue].commands:
             raise UsageProblem(f"profile {p.name!r} is on {p.venue}, which has no heartbeat", hint=f"use: cancelctl deadman -p {p.name} --ttl SECONDS")
     creds = {p.name: credentials.resolve(p.name, p.venue) for p in profiles}
     stop = _stop_event()

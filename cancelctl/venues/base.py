@@ -1,4 +1,4 @@
-"""What every venue client shares: its HTTP client's lifetime, an empty result for an action, and its progress.
+"""What every venue client shares: the protocol, its HTTP client's lifetime, an empty result for an action, its progress.
 
 Progress is what lets the runner stop waiting for a profile (deadline,
 Ctrl-C) without losing an order: the first action's result as it is being
@@ -13,8 +13,18 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cancelctl.results import ProfileResult
+from cancelctl.errors import ConfigError
+from cancelctl.results import OpenOrder, ProfileResult
+from cancelctl.venues.info import VENUES
+
+if TYPE_CHECKING:
+    from cancelctl.config import Profile
+    from cancelctl.credentials import Credentials
+    from cancelctl.transport import Deadline
 
 ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")  # both venues: positive 64-bit integers
 
@@ -60,7 +70,62 @@ def id_list(value: object) -> list[str] | None:
     return None if any(i is None for i in ids) else ids  # type: ignore[return-value]
 
 
-class VenueClient:
+class VenueClient(Protocol):
+    """What the runner, verification and the commands may ask of any venue's client.
+
+    Every method records its failures in the result it returns (one row per
+    order ID) and raises only for a listing it could not read
+    (:meth:`open_orders`). ``partial``, ``todo`` and ``in_flight`` are the
+    progress the runner reads when it stops waiting (see :class:`ClientBase`);
+    ``prepared``: the signed, redacted requests of a dry run.
+    """
+
+    venue: str
+    profile: Profile
+    deadline: Deadline
+    dry_run: bool
+    prepared: list[dict[str, Any]]
+    partial: ProfileResult | None
+    todo: tuple[str, ...]
+    in_flight: tuple[str, ...]
+
+    def cancel_all(self) -> ProfileResult: ...
+
+    def cancel_orders(
+        self,
+        order_ids: list[str],
+        *,
+        symbol: str | None = None,
+        client_order_id: bool = False,
+        stop: bool = False,
+        twap: bool = False,
+    ) -> ProfileResult: ...
+
+    def open_orders(self) -> list[OpenOrder]: ...
+
+    def close(self) -> None: ...
+
+
+def venue_module(venue: str) -> Any:
+    """The module of ``venue``'s client (its ``validate_cancel``...); ConfigError (78) for a venue that is not in VENUES."""
+    info = VENUES.get(venue)
+    if info is None:
+        raise ConfigError(f"unknown venue {venue!r}: one of {', '.join(VENUES)}")
+    return import_module(info.client.partition(":")[0])
+
+
+def open_client(profile: Profile, creds: Credentials, *, state_dir: Path, deadline: Deadline, dry_run: bool = False) -> VenueClient:
+    """The venue client for ``profile`` (:attr:`VenueInfo.client <cancelctl.venues.info.VenueInfo.client>`).
+
+    Raises ConfigError (78) for unusable credentials, and for a venue that
+    is not in :data:`cancelctl.venues.info.VENUES` (never another venue's client).
+    """
+    cls = getattr(venue_module(profile.venue), VENUES[profile.venue].client.partition(":")[2])
+    client: VenueClient = cls(profile, creds, state_dir=state_dir, deadline=deadline, dry_run=dry_run)
+    return client
+
+
+class ClientBase:
     """Base of :class:`~cancelctl.venues.gemini.Gemini` and :class:`~cancelctl.venues.pacifica.Pacifica`."""
 
     venue = ""

@@ -51,7 +51,8 @@ from cancelctl.results import ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import gemini as signing
 from cancelctl.transport import Answer, Deadline, new_client, send, with_retries
-from cancelctl.venues.base import VenueClient, as_id, id_list, parse_json
+from cancelctl.venues.base import ClientBase, as_id, id_list, parse_json
+from cancelctl.venues.info import GEMINI
 
 CANCEL = "/v1/order/cancel"
 CANCEL_ALL = "/v1/order/cancel/all"
@@ -117,6 +118,23 @@ def validate_order_ids(ids: list[str]) -> list[str]:
     return ids
 
 
+def validate_cancel(
+    ids: list[str], *, symbol: str | None = None, client_order_id: bool = False, stop: bool = False, twap: bool = False
+) -> None:
+    """``cancel order``'s arguments for Gemini, before anything is sent; UsageProblem (exit 2) otherwise."""
+    if symbol or client_order_id or stop or twap:
+        raise UsageProblem("--symbol, --client-order-id, --stop and --twap are for Pacifica; Gemini cancels by order_id alone")
+    validate_order_ids(ids)
+
+
+def key_kind(api_key: str) -> str | None:
+    """``master`` or ``account`` from the API key's prefix (:attr:`GEMINI.key_prefixes <cancelctl.venues.info.VenueInfo.key_prefixes>`), else None."""
+    for prefix, kind in GEMINI.key_prefixes.items():
+        if api_key.startswith(prefix):
+            return kind
+    return None
+
+
 class InvalidNonce(NotSent):
     kind = "invalid_nonce"
     retry_after_floor = False  # our own wait for the clock (INVALID_NONCE_WAIT_S doubling), not the venue's
@@ -128,7 +146,7 @@ KEY_BLOCKING = {"ApiKeyIpFilteringFailure", "RemoteAddressForbidden"}
 _blocked: dict[str, CancelctlError] = {}  # api key -> the error that blocked it
 
 
-class Gemini(VenueClient):
+class Gemini(ClientBase):
     """One Gemini profile's client: signs, sends one request at a time per key, parses.
 
     ``state_dir`` holds the shared nonce counter. ``dry_run=True`` builds
@@ -143,7 +161,7 @@ class Gemini(VenueClient):
         self._secret = creds["api_secret"]
         self.deadline = deadline
         self.dry_run = dry_run
-        self.master = self.api_key.startswith("master-")
+        self.master = key_kind(self.api_key) == "master"
         if self.master and not profile.account:
             raise ConfigError(
                 f"profile {profile.name!r} uses a master key but names no sub-account",
@@ -309,13 +327,27 @@ class Gemini(VenueClient):
         """``POST /v1/order/cancel/session``: the orders of this API key's session only."""
         return self._cancel_wide(CANCEL_SESSION, "cancel_session")
 
-    def cancel_orders(self, order_ids: list[str], **_pacifica_only) -> ProfileResult:
+    def cancel_orders(
+        self,
+        order_ids: list[str],
+        *,
+        symbol: str | None = None,
+        client_order_id: bool = False,
+        stop: bool = False,
+        twap: bool = False,
+    ) -> ProfileResult:
         """``POST /v1/order/cancel`` once per ID, in order; one row per ID.
+
+        Gemini cancels by order_id alone: ``symbol`` is not needed (verification
+        passes the one it listed); ``client_order_id`` and ``stop`` are
+        Pacifica's and raise UsageProblem (exit 2).
 
         An ID gets ``cancelled`` (``is_cancelled`` true), ``rejected`` (with
         Gemini's reason) or ``unknown``. A credential or configuration error
         stops the run; the IDs not yet sent are reported as rejected "not sent".
         """
+        if client_order_id or stop or twap:
+            raise UsageProblem("--client-order-id, --stop and --twap are for Pacifica; Gemini cancels by order_id alone")
         order_ids = list(dict.fromkeys(order_ids))  # an ID given twice is sent once and gets one row
         result = self._result("cancel_order", order_ids)
         for n, order_id in enumerate(order_ids):

@@ -52,6 +52,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from cancelctl.config import Profile
 from cancelctl.credentials import Credentials, set_command
@@ -68,7 +69,7 @@ from cancelctl.results import ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import pacifica as signing
 from cancelctl.transport import Answer, Deadline, new_client, send, with_retries
-from cancelctl.venues.base import VenueClient, as_id
+from cancelctl.venues.base import ClientBase, as_id
 
 CANCEL = "/orders/cancel"
 CANCEL_ALL = "/orders/cancel_all"
@@ -166,6 +167,13 @@ def validate_order_ids(ids: list[str], *, symbol: str | None, client_order_id: b
             hint = "for client order IDs add --client-order-id" if any(UUID.fullmatch(i) for i in bad) else None
             raise UsageProblem(f"not a Pacifica order_id (a positive integer): {', '.join(map(repr, bad[:5]))}", hint=hint)
     return ids
+
+
+def validate_cancel(
+    ids: list[str], *, symbol: str | None = None, client_order_id: bool = False, stop: bool = False, twap: bool = False
+) -> None:
+    """``cancel order``'s arguments for Pacifica, before anything is sent; UsageProblem (exit 2) otherwise."""
+    validate_order_ids(ids, symbol=symbol, client_order_id=client_order_id)
 
 
 def _b58decode(value: str) -> bytes | None:
@@ -307,7 +315,7 @@ def _message(body: object) -> str | None:
     return None
 
 
-class Pacifica(VenueClient):
+class Pacifica(ClientBase):
     """One Pacifica profile's client: signs with the Ed25519 key, sends, parses.
 
     ``account`` is the profile's ``account`` or else the key's public key.
@@ -318,7 +326,8 @@ class Pacifica(VenueClient):
 
     venue = "pacifica"
 
-    def __init__(self, profile: Profile, creds: Credentials, *, deadline: Deadline, dry_run: bool = False) -> None:
+    def __init__(self, profile: Profile, creds: Credentials, *, deadline: Deadline, dry_run: bool = False, state_dir: Path | None = None) -> None:
+        """``state_dir`` is accepted like every client's and unused: Pacifica has no nonce to keep."""
         self.profile = profile
         self.deadline = deadline
         self.dry_run = dry_run

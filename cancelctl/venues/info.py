@@ -1,0 +1,91 @@
+"""What cancelctl knows of each venue, as plain data: one description per venue, imports nothing.
+
+Everything else reads venue facts from here: the config file's venues,
+environments, URLs and keys (:mod:`cancelctl.config`), the secret fields
+(:mod:`cancelctl.credentials`), which commands a venue supports and its
+widest cancel (:mod:`cancelctl.cli`), its client class
+(:func:`cancelctl.venues.base.open_client`) and doctor's probes. Adding a
+venue is one client module under ``cancelctl/venues/`` and one
+:class:`VenueInfo` in :data:`VENUES`. A name not in :data:`VENUES` is no
+venue: it is never treated as another one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class VenueInfo:
+    """One venue's facts.
+
+    ``environments``: environment name -> REST base URL (no trailing
+    slash), the first the default. ``secret_fields``: the credential
+    fields, in the order ``keys set`` asks for them. ``profile_keys``: the
+    keys its ``[profiles.NAME]`` table accepts. ``commands``: the
+    venue-specific commands it supports (``cancel session``,
+    ``cancel pacifica``, ``heartbeat``); ``cancel all``, ``cancel order``,
+    ``panic``, ``orders`` and ``deadman`` work on every venue.
+    ``widest_cancel``: the action name of its widest cancel (what ``panic``
+    and ``cancel all`` send). ``client``: ``module:Class`` of its venue
+    client, imported on first use. ``key_prefixes``: API key prefix ->
+    key kind, when the venue's keys have them. ``public_path``: an
+    unsigned read for doctor's reachability and clock probes.
+    ``docs``: the venue's API documentation (URL), the source of its facts.
+    """
+
+    name: str
+    title: str
+    client: str
+    environments: dict[str, str]
+    secret_fields: tuple[str, ...]
+    profile_keys: frozenset[str]
+    widest_cancel: str
+    public_path: str
+    docs: str
+    commands: frozenset[str] = frozenset()
+    key_prefixes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def default_environment(self) -> str:
+        return next(iter(self.environments))
+
+
+COMMON_KEYS = frozenset({"venue", "environment", "account", "base_url"})
+
+GEMINI = VenueInfo(
+    name="gemini",
+    title="Gemini",
+    client="cancelctl.venues.gemini:Gemini",
+    # https://docs.gemini.com/rest-api/#private-api-invocation (base URLs)
+    environments={"production": "https://api.gemini.com", "sandbox": "https://api.sandbox.gemini.com"},
+    secret_fields=("api_key", "api_secret"),
+    profile_keys=COMMON_KEYS | {"nonce"},
+    widest_cancel="cancel_all",
+    public_path="/v1/symbols",
+    docs="https://docs.gemini.com/rest-api/",
+    commands=frozenset({"cancel session", "heartbeat"}),
+    # https://docs.gemini.com/rest-api/#master-api: master keys act for a named sub-account
+    key_prefixes={"master-": "master", "account-": "account"},
+)
+
+PACIFICA = VenueInfo(
+    name="pacifica",
+    title="Pacifica",
+    client="cancelctl.venues.pacifica:Pacifica",
+    # https://docs.pacifica.fi/api-documentation/api (REST base)
+    environments={"mainnet": "https://api.pacifica.fi/api/v1", "testnet": "https://test-api.pacifica.fi/api/v1"},
+    secret_fields=("private_key",),
+    profile_keys=COMMON_KEYS | {"agent_wallet"},
+    widest_cancel="cancel_all_orders",
+    public_path="/info",
+    docs="https://docs.pacifica.fi/api-documentation/api",
+    commands=frozenset({"cancel pacifica"}),
+)
+
+VENUES: dict[str, VenueInfo] = {v.name: v for v in (GEMINI, PACIFICA)}
+
+
+def supporting(command: str) -> list[str]:
+    """The venues that support ``command`` (one of the ``commands`` words)."""
+    return [v.name for v in VENUES.values() if command in v.commands]
