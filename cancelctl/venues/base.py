@@ -12,21 +12,111 @@ before its request may go out and unmarked only after its row is recorded.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cancelctl.errors import ConfigError
+from cancelctl.errors import AuthError, CancelctlError, ConfigError, NotSent, OutcomeUnknown, VenueRefused
 from cancelctl.results import OpenOrder, ProfileResult
 from cancelctl.venues.info import VENUES
 
 if TYPE_CHECKING:
+    import httpx
+
     from cancelctl.config import Profile
     from cancelctl.credentials import Credentials
-    from cancelctl.transport import Deadline
+    from cancelctl.signing import PreparedRequest
+    from cancelctl.transport import Answer, Deadline
 
-ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")  # both venues: positive 64-bit integers
+#: An exchange order_id: a positive 64-bit integer, as both venues number their orders.
+ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
+
+
+def bad_order_ids(ids: list[str]) -> list[str]:
+    """The IDs that are not positive 64-bit integers (see :data:`ORDER_ID`)."""
+    return [i for i in ids if not ORDER_ID.fullmatch(i) or int(i) >= 2**63]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """How one venue error (Gemini ``reason``, Pacifica message) maps onto the contract: error class, fix, kind.
+
+    ``hint`` may name ``{profile}``, ``{fix}`` (the ``keys set`` command) and
+    what else the venue fills in; ``kind`` overrides the error's own.
+    """
+
+    error: type[CancelctlError]
+    hint: str | None = None
+    kind: str | None = None
+
+
+def status_error(answer: Answer, title: str, *, message: str | None = None, plain: str = "") -> CancelctlError | None:
+    """The error for a status that says "try again" or "no answer", whatever the body: 429, 503, other 5xx; else None.
+
+    429 and 503: NotSent (75, with the answer's Retry-After); any other 5xx:
+    OutcomeUnknown (5). ``message`` is the venue's error text when it sent
+    one; ``plain`` is added to a 5xx line without it.
+    """
+    tail = f": {message}" if message else ""
+    if answer.status == 429:
+        return NotSent(f"{title} rate limit (HTTP 429){tail}", retry_after=answer.retry_after(), venue_reason=message)
+    if answer.status == 503:
+        return NotSent(f"{title} unavailable (HTTP 503){tail}", retry_after=answer.retry_after(), venue_reason=message)
+    if answer.status >= 500:
+        return OutcomeUnknown(f"HTTP {answer.status} from {title}{tail or plain}", venue_reason=message)
+    return None
+
+
+def refusal(
+    answer: Answer, title: str, profile: Profile, *, message: str | None = None, check: str = "base_url", wrong_url: bool = True
+) -> CancelctlError:
+    """The error for a 4xx (or 3xx) answer the venue's error table did not explain.
+
+    404 (when ``wrong_url``: the body is not the venue's): ConfigError (78, a
+    wrong URL: ``check`` names what to fix); 401/403: AuthError (4);
+    anything else: VenueRefused (1).
+    """
+    from cancelctl.credentials import set_command
+
+    tail = f": {message}" if message else ""
+    if answer.status == 404 and wrong_url:
+        return ConfigError(
+            f"HTTP 404 from {profile.base_url}: not a {title} API",
+            hint=f"check {check} and environment of profile {profile.name!r}",
+        )
+    if answer.status in (401, 403):
+        return AuthError(f"HTTP {answer.status} from {title}{tail}", venue_reason=message, hint=f"check the key: {set_command(profile.name)}")
+    return VenueRefused(f"HTTP {answer.status} from {title}{tail}", venue_reason=message)
+
+
+def fail_rows(result: ProfileResult, e: CancelctlError, these: list[str], rest: list[str]) -> bool:
+    """Record a failed request for ``these`` IDs; True when the run must stop (``rest`` is then rejected "not sent").
+
+    OutcomeUnknown: ``unknown`` rows; NotSent: rejected "not sent: ..."; a
+    refusal of these orders (order not found...): rejected with the venue's
+    reason; anything else (credentials, configuration) is the same for
+    every ID: the run stops.
+    """
+    if isinstance(e, OutcomeUnknown):
+        result.unknown.extend(these)
+        result.error = e
+        return False
+    if isinstance(e, NotSent):
+        for i in these:
+            result.reject(i, f"not sent: {e.message}")
+        result.error = e
+        return False
+    if isinstance(e, VenueRefused):  # these orders only (order not found, ...)
+        for i in these:
+            result.reject(i, e.venue_reason or e.message)
+        return False
+    result.error = e  # credentials or configuration: the same for every ID
+    for i in these + rest:
+        result.reject(i, f"not sent: {e.message}")
+    return True
 
 
 def parse_json(raw: bytes) -> object:
@@ -92,12 +182,7 @@ class VenueClient(Protocol):
     def cancel_all(self) -> ProfileResult: ...
 
     def cancel_orders(
-        self,
-        order_ids: list[str],
-        *,
-        symbol: str | None = None,
-        client_order_id: bool = False,
-        stop: bool = False,
+        self, order_ids: list[str], *, symbol: str | None = None, client_order_id: bool = False, stop: bool = False,
         twap: bool = False,
     ) -> ProfileResult: ...
 
@@ -140,12 +225,61 @@ class ClientBase:
         if self._client is not None:
             self._client.close()
 
+    def _dry(self, request: PreparedRequest) -> None:
+        """Dry run: keep the signed request, redacted, instead of sending it."""
+        self.prepared.append(request.redacted())
+
+    def _retrying(self, attempt: Callable[[httpx.Client], object]) -> object:
+        """Run ``attempt(http_client)`` under the deadline, retrying what is safe to resend (:func:`cancelctl.transport.with_retries`).
+
+        The HTTP client is made on first use, so a dry run or a failure
+        before sending never builds one.
+        """
+        from cancelctl.transport import new_client, with_retries
+
+        if self._client is None:
+            self._client = new_client()
+        client = self._client
+        return with_retries(lambda: attempt(client), self.deadline)
+
     def _result(self, action: str, ids: list[str] | None = None) -> ProfileResult:
         """A new result for ``action``; the first one becomes ``partial`` (with ``ids`` as ``todo``)."""
         result = ProfileResult(profile=self.profile.name, venue=self.venue, action=action, dry_run=self.dry_run)
         if self.partial is None:
             self.partial, self.todo = result, tuple(str(i) for i in ids or ())
         return result
+
+    def _in_chunks(
+        self,
+        result: ProfileResult,
+        ids: list[str],
+        size: int,
+        send: Callable[[list[str]], object],
+        record: Callable[[list[str], object], None],
+        *,
+        handled: Callable[[list[str], CancelctlError], bool] | None = None,
+    ) -> None:
+        """One request per ``size`` IDs, in order: ``send(chunk)`` (None in a dry run), then ``record(chunk, body)``.
+
+        Each chunk is marked in flight while it is sent and recorded. A
+        failed request gets its rows from :func:`fail_rows`, unless
+        ``handled(chunk, error)`` returns True (the venue settles those IDs
+        itself); a credential or configuration failure stops the run, the
+        IDs not sent rejected.
+        """
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            with self.sending(chunk):
+                try:
+                    body = send(chunk)
+                except CancelctlError as e:
+                    if handled is not None and handled(chunk, e):
+                        continue
+                    if fail_rows(result, e, chunk, ids[start + len(chunk) :]):
+                        break
+                    continue
+                if body is not None:  # None: a dry run
+                    record(chunk, body)
 
     @contextmanager
     def sending(self, ids: list[str]):

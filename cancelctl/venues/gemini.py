@@ -30,29 +30,23 @@ Active Orders", "Heartbeat", "Master API keys", "Error Codes"):
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cancelctl import pacing
 from cancelctl.config import Profile
 from cancelctl.credentials import Credentials, set_command
-from cancelctl.errors import (
-    AuthError,
-    CancelctlError,
-    ConfigError,
-    NotSent,
-    OutcomeUnknown,
-    UsageProblem,
-    VenueRefused,
-)
+from cancelctl.errors import AuthError, CancelctlError, ConfigError, NotSent, OutcomeUnknown, UsageProblem, VenueRefused
 from cancelctl.nonce import NonceSequence
 from cancelctl.results import ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import gemini as signing
-from cancelctl.transport import Answer, Deadline, new_client, send, with_retries
-from cancelctl.venues.base import ClientBase, as_id, id_list, parse_json
+from cancelctl.transport import Answer, Deadline, send
+from cancelctl.venues.base import ClientBase, Reason, as_id, bad_order_ids, id_list, parse_json, refusal, status_error
 from cancelctl.venues.info import GEMINI
+
+if TYPE_CHECKING:
+    import httpx
 
 CANCEL = "/v1/order/cancel"
 CANCEL_ALL = "/v1/order/cancel/all"
@@ -60,7 +54,6 @@ CANCEL_SESSION = "/v1/order/cancel/session"
 ORDERS = "/v1/orders"
 HEARTBEAT = "/v1/heartbeat"
 POSITIONS = "/v1/positions"
-ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 INVALID_NONCE_RETRIES = 5
 INVALID_NONCE_WAIT_S = 0.05  # first wait before resending after InvalidNonce; doubles each time
 RATE_PER_S = 5  # https://docs.gemini.com/rate-limit: "recommend that you not exceed 5 requests per second"
@@ -75,14 +68,6 @@ ROLES = {
     ORDERS: "Trader or Auditor",
     HEARTBEAT: "Trader",
 }
-
-
-@dataclass(frozen=True)
-class Reason:
-    """How one Gemini ``reason`` maps onto the contract (error class and fix)."""
-
-    error: type[CancelctlError]
-    hint: str | None = None
 
 
 # Gemini "Error Codes" page: reason -> meaning for cancelctl. {profile} is
@@ -110,7 +95,7 @@ REASONS: dict[str, Reason] = {
 
 def validate_order_ids(ids: list[str]) -> list[str]:
     """Gemini order IDs are positive 64-bit integers; UsageProblem (exit 2) otherwise."""
-    bad = [i for i in ids if not ORDER_ID.fullmatch(i) or int(i) >= 2**63]
+    bad = bad_order_ids(ids)
     if bad:
         raise UsageProblem(f"not a Gemini order_id (a positive integer): {', '.join(map(repr, bad[:5]))}")
     if not ids:
@@ -193,16 +178,14 @@ class Gemini(ClientBase):
         """Sign and send one request, retrying safely; the parsed success body."""
         fields = self._fields(extra)
         if self.dry_run:
-            self.prepared.append(self._sign(path, fields, self.nonces.peek()).redacted())
+            self._dry(self._sign(path, fields, self.nonces.peek()))
             return None
         blocked = _blocked.get(self.api_key)
         if blocked is not None:
             raise blocked
-        if self._client is None:
-            self._client = new_client()
         invalid_nonces = 0
 
-        def attempt() -> object:
+        def attempt(client: httpx.Client) -> object:
             nonlocal invalid_nonces
             # The key's lock is held for this one request (sign -> answer), never
             # across the waits between retries: other profiles on the key get their turn.
@@ -210,7 +193,7 @@ class Gemini(ClientBase):
                 if self.api_key in _blocked:  # refused for this address earlier in the run: nothing more goes out on the key
                     raise _blocked[self.api_key]
                 pacing.take(self.nonces.path.with_suffix(".pace"), rate=RATE_PER_S, burst=BURST, remaining=self.deadline.remaining())
-                answer = send(self._client, self._sign(path, fields, take()), self.deadline)
+                answer = send(client, self._sign(path, fields, take()), self.deadline)
                 self._note_blocking(answer, path)  # before the lock goes to another profile on this key
             try:
                 return self._interpret(answer, path)
@@ -228,7 +211,7 @@ class Gemini(ClientBase):
                     ) from None
                 raise
 
-        return with_retries(attempt, self.deadline)
+        return self._retrying(attempt)
 
     def _note_blocking(self, answer: Answer, path: str) -> None:
         """Remember a refusal that holds for every request on this key from here (the IP allow-lists)."""
@@ -276,20 +259,7 @@ class Gemini(ClientBase):
                 raise OutcomeUnknown(f"Gemini {reason}: {message} (HTTP {answer.status})", venue_reason=reason)
             raise VenueRefused(f"Gemini {reason}: {message}", venue_reason=reason)
         # No Gemini error body: a proxy, a load balancer, or the wrong URL.
-        if answer.status == 429:
-            raise NotSent("Gemini rate limit (HTTP 429)", retry_after=answer.retry_after())
-        if answer.status == 503:
-            raise NotSent("Gemini unavailable (HTTP 503)", retry_after=answer.retry_after())
-        if answer.status >= 500:
-            raise OutcomeUnknown(f"HTTP {answer.status} from Gemini without an answer body")
-        if answer.status == 404:
-            raise ConfigError(
-                f"HTTP 404 from {self.profile.base_url}: not a Gemini API",
-                hint=f"check base_url and environment of profile {self.profile.name!r}",
-            )
-        if answer.status in (401, 403):
-            raise AuthError(f"HTTP {answer.status} from Gemini", hint=f"check the key: {set_command(self.profile.name)}")
-        raise VenueRefused(f"HTTP {answer.status} from Gemini")
+        raise status_error(answer, "Gemini", plain=" without an answer body") or refusal(answer, "Gemini", self.profile)
 
     # -- operations -------------------------------------------------------
 
@@ -350,35 +320,16 @@ class Gemini(ClientBase):
             raise UsageProblem("--client-order-id, --stop and --twap are for Pacifica; Gemini cancels by order_id alone")
         order_ids = list(dict.fromkeys(order_ids))  # an ID given twice is sent once and gets one row
         result = self._result("cancel_order", order_ids)
-        for n, order_id in enumerate(order_ids):
-            with self.sending([order_id]):
-                if not self._cancel_one(result, order_id):
-                    for rest in order_ids[n + 1 :]:
-                        result.reject(rest, f"not sent: {result.error.message}")
-                    break
+
+        def record(chunk: list[str], body: object) -> None:
+            self._cancel_row(result, chunk[0], body)
+
+        self._in_chunks(result, list(order_ids), 1, lambda chunk: self._post(CANCEL, {"order_id": int(chunk[0])}), record)
         return result
 
-    def _cancel_one(self, result: ProfileResult, order_id: str) -> bool:
-        """Cancel one order and record its row; False when the run must stop (credentials, configuration)."""
-        try:
-            body = self._post(CANCEL, {"order_id": int(order_id)})
-        except OutcomeUnknown as e:
-            result.unknown.append(order_id)
-            result.error = e
-            return True
-        except NotSent as e:
-            result.reject(order_id, f"not sent: {e.message}")
-            result.error = e
-            return True
-        except VenueRefused as e:  # this order only (OrderNotFound, ...)
-            result.reject(order_id, e.venue_reason or e.message)
-            return True
-        except CancelctlError as e:  # credentials or configuration: the same for every ID
-            result.error = e
-            result.reject(order_id, f"not sent: {e.message}")
-            return False
-        if body is None:
-            return True
+    @staticmethod
+    def _cancel_row(result: ProfileResult, order_id: str, body: object) -> None:
+        """The row of one order from Gemini's order status answer: cancelled, closed (rejected) or unknown."""
         # The row is the asked ID's: an answer naming another order (or none)
         # says nothing about this one (spec: a 200 is not a success by itself).
         if not isinstance(body, dict) or as_id(body.get("order_id")) != order_id:
@@ -392,7 +343,6 @@ class Gemini(ClientBase):
         else:
             result.unknown.append(order_id)
             result.error = result.error or OutcomeUnknown(f"Gemini's answer to the cancel of {order_id} did not say it was cancelled")
-        return True
 
     def open_orders(self) -> list[dict]:
         """``POST /v1/orders``: the open orders as dicts with string ``order_id``, ``symbol``, ``side``, ``price``, ``amount``.

@@ -50,26 +50,21 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cancelctl.config import Profile
 from cancelctl.credentials import Credentials, set_command
-from cancelctl.errors import (
-    AuthError,
-    CancelctlError,
-    ConfigError,
-    NotSent,
-    OutcomeUnknown,
-    UsageProblem,
-    VenueRefused,
-)
+from cancelctl.errors import AuthError, CancelctlError, ConfigError, NotSent, OutcomeUnknown, UsageProblem, VenueRefused
 from cancelctl.results import ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import pacifica as signing
-from cancelctl.transport import Answer, Deadline, new_client, send, with_retries
-from cancelctl.venues.base import ClientBase, as_id
+from cancelctl.transport import Answer, Deadline, new_client, send
+from cancelctl.venues.base import ClientBase, Reason, as_id, bad_order_ids, fail_rows, refusal
+
+if TYPE_CHECKING:
+    import httpx
 
 CANCEL = "/orders/cancel"
 CANCEL_ALL = "/orders/cancel_all"
@@ -81,19 +76,9 @@ POSITIONS = "/positions"
 INFO = "/info"
 MARKETS_LOOKUP_S = 1.5  # the longest a scoped cancel waits for the market list before sending as typed (s)
 SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
-ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 SECRET_KEY_BYTES = 64  # Solana secret key: 32-byte seed + 32-byte public key
 PUBLIC_KEY_BYTES = 32
-
-
-@dataclass(frozen=True)
-class Reason:
-    """How one Pacifica error message maps onto the contract (error class and fix)."""
-
-    error: type[CancelctlError]
-    hint: str | None = None
-    kind: str | None = None
 
 
 # docs.pacifica.fi "Error codes" / "Signing: Error Handling": message -> meaning
@@ -162,7 +147,7 @@ def validate_order_ids(ids: list[str], *, symbol: str | None, client_order_id: b
         if bad:
             raise UsageProblem(f"not a client order ID (a UUID): {', '.join(map(repr, bad[:5]))}")
     else:
-        bad = [i for i in ids if not ORDER_ID.fullmatch(i) or int(i) >= 2**63]
+        bad = bad_order_ids(ids)
         if bad:
             hint = "for client order IDs add --client-order-id" if any(UUID.fullmatch(i) for i in bad) else None
             raise UsageProblem(f"not a Pacifica order_id (a positive integer): {', '.join(map(repr, bad[:5]))}", hint=hint)
@@ -386,22 +371,20 @@ class Pacifica(ClientBase):
         retry carries a fresh timestamp and signature.
         """
         if self.dry_run:
-            self.prepared.append(build(now_ms()).redacted())
+            self._dry(build(now_ms()))
             return None
         if self.blocked is not None:
             raise self.blocked
-        if self._client is None:
-            self._client = new_client()
 
-        def attempt() -> object:
+        def attempt(client: httpx.Client) -> object:
             try:
-                return self._interpret(send(self._client, build(now_ms()), self.deadline))
+                return self._interpret(send(client, build(now_ms()), self.deadline))
             except OutcomeUnknown:
                 self.unanswered = True  # this attempt may have been processed
                 raise
 
         try:
-            return with_retries(attempt, self.deadline)
+            return self._retrying(attempt)
         except AuthError as e:
             self._block(e)
             raise
@@ -456,16 +439,10 @@ class Pacifica(ClientBase):
             raise VenueRefused(f"HTTP 403 {EDGE_403}", kind="edge_refused", hint="a cancel refused this way was not carried out; try again from another network if it persists")
         if message and self._reason(message) is not None:
             raise self._error(message, status=answer.status)
-        if answer.status == 404 and not isinstance(body, dict):
-            raise ConfigError(
-                f"HTTP 404 from {self.profile.base_url}: not a Pacifica API",
-                hint=f"check base_url (it ends in /api/v1) and environment of profile {self.profile.name!r}",
-            )
-        if answer.status in (401, 403):
-            raise AuthError(f"HTTP {answer.status} from Pacifica{': ' + message if message else ''}", venue_reason=message, hint=f"check the key: {set_command(self.profile.name)}")
-        if message:
+        wrong_url = not isinstance(body, dict)  # a 404 without Pacifica's JSON: not its API
+        if message and answer.status not in (401, 403) and not (answer.status == 404 and wrong_url):
             raise self._error(message, status=answer.status)
-        raise VenueRefused(f"HTTP {answer.status} from Pacifica")
+        raise refusal(answer, "Pacifica", self.profile, message=message, check="base_url (it ends in /api/v1)", wrong_url=wrong_url)
 
     # -- operations -------------------------------------------------------
 
@@ -649,7 +626,7 @@ class Pacifica(ClientBase):
                         if self.unanswered and _not_found(e.venue_reason):
                             gone.append(order_id)
                             continue
-                        if self._fail_rows(result, e, [order_id], ids[n + 1 :]):
+                        if fail_rows(result, e, [order_id], ids[n + 1 :]):
                             break
                         continue
                     if body is not None:
@@ -663,7 +640,7 @@ class Pacifica(ClientBase):
                     try:
                         body = self._request(lambda ts, p=payloads: self._prepare_batch(p, ts))
                     except CancelctlError as e:
-                        if self._fail_rows(result, e, chunk, ids[start + len(chunk) :]):
+                        if fail_rows(result, e, chunk, ids[start + len(chunk) :]):
                             break
                         continue
                     if body is None:  # dry run
@@ -728,26 +705,6 @@ class Pacifica(ClientBase):
             else:
                 result.cancelled.append(order_id)
 
-    @staticmethod
-    def _fail_rows(result: ProfileResult, e: CancelctlError, these: list[str], rest: list[str]) -> bool:
-        """Record a failed request for ``these`` IDs; True when the run must stop (``rest`` not sent)."""
-        if isinstance(e, OutcomeUnknown):
-            result.unknown.extend(these)
-            result.error = e
-            return False
-        if isinstance(e, NotSent):
-            for i in these:
-                result.reject(i, f"not sent: {e.message}")
-            result.error = e
-            return False
-        if type(e) is VenueRefused:  # these orders only (Order not found, ...)
-            for i in these:
-                result.reject(i, e.venue_reason or e.message)
-            return False
-        result.error = e  # credentials or configuration: the same for every ID
-        for i in these + rest:
-            result.reject(i, f"not sent: {e.message}")
-        return True
 
     def _batch_rows(self, result: ProfileResult, chunk: list[str], body: object, gone: list[str], client_order_id: bool) -> None:
         """One row per ID from a batch answer.
