@@ -2,7 +2,8 @@
 
 The file is ``$CANCELCTL_CONFIG_DIR/config.toml``, else ``config.toml`` in
 the platform's user config dir for ``cancelctl`` (platformdirs). It holds no
-secrets. Layout (``shared/spec/cli.md``, "Configuration")::
+secrets. Layout (README.md, "One-minute setup"; venues and environments
+from :mod:`cancelctl.venues.info`)::
 
     default_profile = "main"
     [profiles.main]

@@ -1,6 +1,6 @@
 """Secrets: per-profile environment variables, then the OS keyring.
 
-Resolution per field (``shared/spec/cli.md``, "Credentials"):
+Resolution per field (``docs/credentials.md``):
 
 1. ``CANCELCTL_<PROFILE>_<FIELD>`` (profile upper-cased, every character
    outside A-Z and 0-9 turned into ``_``), e.g. ``CANCELCTL_GEMINI_MAIN_API_SECRET``;

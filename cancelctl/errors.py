@@ -1,6 +1,6 @@
 """Exit codes as a named table, and the exceptions that carry them.
 
-The table is the contract's (``shared/spec/cli.md``, "Exit codes"); cron jobs
+The table is the contract's (``docs/exit-codes.md``); cron jobs
 and scripts branch on these numbers, so they never change.
 
 Every failure the tool can foresee is a :class:`CancelctlError` with one line

@@ -1,7 +1,7 @@
 """Strictly increasing Gemini nonces across every process that uses a key.
 
-Source: Gemini API docs, "Private API invocation" (nonces) and "Sessions";
-summarised in ``shared/spec/gemini.md``, "Nonces":
+Source: Gemini's REST API docs, "Private API invocation" (nonces) and
+"Sessions" (https://docs.gemini.com/rest-api/#private-api-invocation):
 
 * ordinary keys: each nonce must be greater than the last the key used;
   milliseconds since the epoch is the convention (never go down in scale);

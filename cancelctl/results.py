@@ -1,7 +1,6 @@
 """What a run did, per profile, and the exit code that follows from it.
 
-Shapes follow the contract's JSON document (``shared/spec/cli.md``, "JSON
-output"): order IDs are strings; ``rejected`` items are ``{"id", "reason"}``;
+Shapes follow the contract's JSON document (``docs/json.md``): order IDs are strings; ``rejected`` items are ``{"id", "reason"}``;
 ``remaining`` is None without verification. ``unknown`` (IDs whose fate is
 not known) is an addition the contract allows. ``positions`` is None when
 not read, else ``[{"symbol", "side": "long"|"short", "size", "entry_price",

@@ -1,6 +1,6 @@
 """Verification: list the open orders in scope, cancel what is still there by ID, repeat.
 
-Contract (``shared/spec/cli.md``, "Verification"): no open orders in scope is exit 0; IDs still
+Contract (``docs/panic.md``, "Verification"): no open orders in scope is exit 0; IDs still
 open are exit 3 and listed in ``remaining``; a book that could not be read
 is exit 5. It runs only after the first cancel has been sent, so no look-up
 delays it. Rounds are paced over the deadline and stop when no open order

@@ -191,3 +191,34 @@ def test_an_unknown_venue_is_never_treated_as_another():
         venue_module("kraken")
     with pytest.raises(ConfigError, match="unknown venue"):
         credentials.fields("kraken")
+
+
+# -- docs/design.md's layout is the package's -----------------------------------
+
+
+def layout_paths() -> set[str]:
+    """The files and folders the Layout block of docs/design.md lists, as paths under cancelctl/."""
+    text = (PACKAGE.parent / "docs" / "design.md").read_text(encoding="utf-8")
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    paths: set[str] = set()
+    stack: list[tuple[int, str]] = []
+    for line in block.splitlines():
+        if not line.strip() or line.strip() == "cancelctl/":
+            continue
+        indent = len(line) - len(line.lstrip())
+        name = line.split()[0]
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        path = "/".join([*(s for _, s in stack), name.rstrip("/")])
+        paths.add(path + ("/" if name.endswith("/") else ""))
+        if name.endswith("/"):
+            stack.append((indent, name.rstrip("/")))
+    return paths
+
+
+def test_design_layout_lists_every_module_and_nothing_else():
+    actual = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")}
+    actual |= {p.relative_to(PACKAGE).as_posix() + "/" for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    listed = layout_paths()
+    assert "venues/info.py" in listed and "cli/" in listed  # the parse sees nested entries
+    assert listed == actual, f"missing from docs/design.md: {sorted(actual - listed)}; listed but absent: {sorted(listed - actual)}"

@@ -28,7 +28,7 @@ Nothing is signed and nothing private is requested: the only requests are
 unsigned GETs of public endpoints (at most two per profile, the second on
 the kept-alive connection for a tighter skew measurement).
 
-Exit code (contract, ``shared/spec/cli.md`` "Exit codes"): 0 when no check
+Exit code (contract, ``docs/exit-codes.md``): 0 when no check
 fails (``warn`` rows do not fail); otherwise the most basic failure wins:
 78 when a config, profile, keyring, secrets or key check fails
 (configuration or credentials missing or unusable); else 75 when a venue
@@ -83,15 +83,15 @@ def limit_for(profile) -> Limit:
     """The skew limit that matters for ``profile`` (a :class:`~cancelctl.config.Profile`).
 
     * Gemini, ``nonce = "time-based"``: the nonce must be within ±30 s of
-      Gemini's time (``shared/spec/gemini.md`` "Nonces"; Gemini docs
-      "Private API invocation"): fail beyond 30 s, warn beyond 10 s.
+      Gemini's time (Gemini's REST API docs, "Private API invocation",
+      https://docs.gemini.com/rest-api/#private-api-invocation): fail beyond 30 s, warn beyond 10 s.
     * Gemini, millisecond nonces: Gemini does not compare them with its
       clock, so skew never fails; beyond 30 s it warns, because this
       machine's nonces then lag those of a correctly clocked process using
       the same key by that much (``InvalidNonce``).
     * Pacifica: a signed request is valid until ``timestamp +
-      expiry_window`` (``shared/spec/pacifica.md`` "Signing";
-      docs.pacifica.fi "Signing"), and cancelctl signs with a 5 000 ms
+      expiry_window`` (Pacifica's API docs, "Signing",
+      https://docs.pacifica.fi/api-documentation/api/signing), and cancelctl signs with a 5 000 ms
       window (``signing/pacifica.py``). A venue clock that far ahead makes
       every cancel arrive expired; the docs say nothing about timestamps
       from the future, so the same limit is used on both sides. Fail
@@ -101,7 +101,7 @@ def limit_for(profile) -> Limit:
         window = _pacifica_window_s()
         return Limit(window, 2.0, f"signed requests expire {window:g} s after their timestamp (expiry_window, Pacifica docs \"Signing\")")
     if profile.nonce == "time-based":
-        return Limit(30.0, 10.0, "time-based nonces must be within 30 s of Gemini's clock (Gemini docs, spec/gemini.md \"Nonces\")")
+        return Limit(30.0, 10.0, "time-based nonces must be within 30 s of Gemini's clock (Gemini docs, \"Private API invocation\")")
     return Limit(None, 30.0, "millisecond nonces: Gemini does not check them against its clock, but they lag any correctly clocked process on the same key")
 
 

@@ -1,10 +1,10 @@
 """Dead-man's switches: ``heartbeat`` (Gemini's own) and ``deadman`` (client-side, for any venue).
 
-Gemini "Require Heartbeat" (Gemini docs, "Heartbeat"; spec/gemini.md): a key
+Gemini "Require Heartbeat" (Gemini's REST API docs, "Heartbeat", https://docs.gemini.com/rest-api/): a key
 with it has its session's orders cancelled after 30 s without an
 authenticated call; ``POST /v1/heartbeat`` keeps it alive.
 
-Pacifica has no cancel-after (spec/pacifica.md, "No dead-man's switch"), so
+Pacifica has no cancel-after (its API docs, https://docs.pacifica.fi/api-documentation/api, list none), so
 ``deadman`` watches a file instead: the trader's bot checks in by touching
 it (``touch PATH``, ``os.utime``, ``fs.utimesSync``...). When its mtime is
 older than the TTL, ``deadman`` runs ``panic`` on its profiles and exits

@@ -1,10 +1,10 @@
 """Pacifica REST signing (pure: no clock, no network, no files).
 
-Sources: docs.pacifica.fi "Signing" (Implementation, Operation Types),
-"Cancel order", "Cancel all orders", "Cancel stop order", "Batch order";
-Pacifica's Python SDK ``pacifica-fi/python-sdk`` ``common/utils.py``
-(``sign_message``, ``sort_json_keys``, ``prepare_message``); summarised in
-``shared/spec/pacifica.md``; vectors produced by that SDK in
+Sources: Pacifica's API docs, "Signing" (https://docs.pacifica.fi/api-documentation/api/signing:
+Implementation, Operation Types), "Cancel order", "Cancel all orders",
+"Cancel stop order", "Batch order" (https://docs.pacifica.fi/api-documentation/api/rest-api/orders/...); Pacifica's Python SDK
+(https://github.com/pacifica-fi/python-sdk, ``common/utils.py``: ``sign_message``, ``sort_json_keys``,
+``prepare_message``); vectors produced by that SDK in
 ``tests/vectors/pacifica.json``.
 
 1. message object = ``{"timestamp": <ms>, "expiry_window": <ms>, "type":

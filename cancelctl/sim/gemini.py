@@ -1,6 +1,6 @@
 """The Gemini side of the venue simulator: keys, sessions, sub-accounts, books.
 
-It checks what Gemini checks (``shared/spec/gemini.md``; Gemini docs
+It checks what Gemini checks (Gemini's REST API docs, https://docs.gemini.com/rest-api/:
 "Private API invocation", "Master API keys", "Require Heartbeat", "Error
 Codes"), written independently of :mod:`cancelctl.signing.gemini` so that a
 signing bug on the client side cannot be mirrored here:

@@ -1,6 +1,6 @@
 """The Pacifica side of the venue simulator: accounts, agent wallets, books.
 
-It checks what Pacifica checks (``shared/spec/pacifica.md``; docs.pacifica.fi
+It checks what Pacifica checks (Pacifica's API docs, https://docs.pacifica.fi/api-documentation/api:
 "Signing", "Cancel order", "Cancel all orders", "Cancel stop order", "Batch
 order", "Get open orders", "Error codes"), written independently of
 :mod:`cancelctl.signing.pacifica` so that a signing bug on the client side

@@ -1,6 +1,6 @@
 """Gemini: cancel one order, cancel all, cancel session, list orders, heartbeat.
 
-Protocol facts (``shared/spec/gemini.md``; Gemini API docs pages "Cancel
+Protocol facts (Gemini's REST API docs, https://docs.gemini.com/rest-api/: "Cancel
 Order", "Cancel All Active Orders", "Cancel All Session Orders", "Get
 Active Orders", "Heartbeat", "Master API keys", "Error Codes"):
 

@@ -1,9 +1,10 @@
 """Pacifica: cancel all (all symbols or per symbol), cancel orders (batched), cancel stop orders, list orders.
 
-Protocol facts (``shared/spec/pacifica.md``; docs.pacifica.fi pages
-"Signing", "Cancel order", "Cancel all orders", "Cancel stop order", "Batch
-order", "Get open orders", "Error codes", "Rate limits"; the SDK's
-``common/utils.py``):
+Protocol facts (Pacifica's API docs, https://docs.pacifica.fi/api-documentation/api: "Signing",
+"Cancel order" (https://docs.pacifica.fi/api-documentation/api/rest-api/orders/cancel-order), "Cancel all orders"
+(https://docs.pacifica.fi/api-documentation/api/rest-api/orders/cancel-all-orders), "Cancel stop order", "Batch order", "Get open
+orders", "Error codes", "Rate limits"; the SDK's ``common/utils.py``,
+https://github.com/pacifica-fi/python-sdk):
 
 * every cancel is a signed JSON POST (:mod:`cancelctl.signing.pacifica`);
   there is no nonce, so requests need no lock and every retry re-signs with
