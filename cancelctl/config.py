@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cancelctl.errors import ConfigError, UsageProblem
+from cancelctl.errors import CancelctlError, ConfigError, UsageProblem
 from cancelctl.venues.info import VENUES
 
 NONCE_MODES = ("milliseconds", "time-based")
@@ -239,6 +239,23 @@ def parse_toml(raw: bytes, path: Path) -> dict:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
     except RecursionError:  # tomllib recurses per nesting level: a few thousand "[" exhaust the stack
         raise ConfigError(f"{path} is not valid TOML: nested too deeply") from None
+
+
+def profile_tables(path: Path | None = None) -> dict:
+    """The raw ``[profiles.*]`` tables, each to be checked with :func:`parse_profile`; {} when the file is missing or unreadable.
+
+    For ``doctor``, which reports every profile on its own row where
+    :func:`load` stops at the first invalid one; read as :func:`load` reads it.
+    """
+    from cancelctl.files import read_regular
+
+    path = path or config_path()
+    try:
+        data = parse_toml(read_regular(path, str(path)), path)
+    except (OSError, CancelctlError):
+        return {}
+    tables = data.get("profiles", {})
+    return tables if isinstance(tables, dict) else {}
 
 
 def save(config: Config) -> None:

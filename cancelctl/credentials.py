@@ -21,7 +21,7 @@ import re
 import threading
 from collections.abc import Mapping
 
-from cancelctl.errors import ConfigError
+from cancelctl.errors import ConfigError, KeyringUnavailable
 from cancelctl.redact import register
 from cancelctl.venues.info import VENUES
 
@@ -178,7 +178,7 @@ def _keyring_call(fn, *args, timeout: float):
     t.start()
     t.join(timeout)
     if t.is_alive():
-        raise ConfigError(
+        raise KeyringUnavailable(
             f"the OS keyring did not answer within {timeout:.1f} s",
             hint="unlock it, or use environment variables (see docs/credentials.md)",
         )
@@ -186,7 +186,7 @@ def _keyring_call(fn, *args, timeout: float):
         err = box["error"]
         if isinstance(err, ConfigError):  # already one line with its fix (_unlock_file_keyring)
             raise err from None
-        raise ConfigError(
+        raise KeyringUnavailable(
             f"the OS keyring is unusable: {type(err).__name__}",
             hint="use CANCELCTL_<PROFILE>_<FIELD> environment variables on headless machines (docs/credentials.md)",
         ) from None

@@ -101,6 +101,10 @@ class ConfigError(CancelctlError):
     kind = "config"
 
 
+class KeyringUnavailable(ConfigError):
+    """The OS keyring as a whole cannot be used: it raised an error or did not answer in time (not one profile's entry)."""
+
+
 class AuthError(CancelctlError):
     exit_code = ExitCode.AUTH
     kind = "auth"

@@ -9,12 +9,13 @@ resolved in this process.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Sequence
 
 from cancelctl.errors import CancelctlError
 from cancelctl.redact import scrub
 from cancelctl.results import ProfileResult, Report
 
-__all__ = ["err", "error_line", "out", "out_json", "report", "rows", "scrub", "table"]
+__all__ = ["err", "error_line", "out", "out_json", "report", "rich_table", "rows", "scrub", "table"]
 
 
 def out(text: str) -> None:
@@ -132,23 +133,32 @@ def report(report: Report, opts) -> None:
                 out("\t".join([r.profile, r.venue, action, order_id, result, reason]))
 
 
-STYLES = {"position": "yellow", "close filled": "green", "close partial": "yellow", "close unknown": "yellow", "flat": "green", "none open": "green", "cancelled": "green", "rejected": "red", "unknown": "yellow", "open": "red", "ok": "green", "dry-run": "cyan"}
+STYLES = {
+    "position": "yellow", "close filled": "green", "close partial": "yellow", "close unknown": "yellow",
+    "flat": "green", "none open": "green", "cancelled": "green", "rejected": "red", "unknown": "yellow",
+    "open": "red", "ok": "green", "dry-run": "cyan", "warn": "yellow", "fail": "red",
+}
 
 
-def table(report: Report, title: str | None = None) -> None:
+def rich_table(columns: Sequence[str], lines: Iterable[Sequence[str]], footer: str, *, styled: int, title: str | None = None) -> None:
+    """A rich table on stdout (a terminal): every cell scrubbed and shown as text (no markup), column ``styled`` coloured by :data:`STYLES`; then ``footer`` (rich markup)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     console = Console()
     t = Table(title=title)
-    for col in ("profile", "order ID", "result", "reason"):
+    for col in columns:
         t.add_column(col)
-    for r in report.results:
-        for order_id, result, reason in rows(r):
-            style = STYLES.get(result, "red")
-            t.add_row(Text(r.profile), Text(order_id), Text(result, style=style), Text(scrub(reason)))
+    for line in lines:
+        t.add_row(*(Text(scrub(cell), style=STYLES.get(cell, "red") if n == styled else "") for n, cell in enumerate(line)))
     console.print(t)
+    console.print(footer)
+
+
+def table(report: Report, title: str | None = None) -> None:
+    """The report as a table for people: profile, order ID, result, reason; then the verdict."""
     code = report.exit_code
     word = {0: "[green]done[/]", 3: "[yellow]partial[/]", 5: "[yellow]outcome unknown[/]"}.get(code, "[red]failed[/]")
-    console.print(f"{word} (exit {code})")
+    lines = [(r.profile, order_id, result, reason) for r in report.results for order_id, result, reason in rows(r)]
+    rich_table(("profile", "order ID", "result", "reason"), lines, f"{word} (exit {code})", styled=2, title=title)
