@@ -197,7 +197,7 @@ def _arm_checks(opts, ttl: float):
     import math
 
     from cancelctl.transport import Deadline
-    from cancelctl.venues import open_client
+    from cancelctl.venues.base import open_client
 
     if not math.isfinite(ttl):
         raise UsageProblem(f"--ttl must be a number of seconds, not {ttl}", hint="e.g. --ttl 30")
