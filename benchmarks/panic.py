@@ -22,8 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -38,7 +38,9 @@ DELAY = 0.2  # seconds the simulator sleeps before every request
 def run(cmd: list[str], env: dict, left: Callable[[], int]) -> float:
     """ms wall of one cold process; exits unless it ends with 0 and ``left()`` is 0 after it."""
     t0 = time.time()
-    proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+    proc = subprocess.run(
+        cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120
+    )
     wall = (time.time() - t0) * 1000
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[1:])} failed with {proc.returncode}: {proc.stderr.decode()[:300]}")
@@ -73,8 +75,14 @@ def main() -> None:
         cfg.mkdir()
         (cfg / "config.toml").write_text("\n".join(config))
         base = {k: v for k, v in os.environ.items() if not k.startswith("CANCELCTL_")}
-        env = dict(base, CANCELCTL_CONFIG_DIR=str(cfg), CANCELCTL_STATE_DIR=str(Path(tmp, "state")),
-                   PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring", NO_COLOR="1", **secrets)
+        env = dict(
+            base,
+            CANCELCTL_CONFIG_DIR=str(cfg),
+            CANCELCTL_STATE_DIR=str(Path(tmp, "state")),
+            PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+            NO_COLOR="1",
+            **secrets,
+        )
 
         def seed() -> None:
             # Only books left empty are refilled, so every run finds the same 18 orders

@@ -26,7 +26,9 @@ sys.path.insert(0, str(HERE.parent))
 from cancelctl.sim.server import Simulator  # noqa: E402
 
 
-def run(cmd: list[str], env: dict, sim: Simulator, marker_path: str = "/v1/order/cancel/all") -> tuple[float, float, float, float]:
+def run(
+    cmd: list[str], env: dict, sim: Simulator, marker_path: str = "/v1/order/cancel/all"
+) -> tuple[float, float, float, float]:
     """(ms to first request at the simulator, ms wall, peak RSS MB, CPU ms user+system) of one cold process."""
     seen = len(sim.requests(marker_path))
     t0 = time.time()
@@ -54,8 +56,13 @@ def main() -> None:
         # An installed tool runs from bytecode caches (pip and pipx compile at install time);
         # with PYTHONDONTWRITEBYTECODE set, an editable checkout would recompile every module on every run.
         base.pop("PYTHONDONTWRITEBYTECODE", None)
-        tool_env = dict(base, XDG_CONFIG_HOME=str(Path(tmp, "config")), XDG_STATE_HOME=str(Path(tmp, "state")),
-                        CANCELCTL_BENCH_API_KEY="account-BENCHTOOL", CANCELCTL_BENCH_API_SECRET="bench-secret-tool")
+        tool_env = dict(
+            base,
+            XDG_CONFIG_HOME=str(Path(tmp, "config")),
+            XDG_STATE_HOME=str(Path(tmp, "state")),
+            CANCELCTL_BENCH_API_KEY="account-BENCHTOOL",
+            CANCELCTL_BENCH_API_SECRET="bench-secret-tool",
+        )
         bare_env = dict(base, BENCH_API_KEY="account-BENCHBARE", BENCH_API_SECRET="bench-secret-bare")
         tool_cmd = [exe, "cancel", "all", "-q"]
         bare_cmd = [sys.executable, str(HERE / "bare_httpx.py"), sim.url]

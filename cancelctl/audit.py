@@ -15,11 +15,15 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cancelctl.results import Report
 
 AUDIT_LOCK_S = 0.2  # the longest wait for the audit log's lock (s)
 
 
-def record(report, *, reason: str | None, elapsed_ms: float, argv: list[str] | None = None) -> None:
+def record(report: Report, *, reason: str | None, elapsed_ms: float, argv: list[str] | None = None) -> None:
     """Append the run's line. Failure to write is one stderr line, never a lost exit code.
 
     Called by ``cancelctl.main`` only, once per run (see ``cancelctl.main.finish``).

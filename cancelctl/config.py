@@ -24,6 +24,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cancelctl.errors import CancelctlError, ConfigError, UsageProblem
 from cancelctl.venues.info import VENUES
@@ -50,8 +51,8 @@ class Profile:
         """The venue's REST root for this profile, without a trailing slash."""
         return (self.base_url_override or VENUES[self.venue].environments[self.environment]).rstrip("/")
 
-    def to_toml(self) -> dict:
-        data: dict = {"venue": self.venue, "environment": self.environment}
+    def to_toml(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"venue": self.venue, "environment": self.environment}
         if self.account:
             data["account"] = self.account
         if self.base_url_override:
@@ -137,14 +138,16 @@ def parse_profile(name: str, table: object, where: str) -> Profile:
     info = VENUES[venue]
     unknown = set(table) - info.profile_keys
     if unknown:
-        raise ConfigError(f"{where}: profile {name!r}: unknown key(s) {', '.join(sorted(map(str, unknown)))} for venue {venue}")
+        keys = ", ".join(sorted(map(str, unknown)))
+        raise ConfigError(f"{where}: profile {name!r}: unknown key(s) {keys} for venue {venue}")
     for key, value in table.items():
         if not isinstance(value, str):
             raise ConfigError(f"{where}: profile {name!r}: {key} must be a string")
     environment = table.get("environment", info.default_environment)
     if environment not in info.environments:
         raise ConfigError(
-            f"{where}: profile {name!r}: environment for {venue} must be one of {', '.join(info.environments)}, not {environment!r}"
+            f"{where}: profile {name!r}: environment for {venue} must be one of {', '.join(info.environments)}, "
+            f"not {environment!r}"
         )
     base_url = table.get("base_url")
     if base_url is not None and not re.match(r"^https?://[^\s/]+(/\S*)?$", base_url):
@@ -186,7 +189,12 @@ def _loopback(url: str) -> bool:
 def _broken(name: str, table: object, error: ConfigError) -> Profile:
     """A placeholder for a profile whose table is unusable: it carries the error and never sends anything."""
     venue = table.get("venue") if isinstance(table, dict) else None
-    return Profile(name=str(name), venue=venue if isinstance(venue, str) and venue.isprintable() and len(venue) <= 32 else "?", environment="", broken=error)
+    return Profile(
+        name=str(name),
+        venue=venue if isinstance(venue, str) and venue.isprintable() and len(venue) <= 32 else "?",
+        environment="",
+        broken=error,
+    )
 
 
 def load(path: Path | None = None, *, strict: bool = True) -> Config:
@@ -218,7 +226,11 @@ def load(path: Path | None = None, *, strict: bool = True) -> Config:
             if strict:
                 raise
             if e.hint is None:
-                e.hint = f"fix [profiles.{name}] in {path}, or see: cancelctl doctor -p {name}" if PROFILE_NAME.fullmatch(name) else f"fix [profiles.{name}] in {path}"
+                e.hint = (
+                    f"fix [profiles.{name}] in {path}, or see: cancelctl doctor -p {name}"
+                    if PROFILE_NAME.fullmatch(name)
+                    else f"fix [profiles.{name}] in {path}"
+                )
             profiles[name] = _broken(name, table, e)
     default = data.get("default_profile")
     if default is not None and (not isinstance(default, str) or default not in profiles):
@@ -229,7 +241,7 @@ def load(path: Path | None = None, *, strict: bool = True) -> Config:
     return Config(path=path, profiles=profiles, default_profile=default)
 
 
-def parse_toml(raw: bytes, path: Path) -> dict:
+def parse_toml(raw: bytes, path: Path) -> dict[str, Any]:
     """``raw`` parsed as TOML; ConfigError (78) naming ``path`` when it is not UTF-8 TOML or nests too deep."""
     import tomllib
 
@@ -241,8 +253,10 @@ def parse_toml(raw: bytes, path: Path) -> dict:
         raise ConfigError(f"{path} is not valid TOML: nested too deeply") from None
 
 
-def profile_tables(path: Path | None = None) -> dict:
-    """The raw ``[profiles.*]`` tables, each to be checked with :func:`parse_profile`; {} when the file is missing or unreadable.
+def profile_tables(path: Path | None = None) -> dict[str, Any]:
+    """The raw ``[profiles.*]`` tables, each to be checked with :func:`parse_profile`.
+
+    {} when the file is missing or unreadable.
 
     For ``doctor``, which reports every profile on its own row where
     :func:`load` stops at the first invalid one; read as :func:`load` reads it.
@@ -262,7 +276,7 @@ def save(config: Config) -> None:
     """Write the config file (mode 0600, atomically). Comments are not kept."""
     import tomli_w
 
-    data: dict = {}
+    data: dict[str, Any] = {}
     if config.default_profile:
         data["default_profile"] = config.default_profile
     data["profiles"] = {name: p.to_toml() for name, p in sorted(config.profiles.items())}
@@ -280,7 +294,9 @@ def env_profiles() -> list[str]:
     return [p.strip() for p in value.split(",") if p.strip()]
 
 
-def select(config: Config, names: list[str] | None, *, venue: str | None = None, every: bool = False, button: bool = False) -> list[Profile]:
+def select(
+    config: Config, names: list[str] | None, *, venue: str | None = None, every: bool = False, button: bool = False
+) -> list[Profile]:
     """The profiles a command acts on (contract, "Profile selection").
 
     ``-p`` names, else ``CANCELCTL_PROFILE`` (comma-separated), else

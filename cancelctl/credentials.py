@@ -19,7 +19,8 @@ import json
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from cancelctl.errors import ConfigError, KeyringUnavailable
 from cancelctl.redact import register
@@ -29,7 +30,8 @@ SERVICE = "cancelctl"
 
 
 def fields(venue: str) -> tuple[str, ...]:
-    """The secret fields of ``venue`` (:attr:`cancelctl.venues.info.VenueInfo.secret_fields`); ConfigError (78) for no venue."""
+    """The secret fields of ``venue`` (:attr:`cancelctl.venues.info.VenueInfo.secret_fields`); ConfigError (78) for
+    no venue."""
     info = VENUES.get(venue)
     if info is None:
         raise ConfigError(f"unknown venue {venue!r}: one of {', '.join(VENUES)}")
@@ -49,7 +51,7 @@ class Credentials(Mapping[str, str]):
     def __getitem__(self, key: str) -> str:
         return self._values[key]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._values)
 
     def __len__(self) -> int:
@@ -127,7 +129,7 @@ def _unlock_file_keyring() -> None:
             _unlock_one(b, chained=b is not backend)
 
 
-def _unlock_one(b, *, chained: bool) -> None:
+def _unlock_one(b: Any, *, chained: bool) -> None:
     """One backend of :func:`_unlock_file_keyring`; ConfigError (78) when it needs a passphrase it cannot have."""
     if type(b).__module__ != "keyrings.cryptfile.cryptfile" or getattr(b, "_keyring_key", None) is not None:
         return
@@ -146,7 +148,8 @@ def _unlock_one(b, *, chained: bool) -> None:
     passphrase = (passphrase or "").rstrip("\r\n")
     if not passphrase.strip():
         raise ConfigError(
-            f"the encrypted-file keyring needs its passphrase in ${PASSPHRASE_VAR} or ${PASSPHRASE_VAR}_FILE (cancelctl never prompts for it)"
+            f"the encrypted-file keyring needs its passphrase in ${PASSPHRASE_VAR} or ${PASSPHRASE_VAR}_FILE "
+            "(cancelctl never prompts for it)"
         )
     register(passphrase)
     try:
@@ -159,13 +162,13 @@ def _unlock_one(b, *, chained: bool) -> None:
         ) from None
 
 
-def _keyring_call(fn, *args, timeout: float):
+def _keyring_call(fn: Callable[..., Any], *args: Any, timeout: float) -> Any:
     """Run one keyring call in a thread so a blocked backend cannot hold the run.
 
     Returns the call's value; raises ConfigError (78) on keyring errors or
     when ``timeout`` (s) passes first.
     """
-    box: dict = {}
+    box: dict[str, Any] = {}
 
     def run() -> None:
         try:

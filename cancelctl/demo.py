@@ -13,6 +13,7 @@ import secrets
 import sys
 import tempfile
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from cancelctl import runner
 from cancelctl.config import Profile
@@ -22,9 +23,20 @@ from cancelctl.runner import Options
 from cancelctl.sim.server import Simulator
 from cancelctl.venues.base import VenueClient
 
+if TYPE_CHECKING:
+    from cancelctl.venues.gemini import Gemini
+    from cancelctl.venues.pacifica import Pacifica
 
-def run(profiles: list[Profile], call: Callable[[VenueClient], ProfileResult], name: str, opts: Options, creds: dict[str, Credentials]) -> int:
-    """One step of the drill: ``call`` on ``profiles`` through :func:`cancelctl.runner.run`, its report shown; its exit code (no audit line)."""
+
+def run(
+    profiles: list[Profile],
+    call: Callable[[VenueClient], ProfileResult],
+    name: str,
+    opts: Options,
+    creds: dict[str, Credentials],
+) -> int:
+    """One step of the drill: ``call`` on ``profiles`` through :func:`cancelctl.runner.run`, its report shown; its
+    exit code (no audit line)."""
     from cancelctl import render
 
     outcome = runner.run(profiles, runner.Action(call, name), opts, creds)
@@ -46,7 +58,10 @@ def gemini_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
         g.add_key(key, secret, account="primary")
         g.add_key(master, master_secret, account="primary")
         g.accounts.add("desk-2")
-        mine = [g.add_order("primary", key, symbol=s, price=p) for s, p in (("btcusd", "61000.00"), ("ethusd", "2400.00"), ("solusd", "140.00"))]
+        mine = [
+            g.add_order("primary", key, symbol=s, price=p)
+            for s, p in (("btcusd", "61000.00"), ("ethusd", "2400.00"), ("solusd", "140.00"))
+        ]
         ui = [g.add_order("primary", "UI", symbol="btcusd", price="59000.00") for _ in range(2)]
         for _ in range(3):
             g.add_order("desk-2", "UI", symbol="ethusd")
@@ -58,9 +73,21 @@ def gemini_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
     }
     steps = []
     say(f"gemini: cancel order {mine[0]} and 404 (one real, one unknown)")
-    steps.append(("cancel order", 3, run([account], lambda c: c.cancel_orders([str(mine[0]), "404"]), "cancel_order", opts, creds)))
+    steps.append(
+        (
+            "cancel order",
+            3,
+            run([account], lambda c: c.cancel_orders([str(mine[0]), "404"]), "cancel_order", opts, creds),
+        )
+    )
     say("gemini: cancel session (the API key's own orders; the UI orders stay)")
-    steps.append(("cancel session", 0, run([account], lambda c: c.cancel_session(), "cancel_session", opts, creds)))
+    steps.append(
+        (
+            "cancel session",
+            0,
+            run([account], lambda c: cast("Gemini", c).cancel_session(), "cancel_session", opts, creds),
+        )
+    )
     say(f"gemini: cancel all (every session, UI included: {', '.join(map(str, ui))})")
     steps.append(("cancel all", 0, run([account], lambda c: c.cancel_all(), "cancel_all", opts, creds)))
     say("gemini: master key, sub-account desk-2: cancel all")
@@ -76,32 +103,69 @@ def pacifica_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
     from cancelctl.sim.pacifica import solana_keypair
 
     p = sim.pacifica
+    assert p is not None  # Simulator() serves Pacifica unless told not to
     main_key, main_pub = solana_keypair(secrets.token_bytes(32))
     agent_key, agent_pub = solana_keypair(secrets.token_bytes(32))
     cloid = "0f1e2d3c-4b5a-4697-8877-665544332211"
     with sim.lock:
         p.add_account(main_key)
         p.bind_agent(main_pub, agent_pub)
-        btc = [p.add_order(main_pub, "BTC", price="61000"), p.add_order(main_pub, "BTC", side="ask", price="65000", reduce_only=True)]
+        btc = [
+            p.add_order(main_pub, "BTC", price="61000"),
+            p.add_order(main_pub, "BTC", side="ask", price="65000", reduce_only=True),
+        ]
         eth = [p.add_order(main_pub, "ETH", price="2400"), p.add_order(main_pub, "ETH", side="ask", price="2600")]
         p.add_order(main_pub, "ETH", side="ask", price="2200", reduce_only=True, stop=True)
         p.add_order(main_pub, "SOL", price="140", client_order_id=cloid)
         p.add_order(main_pub, "SOL", side="ask", price="160", reduce_only=True)
     wallet = Profile("pacifica-demo", "pacifica", "mainnet", base_url_override=sim.url + "/api/v1")
-    agent = Profile("pacifica-agent", "pacifica", "mainnet", account=main_pub, base_url_override=sim.url + "/api/v1", agent_wallet=agent_pub)
+    agent = Profile(
+        "pacifica-agent",
+        "pacifica",
+        "mainnet",
+        account=main_pub,
+        base_url_override=sim.url + "/api/v1",
+        agent_wallet=agent_pub,
+    )
     creds = {
         wallet.name: Credentials({"private_key": main_key}),
         agent.name: Credentials({"private_key": agent_key}),
     }
     steps = []
     say(f"pacifica: cancel pacifica --symbol BTC (orders {', '.join(map(str, btc))}, one reduce-only)")
-    steps.append(("pacifica --symbol BTC", 0, run([wallet], lambda c: c.cancel_all(symbols=["BTC"]), "cancel_all_orders", opts, creds)))
+    steps.append(
+        (
+            "pacifica --symbol BTC",
+            0,
+            run([wallet], lambda c: cast("Pacifica", c).cancel_all(symbols=["BTC"]), "cancel_all_orders", opts, creds),
+        )
+    )
     say(f"pacifica: cancel order --client-order-id {cloid} --symbol SOL")
-    steps.append(("pacifica client order id", 0, run([wallet], lambda c: c.cancel_orders([cloid], symbol="SOL", client_order_id=True), "cancel_order", opts, creds)))
+    steps.append(
+        (
+            "pacifica client order id",
+            0,
+            run(
+                [wallet],
+                lambda c: c.cancel_orders([cloid], symbol="SOL", client_order_id=True),
+                "cancel_order",
+                opts,
+                creds,
+            ),
+        )
+    )
     say(f"pacifica: cancel order {eth[0]} and 404 --symbol ETH (one batch request; one real, one unknown)")
-    steps.append(("pacifica batch", 3, run([wallet], lambda c: c.cancel_orders([str(eth[0]), "404"], symbol="ETH"), "cancel_order", opts, creds)))
+    steps.append(
+        (
+            "pacifica batch",
+            3,
+            run([wallet], lambda c: c.cancel_orders([str(eth[0]), "404"], symbol="ETH"), "cancel_order", opts, creds),
+        )
+    )
     say("pacifica: agent wallet, cancel all (every symbol, reduce-only and stop orders included)")
-    steps.append(("pacifica agent cancel all", 0, run([agent], lambda c: c.cancel_all(), "cancel_all_orders", opts, creds)))
+    steps.append(
+        ("pacifica agent cancel all", 0, run([agent], lambda c: c.cancel_all(), "cancel_all_orders", opts, creds))
+    )
     with sim.lock:
         left = p.open_orders(main_pub)
     steps.append(("pacifica: no open orders", 0, 0 if not left else 3))
@@ -116,6 +180,7 @@ def panic_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
     from cancelctl.sim.pacifica import solana_keypair
 
     g, p = sim.gemini, sim.pacifica
+    assert p is not None
     key, secret = "account-PANIC" + secrets.token_hex(8), secrets.token_hex(16)
     pac_key, pac_pub = solana_keypair(secrets.token_bytes(32))
     with sim.lock:
@@ -136,7 +201,10 @@ def panic_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
         "panic-gemini": Credentials({"api_key": key, "api_secret": secret}),
         "panic-pacifica": Credentials({"private_key": pac_key}),
     }
-    say(f"panic: both accounts at once, then verify; gemini order {stubborn} refuses the first cancel, pacifica TWAP order {twap} is stopped by ID")
+    say(
+        f"panic: both accounts at once, then verify; gemini order {stubborn} refuses the first cancel, "
+        f"pacifica TWAP order {twap} is stopped by ID"
+    )
     outcome = run_panic(profiles, replace(opts, verify=True), creds)
     from cancelctl import render
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -86,7 +87,7 @@ class CancelctlError(Exception):
         text = self.message if not self.hint else f"{self.message} ({self.hint})"
         return " ".join(text.split())
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """``{"kind", "message", "venue_reason"}`` as the contract's JSON wants."""
         return {"kind": self.kind, "message": self.one_line(), "venue_reason": self.venue_reason}
 
@@ -102,7 +103,8 @@ class ConfigError(CancelctlError):
 
 
 class KeyringUnavailable(ConfigError):
-    """The OS keyring as a whole cannot be used: it raised an error or did not answer in time (not one profile's entry)."""
+    """The OS keyring as a whole cannot be used: it raised an error or did not answer in time (not one profile's
+    entry)."""
 
 
 class AuthError(CancelctlError):
@@ -121,7 +123,7 @@ class NotSent(CancelctlError):
     exit_code = ExitCode.UNAVAILABLE
     kind = "unavailable"
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after
 
@@ -151,7 +153,8 @@ def internal_error(e: BaseException, debug: bool) -> CancelctlError:
 
 
 def stopped_by(signum: int, what: str) -> CancelctlError:
-    """The run's error after a signal: SIGINT is 130 (kind ``interrupted``), SIGTERM and SIGHUP 143 (kind ``terminated``).
+    """The run's error after a signal: SIGINT is 130 (kind ``interrupted``), SIGTERM and SIGHUP 143
+    (kind ``terminated``).
 
     ``what`` says what is known, e.g. "orders without an answer are of unknown fate".
     """

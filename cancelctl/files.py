@@ -20,7 +20,9 @@ SMALL_FILE_LIMIT = 1 << 20  # bytes: config files and secrets are a few hundred 
 CA_FILE_LIMIT = 16 << 20  # bytes: a CA bundle is about 200 KB
 
 
-def read_regular(path: str | os.PathLike, what: str, *, limit: int = SMALL_FILE_LIMIT, hint: str | None = None) -> bytes:
+def read_regular(
+    path: str | os.PathLike[str], what: str, *, limit: int = SMALL_FILE_LIMIT, hint: str | None = None
+) -> bytes:
     """The bytes of ``path``, a regular file (symlinks to one are followed) of at most ``limit`` bytes.
 
     ``what`` names the file in the error (e.g. ``$CANCELCTL_MAIN_API_KEY_FILE (/run/x)``).
@@ -59,7 +61,9 @@ def read_regular(path: str | os.PathLike, what: str, *, limit: int = SMALL_FILE_
         os.close(fd)
 
 
-def read_text(path: str | os.PathLike, what: str, *, limit: int = SMALL_FILE_LIMIT, hint: str | None = None) -> str:
+def read_text(
+    path: str | os.PathLike[str], what: str, *, limit: int = SMALL_FILE_LIMIT, hint: str | None = None
+) -> str:
     """:func:`read_regular` decoded as UTF-8; ConfigError (78) when it is not UTF-8 text."""
     try:
         return read_regular(path, what, limit=limit, hint=hint).decode("utf-8")
@@ -68,7 +72,13 @@ def read_text(path: str | os.PathLike, what: str, *, limit: int = SMALL_FILE_LIM
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a plain file"

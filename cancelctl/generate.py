@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 COMMAND = "python -m cancelctl.generate"
 WIDTH = 78  # columns of the help text: what click gives on any terminal of 80 columns or more
@@ -40,7 +41,7 @@ def _helps() -> list[tuple[str, str]]:
 
     found: list[tuple[str, str]] = []
 
-    def walk(command, name: str, parent) -> None:
+    def walk(command: Any, name: str, parent: Any) -> None:
         # Plain click help, not rich panels: fixed width, no ANSI, no box
         # characters, the same on every terminal. The objects are this
         # call's own (a fresh build), so switching them to plain text here
@@ -97,7 +98,9 @@ def write(root: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent, help="the checkout to write into")
+    parser.add_argument(
+        "--root", type=Path, default=Path(__file__).resolve().parent.parent, help="the checkout to write into"
+    )
     args = parser.parse_args(argv)
     if not (args.root / "pyproject.toml").is_file() or not (args.root / "cancelctl").is_dir():
         print(f"{COMMAND}: {args.root} is not a cancelctl checkout (pass --root DIR)", file=sys.stderr)

@@ -22,14 +22,15 @@ def exclusive(path: Path | str, timeout: float) -> Callable[[], None] | None:
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
-        import filelock
+        import filelock  # type: ignore[import-not-found,unused-ignore]
 
         lock = filelock.FileLock(str(path), mode=0o600)
         try:
             lock.acquire(timeout=timeout)
         except filelock.Timeout:
             return None
-        return lock.release
+        release: Callable[[], None] = lock.release
+        return release
 
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     give_up = time.monotonic() + timeout

@@ -10,18 +10,25 @@ failed before it had one gets a line with its error.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cancelctl.errors import CancelctlError
+    from cancelctl.flags import EarlyFlags
+    from cancelctl.results import Report
+    from cancelctl.runner import Outcome
 
 CANCELLING = {"cancel", "panic", "deadman"}  # commands whose every run leaves an audit line
 
 
-def _audit(report, reason: str | None, elapsed_ms: float, argv: list[str] | None = None) -> None:
+def _audit(report: Report, reason: str | None, elapsed_ms: float, argv: list[str] | None = None) -> None:
     """The only caller of :func:`cancelctl.audit.record`."""
     from cancelctl import audit
 
     audit.record(report, reason=reason, elapsed_ms=elapsed_ms, argv=argv)
 
 
-def finish(outcome) -> int:
+def finish(outcome: Outcome) -> int:
     """Write the run's audit line (when it has one), then show its report; the run's exit code.
 
     A reader that goes away (``cancelctl cancel all | head -1``) does not
@@ -37,11 +44,12 @@ def finish(outcome) -> int:
         render.report(outcome.report, outcome.opts)
     except BrokenPipeError:
         _quiet_stdout()
-    return outcome.report.exit_code
+    return int(outcome.report.exit_code)
 
 
 def _quiet_stdout() -> None:
-    """After EPIPE on stdout: point it at /dev/null so the interpreter's final flush cannot fail again (Python docs, "Note on SIGPIPE")."""
+    """After EPIPE on stdout: point it at /dev/null so the interpreter's final flush cannot fail again (Python docs,
+    "Note on SIGPIPE")."""
     import os
 
     try:
@@ -52,7 +60,7 @@ def _quiet_stdout() -> None:
         pass
 
 
-def _fail(e, flags, argv: list[str], *, audited: bool) -> int:
+def _fail(e: CancelctlError, flags: EarlyFlags, argv: list[str], *, audited: bool) -> int:
     from cancelctl import redact, signals
     from cancelctl.render import err, error_line, out_json
     from cancelctl.results import Report
@@ -126,7 +134,12 @@ def _run(argv: list[str] | None) -> int:
             message = e.format_message() if hasattr(e, "format_message") else str(e)
             return _fail(UsageProblem(message, hint="see cancelctl --help"), flags, argv, audited=audited)
         except typer.Abort:
-            return _fail(CancelctlError("aborted", exit_code=ExitCode.INTERRUPTED, kind="interrupted"), flags, argv, audited=audited)
+            return _fail(
+                CancelctlError("aborted", exit_code=ExitCode.INTERRUPTED, kind="interrupted"),
+                flags,
+                argv,
+                audited=audited,
+            )
         runner = sys.modules.get("cancelctl.runner")  # loaded whenever a command ran the runner
         if runner is not None and isinstance(rv, runner.Outcome):
             audited = rv.audit
@@ -148,7 +161,7 @@ def _run(argv: list[str] | None) -> int:
         return _fail(internal_error(e, flags.debug or debug_from_env()), flags, argv, audited=audited)
 
 
-def _stopped(signum: int):
+def _stopped(signum: int) -> CancelctlError:
     from cancelctl.errors import stopped_by
 
     return stopped_by(signum, "stopped before any cancel was sent")

@@ -33,6 +33,7 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from cancelctl.locks import exclusive
 
 _registry_lock = threading.Lock()
 _last_used: dict[str, int] = {}  # key id -> the last nonce (ms) this process used
-_queues: dict[str, "FairLock"] = {}
+_queues: dict[str, FairLock] = {}
 
 
 def _format(ms: int, time_based: bool) -> str:
@@ -114,7 +115,7 @@ class NonceSequence:
         self.in_memory = True
         state.problem("Gemini nonce counters", self.dir, error)
 
-    def _file_lock(self, timeout: float):
+    def _file_lock(self, timeout: float) -> Callable[[], None] | None:
         """The key's inter-process lock, or None when the state dir cannot hold it (then in memory)."""
         from cancelctl.config import private_dir
 
@@ -132,7 +133,7 @@ class NonceSequence:
         return release
 
     @contextmanager
-    def turn(self, timeout: float):
+    def turn(self, timeout: float) -> Iterator[Callable[[], str]]:
         """Hold the key's lock for one request; yield ``take()`` which returns a fresh nonce text each call.
 
         ``timeout`` (s) bounds the wait for the other requests on the same

@@ -13,6 +13,7 @@ round the same way and tests can check the rules as properties.
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal, InvalidOperation
+from typing import Any
 
 from cancelctl.errors import OutcomeUnknown, UsageProblem
 
@@ -52,7 +53,9 @@ def optional(value: object, what: str) -> str | None:
     return None if value is None or value == "" else text(decimal(value, what))
 
 
-def row(symbol: str, side: str, size: Decimal, entry: object = None, mark: object = None, pnl: object = None) -> dict:
+def row(
+    symbol: str, side: str, size: Decimal, entry: object = None, mark: object = None, pnl: object = None
+) -> dict[str, Any]:
     """One position row (see the module docstring)."""
     return {
         "symbol": symbol,
@@ -73,7 +76,10 @@ def parse_slippage(value: str | float | None) -> Decimal:
     except InvalidOperation:
         d = Decimal("NaN")
     if not d.is_finite() or d <= 0 or d > MAX_SLIPPAGE_LIMIT:
-        raise UsageProblem(f"--max-slippage must be a percentage above 0 and at most {MAX_SLIPPAGE_LIMIT}, not {value}", hint="e.g. --max-slippage 0.5")
+        raise UsageProblem(
+            f"--max-slippage must be a percentage above 0 and at most {MAX_SLIPPAGE_LIMIT}, not {value}",
+            hint="e.g. --max-slippage 0.5",
+        )
     return d
 
 

@@ -10,6 +10,7 @@ when it is made; the keyring passphrase is registered when it is read.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 MIN_SCRUBBED = 8  # characters; no real credential is shorter
 REDACTED = "<redacted>"
@@ -67,7 +68,7 @@ def scrub_data(value: object) -> object:
     return value
 
 
-def dumps(doc: object, **kw) -> str:
+def dumps(doc: object, **kw: Any) -> str:
     """``json.dumps(doc, **kw)`` with secrets redacted value by value first; the text is not edited afterwards."""
     import json
 

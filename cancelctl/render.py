@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from cancelctl.errors import CancelctlError
 from cancelctl.redact import scrub
 from cancelctl.results import ProfileResult, Report
+
+if TYPE_CHECKING:
+    from cancelctl.runner import Options
 
 __all__ = ["err", "error_line", "out", "out_json", "report", "rich_table", "rows", "scrub", "table"]
 
@@ -52,7 +56,14 @@ def _rows(result: ProfileResult) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     if result.orders is not None:
         rows += [
-            (o["order_id"], "open", " ".join(str(o.get(k)) for k in ("symbol", "side", "amount", "price") if o.get(k) is not None) + (" reduce-only" if o.get("reduce_only") else "") + (" stop" if o.get("stop") else "") + (" TWAP" if o.get("twap") else ""))
+            (
+                o["order_id"],
+                "open",
+                " ".join(str(o.get(k)) for k in ("symbol", "side", "amount", "price") if o.get(k) is not None)
+                + (" reduce-only" if o.get("reduce_only") else "")
+                + (" stop" if o.get("stop") else "")
+                + (" TWAP" if o.get("twap") else ""),
+            )
             for o in result.orders
         ]
         if not rows and result.error is None:
@@ -63,7 +74,10 @@ def _rows(result: ProfileResult) -> list[tuple[str, str, str]]:
     rows += [(i, "cancelled", "TWAP order" if i in twap else "") for i in result.cancelled]
     rows += [(r["id"], "rejected", r["reason"]) for r in result.rejected]
     rows += [(i, "unknown", "fate unknown: check the venue") for i in result.unknown]
-    rows += [(i, "open", "still open after verification" + (" (TWAP order)" if i in twap else "")) for i in result.remaining or []]
+    rows += [
+        (i, "open", "still open after verification" + (" (TWAP order)" if i in twap else ""))
+        for i in result.remaining or []
+    ]
     if result.dry_run and result.requests is not None:
         rows.append(("-", "dry-run", f"{len(result.requests)} request(s) signed, none sent"))
     if result.cancelled_count:
@@ -77,12 +91,14 @@ def _rows(result: ProfileResult) -> list[tuple[str, str, str]]:
     return rows
 
 
-def position_text(p: dict) -> str:
+def position_text(p: dict[str, Any]) -> str:
     """``BTC long 0.5 @ 61200 (mark 61000, unrealized PnL -100)``."""
     text = f"{p['symbol']} {p['side']} {p['size']}"
     if p.get("entry_price") is not None:
         text += f" @ {p['entry_price']}"
-    extra = [f"{k} {p[f]}" for k, f in (("mark", "mark_price"), ("unrealized PnL", "unrealized_pnl")) if p.get(f) is not None]
+    extra = [
+        f"{k} {p[f]}" for k, f in (("mark", "mark_price"), ("unrealized PnL", "unrealized_pnl")) if p.get(f) is not None
+    ]
     return text + (f" ({', '.join(extra)})" if extra else "")
 
 
@@ -102,16 +118,22 @@ def position_rows(result: ProfileResult) -> list[tuple[str, str, str]]:
     return rows
 
 
-def report(report: Report, opts) -> None:
+def report(report: Report, opts: Options) -> None:
     """Print ``report`` as ``opts`` asks (json, quiet, table or TSV) and its errors on stderr."""
     for r in report.results:
         profile = r.profile if len(report.results) > 1 else None
         if r.error is not None:
             err(error_line(r.error, profile))
         elif r.verify_error is not None:  # cancels answered, book unreadable: exit 5 needs its line too
-            err(f"cancelctl: error: {'profile ' + profile + ': ' if profile else ''}cancelled, but the book could not be read back: {r.verify_error.one_line()}")
+            err(
+                f"cancelctl: error: {'profile ' + profile + ': ' if profile else ''}cancelled, but the book could "
+                f"not be read back: {r.verify_error.one_line()}"
+            )
         if r.positions_error is not None and r.error is None:  # a failed position read is said, not hidden
-            err(f"cancelctl: {'error' if r.closing else 'warning'}: {'profile ' + profile + ': ' if profile else ''}positions not read: {r.positions_error.one_line()}")
+            err(
+                f"cancelctl: {'error' if r.closing else 'warning'}: "
+                f"{'profile ' + profile + ': ' if profile else ''}positions not read: {r.positions_error.one_line()}"
+            )
     if report.error is not None:
         err(error_line(report.error))
     if opts.json:
@@ -134,14 +156,28 @@ def report(report: Report, opts) -> None:
 
 
 STYLES = {
-    "position": "yellow", "close filled": "green", "close partial": "yellow", "close unknown": "yellow",
-    "flat": "green", "none open": "green", "cancelled": "green", "rejected": "red", "unknown": "yellow",
-    "open": "red", "ok": "green", "dry-run": "cyan", "warn": "yellow", "fail": "red",
+    "position": "yellow",
+    "close filled": "green",
+    "close partial": "yellow",
+    "close unknown": "yellow",
+    "flat": "green",
+    "none open": "green",
+    "cancelled": "green",
+    "rejected": "red",
+    "unknown": "yellow",
+    "open": "red",
+    "ok": "green",
+    "dry-run": "cyan",
+    "warn": "yellow",
+    "fail": "red",
 }
 
 
-def rich_table(columns: Sequence[str], lines: Iterable[Sequence[str]], footer: str, *, styled: int, title: str | None = None) -> None:
-    """A rich table on stdout (a terminal): every cell scrubbed and shown as text (no markup), column ``styled`` coloured by :data:`STYLES`; then ``footer`` (rich markup)."""
+def rich_table(
+    columns: Sequence[str], lines: Iterable[Sequence[str]], footer: str, *, styled: int, title: str | None = None
+) -> None:
+    """A rich table on stdout (a terminal): every cell scrubbed and shown as text (no markup), column ``styled``
+    coloured by :data:`STYLES`; then ``footer`` (rich markup)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -151,7 +187,9 @@ def rich_table(columns: Sequence[str], lines: Iterable[Sequence[str]], footer: s
     for col in columns:
         t.add_column(col)
     for line in lines:
-        t.add_row(*(Text(scrub(cell), style=STYLES.get(cell, "red") if n == styled else "") for n, cell in enumerate(line)))
+        t.add_row(
+            *(Text(scrub(cell), style=STYLES.get(cell, "red") if n == styled else "") for n, cell in enumerate(line))
+        )
     console.print(t)
     console.print(footer)
 

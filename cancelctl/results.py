@@ -1,6 +1,7 @@
 """What a run did, per profile, and the exit code that follows from it.
 
-Shapes follow the contract's JSON document (``docs/json.md``): order IDs are strings; ``rejected`` items are ``{"id", "reason"}``;
+Shapes follow the contract's JSON document (``docs/json.md``): order IDs are strings;
+``rejected`` items are ``{"id", "reason"}``;
 ``remaining`` is None without verification. ``unknown`` (IDs whose fate is
 not known) is an addition the contract allows. ``positions`` is None when
 not read, else ``[{"symbol", "side": "long"|"short", "size", "entry_price",
@@ -13,7 +14,7 @@ not read, else ``[{"symbol", "side": "long"|"short", "size", "entry_price",
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from cancelctl.errors import CancelctlError, ExitCode, combine
 
@@ -43,6 +44,7 @@ class OpenOrder(TypedDict):
     amount: object
     client_order_id: str | None
     reduce_only: NotRequired[bool]
+    twap: NotRequired[bool]
     stop: NotRequired[bool]
     order_type: NotRequired[str | None]
 
@@ -62,14 +64,16 @@ class ProfileResult:
     error: CancelctlError | None = None
     verify_error: CancelctlError | None = None  # the book could not be read after cancelling
     orders: list[OpenOrder] | None = None  # `orders` command: the open orders
-    twap: list[str] = field(default_factory=list)  # IDs in this result that are TWAP orders (Pacifica; cancel_twap_order)
-    positions: list[dict] | None = None  # the open positions after the run; None: not read
+    twap: list[str] = field(
+        default_factory=list
+    )  # IDs in this result that are TWAP orders (Pacifica; cancel_twap_order)
+    positions: list[dict[str, Any]] | None = None  # the open positions after the run; None: not read
     positions_error: CancelctlError | None = None  # the positions could not be read (said, not hidden)
-    closed: list[dict] | None = None  # --close-positions: one row per closing order
+    closed: list[dict[str, Any]] | None = None  # --close-positions: one row per closing order
     closing: bool = False  # closing was asked for: positions left open count in the exit code
     elapsed_ms: float = 0.0
     dry_run: bool = False
-    requests: list[dict] | None = None
+    requests: list[dict[str, Any]] | None = None
 
     def reject(self, order_id: str, reason: str) -> None:
         """Record ``order_id`` as rejected; the reason (often the venue's text) is made one bounded, printable line."""
@@ -114,9 +118,10 @@ class ProfileResult:
     def status(self) -> str:
         if self.dry_run and self.exit_code == ExitCode.OK:
             return "skipped"
-        return {ExitCode.OK: "ok", ExitCode.PARTIAL: "partial", ExitCode.UNKNOWN: "unknown"}.get(self.exit_code, "failed")
+        names: dict[int, str] = {ExitCode.OK: "ok", ExitCode.PARTIAL: "partial", ExitCode.UNKNOWN: "unknown"}
+        return names.get(self.exit_code, "failed")
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         count = self.cancelled_count if self.cancelled_count is not None else len(self.cancelled)
         doc = {
             "profile": self.profile,
@@ -162,7 +167,7 @@ class Report:
             return self.error.exit_code
         return combine([r.exit_code for r in self.results])
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         code = int(self.exit_code)
         doc = {
             "schema": SCHEMA,

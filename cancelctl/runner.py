@@ -149,16 +149,24 @@ def run_profile(
         result = action.call(client)
         if opts.dry_run:
             result.requests = client.prepared
-        elif opts.verify and action.scope is not None and (result.error is None or isinstance(result.error, OutcomeUnknown)):
+        elif (
+            opts.verify
+            and action.scope is not None
+            and (result.error is None or isinstance(result.error, OutcomeUnknown))
+        ):
             from cancelctl.verify import verify
 
             progress.stage = "verify"
             scope, done = action.scope, result
             verify(client, result, lambda order: scope(done, order))
     except CancelctlError as e:
-        result = ProfileResult(profile=profile.name, venue=profile.venue, action=action_name, error=e, dry_run=opts.dry_run)
+        result = ProfileResult(
+            profile=profile.name, venue=profile.venue, action=action_name, error=e, dry_run=opts.dry_run
+        )
     except Exception as e:  # noqa: BLE001 - a bug in one profile must not stop the others
-        result = ProfileResult(profile=profile.name, venue=profile.venue, action=action_name, error=internal_error(e, opts.debug))
+        result = ProfileResult(
+            profile=profile.name, venue=profile.venue, action=action_name, error=internal_error(e, opts.debug)
+        )
     finally:
         if client is not None:
             client.close()
@@ -166,7 +174,9 @@ def run_profile(
     return result
 
 
-def unfinished(progress: Progress, action: Action, opts: Options, interrupted: bool, word: str = "interrupted") -> ProfileResult:
+def unfinished(
+    progress: Progress, action: Action, opts: Options, interrupted: bool, word: str = "interrupted"
+) -> ProfileResult:
     """The result of a profile the run stopped waiting for (deadline or Ctrl-C); call after closing its gate.
 
     Rows already recorded are kept; IDs in flight are ``unknown`` when a
@@ -204,7 +214,9 @@ def unfinished(progress: Progress, action: Action, opts: Options, interrupted: b
             known.add(i)
             r.reject(i, f"not sent: {word}" if interrupted else "not sent: the deadline passed first")
     if progress.stage == "verify":
-        r.verify_error = OutcomeUnknown(f"{word} while verifying" if interrupted else "the book was not read back before the deadline", kind=kind)
+        r.verify_error = OutcomeUnknown(
+            f"{word} while verifying" if interrupted else "the book was not read back before the deadline", kind=kind
+        )
     elif wrote:
         r.error = OutcomeUnknown(
             f"{word} before {p.venue} answered" if interrupted else f"no answer from {p.venue} before the deadline",
@@ -214,9 +226,12 @@ def unfinished(progress: Progress, action: Action, opts: Options, interrupted: b
     else:
         where = "while reading credentials" if progress.stage == "credentials" else "before any request went out"
         what = word if interrupted else "the deadline passed"
-        r.error = NotSent(f"{what} {where}; nothing was sent", hint=None if interrupted else "raise --timeout", kind=kind)
+        r.error = NotSent(
+            f"{what} {where}; nothing was sent", hint=None if interrupted else "raise --timeout", kind=kind
+        )
     r.elapsed_ms = progress.deadline.elapsed_ms()
-    return r
+    result: ProfileResult = r
+    return result
 
 
 def run(
@@ -253,7 +268,9 @@ def run(
 
     interrupted = None
     try:
-        threads = [threading.Thread(target=work, args=(r,), name=f"profile-{r.profile.name}", daemon=True) for r in runs]
+        threads = [
+            threading.Thread(target=work, args=(r,), name=f"profile-{r.profile.name}", daemon=True) for r in runs
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -266,6 +283,9 @@ def run(
     final = []
     for r in runs:
         r.deadline.close()  # from here on, nothing more of this profile goes out
-        final.append(r.result or unfinished(r, action, opts, interrupted is not None, interrupted.kind if interrupted else "interrupted"))
+        final.append(
+            r.result
+            or unfinished(r, action, opts, interrupted is not None, interrupted.kind if interrupted else "interrupted")
+        )
     report = Report(final, dry_run=opts.dry_run, error=interrupted)
     return Outcome(report, opts, elapsed_ms=deadline.elapsed_ms(), audit=audit)

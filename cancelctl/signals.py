@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
 
 HANDLED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 BACKSTOP_S = 2.0  # s after a signal that arrived while reporting before the process ends regardless
@@ -62,7 +63,7 @@ class Interrupted(BaseException):
         return "interrupted" if self.signum == signal.SIGINT else "terminated"
 
 
-def _handler(signum: int, frame) -> None:
+def _handler(signum: int, frame: object) -> None:
     RECEIVED.append(signum)
     if _state["raise"]:
         _state["raise"] = False  # the second and later signals never interrupt the report
@@ -74,7 +75,7 @@ def _handler(signum: int, frame) -> None:
         timer.start()
 
 
-def install():
+def install() -> Callable[[], None]:
     """Handle SIGINT, SIGTERM and SIGHUP as above; returns a function that restores the previous handlers.
 
     Does nothing (and restores nothing) outside the main thread, where

@@ -43,7 +43,10 @@ def fix_hint(path: Path | str) -> str:
     except OSError:
         owner = None
     if hasattr(os, "getuid") and owner is not None and owner != os.getuid():
-        return f"it belongs to another user (an earlier sudo cancelctl?): sudo chown -R {os.getuid()} {p}, or set CANCELCTL_STATE_DIR to a writable directory"
+        return (
+            f"it belongs to another user (an earlier sudo cancelctl?): sudo chown -R {os.getuid()} {p}, "
+            "or set CANCELCTL_STATE_DIR to a writable directory"
+        )
     return f"make {p} writable (disk full? read-only?) or set CANCELCTL_STATE_DIR to a writable directory"
 
 

@@ -1,4 +1,5 @@
-"""Text from outside (venue reasons and messages, order fields) made safe to print: one line, no control characters, bounded.
+"""Text from outside (venue reasons and messages, order fields) made safe to print: one line, no control
+characters, bounded.
 
 A venue is not trusted to send sane text: a reason with a newline or a tab
 would forge extra rows in the tab-separated output, an escape sequence

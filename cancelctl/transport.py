@@ -23,11 +23,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cancelctl import __version__
 from cancelctl.errors import ConfigError, NotSent, OutcomeUnknown
 from cancelctl.signing import PreparedRequest
+
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
 
 T = TypeVar("T")
 USER_AGENT = f"cancelctl/{__version__}"
@@ -84,7 +89,7 @@ class Deadline:
         self.wrote = False  # some request began to go out (its bytes may have reached the venue)
         self._gate = threading.Lock()
 
-    def fork(self) -> "Deadline":
+    def fork(self) -> Deadline:
         """A deadline with the same start and end and a gate of its own."""
         return Deadline(self.seconds, start=self.start)
 
@@ -145,7 +150,7 @@ class Answer:
         return seconds if math.isfinite(seconds) and seconds > 0.0 else None
 
 
-_tls: dict[str, object] = {}
+_tls: dict[str, Any] = {}
 TLS_EXIT_WAIT_S = 2.0  # the longest an exit waits for the TLS thread (s)
 
 
@@ -179,7 +184,7 @@ def warm_tls() -> None:
         atexit.register(thread.join, TLS_EXIT_WAIT_S)
 
 
-def tls_context():
+def tls_context() -> ssl.SSLContext:
     """The ``ssl.SSLContext`` that verifies venue certificates, from the environment as httpx would build it.
 
     ``SSL_CERT_FILE`` (a regular PEM file of at most ``CA_FILE_LIMIT``
@@ -206,7 +211,10 @@ def tls_context():
             raise ConfigError(f"$SSL_CERT_FILE ({cafile}) holds no PEM certificate", hint=fix) from None
     if capath:
         if not os.path.isdir(capath):
-            raise ConfigError(f"$SSL_CERT_DIR ({capath}) is not a directory", hint="point SSL_CERT_DIR at a directory of hashed CA certificates, or unset it")
+            raise ConfigError(
+                f"$SSL_CERT_DIR ({capath}) is not a directory",
+                hint="point SSL_CERT_DIR at a directory of hashed CA certificates, or unset it",
+            )
         return ssl.create_default_context(capath=capath)
     import certifi
 
@@ -239,15 +247,21 @@ def check_proxies() -> None:
         except (httpx.InvalidURL, ValueError, TypeError):
             scheme, host = "", ""
         if scheme not in PROXY_SCHEMES or not host:
-            raise ConfigError(f"${name} is not a proxy URL cancelctl can use", hint=f"use http://HOST:PORT (or socks5://HOST:PORT), or unset {name}")
+            raise ConfigError(
+                f"${name} is not a proxy URL cancelctl can use",
+                hint=f"use http://HOST:PORT (or socks5://HOST:PORT), or unset {name}",
+            )
         if scheme.startswith("socks"):
             try:
-                import socksio  # noqa: F401
+                import socksio  # type: ignore[import-not-found]  # noqa: F401
             except ImportError:
-                raise ConfigError(f"${name} names a SOCKS proxy, which needs httpx's socks extra", hint=f"pip install 'httpx[socks]' next to cancelctl, or use an http:// proxy, or unset {name}") from None
+                raise ConfigError(
+                    f"${name} names a SOCKS proxy, which needs httpx's socks extra",
+                    hint=f"pip install 'httpx[socks]' next to cancelctl, or use an http:// proxy, or unset {name}",
+                ) from None
 
 
-def new_client():
+def new_client() -> httpx.Client:
     """An httpx client for one profile (keep-alive across that profile's requests).
 
     Certificates are verified (the context from :func:`warm_tls` when it was
@@ -267,10 +281,13 @@ def new_client():
         return httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=verify)
     except (ImportError, ValueError, httpx.InvalidURL):
         check_proxies()  # names the variable
-        raise ConfigError("the proxy settings in the environment are unusable", hint="check or unset HTTPS_PROXY, HTTP_PROXY and ALL_PROXY") from None
+        raise ConfigError(
+            "the proxy settings in the environment are unusable",
+            hint="check or unset HTTPS_PROXY, HTTP_PROXY and ALL_PROXY",
+        ) from None
 
 
-def send(client, request: PreparedRequest, deadline: Deadline) -> Answer:
+def send(client: httpx.Client, request: PreparedRequest, deadline: Deadline) -> Answer:
     """Send ``request`` with the deadline's remaining time (s) as every timeout.
 
     Whether anything went out is decided by httpcore's ``trace`` events,
@@ -287,7 +304,7 @@ def send(client, request: PreparedRequest, deadline: Deadline) -> Answer:
         raise DeadlinePassed("the deadline passed before the request could be sent", hint="raise --timeout")
     wrote = False
 
-    def trace(event: str, info: dict) -> None:
+    def trace(event: str, info: dict[str, Any]) -> None:
         nonlocal wrote
         if event == "http11.send_request_headers.started":
             deadline.writing()  # Stopped when the run has stopped waiting: the request never goes out
@@ -326,7 +343,7 @@ def send(client, request: PreparedRequest, deadline: Deadline) -> Answer:
 MAX_ANSWER_BYTES = 4 << 20  # bytes, decoded: the largest venue answer (a full order book) is well under 1 MB
 
 
-def _read_capped(r, host: str, deadline: Deadline) -> bytes:
+def _read_capped(r: httpx.Response, host: str, deadline: Deadline) -> bytes:
     """The answer's body, at most ``MAX_ANSWER_BYTES`` (after decompression), read before the deadline.
 
     More is OutcomeUnknown (5, unreadable answer): a body that streams
@@ -338,13 +355,17 @@ def _read_capped(r, host: str, deadline: Deadline) -> bytes:
 
     declared = r.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
-        raise OutcomeUnknown(f"unreadable answer from {host}: {declared} bytes, more than the {MAX_ANSWER_BYTES} cancelctl reads")
+        raise OutcomeUnknown(
+            f"unreadable answer from {host}: {declared} bytes, more than the {MAX_ANSWER_BYTES} cancelctl reads"
+        )
     chunks: list[bytes] = []
     size = 0
     for chunk in r.iter_bytes():
         size += len(chunk)
         if size > MAX_ANSWER_BYTES:
-            raise OutcomeUnknown(f"unreadable answer from {host}: more than the {MAX_ANSWER_BYTES} bytes cancelctl reads")
+            raise OutcomeUnknown(
+                f"unreadable answer from {host}: more than the {MAX_ANSWER_BYTES} bytes cancelctl reads"
+            )
         chunks.append(chunk)
         if clock.monotonic() > deadline.end:
             raise OutcomeUnknown(f"no answer from {host} before the deadline (the answer was still arriving)")
@@ -396,7 +417,7 @@ def with_retries(attempt: Callable[[], T], deadline: Deadline) -> T:
             wanted = backoff
         elif getattr(exc, "retry_after_floor", True):
             wanted = max(wanted, backoff)
-        return min(wanted, deadline.remaining())
+        return float(min(wanted, deadline.remaining()))
 
     def out_of_time(exc: BaseException | None) -> bool:
         wanted = getattr(exc, "retry_after", None)
@@ -430,5 +451,7 @@ def with_retries(attempt: Callable[[], T], deadline: Deadline) -> T:
             raise OutcomeUnknown(last.message, venue_reason=last.venue_reason) from None
         if maybe_processed:
             last = maybe_processed[-1]
-            raise OutcomeUnknown(f"{last.message}; retries then failed: {e.message}", venue_reason=last.venue_reason) from None
+            raise OutcomeUnknown(
+                f"{last.message}; retries then failed: {e.message}", venue_reason=last.venue_reason
+            ) from None
         raise

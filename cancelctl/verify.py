@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cancelctl.errors import CancelctlError, OutcomeUnknown
 from cancelctl.results import OpenOrder, ProfileResult
@@ -64,13 +64,17 @@ def symbols_scope(symbols: Sequence[str], *, exclude_reduce_only: bool = False) 
 
 def _cancel_open(client: VenueClient, orders: list[OpenOrder]) -> ProfileResult:
     """Cancel ``orders`` by ID, grouped by (symbol, stop order, TWAP order) for venues that need them."""
-    groups: dict[tuple, list[str]] = {}
+    groups: dict[tuple[Any, ...], list[str]] = {}
     for o in orders:
         groups.setdefault((o.get("symbol"), bool(o.get("stop")), bool(o.get("twap"))), []).append(o["order_id"])
     merged: ProfileResult | None = None
     for (symbol, stop, twap), ids in groups.items():
         # Pacifica TWAP orders have their own cancel (cancel_twap_order); only they get the keyword
-        r = client.cancel_orders(ids, symbol=symbol, stop=stop, twap=True) if twap else client.cancel_orders(ids, symbol=symbol, stop=stop)
+        r = (
+            client.cancel_orders(ids, symbol=symbol, stop=stop, twap=True)
+            if twap
+            else client.cancel_orders(ids, symbol=symbol, stop=stop)
+        )
         if merged is None:
             merged = r
         else:
@@ -99,7 +103,9 @@ def verify(client: VenueClient, result: ProfileResult, scope: Callable[[OpenOrde
     except CancelctlError as e:
         result.verify_error = e
     except Exception as e:  # noqa: BLE001 - whatever a venue sent, the rows known so far stay and the book counts as unread
-        result.verify_error = OutcomeUnknown(f"the book could not be checked ({type(e).__name__})", hint="see what is still open: cancelctl orders")
+        result.verify_error = OutcomeUnknown(
+            f"the book could not be checked ({type(e).__name__})", hint="see what is still open: cancelctl orders"
+        )
     return result
 
 

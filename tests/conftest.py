@@ -85,7 +85,9 @@ class Env:
         env.update(self.vars)
         return env
 
-    def run(self, *args: str, input: str | None = None, timeout: float = 60, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, input: str | None = None, timeout: float = 60, extra_env: dict | None = None
+    ) -> subprocess.CompletedProcess:
         """Run the real ``cancelctl`` process (``python -m cancelctl``)."""
         env = self.environ()
         env.update(extra_env or {})
@@ -155,7 +157,7 @@ def assert_no_secret(label: str, text: str) -> None:
     for s in {x for x in SECRETS_USED if len(x) >= MIN_SECRET} | {GEMINI_SECRET}:
         assert s not in text, f"a secret appeared in the output of: {label}"
     assert not SIGNATURE_HEADER.search(text), f"a signature appeared in: {label}"
-    assert "X-GEMINI-APIKEY\": \"" + GEMINI_KEY not in text, f"the API key header appeared in: {label}"
+    assert 'X-GEMINI-APIKEY": "' + GEMINI_KEY not in text, f"the API key header appeared in: {label}"
 
 
 def closed_port() -> int:

@@ -28,7 +28,9 @@ class Reply:
     delay: float = 0.0  # seconds to wait before answering
 
 
-def reply(status: int = 200, body: object = None, *, raw: bytes | None = None, drop: bool = False, delay: float = 0.0) -> Reply:
+def reply(
+    status: int = 200, body: object = None, *, raw: bytes | None = None, drop: bool = False, delay: float = 0.0
+) -> Reply:
     """A scripted answer: ``body`` as JSON, or ``raw`` bytes as they are."""
     data = raw if raw is not None else json.dumps(body).encode()
     return Reply(status, data, drop, delay)
@@ -84,7 +86,7 @@ class HostileVenue:
             time.sleep(r.delay)
         return b"" if r.drop else response(r.status, r.body)
 
-    def __enter__(self) -> "HostileVenue":
+    def __enter__(self) -> HostileVenue:
         self._server.__enter__()
         return self
 

@@ -14,11 +14,21 @@ unlock = subprocess.run(
     ["gnome-keyring-daemon", "--unlock", "--components=secrets"],
     input=b"cancelctl-test-keyring-password", capture_output=True, timeout=20,
 )
-results = [{"args": ["gnome-keyring-daemon"], "rc": unlock.returncode, "stdout": "", "stderr": unlock.stderr.decode(errors="replace")}]
+results = [
+    {
+        "args": ["gnome-keyring-daemon"],
+        "rc": unlock.returncode,
+        "stdout": "",
+        "stderr": unlock.stderr.decode(errors="replace"),
+    }
+]
 for step in steps:
     p = subprocess.run(
         [sys.executable, "-m", "cancelctl", *step["args"]],
-        input=step.get("stdin", ""), capture_output=True, text=True, timeout=30,
+        input=step.get("stdin", ""),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     results.append({"args": step["args"], "rc": p.returncode, "stdout": p.stdout, "stderr": p.stderr})
 print(json.dumps(results))

@@ -29,7 +29,10 @@ class Request:
 
 def response(status: int = 200, body: bytes = b"", headers: dict[str, str] | None = None, reason: str = "OK") -> bytes:
     """One whole HTTP/1.1 answer (Content-Length set, connection closed after it)."""
-    head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+    )
     for k, v in (headers or {}).items():
         head += f"{k}: {v}\r\n"
     return head.encode() + b"\r\n" + body

@@ -88,7 +88,9 @@ def bash_complete(env, words: list[str], extra_env: dict | None = None) -> subpr
     e = env.environ()
     e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
     e.update(extra_env or {})
-    return subprocess.run(["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True, env=e, timeout=60)
+    return subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True, env=e, timeout=60
+    )
 
 
 def replies(proc: subprocess.CompletedProcess) -> list[str]:

@@ -64,7 +64,9 @@ def invocations(line: str) -> list[list[str]]:
 @cache
 def help_options(path: tuple[str, ...]) -> set[str]:
     env = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"}
-    proc = subprocess.run([sys.executable, "-m", "cancelctl", *path, "--help"], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cancelctl", *path, "--help"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert proc.returncode == 0, (path, proc.stderr)
     return set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", proc.stdout))
 
@@ -81,7 +83,9 @@ def test_every_option_shown_in_the_pages_exists():
                 path = [args[0]]
                 if args[0] in GROUPS and len(args) > 1 and re.match(r"[a-z]+(/|$)", args[1]):
                     path.append(args[1].split("/")[0])  # "keys set/list" -> keys set
-                options = {re.sub(r"[\[\].]", "", a).split("=")[0] for a in args[len(path):] if re.match(r"\[?--?[a-z]", a)}
+                options = {
+                    re.sub(r"[\[\].]", "", a).split("=")[0] for a in args[len(path) :] if re.match(r"\[?--?[a-z]", a)
+                }
                 known = help_options(tuple(path))
                 missing = sorted(o for o in options if o not in known)
                 assert not missing, f"docs/{page}: `cancelctl {' '.join(args)}`: no such option {missing}"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cancelctl.sim.pacifica import solana_keypair
+
 from conftest import GEMINI_KEY, GEMINI_SECRET, SECRETS_USED, closed_port, collect
 
 MAIN_PRIVATE, MAIN = solana_keypair(bytes(range(101, 133)))
@@ -39,7 +40,9 @@ def row(proc, check: str, profile: str = "-") -> list[str]:
 
 def doc(proc) -> dict:
     d = json.loads(proc.stdout)
-    assert d["schema"] == "cancelctl-doctor/1" and d["exit_code"] == proc.returncode and d["ok"] == (proc.returncode == 0)
+    assert (
+        d["schema"] == "cancelctl-doctor/1" and d["exit_code"] == proc.returncode and d["ok"] == (proc.returncode == 0)
+    )
     for c in d["checks"]:
         assert {"check", "profile", "status", "detail", "exit_code"} <= set(c) and c["status"] in ("ok", "warn", "fail")
     return d
@@ -58,7 +61,9 @@ def assert_public_gets_only(sim) -> None:
     for r in log:
         assert (r["method"], r["path"]) in PUBLIC, r
         assert "cancel" not in r["path"]
-        assert not any(h.startswith("x-gemini") or "signature" in h or h in ("pf-api-key", "content-length") for h in r["headers"]), r
+        assert not any(
+            h.startswith("x-gemini") or "signature" in h or h in ("pf-api-key", "content-length") for h in r["headers"]
+        ), r
         assert not {"key", "nonce", "account", "timestamp"} & set(r), r  # nothing signed was parsed out of it
 
 
@@ -87,7 +92,9 @@ def test_all_green(both, env):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr == ""
     got = rows(proc)
-    assert [(r[0], r[1]) for r in got] == [("config", "-"), ("keyring", "-")] + [(c, p) for p in ("main", "pac") for c in PER_PROFILE]
+    assert [(r[0], r[1]) for r in got] == [("config", "-"), ("keyring", "-")] + [
+        (c, p) for p in ("main", "pac") for c in PER_PROFILE
+    ]
     assert all(r[2] == "ok" for r in got), proc.stdout
     assert str(env.config_dir / "config.toml") in row(proc, "config")[3]
     assert "not needed" in row(proc, "keyring")[3] and "fail.Keyring" in row(proc, "keyring")[3]
@@ -99,7 +106,9 @@ def test_all_green(both, env):
     assert "/api/v1/info: HTTP 200" in row(proc, "reach", "pac")[3]
     assert_public_gets_only(sim)
     assert {r["path"] for r in sim.requests()} == {"/v1/symbols", "/api/v1/info"}  # both venues were really asked
-    assert sim.gemini.keys[GEMINI_KEY].last_nonce is None and open_order in {o.order_id for o in sim.gemini.open_orders()}
+    assert sim.gemini.keys[GEMINI_KEY].last_nonce is None and open_order in {
+        o.order_id for o in sim.gemini.open_orders()
+    }
 
 
 def test_json_document(both, env):
@@ -228,7 +237,9 @@ def test_unreachable_venue_is_75(sim, env):
 def test_unavailable_and_wrong_url(sim, env):
     """A 503 from the venue is 75 (try later); a 404 is a wrong base_url, 78."""
     sim.fail("/v1/symbols", status=503, times=-1)
-    env.write_config({"g": {"venue": "gemini", "base_url": sim.url}, "p": {"venue": "pacifica", "base_url": sim.url + "/wrong"}})
+    env.write_config(
+        {"g": {"venue": "gemini", "base_url": sim.url}, "p": {"venue": "pacifica", "base_url": sim.url + "/wrong"}}
+    )
     env.secret("g", "api_key", GEMINI_KEY)
     env.secret("g", "api_secret", GEMINI_SECRET)
     env.secret("p", "private_key", MAIN_PRIVATE)
@@ -277,18 +288,62 @@ def test_invalid_profile_and_unknown_name(sim, env):
 @pytest.mark.parametrize(
     ("profile", "secrets", "status", "words"),
     [
-        ({"venue": "gemini"}, {"api_key": "not-a-gemini-key", "api_secret": "SECRET-abcdefghijkl1"}, "fail", "account-... or master-..."),
-        ({"venue": "gemini"}, {"api_key": "SECRET-abcdefghijkl2", "api_secret": "account-swappedkey1"}, "fail", "swapped"),
-        ({"venue": "gemini"}, {"api_key": "master-KEY0001", "api_secret": "SECRET-abcdefghijkl3"}, "fail", "MissingAccounts"),
-        ({"venue": "gemini", "account": "desk-2"}, {"api_key": "account-KEY0001", "api_secret": "SECRET-abcdefghijkl4"}, "fail", "AccountsOnGroupOnlyApi"),
-        ({"venue": "gemini", "account": "desk-2"}, {"api_key": "master-KEY0001", "api_secret": "SECRET-abcdefghijkl5"}, "ok", "master key for sub-account desk-2"),
+        (
+            {"venue": "gemini"},
+            {"api_key": "not-a-gemini-key", "api_secret": "SECRET-abcdefghijkl1"},
+            "fail",
+            "account-... or master-...",
+        ),
+        (
+            {"venue": "gemini"},
+            {"api_key": "SECRET-abcdefghijkl2", "api_secret": "account-swappedkey1"},
+            "fail",
+            "swapped",
+        ),
+        (
+            {"venue": "gemini"},
+            {"api_key": "master-KEY0001", "api_secret": "SECRET-abcdefghijkl3"},
+            "fail",
+            "MissingAccounts",
+        ),
+        (
+            {"venue": "gemini", "account": "desk-2"},
+            {"api_key": "account-KEY0001", "api_secret": "SECRET-abcdefghijkl4"},
+            "fail",
+            "AccountsOnGroupOnlyApi",
+        ),
+        (
+            {"venue": "gemini", "account": "desk-2"},
+            {"api_key": "master-KEY0001", "api_secret": "SECRET-abcdefghijkl5"},
+            "ok",
+            "master key for sub-account desk-2",
+        ),
         ({"venue": "pacifica"}, {"private_key": MAIN_PRIVATE[:-3]}, "fail", "private_key"),
         ({"venue": "pacifica", "account": AGENT}, {"private_key": MAIN_PRIVATE}, "fail", "Verification failed"),
-        ({"venue": "pacifica", "account": MAIN, "agent_wallet": AGENT}, {"private_key": MAIN_PRIVATE}, "fail", "agent wallet"),
-        ({"venue": "pacifica", "account": MAIN, "agent_wallet": AGENT}, {"private_key": AGENT_PRIVATE}, "ok", f"agent wallet {AGENT}, signing for account {MAIN}"),
+        (
+            {"venue": "pacifica", "account": MAIN, "agent_wallet": AGENT},
+            {"private_key": MAIN_PRIVATE},
+            "fail",
+            "agent wallet",
+        ),
+        (
+            {"venue": "pacifica", "account": MAIN, "agent_wallet": AGENT},
+            {"private_key": AGENT_PRIVATE},
+            "ok",
+            f"agent wallet {AGENT}, signing for account {MAIN}",
+        ),
     ],
-    ids=["gemini-prefix", "gemini-swapped", "master-no-account", "account-key-with-account", "master-ok",
-         "pacifica-damaged", "pacifica-wrong-account", "pacifica-not-agent-key", "pacifica-agent-ok"],
+    ids=[
+        "gemini-prefix",
+        "gemini-swapped",
+        "master-no-account",
+        "account-key-with-account",
+        "master-ok",
+        "pacifica-damaged",
+        "pacifica-wrong-account",
+        "pacifica-not-agent-key",
+        "pacifica-agent-ok",
+    ],
 )
 def test_key_sanity_without_network(sim, env, profile, secrets, status, words):
     base = sim.url + ("/api/v1" if profile["venue"] == "pacifica" else "")
@@ -309,7 +364,9 @@ def test_stalled_keyring_is_bounded(sim, env):
     env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
     started = time.monotonic()
     proc = env.run(
-        "doctor", "--timeout", "2",
+        "doctor",
+        "--timeout",
+        "2",
         extra_env={"PYTHON_KEYRING_BACKEND": "slow_keyring.SlowKeyring", "PYTHONPATH": str(Path(__file__).parent)},
     )
     assert time.monotonic() - started < 10
@@ -325,8 +382,12 @@ def test_table_on_a_terminal(both, env):
 
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cancelctl", "doctor"], stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE,
-        env={**env.environ(), "COLUMNS": "200"}, text=True,
+        [sys.executable, "-m", "cancelctl", "doctor"],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        env={**env.environ(), "COLUMNS": "200"},
+        text=True,
     )
     os.close(slave)
     chunks = []

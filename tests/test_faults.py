@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from cancelctl.sim.pacifica import solana_keypair
+
 from conftest import GEMINI_KEY, GEMINI_SECRET, audit_lines, closed_port, collect, parse_json
 
 SLACK = 0.5  # the contract's bound past --timeout, start-up and exit included
@@ -125,7 +126,9 @@ GEMINI_STATUS = [
 ]
 
 
-@pytest.mark.parametrize("fault, timeout, code, attempts", [c[1:] for c in GEMINI_STATUS], ids=[c[0] for c in GEMINI_STATUS])
+@pytest.mark.parametrize(
+    "fault, timeout, code, attempts", [c[1:] for c in GEMINI_STATUS], ids=[c[0] for c in GEMINI_STATUS]
+)
 def test_gemini_status_faults(gemini, env, sim, fault, timeout, code, attempts):
     order = gemini.add_order("primary", "UI")
     sim.fail(ALL, "status", times=-1, **fault)
@@ -210,7 +213,9 @@ def test_gemini_unresolvable_host(env):
     env.write_config({"main": {"venue": "gemini", "base_url": "https://cancelctl-test.invalid"}})
     env.secret("main", "api_key", GEMINI_KEY)
     env.secret("main", "api_secret", GEMINI_SECRET)
-    proc, elapsed = timed(env, "cancel", "all", "--json", "--timeout", "1", extra_env={"RES_OPTIONS": "timeout:1 attempts:1"})
+    proc, elapsed = timed(
+        env, "cancel", "all", "--json", "--timeout", "1", extra_env={"RES_OPTIONS": "timeout:1 attempts:1"}
+    )
     check(env, proc, elapsed, 1, 75)
     assert parse_json(proc)["results"][0]["error"]["kind"] == "unavailable"
 
@@ -294,7 +299,8 @@ def test_gemini_trickling_answer_cannot_hold_the_run(gemini, env, sim):
 
 
 def test_gemini_trickle_mid_list_keeps_every_id(gemini, env, sim):
-    """The first ID's answer trickles past the deadline: it is unknown, the others are reported not sent, none is lost."""
+    """The first ID's answer trickles past the deadline: it is unknown, the others are reported not sent, none is
+    lost."""
     a, b, c = (gemini.add_order("primary", GEMINI_KEY) for _ in range(3))
     sim.fail("/v1/order/cancel", "trickle", seconds=0.3, times=1)
     proc, elapsed = timed(env, "cancel", "order", str(a), str(b), str(c), "--json", "--timeout", "1.5")
@@ -460,12 +466,16 @@ def test_ctrl_c_during_panic_keeps_the_finished_profiles(sim, env):
         env.secret(name, "api_key", f"account-{name.upper()}")
         env.secret(name, "api_secret", f"{name}-secret")
     env.write_config({name: {"venue": "gemini", "base_url": sim.url} for name in ("fast", "slow")})
-    sim.fail(ALL, "late", seconds=8, times=-1, key="account-SLOW")  # the slow account's cancel-all never gets its answer
+    sim.fail(
+        ALL, "late", seconds=8, times=-1, key="account-SLOW"
+    )  # the slow account's cancel-all never gets its answer
     proc = env.popen("panic", "--json", "--timeout", "20")
 
     def ready() -> bool:
         slow_sent = any(r.get("key") == "account-SLOW" for r in sim.requests(ALL))
-        fast_verified = any(r.get("key") == "account-FAST" and r.get("status") == 200 for r in sim.requests("/v1/orders"))
+        fast_verified = any(
+            r.get("key") == "account-FAST" and r.get("status") == 200 for r in sim.requests("/v1/orders")
+        )
         return slow_sent and fast_verified
 
     wait_for(ready)
@@ -480,7 +490,10 @@ def test_ctrl_c_during_panic_keeps_the_finished_profiles(sim, env):
     assert by["slow"]["status"] == "unknown" and by["slow"]["error"]["kind"] == "interrupted"
     assert not [o for o in sim.gemini.open_orders() if o.account == "fast"]
     (line,) = audit_lines(env)
-    assert line["exit_code"] == 130 and {r["profile"]: r["status"] for r in line["results"]} == {"fast": "ok", "slow": "unknown"}
+    assert line["exit_code"] == 130 and {r["profile"]: r["status"] for r in line["results"]} == {
+        "fast": "ok",
+        "slow": "unknown",
+    }
 
 
 # -- many processes on one key ------------------------------------------------------------
@@ -520,7 +533,8 @@ def test_twenty_processes_on_one_key(gemini, env, sim):
 
 
 def detached(env, *args: str, unset: tuple[str, ...] = (), extra_env: dict | None = None, timeout: float = 30):
-    """The real process with no terminal (its own session), stdin at /dev/null, and ``unset`` removed from its environment."""
+    """The real process with no terminal (its own session), stdin at /dev/null, and ``unset`` removed from its
+    environment."""
     environ = env.environ()
     for name in unset:
         environ.pop(name, None)
@@ -544,13 +558,16 @@ HEADLESS = ("PYTHON_KEYRING_BACKEND", "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_D
 
 @pytest.mark.parametrize("command", [("cancel", "all"), ("panic",)])
 def test_headless_without_credentials_names_the_fix(sim, env, command):
-    """No keyring backend chosen, no D-Bus, no terminal, no secrets in the environment: 78 at once, saying what to do."""
+    """No keyring backend chosen, no D-Bus, no terminal, no secrets in the environment: 78 at once, saying what to
+    do."""
     env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
     proc, elapsed = detached(env, *command, unset=HEADLESS)
     assert proc.returncode == 78, proc.stderr
     assert elapsed < 5
     (line,) = proc.stderr.strip().splitlines()
-    assert "CANCELCTL_MAIN_API_KEY" in line and "CANCELCTL_MAIN_API_SECRET" in line and "cancelctl keys set main" in line
+    assert (
+        "CANCELCTL_MAIN_API_KEY" in line and "CANCELCTL_MAIN_API_SECRET" in line and "cancelctl keys set main" in line
+    )
     assert "Traceback" not in proc.stderr and sim.requests() == []
     (audit,) = audit_lines(env)
     assert audit["exit_code"] == 78

@@ -16,10 +16,11 @@ stdin) are left out; tests/test_robustness.py covers them.
 from __future__ import annotations
 
 import pytest
-from conftest import GEMINI_KEY, GEMINI_SECRET, SECRETS_USED, closed_port
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_properties import TEXT, WEIRD, InProcess
+
+from conftest import GEMINI_KEY, GEMINI_SECRET, SECRETS_USED, closed_port
 
 PORT = closed_port()
 CONFIG = (
@@ -33,8 +34,23 @@ WORDS = [
     "profiles", "add", "remove", "doctor", "completion", "bash", "zsh", "fish", "main", "pac", "nope", "1", "12345",
 ]
 FLAGS = [
-    "--json", "-q", "--quiet", "--dry-run", "--verify", "--no-verify", "--client-order-id", "--stop", "--exclude-reduce-only",
-    "--close-positions", "--debug", "--version", "--help", "--", "-", "--bogus", "-x",
+    "--json",
+    "-q",
+    "--quiet",
+    "--dry-run",
+    "--verify",
+    "--no-verify",
+    "--client-order-id",
+    "--stop",
+    "--exclude-reduce-only",
+    "--close-positions",
+    "--debug",
+    "--version",
+    "--help",
+    "--",
+    "-",
+    "--bogus",
+    "-x",
 ]
 SHORT_TIMEOUT = st.sampled_from(["0.3", "0.5", "0", "-1", "nan", "inf", "abc", "", "1e400", "3601", "0x1", "５"])
 VALUES = {
@@ -45,7 +61,9 @@ VALUES = {
     "--symbol": st.one_of(st.sampled_from(["BTC", "btcusd", "ETH"]), TEXT, WEIRD),
     "--max-slippage": st.one_of(st.sampled_from(["0.5", "0", "-1", "100", "nan", "1e9"]), TEXT),
     "--venue": st.one_of(st.sampled_from(["gemini", "pacifica", "kraken"]), TEXT),
-    "--base-url": st.one_of(st.sampled_from(["http://127.0.0.1:9", "https://x.invalid", "ftp://x", "http://[::1"]), TEXT),
+    "--base-url": st.one_of(
+        st.sampled_from(["http://127.0.0.1:9", "https://x.invalid", "ftp://x", "http://[::1"]), TEXT
+    ),
     "--environment": st.one_of(st.sampled_from(["production", "sandbox", "mainnet", "testnet"]), TEXT),
     "--account": st.one_of(TEXT, WEIRD),
     "-n": st.one_of(st.sampled_from(["1", "0", "-1", "99999999999999999999"]), TEXT),
@@ -75,7 +93,9 @@ ENV = st.fixed_dictionaries(
         "CANCELCTL_PAC_PRIVATE_KEY_FILE": ENV_VALUES,
         "CANCELCTL_KEYRING_PASSPHRASE_FILE": ENV_VALUES,
         "CANCELCTL_NOTIFY_URLS": st.one_of(TEXT, st.sampled_from(["json://127.0.0.1:9", "nope://", ",,,"])),
-        "HTTPS_PROXY": st.one_of(TEXT, st.sampled_from(["socks5://127.0.0.1:1", "gopher://x", "http://[::1", "http://127.0.0.1:9", ":::"])),
+        "HTTPS_PROXY": st.one_of(
+            TEXT, st.sampled_from(["socks5://127.0.0.1:1", "gopher://x", "http://[::1", "http://127.0.0.1:9", ":::"])
+        ),
         "ALL_PROXY": st.one_of(TEXT, st.sampled_from(["http://[::1", "ftp://x", "socks4://x:1"])),
         "NO_PROXY": st.one_of(TEXT, st.just("*")),
     },
@@ -88,7 +108,9 @@ def no_bug(code: int, out: str, err: str, what) -> None:
     assert isinstance(code, int) and 0 <= code < 256, (what, code)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(argv=ARGV, environment=ENV)
 def test_fuzz_command_line_and_environment_in_process(tmp_path, capsys, argv, environment):
     if LONG_RUNNING & set(argv):
@@ -99,15 +121,27 @@ def test_fuzz_command_line_and_environment_in_process(tmp_path, capsys, argv, en
     no_bug(code, out, err, (argv, environment))
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(
-    argv=st.sampled_from([["cancel", "all", "--json"], ["panic", "--json"], ["orders"], ["doctor", "--json"], ["cancel", "order", "5", "--dry-run"]]),
+    argv=st.sampled_from(
+        [
+            ["cancel", "all", "--json"],
+            ["panic", "--json"],
+            ["orders"],
+            ["doctor", "--json"],
+            ["cancel", "order", "5", "--dry-run"],
+        ]
+    ),
     environment=st.fixed_dictionaries(
         {},
         optional={
             "SSL_CERT_FILE": ENV_VALUES,
             "SSL_CERT_DIR": ENV_VALUES,
-            "HTTPS_PROXY": st.sampled_from(["socks5://127.0.0.1:1", "gopher://x", "http://[::1", "::", "http://127.0.0.1:9"]),
+            "HTTPS_PROXY": st.sampled_from(
+                ["socks5://127.0.0.1:1", "gopher://x", "http://[::1", "::", "http://127.0.0.1:9"]
+            ),
             "CANCELCTL_DEBUG": st.sampled_from(["1", "2", "x"]),
             "CANCELCTL_MAIN_API_KEY_FILE": ENV_VALUES,
             "CANCELCTL_TIMEOUT": SHORT_TIMEOUT,
@@ -122,7 +156,12 @@ def test_fuzz_environment_real_process(tmp_path_factory, argv, environment):
     env = Env(root)
     env.config_dir.mkdir(parents=True)
     (env.config_dir / "config.toml").write_text(CONFIG)
-    extra = {"CANCELCTL_MAIN_API_KEY": GEMINI_KEY, "CANCELCTL_MAIN_API_SECRET": GEMINI_SECRET, "CANCELCTL_TIMEOUT": "0.5", **environment}
+    extra = {
+        "CANCELCTL_MAIN_API_KEY": GEMINI_KEY,
+        "CANCELCTL_MAIN_API_SECRET": GEMINI_SECRET,
+        "CANCELCTL_TIMEOUT": "0.5",
+        **environment,
+    }
     if "CANCELCTL_MAIN_API_KEY_FILE" in environment:
         del extra["CANCELCTL_MAIN_API_KEY"]
     proc = env.run(*argv, extra_env=extra, timeout=30)

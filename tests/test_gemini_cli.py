@@ -244,7 +244,9 @@ def test_two_profiles_run_together(sim, env):
 def test_one_profile_failing_gives_partial(sim, env):
     sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET)
     a = sim.gemini.add_order("primary", "UI")
-    env.write_config({"good": {"venue": "gemini", "base_url": sim.url}, "bad": {"venue": "gemini", "base_url": sim.url}})
+    env.write_config(
+        {"good": {"venue": "gemini", "base_url": sim.url}, "bad": {"venue": "gemini", "base_url": sim.url}}
+    )
     env.secret("good", "api_key", GEMINI_KEY)
     env.secret("good", "api_secret", GEMINI_SECRET)
     env.secret("bad", "api_key", GEMINI_KEY)

@@ -1,4 +1,5 @@
-"""Gemini signing reproduces independent code byte for byte (tests/vectors/gemini.json: ccxt 4.5.90, the docs' example)."""
+"""Gemini signing reproduces independent code byte for byte (tests/vectors/gemini.json: ccxt 4.5.90, the docs'
+example)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import base64
 import pytest
 
 from cancelctl.signing import gemini
+
 from conftest import vectors
 
 V = vectors("gemini")
@@ -23,8 +25,12 @@ def test_ccxt_vectors(vec):
     inp, want = vec["inputs"], vec["ccxt_output"]
     base = want["url"][: -len(inp["path"])]
     req = gemini.sign(
-        api_key=inp["api_key"], api_secret=inp["api_secret"], base_url=base,
-        path=inp["path"], nonce=str(inp["nonce"]), fields=inp["params"],
+        api_key=inp["api_key"],
+        api_secret=inp["api_secret"],
+        base_url=base,
+        path=inp["path"],
+        nonce=str(inp["nonce"]),
+        fields=inp["params"],
     )
     assert req.method == "POST" and req.url == want["url"]
     assert base64.b64decode(req.headers["X-GEMINI-PAYLOAD"]).decode() == vec["decoded_payload_json_text"]
@@ -39,7 +45,14 @@ def test_master_key_vectors(vec):
 
     payload = json.loads(vec["decoded_payload_json_text"])
     path, nonce = payload.pop("request"), payload.pop("nonce")
-    req = gemini.sign(api_key=vec["api_key"], api_secret=vec["api_secret"], base_url="https://api.gemini.com", path=path, nonce=nonce, fields=payload)
+    req = gemini.sign(
+        api_key=vec["api_key"],
+        api_secret=vec["api_secret"],
+        base_url="https://api.gemini.com",
+        path=path,
+        nonce=nonce,
+        fields=payload,
+    )
     assert req.headers == vec["headers"]
     assert req.url == vec["url"]
 

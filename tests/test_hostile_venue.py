@@ -27,14 +27,15 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hostile import HostileVenue, Reply
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cancelctl.credentials import env_var
 from cancelctl.sim.pacifica import solana_keypair
 from cancelctl.venues.base import as_id
+
 from conftest import GEMINI_KEY, GEMINI_SECRET, SECRETS_USED, collect
-from hostile import HostileVenue, Reply
 
 EXAMPLES = int(os.environ.get("CANCELCTL_HOSTILE_EXAMPLES", "6"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=False, suppress_health_check=list(HealthCheck))
@@ -49,13 +50,40 @@ ID_LIKE = st.one_of(
     st.sampled_from([101, 102, 103, "101", "102", 999, "999"]),
     st.sampled_from([None, True, False, 0, -5, 1.5, 1e20, 10**30, "abc", "", [], {}]),
 )
-SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(allow_nan=False), st.text(max_size=8))
-KEYS = st.sampled_from(["order_id", "is_cancelled", "is_live", "result", "details", "success", "data", "error", "results", "cancelled_count", "symbol", "reason", "cancelledOrders", "cancelRejects"])
-ANY_JSON = st.recursive(SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(KEYS, inner, max_size=4)), max_leaves=12)
+SCALAR = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(allow_nan=False), st.text(max_size=8)
+)
+KEYS = st.sampled_from(
+    [
+        "order_id",
+        "is_cancelled",
+        "is_live",
+        "result",
+        "details",
+        "success",
+        "data",
+        "error",
+        "results",
+        "cancelled_count",
+        "symbol",
+        "reason",
+        "cancelledOrders",
+        "cancelRejects",
+    ]
+)
+ANY_JSON = st.recursive(
+    SCALAR,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(KEYS, inner, max_size=4)),
+    max_leaves=12,
+)
 
 GEMINI_ORDER = st.fixed_dictionaries(
     {"order_id": ID_LIKE},
-    optional={"is_cancelled": st.one_of(st.booleans(), st.none()), "is_live": st.one_of(st.booleans(), st.none()), "reason": st.sampled_from(["Requested", None])},
+    optional={
+        "is_cancelled": st.one_of(st.booleans(), st.none()),
+        "is_live": st.one_of(st.booleans(), st.none()),
+        "reason": st.sampled_from(["Requested", None]),
+    },
 )
 GEMINI_WIDE = st.builds(
     lambda c, r, ok: {"result": ok, "details": {"cancelledOrders": c, "cancelRejects": r}},
@@ -63,12 +91,29 @@ GEMINI_WIDE = st.builds(
     st.one_of(st.lists(ID_LIKE, max_size=3), ID_LIKE),
     st.sampled_from(["ok", "ok", "error", None]),
 )
-GEMINI_BOOK = st.one_of(st.just([]), st.lists(st.one_of(st.fixed_dictionaries({"order_id": ID_LIKE, "symbol": st.just("btcusd")}), ID_LIKE), max_size=4))
+GEMINI_BOOK = st.one_of(
+    st.just([]),
+    st.lists(st.one_of(st.fixed_dictionaries({"order_id": ID_LIKE, "symbol": st.just("btcusd")}), ID_LIKE), max_size=4),
+)
 
 PAC_SINGLE = st.one_of(
-    st.fixed_dictionaries({}, optional={"success": st.one_of(st.booleans(), st.none(), st.just("true")), "error": st.sampled_from([None, "Order not found", "boom"]), "data": ANY_JSON})
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "success": st.one_of(st.booleans(), st.none(), st.just("true")),
+            "error": st.sampled_from([None, "Order not found", "boom"]),
+            "data": ANY_JSON,
+        },
+    )
 )
-PAC_RESULT = st.fixed_dictionaries({}, optional={"success": st.one_of(st.booleans(), st.none()), "order_id": ID_LIKE, "error": st.sampled_from([None, "Order not found", "Failed to cancel order"])})
+PAC_RESULT = st.fixed_dictionaries(
+    {},
+    optional={
+        "success": st.one_of(st.booleans(), st.none()),
+        "order_id": ID_LIKE,
+        "error": st.sampled_from([None, "Order not found", "Failed to cancel order"]),
+    },
+)
 PAC_BATCH = st.builds(
     lambda results, ok, wrap: {"success": ok, "data": {"results": results}, "error": None} if wrap else results,
     st.lists(PAC_RESULT, max_size=4),
@@ -76,14 +121,22 @@ PAC_BATCH = st.builds(
     st.booleans(),
 )
 PAC_COUNT = st.builds(
-    lambda count, ok, wrap: {"success": ok, "data": {"cancelled_count": count}, "error": None} if wrap else {"cancelled_count": count},
+    lambda count, ok, wrap: (
+        {"success": ok, "data": {"cancelled_count": count}, "error": None} if wrap else {"cancelled_count": count}
+    ),
     st.one_of(st.integers(-3, 5), st.sampled_from([10**30, 2.5, True, None, "3"])),
     st.sampled_from([True, True, None, False]),
     st.booleans(),
 )
 PAC_BOOK = st.builds(
     lambda orders, wrap: {"success": True, "data": orders, "error": None} if wrap else orders,
-    st.one_of(st.just([]), st.lists(st.fixed_dictionaries({"order_id": ID_LIKE}, optional={"symbol": st.sampled_from(["BTC", None, 5])}), max_size=3)),
+    st.one_of(
+        st.just([]),
+        st.lists(
+            st.fixed_dictionaries({"order_id": ID_LIKE}, optional={"symbol": st.sampled_from(["BTC", None, 5])}),
+            max_size=3,
+        ),
+    ),
     st.booleans(),
 )
 
@@ -95,7 +148,9 @@ RAW = st.sampled_from(
         b"<html>502 Bad Gateway</html>",
         b"",
         json.dumps(list(range(1, 40_001))).encode(),  # a huge list of IDs nobody asked for
-        json.dumps({"result": "ok", "details": {"cancelledOrders": list(range(1, 40_001)), "cancelRejects": []}}).encode(),
+        json.dumps(
+            {"result": "ok", "details": {"cancelledOrders": list(range(1, 40_001)), "cancelRejects": []}}
+        ).encode(),
     ]
 )
 STATUS = st.sampled_from([200] * 8 + [400, 404, 422, 429, 500, 503])
@@ -103,7 +158,12 @@ STATUS = st.sampled_from([200] * 8 + [400, 404, 422, 429, 500, 503])
 
 def answers(shaped):
     """A Reply: mostly a 200 with a (maybe broken) documented shape, else any JSON, raw bytes, or a lost answer."""
-    body = st.one_of(shaped.map(lambda b: json.dumps(b).encode()), shaped.map(lambda b: json.dumps(b).encode()), ANY_JSON.map(lambda b: json.dumps(b).encode()), RAW)
+    body = st.one_of(
+        shaped.map(lambda b: json.dumps(b).encode()),
+        shaped.map(lambda b: json.dumps(b).encode()),
+        ANY_JSON.map(lambda b: json.dumps(b).encode()),
+        RAW,
+    )
     return st.one_of(st.builds(lambda s, b: Reply(s, b), STATUS, body), st.just(Reply(drop=True)))
 
 
@@ -139,7 +199,11 @@ def run(venue: HostileVenue, profiles: dict, *args: str) -> tuple[subprocess.Com
                 env[env_var(name, "private_key")] = PAC_PRIVATE
         proc = subprocess.run(
             [sys.executable, "-m", "cancelctl", *args, "--json", "--timeout", "1"],
-            capture_output=True, text=True, env=env, timeout=30, stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
         )
         collect(" ".join(args), proc.stdout + proc.stderr)
         path = root_path / "state" / "audit.jsonl"
@@ -209,18 +273,30 @@ def test_gemini_cancel_order(venue, cancel, book, verify, n):
     venue.script("/v1/order/cancel", cancel)
     venue.script("/v1/orders", book)
     asked = ASKED[:n]
-    proc, doc, _ = run(venue, {"g": {"venue": "gemini", "base_url": venue.url}}, "cancel", "order", *asked, *(["--verify"] if verify else []))
+    proc, doc, _ = run(
+        venue,
+        {"g": {"venue": "gemini", "base_url": venue.url}},
+        "cancel",
+        "order",
+        *asked,
+        *(["--verify"] if verify else []),
+    )
     (r,) = doc["results"]
-    assert rows(r) == {i: 1 for i in asked}  # every asked ID exactly one row
+    assert rows(r) == dict.fromkeys(asked, 1)  # every asked ID exactly one row
     assert set(r["cancelled"]) <= set(asked)
     if proc.returncode == 0:
         body = parsed(cancel)
-        confirmed = isinstance(body, dict) and body.get("is_cancelled") is True and as_id(body.get("order_id")) is not None
+        confirmed = (
+            isinstance(body, dict) and body.get("is_cancelled") is True and as_id(body.get("order_id")) is not None
+        )
         # one scripted answer for every request can confirm at most the order it names
         assert confirmed and set(asked) == {as_id(body["order_id"])} == set(r["cancelled"]), (cancel, r)
         if verify:  # and the book was read whole, without the order
             listed = parsed(book)
-            assert isinstance(listed, list) and all(isinstance(o, dict) and as_id(o.get("order_id")) for o in listed), (book, r)
+            assert isinstance(listed, list) and all(isinstance(o, dict) and as_id(o.get("order_id")) for o in listed), (
+                book,
+                r,
+            )
             assert not {as_id(o["order_id"]) for o in listed} & set(asked), (book, r)
 
 
@@ -231,7 +307,9 @@ def test_gemini_cancel_all(venue, cancel, book, verify):
     venue.script("/v1/order/cancel/all", cancel)
     venue.script("/v1/orders", book)
     venue.script("/v1/order/cancel", Reply(200, b'{"is_cancelled": false}'))
-    proc, doc, _ = run(venue, {"g": {"venue": "gemini", "base_url": venue.url}}, "cancel", "all", *(["--verify"] if verify else []))
+    proc, doc, _ = run(
+        venue, {"g": {"venue": "gemini", "base_url": venue.url}}, "cancel", "all", *(["--verify"] if verify else [])
+    )
     (r,) = doc["results"]
     assert set(r["cancelled"]) <= named_ids(cancel, book)  # nothing invented
     assert all(c == 1 for c in rows(r).values())
@@ -240,11 +318,21 @@ def test_gemini_cancel_all(venue, cancel, book, verify):
             assert gemini_book_empty(book), (cancel, book, r)
         else:
             body = parsed(cancel)
-            assert isinstance(body, dict) and body.get("result") == "ok" and isinstance(body["details"]["cancelledOrders"], list)
+            assert (
+                isinstance(body, dict)
+                and body.get("result") == "ok"
+                and isinstance(body["details"]["cancelledOrders"], list)
+            )
 
 
 @SETTINGS
-@given(single=answers(PAC_SINGLE), batch=answers(PAC_BATCH), book=answers(PAC_BOOK), n=st.integers(1, 3), stop=st.booleans())
+@given(
+    single=answers(PAC_SINGLE),
+    batch=answers(PAC_BATCH),
+    book=answers(PAC_BOOK),
+    n=st.integers(1, 3),
+    stop=st.booleans(),
+)
 def test_pacifica_cancel_order(venue, single, batch, book, n, stop):
     venue.reset()
     venue.script(P + "/orders/cancel", single)
@@ -256,7 +344,7 @@ def test_pacifica_cancel_order(venue, single, batch, book, n, stop):
     profiles = {"p": {"venue": "pacifica", "base_url": venue.url + P}}
     proc, doc, _ = run(venue, profiles, "cancel", "order", *asked, "--symbol", "BTC", *(["--stop"] if stop else []))
     (r,) = doc["results"]
-    assert rows(r) == {i: 1 for i in asked}
+    assert rows(r) == dict.fromkeys(asked, 1)
     assert set(r["cancelled"]) <= set(asked)
     if proc.returncode == 0:
         assert set(r["cancelled"]) == set(asked)
@@ -276,7 +364,13 @@ def test_pacifica_cancel_pacifica(venue, cancel_all, book, verify):
     venue.script(P + "/orders/twap", book)  # the TWAP list (GET /orders/twap) is as hostile as the book
     venue.script(P + "/orders/cancel", Reply(200, b"{}"))
     venue.script(P + "/orders/batch", Reply(200, b"{}"))
-    proc, doc, _ = run(venue, {"p": {"venue": "pacifica", "base_url": venue.url + P}}, "cancel", "pacifica", *(["--verify"] if verify else []))
+    proc, doc, _ = run(
+        venue,
+        {"p": {"venue": "pacifica", "base_url": venue.url + P}},
+        "cancel",
+        "pacifica",
+        *(["--verify"] if verify else []),
+    )
     (r,) = doc["results"]
     assert r["cancelled"] == [] or verify
     if proc.returncode == 0:

@@ -18,6 +18,7 @@ import jsonschema
 import pytest
 
 from cancelctl.sim.pacifica import solana_keypair
+
 from conftest import GEMINI_KEY, collect, parse_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,10 @@ def both(sim, env):
     sim.gemini.add_key(GEMINI_KEY, "json-schema-secret-0123456789")
     assert sim.pacifica.add_account(PAC_PRIVATE) == PAC
     env.write_config(
-        {"main": {"venue": "gemini", "base_url": sim.url}, "pac": {"venue": "pacifica", "base_url": sim.url + "/api/v1"}},
+        {
+            "main": {"venue": "gemini", "base_url": sim.url},
+            "pac": {"venue": "pacifica", "base_url": sim.url + "/api/v1"},
+        },
         default="main",
     )
     env.secret("main", "api_key", GEMINI_KEY)

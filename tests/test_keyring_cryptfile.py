@@ -20,7 +20,9 @@ import pytest
 
 from conftest import GEMINI_KEY, SECRETS_USED, collect
 
-pytest.importorskip("keyrings.cryptfile.cryptfile", reason="the cryptfile extra is not installed (pip install -e '.[test]')")
+pytest.importorskip(
+    "keyrings.cryptfile.cryptfile", reason="the cryptfile extra is not installed (pip install -e '.[test]')"
+)
 
 BACKEND = "keyrings.cryptfile.cryptfile.CryptFileKeyring"
 PASSPHRASE = "correct horse battery staple 8d1f"
@@ -47,8 +49,13 @@ def run(env, *args: str, input: str | None = None, passphrase: str | None = PASS
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "cancelctl", *args],
-        input=input, stdin=None if input is not None else subprocess.DEVNULL,
-        capture_output=True, text=True, env=environ, timeout=60, start_new_session=True,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+        start_new_session=True,
     )
     collect(" ".join(args) + " (cryptfile)", proc.stdout + proc.stderr)
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -68,7 +75,9 @@ def test_keys_set_then_cancel_all(setup, env):
     stored = path.read_text()
     assert SECRET not in stored and GEMINI_KEY not in stored and PASSPHRASE not in stored  # encrypted
     proc, _ = run(env, "keys", "list")
-    assert proc.returncode == 0 and "api_key=keyring" in proc.stdout and "api_secret=keyring" in proc.stdout, proc.stderr
+    assert proc.returncode == 0 and "api_key=keyring" in proc.stdout and "api_secret=keyring" in proc.stdout, (
+        proc.stderr
+    )
     proc, _ = run(env, "cancel", "all", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["results"][0]["cancelled"] == [str(order)]
@@ -122,7 +131,13 @@ def test_wrong_passphrase_is_78_without_traceback(setup, env):
 def test_environment_still_wins_over_the_file_keyring(setup, env):
     """With every secret in the environment the keyring (and its passphrase) is never needed."""
     setup.gemini.add_order("primary", "UI")
-    proc, _ = run(env, "cancel", "all", passphrase=None, extra={"CANCELCTL_MAIN_API_KEY": GEMINI_KEY, "CANCELCTL_MAIN_API_SECRET": SECRET})
+    proc, _ = run(
+        env,
+        "cancel",
+        "all",
+        passphrase=None,
+        extra={"CANCELCTL_MAIN_API_KEY": GEMINI_KEY, "CANCELCTL_MAIN_API_SECRET": SECRET},
+    )
     assert proc.returncode == 0, proc.stderr
     assert not keyring_file(env).exists()
 

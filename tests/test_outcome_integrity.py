@@ -10,10 +10,11 @@ import json
 import time
 
 import pytest
+from hostile import HostileVenue, reply
 
 from cancelctl.sim.pacifica import solana_keypair
+
 from conftest import GEMINI_KEY, GEMINI_SECRET, parse_json
-from hostile import HostileVenue, reply
 
 PAC_PRIVATE, PAC_ACCOUNT = solana_keypair(bytes(range(151, 183)))
 G_CANCEL, G_ALL, G_ORDERS = "/v1/order/cancel", "/v1/order/cancel/all", "/v1/orders"
@@ -53,7 +54,11 @@ def result_of(proc) -> dict:
 def rows(r: dict) -> dict[str, str]:
     """ID -> row (cancelled / rejected / unknown); fails when an ID has two rows."""
     out: dict[str, str] = {}
-    for kind, ids in (("cancelled", r["cancelled"]), ("rejected", [x["id"] for x in r["rejected"]]), ("unknown", r["unknown"])):
+    for kind, ids in (
+        ("cancelled", r["cancelled"]),
+        ("rejected", [x["id"] for x in r["rejected"]]),
+        ("unknown", r["unknown"]),
+    ):
         for i in ids:
             assert i not in out, f"{i} has two rows: {out[i]} and {kind}"
             out[i] = kind
@@ -82,10 +87,14 @@ PAC_SINGLE = [
 CASES_2 = [(b, c, r, False) for b, c, r in PAC_SINGLE] + [(b, c, r, True) for b, c, r in PAC_SINGLE[2:5]]
 
 
-@pytest.mark.parametrize("body, code, row, stop", CASES_2, ids=[json.dumps(b) + ("-stop" if st else "") for b, _, _, st in CASES_2])
+@pytest.mark.parametrize(
+    "body, code, row, stop", CASES_2, ids=[json.dumps(b) + ("-stop" if st else "") for b, _, _, st in CASES_2]
+)
 def test_2_pacifica_single_cancel_needs_an_explicit_success(pac, env, body, code, row, stop):
     pac.script(P + ("/orders/stop/cancel" if stop else "/orders/cancel"), reply(200, body))
-    proc = env.run("cancel", "order", "42", "--symbol", "BTC", *(["--stop"] if stop else []), "--json", "--timeout", "3")
+    proc = env.run(
+        "cancel", "order", "42", "--symbol", "BTC", *(["--stop"] if stop else []), "--json", "--timeout", "3"
+    )
     r = result_of(proc)
     assert proc.returncode == code, proc.stderr
     assert rows(r) == {"42": row}
@@ -120,7 +129,9 @@ def batch(*results) -> dict:
 
 
 def test_4_batch_results_naming_other_orders_are_unknown(pac, env):
-    pac.script(P + "/orders/batch", reply(200, batch(*({"success": True, "order_id": i, "error": None} for i in (7, 8, 9)))))
+    pac.script(
+        P + "/orders/batch", reply(200, batch(*({"success": True, "order_id": i, "error": None} for i in (7, 8, 9))))
+    )
     proc = env.run("cancel", "order", "1", "2", "3", "--symbol", "BTC", "--json", "--timeout", "3")
     r = result_of(proc)
     assert proc.returncode == 5
@@ -130,7 +141,14 @@ def test_4_batch_results_naming_other_orders_are_unknown(pac, env):
 def test_4_batch_results_are_matched_by_id_not_position(pac, env):
     pac.script(
         P + "/orders/batch",
-        reply(200, batch({"success": False, "order_id": 3, "error": "Order not found"}, {"success": True, "order_id": 2}, {"success": True, "order_id": 1})),
+        reply(
+            200,
+            batch(
+                {"success": False, "order_id": 3, "error": "Order not found"},
+                {"success": True, "order_id": 2},
+                {"success": True, "order_id": 1},
+            ),
+        ),
     )
     proc = env.run("cancel", "order", "1", "2", "3", "--symbol", "BTC", "--json", "--timeout", "3")
     r = result_of(proc)
@@ -139,7 +157,9 @@ def test_4_batch_results_are_matched_by_id_not_position(pac, env):
 
 
 def test_4_batch_results_without_ids_go_by_position_and_missing_ones_are_unknown(pac, env):
-    pac.script(P + "/orders/batch", reply(200, batch({"success": True}, {"success": False, "error": "Failed to cancel order"})))
+    pac.script(
+        P + "/orders/batch", reply(200, batch({"success": True}, {"success": False, "error": "Failed to cancel order"}))
+    )
     proc = env.run("cancel", "order", "1", "2", "3", "--symbol", "BTC", "--json", "--timeout", "3")
     r = result_of(proc)
     assert proc.returncode == 5
@@ -184,7 +204,13 @@ def test_5_gemini_unreadable_book_keeps_the_rows_already_known(gem, env):
 
 @pytest.mark.parametrize(
     "book",
-    [[{"symbol": "BTC", "side": "bid"}], [{"order_id": 5}], [{"order_id": 5, "symbol": None}], [7], [{"order_id": "x", "symbol": "BTC"}]],
+    [
+        [{"symbol": "BTC", "side": "bid"}],
+        [{"order_id": 5}],
+        [{"order_id": 5, "symbol": None}],
+        [7],
+        [{"order_id": "x", "symbol": "BTC"}],
+    ],
     ids=["no-id", "no-symbol", "null-symbol", "bare-id", "text-id"],
 )
 def test_5_pacifica_unreadable_book_is_exit_5(pac, env, book):
@@ -211,7 +237,9 @@ GEMINI_WIDE = [
 ]
 
 
-@pytest.mark.parametrize("body, raw", GEMINI_WIDE, ids=["count", "digits", "junk", "missing", "bad-rejects", "deep", "deep-truncated"])
+@pytest.mark.parametrize(
+    "body, raw", GEMINI_WIDE, ids=["count", "digits", "junk", "missing", "bad-rejects", "deep", "deep-truncated"]
+)
 def test_6_gemini_wide_cancel_outside_the_shape_is_unknown(gem, env, body, raw):
     gem.script(G_ALL, reply(200, body, raw=raw))
     proc = env.run("cancel", "all", "--json", "--timeout", "2.5")
@@ -223,8 +251,15 @@ def test_6_gemini_wide_cancel_outside_the_shape_is_unknown(gem, env, body, raw):
 
 @pytest.mark.parametrize(
     "body",
-    [{"success": True, "data": {"cancelled_count": -3}}, {"success": True, "data": {"cancelled_count": 10**30}}, {"success": True, "data": None},
-     {"cancelled_count": 2.5}, {"cancelled_count": True}, {"success": False, "data": {"cancelled_count": 3}}, {"success": True}],
+    [
+        {"success": True, "data": {"cancelled_count": -3}},
+        {"success": True, "data": {"cancelled_count": 10**30}},
+        {"success": True, "data": None},
+        {"cancelled_count": 2.5},
+        {"cancelled_count": True},
+        {"success": False, "data": {"cancelled_count": 3}},
+        {"success": True},
+    ],
     ids=["negative", "huge", "data-null", "fraction", "bool", "success-false", "no-count"],
 )
 def test_6_pacifica_cancel_all_count_outside_the_shape_is_unknown(pac, env, body):
@@ -245,7 +280,11 @@ def test_6_deep_json_order_answer_is_unknown(gem, env):
 
 
 def test_7_not_found_after_a_lost_answer_checks_the_book(pac, env):
-    pac.script(P + "/orders/cancel", reply(drop=True), reply(422, {"success": False, "error": "Order not found for x: 42", "code": 5}))
+    pac.script(
+        P + "/orders/cancel",
+        reply(drop=True),
+        reply(422, {"success": False, "error": "Order not found for x: 42", "code": 5}),
+    )
     pac.script(P + "/orders", reply(200, {"success": True, "data": [], "error": None, "code": None}))
     pac.script(P + "/orders/twap", reply(200, {"success": True, "data": [], "error": None, "code": None}))
     proc = env.run("cancel", "order", "42", "--symbol", "BTC", "--json", "--timeout", "3")
@@ -256,7 +295,9 @@ def test_7_not_found_after_a_lost_answer_checks_the_book(pac, env):
 
 
 def test_7_not_found_after_a_lost_answer_but_still_open_is_unknown(pac, env):
-    pac.script(P + "/orders/cancel", reply(drop=True), reply(422, {"success": False, "error": "Order not found", "code": 5}))
+    pac.script(
+        P + "/orders/cancel", reply(drop=True), reply(422, {"success": False, "error": "Order not found", "code": 5})
+    )
     pac.script(P + "/orders", reply(200, {"success": True, "data": [{"order_id": 42, "symbol": "BTC"}]}))
     pac.script(P + "/orders/twap", reply(200, {"success": True, "data": [], "error": None, "code": None}))
     proc = env.run("cancel", "order", "42", "--symbol", "BTC", "--json", "--timeout", "3")
@@ -313,7 +354,11 @@ def test_8_an_order_released_a_second_later_is_still_caught(gem, env):
 
 
 def test_9_gemini_duplicate_ids_are_sent_once(gem, env):
-    gem.script(G_CANCEL, reply(200, {"order_id": "123", "is_live": False, "is_cancelled": True}), reply(404, {"result": "error", "reason": "OrderNotFound", "message": "x"}))
+    gem.script(
+        G_CANCEL,
+        reply(200, {"order_id": "123", "is_live": False, "is_cancelled": True}),
+        reply(404, {"result": "error", "reason": "OrderNotFound", "message": "x"}),
+    )
     proc = env.run("cancel", "order", "123", "123", "--json", "--timeout", "3")
     assert proc.returncode == 0, proc.stderr
     assert rows(result_of(proc)) == {"123": "cancelled"}
@@ -323,7 +368,9 @@ def test_9_gemini_duplicate_ids_are_sent_once(gem, env):
 def test_9_pacifica_duplicate_client_ids_are_sent_once(pac, env):
     cloid = "0f1e2d3c-4b5a-4697-8877-665544332211"
     pac.script(P + "/orders/cancel", reply(200, {"success": True}))
-    proc = env.run("cancel", "order", cloid, cloid.upper(), "--client-order-id", "--symbol", "BTC", "--json", "--timeout", "3")
+    proc = env.run(
+        "cancel", "order", cloid, cloid.upper(), "--client-order-id", "--symbol", "BTC", "--json", "--timeout", "3"
+    )
     assert proc.returncode == 0, proc.stderr
     assert rows(result_of(proc)) == {cloid: "cancelled"}
     assert len(pac.requests(P + "/orders/cancel")) == 1 and not pac.requests(P + "/orders/batch")
@@ -349,8 +396,18 @@ def run_limited(env, *args: str, fsize: int | None = None, umask: int | None = N
 
     cmd = [sys.executable, "-m", "cancelctl", *args]
     if popen:
-        return subprocess.Popen(cmd, env=env.environ(), preexec_fn=limit, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    proc = subprocess.run(cmd, env=env.environ(), preexec_fn=limit, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            cmd,
+            env=env.environ(),
+            preexec_fn=limit,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    proc = subprocess.run(
+        cmd, env=env.environ(), preexec_fn=limit, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
     collect(" ".join(args), proc.stdout + proc.stderr)
     return proc
 
@@ -393,7 +450,10 @@ def test_10_in_memory_nonces_never_go_down(gemini, env, sim):
 
 def test_11_a_slow_profile_does_not_lock_out_its_sibling(venue, env):
     master = "master-TESTKEYabcdefghij12"
-    profiles = {"a": {"venue": "gemini", "base_url": venue.url, "account": "alpha"}, "b": {"venue": "gemini", "base_url": venue.url, "account": "beta"}}
+    profiles = {
+        "a": {"venue": "gemini", "base_url": venue.url, "account": "alpha"},
+        "b": {"venue": "gemini", "base_url": venue.url, "account": "beta"},
+    }
     env.write_config(profiles)
     for name in profiles:
         env.secret(name, "api_key", master)
@@ -401,7 +461,9 @@ def test_11_a_slow_profile_does_not_lock_out_its_sibling(venue, env):
 
     slow: list[str] = []
 
-    def cancel_all(request):  # the sub-account that sends first answers after 1.5 s, "busy", every time; the other at once
+    def cancel_all(
+        request,
+    ):  # the sub-account that sends first answers after 1.5 s, "busy", every time; the other at once
         account = request["body"].get("account")
         if not slow:
             slow.append(account)
@@ -418,7 +480,9 @@ def test_11_a_slow_profile_does_not_lock_out_its_sibling(venue, env):
     by = {r["profile"]: r for r in parse_json(proc)["results"]}
     slow_profile, quick_profile = ("a", "b") if slow == ["alpha"] else ("b", "a")
     assert by[quick_profile]["status"] == "ok", by[quick_profile]
-    assert by[quick_profile]["elapsed_ms"] < 3500  # behind one of the slow profile's requests at most, not all its retries
+    assert (
+        by[quick_profile]["elapsed_ms"] < 3500
+    )  # behind one of the slow profile's requests at most, not all its retries
     assert by[slow_profile]["status"] != "ok"
     assert proc.returncode == 3
     assert took < 4 + 1.0
@@ -488,7 +552,13 @@ BROKEN = {
 def test_13_broken_profiles_get_their_own_rows(gemini, env):
     order = gemini.add_order("primary", "UI")
     url = gemini_url(env)
-    env.write_config({"main": {"venue": "gemini", "base_url": url}, **{n: t for n, (t, _) in BROKEN.items()}, "nosecret": {"venue": "gemini", "base_url": url}})
+    env.write_config(
+        {
+            "main": {"venue": "gemini", "base_url": url},
+            **{n: t for n, (t, _) in BROKEN.items()},
+            "nosecret": {"venue": "gemini", "base_url": url},
+        }
+    )
     proc = env.run("panic", "--json", "--timeout", "5")
     assert proc.returncode == 3, proc.stderr
     by = {r["profile"]: r for r in parse_json(proc)["results"]}
@@ -510,7 +580,9 @@ def gemini_url(env) -> str:
 @pytest.mark.parametrize("command", [["panic"], ["cancel", "all"]])
 def test_13_named_good_profile_never_reads_the_broken_one(gemini, env, command):
     gemini.add_order("primary", "UI")
-    env.write_config({"main": {"venue": "gemini", "base_url": gemini_url(env)}, **{n: t for n, (t, _) in BROKEN.items()}})
+    env.write_config(
+        {"main": {"venue": "gemini", "base_url": gemini_url(env)}, **{n: t for n, (t, _) in BROKEN.items()}}
+    )
     proc = env.run(*command, "-p", "main", "--json", "--timeout", "5")
     assert proc.returncode == 0, proc.stderr
     assert [r["profile"] for r in parse_json(proc)["results"]] == ["main"]
@@ -630,7 +702,10 @@ def test_15_flat_is_only_ever_about_positions(gemini, env):
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    texts = {str(p.relative_to(root)): p.read_text() for p in [root / "README.md", *sorted((root / "docs").rglob("*.md")), *sorted((root / "docs").rglob("*.json"))]}
+    texts = {
+        str(p.relative_to(root)): p.read_text()
+        for p in [root / "README.md", *sorted((root / "docs").rglob("*.md")), *sorted((root / "docs").rglob("*.json"))]
+    }
     for command in (["panic", "--help"], ["deadman", "--help"], ["orders"], ["panic"], ["cancel", "all", "--verify"]):
         proc = env.run(*command)
         assert proc.returncode == 0, proc.stderr
@@ -652,7 +727,9 @@ def test_10_heartbeat_goes_on_with_an_unwritable_state_dir(sim, env):
     env.secret("hb", "api_key", GEMINI_KEY)
     env.secret("hb", "api_secret", GEMINI_SECRET)
     (env.root / "blocker").write_text("x")
-    proc = env.popen("heartbeat", "--interval", "1", extra_env={"CANCELCTL_STATE_DIR": str(env.root / "blocker" / "state")})
+    proc = env.popen(
+        "heartbeat", "--interval", "1", extra_env={"CANCELCTL_STATE_DIR": str(env.root / "blocker" / "state")}
+    )
     try:
         t0 = time.monotonic()
         while len(sim.requests("/v1/heartbeat")) < 2 and time.monotonic() - t0 < 15:

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from cancelctl.sim.pacifica import solana_keypair
+
 from conftest import parse_json
 
 MAIN_PRIVATE, MAIN = solana_keypair(bytes(range(1, 33)))
@@ -79,7 +80,9 @@ def test_exclude_reduce_only_leaves_reduce_only(pac, env):
 def test_agent_wallet_profile(pac, env, sim):
     pac.bind_agent(MAIN, AGENT)
     seed(pac)
-    env.write_config({"agent": {"venue": "pacifica", "base_url": sim.url + "/api/v1", "account": MAIN, "agent_wallet": AGENT}})
+    env.write_config(
+        {"agent": {"venue": "pacifica", "base_url": sim.url + "/api/v1", "account": MAIN, "agent_wallet": AGENT}}
+    )
     env.secret("agent", "private_key", AGENT_PRIVATE)
     proc = env.run("cancel", "all", "-p", "agent")
     assert proc.returncode == 0, proc.stderr
@@ -88,7 +91,9 @@ def test_agent_wallet_profile(pac, env, sim):
 
 def test_unbound_agent_wallet_is_exit_4(pac, env, sim):
     ids = seed(pac)
-    env.write_config({"agent": {"venue": "pacifica", "base_url": sim.url + "/api/v1", "account": MAIN, "agent_wallet": AGENT}})
+    env.write_config(
+        {"agent": {"venue": "pacifica", "base_url": sim.url + "/api/v1", "account": MAIN, "agent_wallet": AGENT}}
+    )
     env.secret("agent", "private_key", AGENT_PRIVATE)
     proc = env.run("cancel", "all", "-p", "agent", "--json")
     assert proc.returncode == 4, proc.stderr
@@ -236,14 +241,27 @@ def test_json_document_shape(pac, env):
     assert set(doc) == {"schema", "ok", "exit_code", "dry_run", "results"}
     assert (doc["schema"], doc["ok"], doc["exit_code"], doc["dry_run"]) == ("cancelctl/1", True, 0, False)
     (r,) = doc["results"]
-    assert {"profile", "venue", "action", "status", "cancelled", "rejected", "cancelled_count", "remaining", "error", "elapsed_ms"} <= set(r)
+    assert {
+        "profile",
+        "venue",
+        "action",
+        "status",
+        "cancelled",
+        "rejected",
+        "cancelled_count",
+        "remaining",
+        "error",
+        "elapsed_ms",
+    } <= set(r)
     assert (r["profile"], r["venue"], r["action"], r["status"]) == ("pac", "pacifica", "cancel_all_orders", "ok")
     assert r["cancelled_count"] == 2 and r["remaining"] is None and r["error"] is None
 
 
 def test_rate_limited_is_exit_75(pac, env, sim):
     ids = seed(pac)
-    sim.fail("/api/v1/orders/cancel_all", status=429, body="text", reason="Too Many Requests", retry_after=0.2, times=-1)
+    sim.fail(
+        "/api/v1/orders/cancel_all", status=429, body="text", reason="Too Many Requests", retry_after=0.2, times=-1
+    )
     proc = env.run("cancel", "all", "--timeout", "1", "--json")
     assert proc.returncode == 75
     assert parse_json(proc)["results"][0]["error"]["kind"] == "unavailable"

@@ -1,4 +1,5 @@
-"""Pacifica signing reproduces the official SDK byte for byte (tests/vectors/pacifica.json), and bad keys fail clearly."""
+"""Pacifica signing reproduces the official SDK byte for byte (tests/vectors/pacifica.json), and bad keys fail
+clearly."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from cancelctl.errors import ConfigError, ExitCode, UsageProblem
 from cancelctl.signing import pacifica
 from cancelctl.transport import Deadline
 from cancelctl.venues.pacifica import Pacifica, load_keypair, validate_order_ids, validate_symbol
+
 from conftest import pacifica_keypair, vectors
 
 V = vectors("pacifica")
@@ -41,8 +43,15 @@ def test_signed_message_and_signature(vec):
 def test_prepared_request_body(vec):
     path = vec["endpoint"].split(" ")[1][len("/api/v1") :]
     req = pacifica.prepare(
-        base_url=BASE, path=path, op_type=vec["operation_type"], payload=vec["payload"], account=vec["account"],
-        agent_wallet=None, signing_key=vector_key(), timestamp_ms=vec["timestamp"], expiry_window_ms=vec["expiry_window"],
+        base_url=BASE,
+        path=path,
+        op_type=vec["operation_type"],
+        payload=vec["payload"],
+        account=vec["account"],
+        agent_wallet=None,
+        signing_key=vector_key(),
+        timestamp_ms=vec["timestamp"],
+        expiry_window_ms=vec["expiry_window"],
     )
     assert req.method == "POST" and req.url == "https://api.pacifica.fi" + vec["endpoint"].split(" ")[1]
     assert req.headers["Content-Type"] == "application/json"
@@ -56,8 +65,13 @@ def test_prepared_request_body(vec):
 
 def test_batch_body():
     req = pacifica.prepare_batch(
-        base_url=BASE, payloads=[i["payload"] for i in BATCH["items"]], account=MAIN["public_key_base58"],
-        agent_wallet=None, signing_key=vector_key(), timestamp_ms=1750000000000, expiry_window_ms=5000,
+        base_url=BASE,
+        payloads=[i["payload"] for i in BATCH["items"]],
+        account=MAIN["public_key_base58"],
+        agent_wallet=None,
+        signing_key=vector_key(),
+        timestamp_ms=1750000000000,
+        expiry_window_ms=5000,
     )
     assert req.url == BASE + "/orders/batch"
     assert json.loads(req.content) == BATCH["request_body"]
@@ -67,16 +81,29 @@ def test_batch_body():
 
 def test_batch_limit():
     with pytest.raises(ValueError):
-        pacifica.prepare_batch(base_url=BASE, payloads=[{"symbol": "BTC", "order_id": i} for i in range(1, 12)],
-                               account=MAIN["public_key_base58"], agent_wallet=None, signing_key=vector_key(), timestamp_ms=1)
+        pacifica.prepare_batch(
+            base_url=BASE,
+            payloads=[{"symbol": "BTC", "order_id": i} for i in range(1, 12)],
+            account=MAIN["public_key_base58"],
+            agent_wallet=None,
+            signing_key=vector_key(),
+            timestamp_ms=1,
+        )
 
 
 def test_agent_wallet_is_sent_but_not_signed():
     vec = SINGLE[0]
     _, agent_pub = pacifica_keypair(7)
     req = pacifica.prepare(
-        base_url=BASE, path="/orders/cancel_all", op_type=vec["operation_type"], payload=vec["payload"], account=vec["account"],
-        agent_wallet=agent_pub, signing_key=vector_key(), timestamp_ms=vec["timestamp"], expiry_window_ms=vec["expiry_window"],
+        base_url=BASE,
+        path="/orders/cancel_all",
+        op_type=vec["operation_type"],
+        payload=vec["payload"],
+        account=vec["account"],
+        agent_wallet=agent_pub,
+        signing_key=vector_key(),
+        timestamp_ms=vec["timestamp"],
+        expiry_window_ms=vec["expiry_window"],
     )
     sent = json.loads(req.content)
     assert list(sent)[:3] == ["account", "agent_wallet", "signature"]
@@ -86,8 +113,16 @@ def test_agent_wallet_is_sent_but_not_signed():
 
 def test_redacted_view_hides_signature():
     vec = SINGLE[2]
-    req = pacifica.prepare(base_url=BASE, path="/orders/cancel", op_type="cancel_order", payload=vec["payload"], account=vec["account"],
-                           agent_wallet=None, signing_key=vector_key(), timestamp_ms=vec["timestamp"])
+    req = pacifica.prepare(
+        base_url=BASE,
+        path="/orders/cancel",
+        op_type="cancel_order",
+        payload=vec["payload"],
+        account=vec["account"],
+        agent_wallet=None,
+        signing_key=vector_key(),
+        timestamp_ms=vec["timestamp"],
+    )
     view = json.dumps(req.redacted())
     assert vec["signature_base58"] not in view and view.count("<redacted>") == 1
     assert req.redacted()["signed"]["type"] == "cancel_order"

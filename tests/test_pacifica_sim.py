@@ -14,6 +14,7 @@ import pytest
 
 from cancelctl.signing import pacifica as signing
 from cancelctl.sim.pacifica import PacificaSim, solana_keypair
+
 from conftest import vectors
 
 V = vectors("pacifica")
@@ -41,10 +42,24 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def body(op: str, payload: dict, *, signer: bytes = MAIN_SEED, account: str | None = None, agent: str | None = None, ts: int | None = None, window: int = 5000) -> dict:
+def body(
+    op: str,
+    payload: dict,
+    *,
+    signer: bytes = MAIN_SEED,
+    account: str | None = None,
+    agent: str | None = None,
+    ts: int | None = None,
+    window: int = 5000,
+) -> dict:
     wire, _ = signing.signed_body(
-        op_type=op, payload=payload, account=account or pub(MAIN_SEED), agent_wallet=agent,
-        signing_key=key(signer), timestamp_ms=now_ms() if ts is None else ts, expiry_window_ms=window,
+        op_type=op,
+        payload=payload,
+        account=account or pub(MAIN_SEED),
+        agent_wallet=agent,
+        signing_key=key(signer),
+        timestamp_ms=now_ms() if ts is None else ts,
+        expiry_window_ms=window,
     )
     return wire
 
@@ -83,9 +98,12 @@ def test_expired_timestamp_is_refused(sim):
 
 
 def test_no_invented_bounds_on_timestamp_or_window(sim):
-    """The docs (Signing) bound neither how far ahead a timestamp may be nor the expiry window: neither does the simulator."""
+    """The docs (Signing) bound neither how far ahead a timestamp may be nor the expiry window: neither does the
+    simulator."""
     sim.add_order(pub(MAIN_SEED), "BTC")
-    data = body("cancel_all_orders", {"all_symbols": True, "exclude_reduce_only": False}, ts=now_ms() + 60_000, window=120_000)
+    data = body(
+        "cancel_all_orders", {"all_symbols": True, "exclude_reduce_only": False}, ts=now_ms() + 60_000, window=120_000
+    )
     status, answer = post(sim, "/orders/cancel_all", data)
     assert status == 200 and answer["data"] == {"cancelled_count": 1}
 
@@ -116,7 +134,12 @@ def test_unbound_agent_is_refused_and_bound_agent_accepted(sim):
 
 def test_agent_signature_must_be_the_agents(sim):
     sim.bind_agent(pub(MAIN_SEED), pub(AGENT_SEED))
-    data = body("cancel_all_orders", {"all_symbols": True, "exclude_reduce_only": False}, signer=MAIN_SEED, agent=pub(AGENT_SEED))
+    data = body(
+        "cancel_all_orders",
+        {"all_symbols": True, "exclude_reduce_only": False},
+        signer=MAIN_SEED,
+        agent=pub(AGENT_SEED),
+    )
     assert post(sim, "/orders/cancel_all", data) == (400, b"Verification failed")
 
 
@@ -153,7 +176,9 @@ def test_batch_with_one_bad_signature_runs_nothing(sim):
     a, b = sim.add_order(pub(MAIN_SEED), "BTC"), sim.add_order(pub(MAIN_SEED), "BTC")
     good = body("cancel_order", {"symbol": "BTC", "order_id": a})
     bad = body("cancel_order", {"symbol": "BTC", "order_id": b}, signer=OTHER_SEED)
-    status, _ = post(sim, "/orders/batch", {"actions": [{"type": "Cancel", "data": good}, {"type": "Cancel", "data": bad}]})
+    status, _ = post(
+        sim, "/orders/batch", {"actions": [{"type": "Cancel", "data": good}, {"type": "Cancel", "data": bad}]}
+    )
     assert status == 400
     assert len(sim.open_orders()) == 2
 
@@ -172,10 +197,16 @@ def test_cancel_all_scopes(sim):
     eth = sim.add_order(me, "ETH")
     refusing = sim.add_order(me, "ETH", refuse=1)
     other = sim.add_order(pub(OTHER_SEED), "BTC")
-    status, answer = post(sim, "/orders/cancel_all", body("cancel_all_orders", {"symbol": "BTC", "all_symbols": False, "exclude_reduce_only": True}))
+    status, answer = post(
+        sim,
+        "/orders/cancel_all",
+        body("cancel_all_orders", {"symbol": "BTC", "all_symbols": False, "exclude_reduce_only": True}),
+    )
     assert answer["data"] == {"cancelled_count": 1}
     assert {o.order_id for o in sim.open_orders()} == {btc_ro, eth, refusing, other}
-    status, answer = post(sim, "/orders/cancel_all", body("cancel_all_orders", {"all_symbols": True, "exclude_reduce_only": False}))
+    status, answer = post(
+        sim, "/orders/cancel_all", body("cancel_all_orders", {"all_symbols": True, "exclude_reduce_only": False})
+    )
     assert answer["data"] == {"cancelled_count": 2}  # the refusing order stays once
     assert {o.order_id for o in sim.open_orders()} == {refusing, other}
     assert btc not in {o.order_id for o in sim.open_orders()}
@@ -208,6 +239,11 @@ def test_get_orders(sim):
     status, answer = sim.handle("GET", "/api/v1/orders", f"account={me}", {}, b"")
     assert status == 200 and answer["success"] is True
     rows = answer["data"]
-    assert [(r["symbol"], r["reduce_only"], r["order_type"]) for r in rows] == [("BTC", True, "limit"), ("ETH", False, "stop_limit")]
+    assert [(r["symbol"], r["reduce_only"], r["order_type"]) for r in rows] == [
+        ("BTC", True, "limit"),
+        ("ETH", False, "stop_limit"),
+    ]
     status, page = sim.handle("GET", "/api/v1/orders", f"account={me}", {}, b"{}")
-    assert status == 403 and page.startswith(b"<!DOCTYPE HTML") and b"CloudFront" in page  # the edge, API FAQ "403 CloudFront"
+    assert (
+        status == 403 and page.startswith(b"<!DOCTYPE HTML") and b"CloudFront" in page
+    )  # the edge, API FAQ "403 CloudFront"

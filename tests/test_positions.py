@@ -1,4 +1,5 @@
-"""Positions: read (both venues at once), reported after panic, closed on request. The real process against the simulator."""
+"""Positions: read (both venues at once), reported after panic, closed on request. The real process against the
+simulator."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from cancelctl.sim.pacifica import solana_keypair
+
 from conftest import GEMINI_KEY, GEMINI_SECRET, parse_json
 
 PAC_PRIVATE, PAC = solana_keypair(bytes(range(201, 233)))
@@ -17,7 +19,9 @@ def both(sim, env):
     """Gemini profile ``g`` (account key, account "primary") and Pacifica profile ``p`` on the simulator."""
     sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET)
     assert sim.pacifica.add_account(PAC_PRIVATE) == PAC
-    env.write_config({"g": {"venue": "gemini", "base_url": sim.url}, "p": {"venue": "pacifica", "base_url": sim.url + "/api/v1"}})
+    env.write_config(
+        {"g": {"venue": "gemini", "base_url": sim.url}, "p": {"venue": "pacifica", "base_url": sim.url + "/api/v1"}}
+    )
     env.secret("g", "api_key", GEMINI_KEY)
     env.secret("g", "api_secret", GEMINI_SECRET)
     env.secret("p", "private_key", PAC_PRIVATE)
@@ -37,10 +41,24 @@ def test_positions_reads_both_venues_as_decimal_strings(both, env):
     assert proc.returncode == 0, proc.stderr
     r = by_profile(parse_json(proc))
     g = {p["symbol"]: p for p in r["g"]["positions"]}
-    assert g["btcgusdperp"] == {"symbol": "btcgusdperp", "side": "long", "size": "0.5", "entry_price": "61200", "mark_price": "61000.5", "unrealized_pnl": "-99.75"}
+    assert g["btcgusdperp"] == {
+        "symbol": "btcgusdperp",
+        "side": "long",
+        "size": "0.5",
+        "entry_price": "61200",
+        "mark_price": "61000.5",
+        "unrealized_pnl": "-99.75",
+    }
     assert g["ethgusdperp"]["side"] == "short" and g["ethgusdperp"]["size"] == "2.25"
     p = {x["symbol"]: x for x in r["p"]["positions"]}
-    assert p["SOL"] == {"symbol": "SOL", "side": "short", "size": "12.5", "entry_price": "140.25", "mark_price": None, "unrealized_pnl": None}
+    assert p["SOL"] == {
+        "symbol": "SOL",
+        "side": "short",
+        "size": "12.5",
+        "entry_price": "140.25",
+        "mark_price": None,
+        "unrealized_pnl": None,
+    }
     assert p["BTC"]["side"] == "long"
     for result in r.values():
         assert result["action"] == "positions" and result["status"] == "ok"

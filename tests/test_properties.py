@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cancelctl import main, redact
+
 from conftest import GEMINI_KEY, GEMINI_SECRET, SECRETS_USED, collect
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -35,7 +36,30 @@ SECRETS_USED.add(PAC_PRIVATE)
 
 # Text a real argv or environment can carry: anything but NUL (and no surrogates, hypothesis's default).
 TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
-WEIRD = st.sampled_from(["", " ", "\n", "1\n2", "\t7", "١٢٣", "１２", "0", "01", "-1", "+1", "1e3", "0x10", "9" * 19, "9" * 40, "1 2", "²", "--", "-", "nan"])
+WEIRD = st.sampled_from(
+    [
+        "",
+        " ",
+        "\n",
+        "1\n2",
+        "\t7",
+        "١٢٣",
+        "１２",
+        "0",
+        "01",
+        "-1",
+        "+1",
+        "1e3",
+        "0x10",
+        "9" * 19,
+        "9" * 40,
+        "1 2",
+        "²",
+        "--",
+        "-",
+        "nan",
+    ]
+)
 ORDER_ID = re.compile(r"[1-9][0-9]{0,18}")
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
@@ -109,7 +133,10 @@ def gemini_id_ok(text: str) -> bool:
 
 
 @SETTINGS
-@given(ids=st.lists(st.one_of(TEXT, WEIRD, st.integers(-(10**30), 10**30).map(str)), min_size=1, max_size=4), separator=st.booleans())
+@given(
+    ids=st.lists(st.one_of(TEXT, WEIRD, st.integers(-(10**30), 10**30).map(str)), min_size=1, max_size=4),
+    separator=st.booleans(),
+)
 @example(ids=["12\n"], separator=True)
 @example(ids=["١٢٣"], separator=True)
 @example(ids=["9223372036854775808"], separator=True)
@@ -124,9 +151,23 @@ def test_gemini_order_ids(cli, ids, separator):
 
 
 @SETTINGS
-@given(ids=st.lists(st.one_of(TEXT, WEIRD, st.uuids().map(str)), min_size=1, max_size=3), symbol=st.one_of(TEXT, st.sampled_from(["BTC", "kBONK", "btc-perp", "BTC USD", ""])), cloid=st.booleans())
+@given(
+    ids=st.lists(st.one_of(TEXT, WEIRD, st.uuids().map(str)), min_size=1, max_size=3),
+    symbol=st.one_of(TEXT, st.sampled_from(["BTC", "kBONK", "btc-perp", "BTC USD", ""])),
+    cloid=st.booleans(),
+)
 def test_pacifica_order_ids_and_symbols(cli, ids, symbol, cloid):
-    argv = ("cancel", "order", "--dry-run", "--json", "--symbol", symbol, *(["--client-order-id"] if cloid else []), "--", *ids)
+    argv = (
+        "cancel",
+        "order",
+        "--dry-run",
+        "--json",
+        "--symbol",
+        symbol,
+        *(["--client-order-id"] if cloid else []),
+        "--",
+        *ids,
+    )
     code, out, err = cli(*argv, config=PACIFICA_CONFIG, env=PACIFICA_ENV)
     stripped = [i.strip() for i in ids]
     if cloid:
@@ -140,7 +181,9 @@ def test_pacifica_order_ids_and_symbols(cli, ids, symbol, cloid):
 
 
 @SETTINGS
-@given(name=st.one_of(TEXT, st.sampled_from(["main", "main\n", " main", "MAIN", "-p", "a" * 65, "a.b_c-d", "x/y", "ü"])))
+@given(
+    name=st.one_of(TEXT, st.sampled_from(["main", "main\n", " main", "MAIN", "-p", "a" * 65, "a.b_c-d", "x/y", "ü"]))
+)
 @example(name="main\n")
 def test_profile_names_on_the_command_line(cli, name):
     argv = ("cancel", "all", "--dry-run", "--json", "-p", name)
@@ -173,14 +216,44 @@ def test_profiles_add_names(cli, name):
 
 
 @SETTINGS
-@given(raw=st.one_of(st.binary(max_size=200), TEXT, st.sampled_from([b"\xff\xfe", b"[profiles.x\nvenue=", b"profiles = 3", b"[profiles]\nmain = 1", b"default_profile = 1"])))
+@given(
+    raw=st.one_of(
+        st.binary(max_size=200),
+        TEXT,
+        st.sampled_from(
+            [b"\xff\xfe", b"[profiles.x\nvenue=", b"profiles = 3", b"[profiles]\nmain = 1", b"default_profile = 1"]
+        ),
+    )
+)
 def test_config_file_arbitrary_bytes(cli, raw):
     argv = ("cancel", "all", "--dry-run", "--json")
-    code, out, err = cli(*argv, config=raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass"), env=GEMINI_ENV)
+    code, out, err = cli(
+        *argv, config=raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass"), env=GEMINI_ENV
+    )
     contract(code, out, err, argv, {78})  # nothing there makes a usable profile
 
 
-SCALARS = st.one_of(TEXT, st.integers(), st.booleans(), st.floats(), st.sampled_from(["gemini", "pacifica", "production", "sandbox", "mainnet", "testnet", "time-based", "milliseconds", "http://127.0.0.1:9", "ftp://x", PAC_PRIVATE[:44]]))
+SCALARS = st.one_of(
+    TEXT,
+    st.integers(),
+    st.booleans(),
+    st.floats(),
+    st.sampled_from(
+        [
+            "gemini",
+            "pacifica",
+            "production",
+            "sandbox",
+            "mainnet",
+            "testnet",
+            "time-based",
+            "milliseconds",
+            "http://127.0.0.1:9",
+            "ftp://x",
+            PAC_PRIVATE[:44],
+        ]
+    ),
+)
 VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3), st.dictionaries(st.text(max_size=5), SCALARS, max_size=2))
 FIELDS = st.sampled_from(["venue", "environment", "account", "base_url", "nonce", "agent_wallet"]) | st.text(max_size=8)
 
@@ -210,7 +283,11 @@ def test_config_wrong_types_for_every_field(cli, doc):
     from cancelctl.credentials import env_var
 
     (name,) = doc["profiles"]
-    env = {env_var(name, "api_key"): GEMINI_KEY, env_var(name, "api_secret"): GEMINI_SECRET, env_var(name, "private_key"): PAC_PRIVATE}
+    env = {
+        env_var(name, "api_key"): GEMINI_KEY,
+        env_var(name, "api_secret"): GEMINI_SECRET,
+        env_var(name, "private_key"): PAC_PRIVATE,
+    }
     argv = ("cancel", "all", "--dry-run", "--json")
     code, out, err = cli(*argv, config=tomli_w.dumps(doc), env=env)
     contract(code, out, err, argv, {0, 78})
@@ -231,17 +308,27 @@ def clean(value: str) -> str | None:
 
 
 def with_space_inside(text: str) -> st.SearchStrategy[str]:
-    return st.tuples(st.integers(1, len(text) - 1), st.sampled_from([" ", "\n", "\t", "\r\n", "\u00a0"])).map(lambda t: text[: t[0]] + t[1] + text[t[0] :])
+    return st.tuples(st.integers(1, len(text) - 1), st.sampled_from([" ", "\n", "\t", "\r\n", "\u00a0"])).map(
+        lambda t: text[: t[0]] + t[1] + text[t[0] :]
+    )
 
 
 @SETTINGS
 @given(
-    key=st.one_of(TEXT, st.just(GEMINI_KEY), with_space_inside(GEMINI_KEY), st.just(f" {GEMINI_KEY}\n"), st.just("master-" + GEMINI_KEY)),
+    key=st.one_of(
+        TEXT,
+        st.just(GEMINI_KEY),
+        with_space_inside(GEMINI_KEY),
+        st.just(f" {GEMINI_KEY}\n"),
+        st.just("master-" + GEMINI_KEY),
+    ),
     secret=st.one_of(TEXT, st.just(GEMINI_SECRET), with_space_inside(GEMINI_SECRET), st.just(GEMINI_SECRET + "\n")),
 )
 def test_gemini_secrets_in_the_environment(cli, key, secret):
     argv = ("cancel", "all", "--dry-run", "--json")
-    code, out, err = cli(*argv, config=GEMINI_CONFIG, env={"CANCELCTL_MAIN_API_KEY": key, "CANCELCTL_MAIN_API_SECRET": secret})
+    code, out, err = cli(
+        *argv, config=GEMINI_CONFIG, env={"CANCELCTL_MAIN_API_KEY": key, "CANCELCTL_MAIN_API_SECRET": secret}
+    )
     k, s = clean(key), clean(secret)
     ok = k is not None and s is not None and not k.startswith("master-")
     contract(code, out, err, argv, {0 if ok else 78})
@@ -285,7 +372,13 @@ def test_pacifica_private_key_in_the_environment(cli, key):
 
 
 @SETTINGS
-@given(value=st.one_of(TEXT, st.floats().map(str), st.sampled_from(["nan", "inf", "-1", "0", "0.1", "3600", "3601", "1e400", " 2 ", "1_0", "５"])))
+@given(
+    value=st.one_of(
+        TEXT,
+        st.floats().map(str),
+        st.sampled_from(["nan", "inf", "-1", "0", "0.1", "3600", "3601", "1e400", " 2 ", "1_0", "５"]),
+    )
+)
 @example(value="nan")
 def test_timeout_from_the_environment(cli, value):
     argv = ("cancel", "all", "--dry-run", "--json")
@@ -314,7 +407,12 @@ REAL = [
     (("cancel", "all", "--dry-run"), '[profiles.main]\nvenue = ["gemini"]\n', {}, 78),
     (("cancel", "all", "--dry-run", "--timeout", "nan"), GEMINI_CONFIG, {}, 2),
     (("cancel", "all", "--dry-run"), GEMINI_CONFIG, {"CANCELCTL_MAIN_API_SECRET": "two\nlines"}, 78),
-    (("cancel", "all", "--dry-run"), PACIFICA_CONFIG, {"CANCELCTL_MAIN_PRIVATE_KEY": base58.b58encode(PAC_SEED).decode()}, 78),
+    (
+        ("cancel", "all", "--dry-run"),
+        PACIFICA_CONFIG,
+        {"CANCELCTL_MAIN_PRIVATE_KEY": base58.b58encode(PAC_SEED).decode()},
+        78,
+    ),
     (("profiles", "add", "--venue", "gemini", "--", "ok\n"), None, {}, 2),
 ]
 

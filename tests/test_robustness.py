@@ -11,6 +11,7 @@ import json
 import time
 
 import pytest
+
 from conftest import GEMINI_KEY, GEMINI_SECRET
 from loopback import Loopback, response
 
@@ -171,7 +172,9 @@ def test_ca_file_that_is_a_fifo(env, tmp_path):
     with Loopback(lambda r: response(200, b"{}")) as lb:
         gemini_on(env, lb.url)
         t0 = time.monotonic()
-        proc = env.run("cancel", "all", "--timeout", "2", extra_env={"SSL_CERT_FILE": fifo(tmp_path / "ca.pem")}, timeout=20)
+        proc = env.run(
+            "cancel", "all", "--timeout", "2", extra_env={"SSL_CERT_FILE": fifo(tmp_path / "ca.pem")}, timeout=20
+        )
         elapsed = time.monotonic() - t0
         assert lb.requests == []
     assert proc.returncode == 78, (proc.returncode, proc.stderr)
@@ -236,7 +239,8 @@ def caught(pid: int, signum: int) -> bool:
 
 
 def signalled(env, args, signals_at, extra_env=None, wait_for=None):
-    """Start the real process, send each (delay s, signal) once it handles signals (or once ``wait_for()``); (proc, stdout, stderr, seconds from the first signal to exit)."""
+    """Start the real process, send each (delay s, signal) once it handles signals (or once ``wait_for()``); (proc,
+    stdout, stderr, seconds from the first signal to exit)."""
     import signal as signal_mod
 
     proc = env.popen(*args, extra_env=extra_env)
@@ -271,7 +275,9 @@ def test_signal_during_a_cancel_in_flight_reports_everything(env, sig, code, twi
     with Loopback(hang) as lb:
         gemini_on(env, lb.url)
         at = [(0.0, signum)] + ([(0.005, signum), (0.01, signal_mod.SIGINT)] if twice else [])
-        proc, out, err, took = signalled(env, ["cancel", "order", "11", "22", "--json", "--timeout", "8"], at, wait_for=lambda: lb.requests)
+        proc, out, err, took = signalled(
+            env, ["cancel", "order", "11", "22", "--json", "--timeout", "8"], at, wait_for=lambda: lb.requests
+        )
     assert proc.returncode == code, (proc.returncode, err)
     assert took < 1.0 + 0.5, took  # promptly: the contract's 1 s, plus exit
     assert "Traceback" not in err
@@ -288,14 +294,17 @@ def test_signal_during_a_cancel_in_flight_reports_everything(env, sig, code, twi
 
 @pytest.mark.parametrize("delay", [0.0, 0.03, 0.15])
 def test_signals_anywhere_in_start_up_still_report(env, delay):
-    """Two Ctrl-Cs (or a SIGTERM) while the process imports and loads its config: one line, one document, one audit line."""
+    """Two Ctrl-Cs (or a SIGTERM) while the process imports and loads its config: one line, one document, one audit
+    line."""
     import signal as signal_mod
 
     with Loopback(hang) as lb:
         gemini_on(env, lb.url)
         for sigs, code in (([signal_mod.SIGINT, signal_mod.SIGINT], 130), ([signal_mod.SIGTERM], 143)):
             before = len(audit_lines(env))
-            proc, out, err, took = signalled(env, ["cancel", "all", "--json", "--timeout", "6"], [(delay + i * 0.003, s) for i, s in enumerate(sigs)])
+            proc, out, err, took = signalled(
+                env, ["cancel", "all", "--json", "--timeout", "6"], [(delay + i * 0.003, s) for i, s in enumerate(sigs)]
+            )
             assert proc.returncode == code, (delay, proc.returncode, err)
             assert "Traceback" not in err, err
             lines = err.strip().splitlines()
@@ -322,7 +331,9 @@ def test_heartbeat_stops_at_once_during_a_trickling_answer(env, sig):
 
     with Loopback(trickle) as lb:
         gemini_on(env, lb.url)
-        proc, _out, err, took = signalled(env, ["heartbeat", "--interval", "5"], [(0.3, getattr(signal_mod, sig))], wait_for=lambda: lb.requests)
+        proc, _out, err, took = signalled(
+            env, ["heartbeat", "--interval", "5"], [(0.3, getattr(signal_mod, sig))], wait_for=lambda: lb.requests
+        )
     assert proc.returncode == 0, (proc.returncode, err)
     assert took < 1.0, took
     assert "Traceback" not in err and "heartbeat stopped" in err
@@ -402,7 +413,19 @@ def test_cancelctl_debug_never_refuses_a_cancel(gemini, env, value):
 def test_env_bool_spellings(monkeypatch):
     from cancelctl.flags import env_bool
 
-    for value, expected in [("1", True), ("true", True), (" Yes ", True), ("on", True), ("0", False), ("FALSE", False), ("no", False), ("off", False), ("", False), ("2", None), ("debug", None)]:
+    for value, expected in [
+        ("1", True),
+        ("true", True),
+        (" Yes ", True),
+        ("on", True),
+        ("0", False),
+        ("FALSE", False),
+        ("no", False),
+        ("off", False),
+        ("", False),
+        ("2", None),
+        ("debug", None),
+    ]:
         monkeypatch.setenv("CANCELCTL_DEBUG", value)
         assert env_bool("CANCELCTL_DEBUG") is expected, value
     monkeypatch.delenv("CANCELCTL_DEBUG")
@@ -446,17 +469,21 @@ def test_venue_text_cannot_forge_rows_or_reach_the_terminal(env, mode):
 # -- 9. a secret equal to a JSON token cannot break the document ----------------------------
 
 
-@pytest.mark.parametrize("secret", ["exit_code", "cancelled", "schema\":", "elapsed_ms"])
+@pytest.mark.parametrize("secret", ["exit_code", "cancelled", 'schema":', "elapsed_ms"])
 def test_secret_equal_to_a_json_token_keeps_the_document_whole(sim, env, secret):
     key = "account-TOKENKEY000000001"
     sim.gemini.add_key(key, secret)
     order = sim.gemini.add_order("primary", "UI")
     env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
     # Not registered with conftest's leak scan: these "secrets" are words every document contains.
-    proc = env.run("cancel", "all", "--json", extra_env={"CANCELCTL_MAIN_API_KEY": key, "CANCELCTL_MAIN_API_SECRET": secret})
+    proc = env.run(
+        "cancel", "all", "--json", extra_env={"CANCELCTL_MAIN_API_KEY": key, "CANCELCTL_MAIN_API_SECRET": secret}
+    )
     assert proc.returncode == 0, (proc.returncode, proc.stderr)
     doc = json.loads(proc.stdout)
-    assert doc["exit_code"] == 0 and doc["results"][0]["cancelled"] == [str(order)] and doc["results"][0]["status"] == "ok"
+    assert (
+        doc["exit_code"] == 0 and doc["results"][0]["cancelled"] == [str(order)] and doc["results"][0]["status"] == "ok"
+    )
     line = audit_lines(env)[-1]
     assert line["exit_code"] == 0 and line["results"][0]["cancelled"] == [str(order)]
 
@@ -467,7 +494,16 @@ def test_secret_equal_to_a_json_token_keeps_the_document_whole(sim, env, secret)
 PASTED = "Zx9Qk2LmP4rT7vW1yB3nC5dF8gH0jK6s"
 
 
-@pytest.mark.parametrize("argv", [["keys", "set", "main", PASTED], ["cancel", "all", PASTED], ["cancel", "order", "12", PASTED], [PASTED], ["cancel", "all", "-p", PASTED]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["keys", "set", "main", PASTED],
+        ["cancel", "all", PASTED],
+        ["cancel", "order", "12", PASTED],
+        [PASTED],
+        ["cancel", "all", "-p", PASTED],
+    ],
+)
 def test_a_pasted_secret_is_never_echoed(gemini, env, argv):
     proc = env.run(*argv, "--json") if argv[0] == "cancel" else env.run(*argv)
     assert proc.returncode in (2, 78), (proc.returncode, proc.stderr)
@@ -490,7 +526,15 @@ def test_closed_stdout_keeps_the_audited_code(gemini, env):
     r, w = __import__("os").pipe()
     __import__("os").close(r)  # the reader is gone before anything is written (`| head -0`)
     try:
-        proc = subprocess.run([sys.executable, "-m", "cancelctl", "cancel", "all"], stdout=w, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env.environ(), timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "cancelctl", "cancel", "all"],
+            stdout=w,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env.environ(),
+            timeout=60,
+        )
     finally:
         __import__("os").close(w)
     line = audit_lines(env)[-1]

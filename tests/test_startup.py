@@ -87,5 +87,7 @@ def test_the_check_can_fail(env, sim, gemini, tmp_path):
     site.mkdir()
     (site / "sitecustomize.py").write_text("import rich.console\n")
     path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH", "")]))
-    loaded = modules_at_first_connect(env, sim, tmp_path, "cancel", "all", "-q", "--timeout", "10", extra_env={"PYTHONPATH": path})
+    loaded = modules_at_first_connect(
+        env, sim, tmp_path, "cancel", "all", "-q", "--timeout", "10", extra_env={"PYTHONPATH": path}
+    )
     assert "rich" in loaded

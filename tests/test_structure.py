@@ -186,7 +186,8 @@ def test_an_unknown_venue_is_never_treated_as_another():
 
     odd = Profile("k", "kraken", "production", base_url_override="https://127.0.0.1")
     with pytest.raises(ConfigError, match="unknown venue 'kraken'"):
-        open_client(odd, credentials.Credentials({"private_key": "x" * 88}), state_dir=Path("/nonexistent"), deadline=Deadline(1))
+        creds = credentials.Credentials({"private_key": "x" * 88})
+        open_client(odd, creds, state_dir=Path("/nonexistent"), deadline=Deadline(1))
     with pytest.raises(ConfigError, match="unknown venue"):
         venue_module("kraken")
     with pytest.raises(ConfigError, match="unknown venue"):
@@ -221,4 +222,15 @@ def test_design_layout_lists_every_module_and_nothing_else():
     actual |= {p.parent.relative_to(PACKAGE).as_posix() + "/" for p in PACKAGE.rglob("*/__init__.py")}
     listed = layout_paths()
     assert "venues/info.py" in listed and "cli/" in listed  # the parse sees nested entries
-    assert listed == actual, f"missing from docs/design.md: {sorted(actual - listed)}; listed but absent: {sorted(listed - actual)}"
+    assert listed == actual, (
+        f"missing from docs/design.md: {sorted(actual - listed)}; listed but absent: {sorted(listed - actual)}"
+    )
+
+
+def test_the_changelog_releases_the_version_there_is():
+    import re
+
+    text = (PACKAGE.parent / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert "## [Unreleased]" in text and "keepachangelog.com" in text
+    released = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", text, re.M)
+    assert released and released[0] == cancelctl.__version__

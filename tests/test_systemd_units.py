@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from cancelctl.sim.pacifica import solana_keypair
+
 from conftest import GEMINI_KEY, GEMINI_SECRET, SECRETS_USED, collect
 
 UNITS = Path(__file__).resolve().parent.parent / "docs" / "systemd"
@@ -46,7 +47,9 @@ class _Multi(dict):
 
 
 def parse(*paths: Path) -> configparser.RawConfigParser:
-    parser = configparser.RawConfigParser(dict_type=_Multi, strict=False, interpolation=None, empty_lines_in_values=False)
+    parser = configparser.RawConfigParser(
+        dict_type=_Multi, strict=False, interpolation=None, empty_lines_in_values=False
+    )
     parser.optionxform = str  # systemd keys are case-sensitive
     for p in paths:
         with open(p) as f:
@@ -115,8 +118,12 @@ def stop(proc: subprocess.Popen, label: str) -> tuple[int, str]:
 def test_units_parse_and_keep_the_hardening():
     for unit in (parse(HEARTBEAT, DROP_IN), parse(DEADMAN)):
         service = unit["Service"]
-        assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict" and service["LimitCORE"] == "0"
-        assert service["StateDirectory"] == "cancelctl" and "CANCELCTL_STATE_DIR=%S/cancelctl" in values(unit, "Environment")
+        assert (
+            service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict" and service["LimitCORE"] == "0"
+        )
+        assert service["StateDirectory"] == "cancelctl" and "CANCELCTL_STATE_DIR=%S/cancelctl" in values(
+            unit, "Environment"
+        )
         assert service["Restart"] in ("on-failure", "always") and "78" in service["RestartPreventExitStatus"].split()
         assert values(unit, "LoadCredential"), "secrets come in through LoadCredential="
         assert all("_FILE=%d/" in e for e in values(unit, "Environment") if "_FILE=" in e)
@@ -187,8 +194,17 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path):
     (tmp_path / DROP_IN.parent.name / DROP_IN.name).write_text(DROP_IN.read_text())
     (tmp_path / "mybot.service").write_text("[Service]\nExecStart=/bin/true\n")
     proc = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", str(tmp_path / DEADMAN.name), str(tmp_path / "cancelctl-heartbeat@bot.service")],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        [
+            "systemd-analyze",
+            "verify",
+            "--man=no",
+            str(tmp_path / DEADMAN.name),
+            str(tmp_path / "cancelctl-heartbeat@bot.service"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == "", proc.stderr  # "Unknown key ..., ignoring" is only a warning: refuse it too

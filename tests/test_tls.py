@@ -15,6 +15,7 @@ import pytest
 import trustme
 
 from cancelctl.sim.server import Simulator
+
 from conftest import GEMINI_KEY, GEMINI_SECRET, parse_json
 
 
@@ -65,7 +66,9 @@ def test_a_certificate_for_another_host_is_refused(env, ca, tmp_path):
     ca.cert_pem.write_to_path(str(bundle))
     with https_sim(ca, "venue.example") as sim:
         order = configure(env, sim)
-        proc = env.run("cancel", "all", "--json", "--timeout", "1", extra_env={"SSL_CERT_FILE": str(bundle), "SSL_CERT_DIR": ""})
+        proc = env.run(
+            "cancel", "all", "--json", "--timeout", "1", extra_env={"SSL_CERT_FILE": str(bundle), "SSL_CERT_DIR": ""}
+        )
         assert proc.returncode == 75, proc.stderr
         assert "certificate verify failed" in proc.stderr and "mismatch" in proc.stderr, proc.stderr
         assert sim.requests("/v1/") == [] and sim.gemini.orders[order].live

@@ -10,8 +10,9 @@ Sources: Pacifica's python-sdk ``rest/get_open_twap_order.py`` and
 from __future__ import annotations
 
 import pytest
-from conftest import parse_json
 from test_pacifica_cli import MAIN, MAIN_PRIVATE
+
+from conftest import parse_json
 
 
 @pytest.fixture
@@ -67,7 +68,12 @@ def test_verification_catches_a_twap_the_first_listing_missed(pac, env, sim):
 
 def test_a_twap_that_will_not_cancel_is_remaining(pac, env, sim):
     twap = pac.add_twap(MAIN, "BTC")
-    sim.fail("/api/v1/orders/twap/cancel", status=422, payload='{"success":false,"data":null,"error":"Failed to cancel order","code":0}', times=-1)
+    sim.fail(
+        "/api/v1/orders/twap/cancel",
+        status=422,
+        payload='{"success":false,"data":null,"error":"Failed to cancel order","code":0}',
+        times=-1,
+    )
     proc = env.run("panic", "--json", "--timeout", "3")
     assert proc.returncode == 3, proc.stderr
     r = parse_json(proc)["results"][0]
@@ -83,7 +89,11 @@ def test_orders_lists_twaps(pac, env):
     assert proc.returncode == 0, proc.stderr
     orders = {o["order_id"]: o for o in parse_json(proc)["results"][0]["orders"]}
     assert orders[str(order)]["twap"] is False
-    assert orders[str(twap)]["twap"] is True and orders[str(twap)]["amount"] == "2" and orders[str(twap)]["symbol"] == "ETH"
+    assert (
+        orders[str(twap)]["twap"] is True
+        and orders[str(twap)]["amount"] == "2"
+        and orders[str(twap)]["symbol"] == "ETH"
+    )
 
 
 def test_cancel_order_twap(pac, env, sim):
@@ -102,7 +112,13 @@ def test_twap_documents_match_the_schema(pac, env, sim):
     pac.add_twap(MAIN, "BTC")
     stuck = pac.add_twap(MAIN, "ETH")
     valid(env.run("orders", "--json"), 0)
-    sim.fail("/api/v1/orders/twap/cancel", status=422, payload='{"success":false,"error":"Failed to cancel order","code":0}', times=-1, key=None)
+    sim.fail(
+        "/api/v1/orders/twap/cancel",
+        status=422,
+        payload='{"success":false,"error":"Failed to cancel order","code":0}',
+        times=-1,
+        key=None,
+    )
     doc = valid(env.run("panic", "--json", "--timeout", "3"), 3)
     assert str(stuck) in doc["results"][0]["twap"]
     sim.faults.clear()
@@ -112,7 +128,12 @@ def test_twap_documents_match_the_schema(pac, env, sim):
 
 def test_unreadable_twap_list_is_a_book_not_read(pac, env, sim):
     pac.add_twap(MAIN, "BTC")
-    sim.fail("/api/v1/orders/twap", status=200, payload='{"success":true,"data":[{"symbol":"BTC"}],"error":null,"code":null}', times=-1)
+    sim.fail(
+        "/api/v1/orders/twap",
+        status=200,
+        payload='{"success":true,"data":[{"symbol":"BTC"}],"error":null,"code":null}',
+        times=-1,
+    )
     proc = env.run("orders", "--json")
     assert proc.returncode == 5, proc.stderr
 

@@ -11,7 +11,17 @@ from cancelctl.results import ProfileResult
 
 @pytest.mark.parametrize(
     "codes, want",
-    [([], 0), ([0, 0], 0), ([0, 4], 3), ([4, 4], 4), ([4, 78], 1), ([4, 5, 75], 5), ([75], 75), ([3, 0], 3), ([1, 4], 1)],
+    [
+        ([], 0),
+        ([0, 0], 0),
+        ([0, 4], 3),
+        ([4, 4], 4),
+        ([4, 78], 1),
+        ([4, 5, 75], 5),
+        ([75], 75),
+        ([3, 0], 3),
+        ([1, 4], 1),
+    ],
 )
 def test_combine(codes, want):
     assert combine(codes) == want
@@ -101,7 +111,10 @@ def test_base_urls():
     p = config.Profile("x", "gemini", "sandbox")
     assert p.base_url == "https://api.sandbox.gemini.com"
     assert config.Profile("y", "pacifica", "testnet").base_url == "https://test-api.pacifica.fi/api/v1"
-    assert config.Profile("z", "gemini", "production", base_url_override="http://127.0.0.1:1/").base_url == "http://127.0.0.1:1"
+    assert (
+        config.Profile("z", "gemini", "production", base_url_override="http://127.0.0.1:1/").base_url
+        == "http://127.0.0.1:1"
+    )
 
 
 def test_profile_names():
@@ -112,8 +125,17 @@ def test_profile_names():
 
 def test_exit_code_table_is_the_contract():
     assert {e.name: int(e) for e in ExitCode} == {
-        "OK": 0, "FAILED": 1, "USAGE": 2, "PARTIAL": 3, "AUTH": 4, "UNKNOWN": 5,
-        "INTERNAL": 70, "UNAVAILABLE": 75, "CONFIG": 78, "INTERRUPTED": 130, "TERMINATED": 143,
+        "OK": 0,
+        "FAILED": 1,
+        "USAGE": 2,
+        "PARTIAL": 3,
+        "AUTH": 4,
+        "UNKNOWN": 5,
+        "INTERNAL": 70,
+        "UNAVAILABLE": 75,
+        "CONFIG": 78,
+        "INTERRUPTED": 130,
+        "TERMINATED": 143,
     }
 
 

@@ -19,12 +19,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import parse_json
 
 from cancelctl import errors
 from cancelctl.config import Profile
 from cancelctl.signing import gemini as gemini_signing
 from cancelctl.transport import Answer, Deadline
+
+from conftest import parse_json
 
 DATA = Path(__file__).parent / "data"
 GEMINI = json.loads((DATA / "gemini_conformance.json").read_text())
@@ -39,7 +40,12 @@ def _gemini_client(tmp_path):
     from cancelctl.venues.gemini import Gemini
 
     profile = Profile("fx", "gemini", "production", base_url_override="http://127.0.0.1:9")
-    return Gemini(profile, {"api_key": "account-fixture000001", "api_secret": "fixture-secret-000001"}, state_dir=tmp_path, deadline=Deadline(5))
+    return Gemini(
+        profile,
+        {"api_key": "account-fixture000001", "api_secret": "fixture-secret-000001"},
+        state_dir=tmp_path,
+        deadline=Deadline(5),
+    )
 
 
 def _pacifica_client():
@@ -56,14 +62,26 @@ def test_every_gemini_fixture_that_concerns_private_requests_is_a_case():
     manifest = {  # conformance/manifest.json, suites http/errors and http/hmac-requests
         "conformance/http/errors/" + n + ".json"
         for n in (
-            "insufficient-funds-406", "invalid-nonce-400", "market-closed-400", "missing-role-403-error-envelope",
-            "missing-role-403-result-envelope", "not-found-404-empty-body", "order-not-found-404",
-            "rate-limited-429-retry-after", "server-error-500-unstructured",
-            "terms-required-400-accept-terms-required", "terms-required-400-must-accept",
+            "insufficient-funds-406",
+            "invalid-nonce-400",
+            "market-closed-400",
+            "missing-role-403-error-envelope",
+            "missing-role-403-result-envelope",
+            "not-found-404-empty-body",
+            "order-not-found-404",
+            "rate-limited-429-retry-after",
+            "server-error-500-unstructured",
+            "terms-required-400-accept-terms-required",
+            "terms-required-400-must-accept",
         )
     } | {
         "conformance/http/hmac-requests/" + n + ".json"
-        for n in ("private-post-empty-body", "private-post-wide-integer", "private-post-with-body", "websocket-upgrade-nonce")
+        for n in (
+            "private-post-empty-body",
+            "private-post-wide-integer",
+            "private-post-with-body",
+            "websocket-upgrade-nonce",
+        )
     }
     covered = {c["source"] for c in GEMINI["errors"] + GEMINI["hmac_requests"]} | set(GEMINI["not_applicable"])
     assert manifest - covered == set()
@@ -76,8 +94,12 @@ def test_gemini_answer_parser_maps_each_fixture(case, tmp_path):
     with pytest.raises(errors.CancelctlError) as caught:
         client._interpret(_answer(case), "/v1/order/cancel")
     e = caught.value
-    assert type(e).__name__ == case["cancelctl"]["error"] or (case["cancelctl"]["error"] == "InvalidNonce" and e.kind == "invalid_nonce")
-    assert e.exit_code == (errors.ExitCode.UNAVAILABLE if case["cancelctl"]["error"] == "InvalidNonce" else case["cancelctl"]["exit_code"])
+    assert type(e).__name__ == case["cancelctl"]["error"] or (
+        case["cancelctl"]["error"] == "InvalidNonce" and e.kind == "invalid_nonce"
+    )
+    assert e.exit_code == (
+        errors.ExitCode.UNAVAILABLE if case["cancelctl"]["error"] == "InvalidNonce" else case["cancelctl"]["exit_code"]
+    )
     if case["reason"]:
         assert e.venue_reason == case["reason"]  # the fixture's reason is preserved
     if "retry_after" in case:
@@ -89,8 +111,12 @@ def test_gemini_answer_parser_maps_each_fixture(case, tmp_path):
 def test_gemini_request_builder_matches_each_signing_fixture(case):
     creds = case["credentials"]
     req = gemini_signing.sign(
-        api_key=creds["apiKey"], api_secret=creds["apiSecret"], base_url="https://api.gemini.com",
-        path=case["request"]["path"], nonce=case["nonce"], fields=case["fields"],
+        api_key=creds["apiKey"],
+        api_secret=creds["apiSecret"],
+        base_url="https://api.gemini.com",
+        path=case["request"]["path"],
+        nonce=case["nonce"],
+        fields=case["fields"],
     )
     assert req.method == case["request"]["method"] and req.content == b""
     for name in case["expect"]["headers"]:
@@ -103,7 +129,9 @@ def test_gemini_request_builder_matches_each_signing_fixture(case):
     assert str(payload["nonce"]) == case["nonce"]  # decimal text; a JSON string or number (rest-nonce-json-type)
     raw = base64.b64decode(b64).decode()
     for name, value in case["fields"].items():
-        assert json.dumps({name: value}, separators=(",", ":"))[1:-1] in raw  # the raw JSON value, wide integers unrounded
+        assert (
+            json.dumps({name: value}, separators=(",", ":"))[1:-1] in raw
+        )  # the raw JSON value, wide integers unrounded
     expected = hmac.new(creds["apiSecret"].encode(), b64.encode(), hashlib.sha384).hexdigest()
     assert req.headers["X-GEMINI-SIGNATURE"] == expected
 
@@ -150,7 +178,9 @@ def test_every_gemini_shape_through_the_process(sim, env):
         _fault(sim, "/v1/order/cancel", case, key)
     env.write_config(profiles)
     # the fault answers before the simulator looks the order up: one ID serves every profile
-    proc = env.run("cancel", "order", "330429777", *[arg for p in profiles for arg in ("-p", p)], "--json", "--timeout", "6")
+    proc = env.run(
+        "cancel", "order", "330429777", *[arg for p in profiles for arg in ("-p", p)], "--json", "--timeout", "6"
+    )
     results = _by_profile(proc)
     for n, case in enumerate(GEMINI["errors"]):
         r = results[f"g{n}"]
@@ -159,7 +189,9 @@ def test_every_gemini_shape_through_the_process(sim, env):
             assert r["error"]["venue_reason"] == case["reason"]
         known = r["cancelled"] + r["unknown"] + [x["id"] for x in r["rejected"]]
         assert known == ["330429777"], (case["source"], r)
-    assert {e["key"] for e in sim.requests("/v1/order/cancel")} == {f"account-FIXTURE{n:04d}abcdef" for n in range(len(GEMINI["errors"]))}
+    assert {e["key"] for e in sim.requests("/v1/order/cancel")} == {
+        f"account-FIXTURE{n:04d}abcdef" for n in range(len(GEMINI["errors"]))
+    }
     assert proc.returncode == 1 or proc.returncode == 5  # mixed codes combine to 5 when any is 5
 
 
@@ -178,7 +210,18 @@ def test_every_pacifica_shape_through_the_process(sim, env):
         env.secret(name, "private_key", private)
         _fault(sim, "/api/v1/orders/cancel", case, public)
     env.write_config(profiles)
-    proc = env.run("cancel", "order", CLOID, "--client-order-id", "--symbol", "BTC", *[arg for p in profiles for arg in ("-p", p)], "--json", "--timeout", "6")
+    proc = env.run(
+        "cancel",
+        "order",
+        CLOID,
+        "--client-order-id",
+        "--symbol",
+        "BTC",
+        *[arg for p in profiles for arg in ("-p", p)],
+        "--json",
+        "--timeout",
+        "6",
+    )
     results = _by_profile(proc)
     for n, case in enumerate(PACIFICA["answers"]):
         r = results[f"p{n}"]
@@ -194,9 +237,9 @@ def test_every_pacifica_shape_through_the_process(sim, env):
 
 def test_wide_integer_order_id_through_the_process(gemini, env, sim):
     """conformance/http/hmac-requests/private-post-wide-integer.json: 9007199254740993 (2^53 + 1) travels unrounded."""
-    from conftest import GEMINI_KEY
-
     from cancelctl.sim.gemini import SimOrder
+
+    from conftest import GEMINI_KEY
 
     wide = 9007199254740993
     gemini.orders[wide] = SimOrder(wide, "primary", GEMINI_KEY)

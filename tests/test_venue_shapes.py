@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 
-from conftest import GEMINI_KEY, parse_json
 from test_pacifica_cli import AGENT, AGENT_PRIVATE, CLOID, MAIN, MAIN_PRIVATE
 
 from cancelctl.sim.pacifica import PacificaSim
+
+from conftest import GEMINI_KEY, parse_json
 
 # -- Gemini ---------------------------------------------------------------------------
 
@@ -26,7 +27,9 @@ def test_ip_allow_list_refusal_stops_the_key_and_exits_4(gemini, env, sim):
     assert len(sim.requests("/v1/order/cancel")) == 1  # the key cannot pass from here: nothing more is sent on it
     r = parse_json(proc)["results"][0]
     assert r["error"]["venue_reason"] == "ApiKeyIpFilteringFailure" and r["error"]["kind"] == "auth"
-    assert [x["id"] for x in r["rejected"]] == list(map(str, ids)) and all(x["reason"].startswith("not sent") for x in r["rejected"])
+    assert [x["id"] for x in r["rejected"]] == list(map(str, ids)) and all(
+        x["reason"].startswith("not sent") for x in r["rejected"]
+    )
     assert "IP allow-list" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert len(gemini.open_orders()) == 3
 
@@ -58,7 +61,10 @@ def test_simulated_unknown_path_is_endpoint_not_found(gemini):
 
     b64 = base64.b64encode(json.dumps({"request": "/v1/order/cancel/everything", "nonce": "1"}).encode()).decode()
     sig = hmac.new(GEMINI_SECRET.encode(), b64.encode(), hashlib.sha384).hexdigest()
-    status, answer = gemini.handle("/v1/order/cancel/everything", {"x-gemini-apikey": GEMINI_KEY, "x-gemini-payload": b64, "x-gemini-signature": sig})
+    status, answer = gemini.handle(
+        "/v1/order/cancel/everything",
+        {"x-gemini-apikey": GEMINI_KEY, "x-gemini-payload": b64, "x-gemini-signature": sig},
+    )
     assert (status, answer["reason"], answer["message"]) == (404, "EndpointNotFound", "API entry point not found")
 
 
@@ -142,8 +148,13 @@ def test_ratelimit_header_gives_the_wait(sim, env):
     """Pacifica's 429 carries ``ratelimit: "credits";r=0;t=<s>``: a wait longer than the run is not retried into."""
     p = _pac(sim, env)
     p.add_order(MAIN, "BTC")
-    sim.fail("/api/v1/orders/cancel_all", status=429, payload='{"success":false,"data":null,"error":"Rate limit exceeded","code":429}',
-             headers={"ratelimit": '"credits";r=0;t=30', "ratelimit-policy": '"credits";q=1250;w=60'}, times=-1)
+    sim.fail(
+        "/api/v1/orders/cancel_all",
+        status=429,
+        payload='{"success":false,"data":null,"error":"Rate limit exceeded","code":429}',
+        headers={"ratelimit": '"credits";r=0;t=30', "ratelimit-policy": '"credits";q=1250;w=60'},
+        times=-1,
+    )
     proc = env.run("cancel", "all", "--timeout", "3")
     assert proc.returncode == 75, proc.stderr
     assert len(sim.requests("/api/v1/orders/cancel_all")) == 1  # waiting 30 s does not fit in 3: not retried at once
@@ -152,8 +163,12 @@ def test_ratelimit_header_gives_the_wait(sim, env):
 def test_ratelimit_header_short_wait_is_honoured(sim, env):
     p = _pac(sim, env)
     p.add_order(MAIN, "BTC")
-    sim.fail("/api/v1/orders/cancel_all", status=429, payload='{"success":false,"error":"Rate limit exceeded","code":429}',
-             headers={"ratelimit": '"credits";r=0;t=1'})
+    sim.fail(
+        "/api/v1/orders/cancel_all",
+        status=429,
+        payload='{"success":false,"error":"Rate limit exceeded","code":429}',
+        headers={"ratelimit": '"credits";r=0;t=1'},
+    )
     proc = env.run("cancel", "all", "--json")
     assert proc.returncode == 0, proc.stderr
     sent = sim.requests("/api/v1/orders/cancel_all")
@@ -175,13 +190,28 @@ def test_sim_batch_takes_cancel_stop_order_actions():
     stop = s.add_order(me, "BTC", stop=True)
     plain = s.add_order(me, "BTC")
     actions = []
-    for op, kind, oid in (("cancel_stop_order", "CancelStopOrder", stop), ("cancel_order", "Cancel", plain), ("cancel_order", "Cancel", 424242)):
-        wire, _ = signing.signed_body(op_type=op, payload={"symbol": "BTC", "order_id": oid}, account=me, agent_wallet=None,
-                                      signing_key=key(MAIN_SEED), timestamp_ms=now_ms(), expiry_window_ms=5000)
+    for op, kind, oid in (
+        ("cancel_stop_order", "CancelStopOrder", stop),
+        ("cancel_order", "Cancel", plain),
+        ("cancel_order", "Cancel", 424242),
+    ):
+        wire, _ = signing.signed_body(
+            op_type=op,
+            payload={"symbol": "BTC", "order_id": oid},
+            account=me,
+            agent_wallet=None,
+            signing_key=key(MAIN_SEED),
+            timestamp_ms=now_ms(),
+            expiry_window_ms=5000,
+        )
         actions.append({"type": kind, "data": wire})
     status, answer = s.handle("POST", "/api/v1/orders/batch", "", {}, json.dumps({"actions": actions}).encode())
     assert status == 200
-    assert [(r["success"], r["error"]) for r in answer["data"]["results"]] == [(True, None), (True, None), (False, "Failed to cancel order")]
+    assert [(r["success"], r["error"]) for r in answer["data"]["results"]] == [
+        (True, None),
+        (True, None),
+        (False, "Failed to cancel order"),
+    ]
     assert s.open_orders() == []
 
 
@@ -195,7 +225,9 @@ def test_sim_refuses_a_fractional_nonce_on_a_millisecond_key(gemini):
     def post(nonce):
         b64 = base64.b64encode(json.dumps({"request": "/v1/heartbeat", "nonce": nonce}).encode()).decode()
         sig = hmac.new(GEMINI_SECRET.encode(), b64.encode(), hashlib.sha384).hexdigest()
-        return gemini.handle("/v1/heartbeat", {"x-gemini-apikey": GEMINI_KEY, "x-gemini-payload": b64, "x-gemini-signature": sig})
+        return gemini.handle(
+            "/v1/heartbeat", {"x-gemini-apikey": GEMINI_KEY, "x-gemini-payload": b64, "x-gemini-signature": sig}
+        )
 
     status, answer = post("1700000000000.5")
     assert (status, answer["reason"]) == (400, "InvalidNonce")
@@ -205,7 +237,13 @@ def test_sim_refuses_a_fractional_nonce_on_a_millisecond_key(gemini):
 def test_sim_reads_fields_before_the_signature():
     s = PacificaSim()
     s.add_account(MAIN_PRIVATE)
-    body = {"account": MAIN, "signature": "x", "timestamp": 1, "expiry_window": 5000, "symbol": "BTC"}  # neither order_id nor client_order_id
+    body = {
+        "account": MAIN,
+        "signature": "x",
+        "timestamp": 1,
+        "expiry_window": 5000,
+        "symbol": "BTC",
+    }  # neither order_id nor client_order_id
     status, answer = s.handle("POST", "/api/v1/orders/cancel", "", {}, json.dumps(body).encode())
     assert status == 400 and "order_id" in answer["error"]
 

@@ -45,8 +45,12 @@ def _version(value: bool) -> None:
 
 
 def root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors (also CANCELCTL_DEBUG=1).")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of internal errors (also CANCELCTL_DEBUG=1).")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """The panic button for crypto trading: cancel every resting order, verified."""
 
@@ -56,7 +60,9 @@ def build(command: str | None = None) -> typer.Typer:
 
     A name that is not a command (a typo, or None) registers every command.
     """
-    app = typer.Typer(name="cancelctl", help=HELP, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+    app = typer.Typer(
+        name="cancelctl", help=HELP, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False
+    )
     app.callback()(root)
     only = command if command in COMMANDS else None
     for name, (module, attribute) in COMMANDS.items():
@@ -70,7 +76,7 @@ def build(command: str | None = None) -> typer.Typer:
     return app
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> typer.Typer:
     if name == "app":
         return build()
     raise AttributeError(name)

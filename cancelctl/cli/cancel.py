@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -14,8 +14,29 @@ from cancelctl.runner import Action
 from cancelctl.venues.info import VENUES
 from cancelctl.verify import answered, everything, ids_scope, symbols_scope
 
+if TYPE_CHECKING:
+    from cancelctl.results import ProfileResult
+    from cancelctl.venues.base import VenueClient
+    from cancelctl.venues.pacifica import Pacifica
+
 #: Each venue's widest cancel (Gemini cancel-all, Pacifica cancel_all_orders on all symbols), verified flat.
 WIDEST = Action(lambda c: c.cancel_all(), scope=everything)
+
+def _session(client: VenueClient) -> ProfileResult:
+    """Gemini's cancel session (the command checked that every profile is on a venue that has it)."""
+    from cancelctl.venues.gemini import Gemini
+
+    assert isinstance(client, Gemini)
+    return client.cancel_session()
+
+
+def _pacifica(client: VenueClient) -> Pacifica:
+    """The Pacifica client (the command checked that every profile is on Pacifica)."""
+    from cancelctl.venues.pacifica import Pacifica
+
+    assert isinstance(client, Pacifica)
+    return client
+
 
 app = typer.Typer(help="Cancel orders: everything, a session, chosen orders.", no_args_is_help=True)
 
@@ -31,7 +52,8 @@ def cancel_all(
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
 ) -> runner.Outcome:
-    """Cancel every open order of the account: Gemini cancel-all (every session, UI orders included); Pacifica all symbols, then each TWAP order."""
+    """Cancel every open order of the account: Gemini cancel-all (every session, UI orders included); Pacifica all
+    symbols, then each TWAP order."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
     return runner.run(profiles, WIDEST, opts)
@@ -57,17 +79,27 @@ def cancel_session(
                 f"profile {p.name!r} is on {p.venue}, which has no sessions",
                 hint=f"use: cancelctl cancel all -p {p.name}   (or cancel pacifica -p {p.name} --symbol S)",
             )
-    return runner.run(profiles, Action(lambda c: c.cancel_session(), "cancel_session", answered), opts)
+    return runner.run(profiles, Action(_session, "cancel_session", answered), opts)
 
 
 @app.command("order")
 def cancel_order(
     ctx: typer.Context,
-    order_ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Order IDs (Gemini: positive integers; Pacifica: integers, or UUIDs with --client-order-id).")],
+    order_ids: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="ID...",
+            help="Order IDs (Gemini: positive integers; Pacifica: integers, or UUIDs with --client-order-id).",
+        ),
+    ],
     symbol: Annotated[Optional[str], typer.Option("--symbol", help="Pacifica: the orders' symbol (required).")] = None,
-    client_order_id: Annotated[bool, typer.Option("--client-order-id", help="Pacifica: the IDs are client order IDs (UUIDs).")] = False,
+    client_order_id: Annotated[
+        bool, typer.Option("--client-order-id", help="Pacifica: the IDs are client order IDs (UUIDs).")
+    ] = False,
     stop: Annotated[bool, typer.Option("--stop", help="Pacifica: the IDs are stop orders.")] = False,
-    twap: Annotated[bool, typer.Option("--twap", help="Pacifica: the IDs are TWAP orders (cancel_twap_order).")] = False,
+    twap: Annotated[
+        bool, typer.Option("--twap", help="Pacifica: the IDs are TWAP orders (cancel_twap_order).")
+    ] = False,
     profile: ProfileOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -110,8 +142,13 @@ def cancel_order(
 @app.command("pacifica")
 def cancel_pacifica(
     ctx: typer.Context,
-    symbol: Annotated[Optional[list[str]], typer.Option("--symbol", metavar="S", help="Only this symbol (repeatable); none means all symbols.")] = None,
-    exclude_reduce_only: Annotated[bool, typer.Option("--exclude-reduce-only", help="Keep reduce-only orders (protective exits).")] = False,
+    symbol: Annotated[
+        Optional[list[str]],
+        typer.Option("--symbol", metavar="S", help="Only this symbol (repeatable); none means all symbols."),
+    ] = None,
+    exclude_reduce_only: Annotated[
+        bool, typer.Option("--exclude-reduce-only", help="Keep reduce-only orders (protective exits).")
+    ] = False,
     profile: ProfileOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -135,7 +172,7 @@ def cancel_pacifica(
 
     symbols = [validate_symbol(s) for s in dict.fromkeys(symbol or [])]
     action = Action(
-        lambda c: c.cancel_all(symbols=symbols or None, exclude_reduce_only=exclude_reduce_only, twap=False),
+        lambda c: _pacifica(c).cancel_all(symbols=symbols or None, exclude_reduce_only=exclude_reduce_only, twap=False),
         "cancel_all_orders",
         symbols_scope(symbols, exclude_reduce_only=exclude_reduce_only),
     )

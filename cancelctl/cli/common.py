@@ -38,22 +38,66 @@ ProfileOpt = Annotated[
 ButtonProfileOpt = Annotated[
     Optional[list[str]],
     typer.Option(
-        "-p", "--profile", metavar="NAME", autocompletion=complete_profile, rich_help_panel=PANEL,
-        help="Profile to act on (repeatable). Without it: every configured profile, whatever $CANCELCTL_PROFILE and default_profile say.",
+        "-p",
+        "--profile",
+        metavar="NAME",
+        autocompletion=complete_profile,
+        rich_help_panel=PANEL,
+        help="Profile to act on (repeatable). Without it: every configured profile, "
+        "whatever $CANCELCTL_PROFILE and default_profile say.",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Exactly one JSON document on stdout, on every exit path.", rich_help_panel=PANEL)]
-QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Nothing on stdout on success; failures on stderr.", rich_help_panel=PANEL)]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Build and sign the real requests, print them redacted, send nothing, exit 0.", rich_help_panel=PANEL)]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Exactly one JSON document on stdout, on every exit path.", rich_help_panel=PANEL)
+]
+QuietOpt = Annotated[
+    bool, typer.Option("-q", "--quiet", help="Nothing on stdout on success; failures on stderr.", rich_help_panel=PANEL)
+]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Build and sign the real requests, print them redacted, send nothing, exit 0.",
+        rich_help_panel=PANEL,
+    ),
+]
 TimeoutOpt = Annotated[
     float,
-    typer.Option("--timeout", metavar="SECONDS", envvar="CANCELCTL_TIMEOUT", min=0.1, max=3600, help="Overall deadline for the whole run, retries included.", rich_help_panel=PANEL),
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        envvar="CANCELCTL_TIMEOUT",
+        min=0.1,
+        max=3600,
+        help="Overall deadline for the whole run, retries included.",
+        rich_help_panel=PANEL,
+    ),
 ]
-VerifyOpt = Annotated[Optional[bool], typer.Option("--verify/--no-verify", help="After cancelling, list open orders and report what remains.", rich_help_panel=PANEL)]
-ReasonOpt = Annotated[Optional[str], typer.Option("--reason", metavar="TEXT", help="Recorded in the audit log.", rich_help_panel=PANEL)]
+VerifyOpt = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--verify/--no-verify",
+        help="After cancelling, list open orders and report what remains.",
+        rich_help_panel=PANEL,
+    ),
+]
+ReasonOpt = Annotated[
+    Optional[str], typer.Option("--reason", metavar="TEXT", help="Recorded in the audit log.", rich_help_panel=PANEL)
+]
 
 
-def options(ctx: typer.Context, profile, json, quiet, dry_run, timeout, verify, reason, *, verify_default: bool = False) -> Options:
+def options(
+    ctx: typer.Context,
+    profile: list[str] | None,
+    json: bool,
+    quiet: bool,
+    dry_run: bool,
+    timeout: float,
+    verify: bool | None,
+    reason: str | None,
+    *,
+    verify_default: bool = False,
+) -> Options:
     """The runner's Options from the parsed flags (``--debug`` comes from the root)."""
     from cancelctl.flags import env_bool
 

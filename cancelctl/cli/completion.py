@@ -54,7 +54,7 @@ fi"""
 completion_init()
 
 
-class Shell(str, Enum):
+class Shell(str, Enum):  # noqa: UP042 - the (str, Enum) form typer documents for choices
     bash = "bash"
     zsh = "zsh"
     fish = "fish"

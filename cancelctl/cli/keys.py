@@ -12,13 +12,18 @@ from cancelctl import credentials
 from cancelctl.cli.common import complete_profile
 from cancelctl.errors import ConfigError, UsageProblem
 
-app = typer.Typer(help="Store, list and delete secrets in the OS keyring (never on the command line).", no_args_is_help=True)
+app = typer.Typer(
+    help="Store, list and delete secrets in the OS keyring (never on the command line).", no_args_is_help=True
+)
 
 
-def _profile(name: str):
+def _profile(name: str) -> config_mod.Profile:
     config = config_mod.load()
     if name not in config.profiles:
-        raise ConfigError(f"no profile named {name!r} in {config.path}", hint=f"first run: cancelctl profiles add {name} --venue gemini|pacifica")
+        raise ConfigError(
+            f"no profile named {name!r} in {config.path}",
+            hint=f"first run: cancelctl profiles add {name} --venue gemini|pacifica",
+        )
     return config.profiles[name]
 
 
@@ -35,13 +40,14 @@ def _read_values(venue: str) -> dict[str, str]:
         lines = sys.stdin.read().splitlines() if sys.stdin is not None else []
         if len(lines) < len(fields):
             raise UsageProblem(f"expected {len(fields)} line(s) on stdin: {', '.join(fields)}")
-        values = dict(zip(fields, lines))
+        values = dict(zip(fields, lines, strict=False))  # extra lines are ignored
     return {field: credentials.clean_secret(value, field) for field, value in values.items()}
 
 
 @app.command("set")
 def keys_set(name: Annotated[str, typer.Argument(metavar="PROFILE", autocompletion=complete_profile)]) -> int:
-    """Store PROFILE's secrets: prompts with hidden input on a terminal; from a pipe, one line per field (gemini: api_key, api_secret; pacifica: private_key)."""
+    """Store PROFILE's secrets: prompts with hidden input on a terminal; from a pipe, one line per field (gemini:
+    api_key, api_secret; pacifica: private_key)."""
     profile = _profile(name)
     values = _read_values(profile.venue)
     if profile.venue == "pacifica":
@@ -58,7 +64,10 @@ def keys_list() -> int:
     """Which secrets each profile has and where they come from (env, file, keyring); never their values."""
     config = config_mod.load()
     if not config.profiles:
-        raise ConfigError(f"no profiles configured in {config.path}", hint="add one with: cancelctl profiles add NAME --venue gemini|pacifica")
+        raise ConfigError(
+            f"no profiles configured in {config.path}",
+            hint="add one with: cancelctl profiles add NAME --venue gemini|pacifica",
+        )
     for name, profile in config.profiles.items():
         try:
             found = credentials.presence(name, profile.venue)

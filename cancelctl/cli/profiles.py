@@ -22,7 +22,9 @@ def profiles_list() -> int:
         mark = "*" if name == config.default_profile else ""
         sys.stdout.write("\t".join([name + mark, p.venue, p.environment, p.account or "-", p.base_url]) + "\n")
     if not config.profiles:
-        sys.stderr.write(f"no profiles in {config.path}; add one with: cancelctl profiles add NAME --venue gemini|pacifica\n")
+        sys.stderr.write(
+            f"no profiles in {config.path}; add one with: cancelctl profiles add NAME --venue gemini|pacifica\n"
+        )
     return 0
 
 
@@ -30,11 +32,25 @@ def profiles_list() -> int:
 def profiles_add(
     name: Annotated[str, typer.Argument(metavar="NAME")],
     venue: Annotated[str, typer.Option("--venue", help="gemini or pacifica.")],
-    environment: Annotated[Optional[str], typer.Option("--environment", help="gemini: production|sandbox; pacifica: mainnet|testnet.")] = None,
-    account: Annotated[Optional[str], typer.Option("--account", help="gemini: sub-account (master keys only); pacifica: main wallet public key.")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="Override the environment's URL (e.g. the simulator's).")] = None,
-    nonce: Annotated[Optional[str], typer.Option("--nonce", help="gemini: 'time-based' for keys created with a time based nonce.")] = None,
-    agent_wallet: Annotated[Optional[str], typer.Option("--agent-wallet", help="pacifica: the agent wallet's public key, when the stored key is the agent's.")] = None,
+    environment: Annotated[
+        Optional[str], typer.Option("--environment", help="gemini: production|sandbox; pacifica: mainnet|testnet.")
+    ] = None,
+    account: Annotated[
+        Optional[str],
+        typer.Option("--account", help="gemini: sub-account (master keys only); pacifica: main wallet public key."),
+    ] = None,
+    base_url: Annotated[
+        Optional[str], typer.Option("--base-url", help="Override the environment's URL (e.g. the simulator's).")
+    ] = None,
+    nonce: Annotated[
+        Optional[str], typer.Option("--nonce", help="gemini: 'time-based' for keys created with a time based nonce.")
+    ] = None,
+    agent_wallet: Annotated[
+        Optional[str],
+        typer.Option(
+            "--agent-wallet", help="pacifica: the agent wallet's public key, when the stored key is the agent's."
+        ),
+    ] = None,
     default: Annotated[bool, typer.Option("--default", help="Make it the default profile.")] = False,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing profile of that name.")] = False,
 ) -> int:
@@ -43,7 +59,14 @@ def profiles_add(
     config = config_mod.load()
     if name in config.profiles and not replace:
         raise UsageProblem(f"profile {name!r} exists", hint="use --replace to overwrite it")
-    table = {"venue": venue, "environment": environment, "account": account, "base_url": base_url, "nonce": nonce, "agent_wallet": agent_wallet}
+    table = {
+        "venue": venue,
+        "environment": environment,
+        "account": account,
+        "base_url": base_url,
+        "nonce": nonce,
+        "agent_wallet": agent_wallet,
+    }
     table = {k: v for k, v in table.items() if v is not None}
     try:
         profile = config_mod.parse_profile(name, table, "profiles add")

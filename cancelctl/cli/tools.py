@@ -9,8 +9,12 @@ import typer
 
 
 def sim(
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0 picks a free one).")] = 8080,
-    lifetime: Annotated[float, typer.Option("--lifetime", min=0, help="Stop after this many seconds (0: until Ctrl-C).")] = 0,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0 picks a free one).")
+    ] = 8080,
+    lifetime: Annotated[
+        float, typer.Option("--lifetime", min=0, help="Stop after this many seconds (0: until Ctrl-C).")
+    ] = 0,
 ) -> int:
     """Run the venue simulator on 127.0.0.1 to rehearse aliases and cron jobs (prints its demo credentials)."""
     from cancelctl import signals

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -36,8 +36,12 @@ from cancelctl.cli.common import (
     options,
 )
 from cancelctl.errors import CancelctlError, ExitCode, UsageProblem
-from cancelctl.runner import Outcome
+from cancelctl.runner import Options, Outcome
 from cancelctl.venues.info import VENUES
+
+if TYPE_CHECKING:
+    from cancelctl.config import Profile
+    from cancelctl.credentials import Credentials
 
 HEARTBEAT_WINDOW_S = 30.0  # Gemini cancels a Require-Heartbeat session after 30 s of silence
 
@@ -58,7 +62,8 @@ def _stop_event() -> threading.Event:
 
 
 def interruptible(fn: Callable[[], None], stop: threading.Event) -> None:
-    """Run ``fn()`` in a daemon thread; return when it does (its exception raised here) or raise StopRequested at once when ``stop`` is set.
+    """Run ``fn()`` in a daemon thread; return when it does (its exception raised here), or raise
+    StopRequested at once when ``stop`` is set.
 
     The main thread then never sits in a socket read a signal cannot end
     (an answer trickling in a byte at a time): stopping takes at most 0.05 s.
@@ -88,16 +93,29 @@ def _say(text: str) -> None:
 
 def heartbeat(
     profile: ProfileOpt = None,
-    interval: Annotated[float, typer.Option("--interval", metavar="SECONDS", min=1, max=29, help="Seconds between heartbeats (Gemini cancels after 30 s of silence).")] = 15.0,
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval",
+            metavar="SECONDS",
+            min=1,
+            max=29,
+            help="Seconds between heartbeats (Gemini cancels after 30 s of silence).",
+        ),
+    ] = 15.0,
 ) -> int:
-    """Keep Gemini "Require Heartbeat" sessions alive (POST /v1/heartbeat) until SIGINT/SIGTERM; exit 1 once the 30 s window is missed."""
+    """Keep Gemini "Require Heartbeat" sessions alive (POST /v1/heartbeat) until SIGINT/SIGTERM; exit 1 once the 30
+    s window is missed."""
     from cancelctl.transport import Deadline
     from cancelctl.venues.gemini import Gemini
 
     profiles = config_mod.select(config_mod.load(), list(profile or []))
     for p in profiles:
         if "heartbeat" not in VENUES[p.venue].commands:
-            raise UsageProblem(f"profile {p.name!r} is on {p.venue}, which has no heartbeat", hint=f"use: cancelctl deadman -p {p.name} --ttl SECONDS")
+            raise UsageProblem(
+                f"profile {p.name!r} is on {p.venue}, which has no heartbeat",
+                hint=f"use: cancelctl deadman -p {p.name} --ttl SECONDS",
+            )
     creds = {p.name: credentials.resolve(p.name, p.venue) for p in profiles}
     stop = _stop_event()
     clients = {p.name: p for p in profiles}
@@ -185,7 +203,7 @@ def keep_alive(
 FUTURE_SLACK_S = 1.0  # a check-in time this far ahead of the clock is reported (s)
 
 
-def _arm_checks(opts, ttl: float):
+def _arm_checks(opts: Options, ttl: float) -> tuple[list[Profile], dict[str, Credentials]]:
     """Everything the firing path will need, checked before saying "armed"; (profiles, credentials).
 
     Options (``--ttl``, ``--timeout``: finite numbers), the profiles (no
@@ -210,7 +228,9 @@ def _arm_checks(opts, ttl: float):
     creds = {p.name: credentials.resolve(p.name, p.venue) for p in profiles}  # now, not when firing
     for p in profiles:
         try:
-            open_client(p, creds[p.name], state_dir=config_mod.state_dir(), deadline=Deadline(opts.timeout), dry_run=True).close()
+            open_client(
+                p, creds[p.name], state_dir=config_mod.state_dir(), deadline=Deadline(opts.timeout), dry_run=True
+            ).close()
         except CancelctlError as e:
             raise type(e)(f"deadman not armed: {e.message}", hint=e.hint) from None
     return profiles, creds
@@ -241,15 +261,23 @@ def _check_in_file(path: Path) -> None:
 
 def deadman(
     ctx: typer.Context,
-    ttl: Annotated[float, typer.Option("--ttl", metavar="SECONDS", min=1, help="Fire when the check-in file is older than this.")],
-    file: Annotated[Optional[Path], typer.Option("--file", metavar="PATH", help="The check-in file the bot touches (default: STATE_DIR/deadman.alive).")] = None,
+    ttl: Annotated[
+        float, typer.Option("--ttl", metavar="SECONDS", min=1, help="Fire when the check-in file is older than this.")
+    ],
+    file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--file", metavar="PATH", help="The check-in file the bot touches (default: STATE_DIR/deadman.alive)."
+        ),
+    ] = None,
     profile: ButtonProfileOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
     timeout: TimeoutOpt = 10.0,
     reason: ReasonOpt = None,
 ) -> int | Outcome:
-    """Client-side dead-man's switch: panic on the profiles when the bot stops touching the check-in file for longer than --ttl."""
+    """Client-side dead-man's switch: panic on the profiles when the bot stops touching the check-in file for longer
+    than --ttl."""
     from cancelctl.cli.panic import run_panic
 
     opts = options(ctx, profile, json, quiet, False, timeout, True, reason)
@@ -268,11 +296,16 @@ def deadman(
         except FileNotFoundError:
             mtime = last_mtime  # a deleted file is no check-in: the last one seen still counts
         now = time.time()
-        if mtime != last_mtime:  # a check-in; one dated in the future counts as now (a clock set wrong must not blind the switch)
+        if (
+            mtime != last_mtime
+        ):  # a check-in; one dated in the future counts as now (a clock set wrong must not blind the switch)
             last_mtime, last = mtime, min(mtime, now)
             if mtime > now + FUTURE_SLACK_S and not warned_future:
                 warned_future = True
-                _say(f"deadman: the check-in file's time is {mtime - now:.0f} s in the future; counting that check-in as now (check the clocks)")
+                _say(
+                    f"deadman: the check-in file's time is {mtime - now:.0f} s in the future; counting that "
+                    "check-in as now (check the clocks)"
+                )
         silent = now - last
         if silent > ttl:
             _say(f"deadman: no check-in for {silent:.1f} s (TTL {ttl:g} s): panic")

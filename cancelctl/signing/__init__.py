@@ -7,6 +7,7 @@ sends what these functions return and nothing else touches the wire.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,9 @@ class PreparedRequest:
     content: bytes = b""
     secret_headers: tuple[str, ...] = ()
     secret_body_keys: tuple[str, ...] = ()
-    summary: dict = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
 
-    def redacted(self) -> dict:
+    def redacted(self) -> dict[str, Any]:
         """A JSON-able view with every secret header and body field replaced."""
         import json
 

@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import json
+from typing import Any
 
 from cancelctl.signing import PreparedRequest
 
@@ -32,12 +33,14 @@ def signature(api_secret: str, b64: str) -> str:
     return hmac.new(api_secret.encode("utf-8"), b64.encode("ascii"), hashlib.sha384).hexdigest()
 
 
-def payload_json(path: str, nonce: str, fields: dict) -> str:
+def payload_json(path: str, nonce: str, fields: dict[str, Any]) -> str:
     """Compact JSON: request, nonce (a string), then ``fields`` in order (ccxt's layout)."""
     return json.dumps({"request": path, "nonce": nonce, **fields}, separators=(",", ":"))
 
 
-def sign(*, api_key: str, api_secret: str, base_url: str, path: str, nonce: str, fields: dict | None = None) -> PreparedRequest:
+def sign(
+    *, api_key: str, api_secret: str, base_url: str, path: str, nonce: str, fields: dict[str, Any] | None = None
+) -> PreparedRequest:
     """Build the signed POST for ``path`` (e.g. ``/v1/order/cancel/all``).
 
     ``nonce`` is the decimal text of the nonce (milliseconds, or seconds for

@@ -2,7 +2,8 @@
 
 Sources: Pacifica's API docs, "Signing" (https://docs.pacifica.fi/api-documentation/api/signing:
 Implementation, Operation Types), "Cancel order", "Cancel all orders",
-"Cancel stop order", "Batch order" (https://docs.pacifica.fi/api-documentation/api/rest-api/orders/...); Pacifica's Python SDK
+"Cancel stop order", "Batch order"
+(https://docs.pacifica.fi/api-documentation/api/rest-api/orders/...); Pacifica's Python SDK
 (https://github.com/pacifica-fi/python-sdk, ``common/utils.py``: ``sign_message``, ``sort_json_keys``,
 ``prepare_message``); vectors produced by that SDK in
 ``tests/vectors/pacifica.json``.
@@ -26,8 +27,12 @@ them, so every function here is deterministic.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 from cancelctl.signing import PreparedRequest
+
+if TYPE_CHECKING:
+    from nacl.signing import SigningKey
 
 EXPIRY_WINDOW_MS = 5_000  # docs "Signing": expiry_window in ms; SDK examples use 5000
 BATCH_LIMIT = 10  # docs "Batch order": at most 10 actions per request
@@ -36,22 +41,24 @@ CANCEL_OP = "cancel_order"  # the only operation a batch "Cancel" action carries
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
-def message_object(op_type: str, payload: dict, timestamp_ms: int, expiry_window_ms: int) -> dict:
+def message_object(op_type: str, payload: dict[str, Any], timestamp_ms: int, expiry_window_ms: int) -> dict[str, Any]:
     """``{"timestamp", "expiry_window", "type", "data": payload}`` (SDK ``prepare_message``)."""
     return {"timestamp": timestamp_ms, "expiry_window": expiry_window_ms, "type": op_type, "data": dict(payload)}
 
 
-def sign_message(op_type: str, payload: dict, timestamp_ms: int, expiry_window_ms: int) -> str:
+def sign_message(op_type: str, payload: dict[str, Any], timestamp_ms: int, expiry_window_ms: int) -> str:
     """The exact text that is signed: the message object, keys sorted at every depth, compact ASCII JSON.
 
     ``op_type`` is the docs' "Operation Type" (``cancel_order``,
     ``cancel_all_orders``, ``cancel_stop_order``); ``payload`` the
     endpoint's fields exactly as they will be sent (no null placeholders).
     """
-    return json.dumps(message_object(op_type, payload, timestamp_ms, expiry_window_ms), sort_keys=True, separators=(",", ":"))
+    return json.dumps(
+        message_object(op_type, payload, timestamp_ms, expiry_window_ms), sort_keys=True, separators=(",", ":")
+    )
 
 
-def sign(signing_key, message: str) -> str:
+def sign(signing_key: SigningKey, message: str) -> str:
     """Base58 of the 64-byte Ed25519 signature of ``message``'s UTF-8 bytes.
 
     ``signing_key`` is a ``nacl.signing.SigningKey`` (the 32-byte seed half
@@ -68,15 +75,15 @@ def body(
     signature: str,
     timestamp_ms: int,
     expiry_window_ms: int,
-    payload: dict,
+    payload: dict[str, Any],
     agent_wallet: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """The wire body: ``{"account", ["agent_wallet"], "signature", "timestamp", "expiry_window", **payload}``.
 
     Key order follows the SDK's examples (``rest/cancel_order.py``); the
     server does not depend on it. ``agent_wallet`` only when given.
     """
-    out: dict = {"account": account}
+    out: dict[str, Any] = {"account": account}
     if agent_wallet:
         out["agent_wallet"] = agent_wallet
     out.update(signature=signature, timestamp=timestamp_ms, expiry_window=expiry_window_ms)
@@ -90,13 +97,13 @@ def body(
 def signed_body(
     *,
     op_type: str,
-    payload: dict,
+    payload: dict[str, Any],
     account: str,
     agent_wallet: str | None,
-    signing_key,
+    signing_key: SigningKey,
     timestamp_ms: int,
     expiry_window_ms: int = EXPIRY_WINDOW_MS,
-) -> tuple[dict, dict]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(wire body, signed message object) for one operation."""
     text = sign_message(op_type, payload, timestamp_ms, expiry_window_ms)
     wire = body(
@@ -110,7 +117,7 @@ def signed_body(
     return wire, json.loads(text)
 
 
-def _json_bytes(obj: dict) -> bytes:
+def _json_bytes(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode("utf-8")
 
 
@@ -119,10 +126,10 @@ def prepare(
     base_url: str,
     path: str,
     op_type: str,
-    payload: dict,
+    payload: dict[str, Any],
     account: str,
     agent_wallet: str | None,
-    signing_key,
+    signing_key: SigningKey,
     timestamp_ms: int,
     expiry_window_ms: int = EXPIRY_WINDOW_MS,
 ) -> PreparedRequest:
@@ -154,10 +161,10 @@ def prepare(
 def prepare_batch(
     *,
     base_url: str,
-    payloads: list[dict],
+    payloads: list[dict[str, Any]],
     account: str,
     agent_wallet: str | None,
-    signing_key,
+    signing_key: SigningKey,
     timestamp_ms: int,
     expiry_window_ms: int = EXPIRY_WINDOW_MS,
 ) -> PreparedRequest:

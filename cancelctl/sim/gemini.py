@@ -224,7 +224,8 @@ class GeminiSim:
         if not isinstance(payload, dict):
             return error(400, "InvalidJson", "Payload is not a JSON object")
         if payload.get("request") != path:
-            return error(400, "EndpointMismatch", f"EndpointMismatch: payload request {payload.get('request')!r} != {path!r}")
+            text = f"EndpointMismatch: payload request {payload.get('request')!r} != {path!r}"
+            return error(400, "EndpointMismatch", text)
         try:
             nonce = Decimal(str(payload.get("nonce")))
             if not nonce.is_finite():
@@ -238,11 +239,17 @@ class GeminiSim:
         if key.time_based and abs(nonce - Decimal(repr(self.clock()))) > 30:
             return error(400, "InvalidNonce", f"Nonce '{nonce}' is not within 30 seconds of server time")
         if key.last_nonce is not None and nonce <= key.last_nonce:
-            return error(400, "InvalidNonce", f"Nonce '{nonce}' has not increased since your last call to the Gemini API.")
+            return error(
+                400, "InvalidNonce", f"Nonce '{nonce}' has not increased since your last call to the Gemini API."
+            )
         if key.allowed_ips is not None and client_ip not in key.allowed_ips:
             return error(403, "ApiKeyIpFilteringFailure", "ApiKey fails IP Filtering Check for some accounts")
         if self.group_allowed_ips is not None and client_ip not in self.group_allowed_ips:
-            return error(403, "RemoteAddressForbidden", "Request received from an IP address that is not whitelisted under the group.")
+            return error(
+                403,
+                "RemoteAddressForbidden",
+                "Request received from an IP address that is not whitelisted under the group.",
+            )
         key.last_nonce = nonce
         key.last_seen = time.monotonic()
         if key.master:
@@ -265,9 +272,17 @@ class GeminiSim:
         }.get(path)
         if route is None:
             return error(404, "EndpointNotFound", "API entry point not found")
-        needs = {"/v1/orders": {"trader", "auditor"}, "/v1/positions": {"trader", "auditor"}, "/v1/heartbeat": None}.get(path, {"trader"})
+        needs = {
+            "/v1/orders": {"trader", "auditor"},
+            "/v1/positions": {"trader", "auditor"},
+            "/v1/heartbeat": None,
+        }.get(path, {"trader"})
         if needs and not (key.roles & needs):
-            message = f"To access this endpoint, you need to log in to the website and go to the settings page to assign one of these roles [{', '.join(sorted(needs))}] to API key {api_key}"
+            roles = ", ".join(sorted(needs))
+            message = (
+                "To access this endpoint, you need to log in to the website and go to the settings page "
+                f"to assign one of these roles [{roles}] to API key {api_key}"
+            )
             if self.role_envelope == "error":
                 return 403, {"error": "MissingRole", "message": message}
             return error(403, "MissingRole", message)
@@ -283,8 +298,10 @@ class GeminiSim:
             self._arrivals[api_key] = seen
             self.rate_limited += 1
             wait = max(1, int(seen[0] + 1.0 - now + 0.999))
-            return 429, WithHeaders({"result": "error", "reason": "RateLimit", "message": "Rate limit exceeded"}, {"Retry-After": str(wait)})
-        self._arrivals[api_key] = seen + [now]
+            return 429, WithHeaders(
+                {"result": "error", "reason": "RateLimit", "message": "Rate limit exceeded"}, {"Retry-After": str(wait)}
+            )
+        self._arrivals[api_key] = [*seen, now]
         return None
 
     def _cancel_where(self, match) -> tuple[int, dict]:
@@ -307,7 +324,7 @@ class GeminiSim:
 
     def _cancel(self, key: SimKey, account: str, payload: dict):
         try:
-            order_id = int(payload.get("order_id"))
+            order_id = int(payload.get("order_id"))  # type: ignore[arg-type]  # None: TypeError, answered below
         except (TypeError, ValueError):
             return error(400, "InvalidOrderID", "order_id must be an integer")
         order = self.orders.get(order_id)
@@ -331,6 +348,9 @@ class GeminiSim:
 
     def state(self) -> dict:
         return {
-            "open_orders": {str(o.order_id): {"account": o.account, "session": o.session, "symbol": o.symbol} for o in self.open_orders()},
+            "open_orders": {
+                str(o.order_id): {"account": o.account, "session": o.session, "symbol": o.symbol}
+                for o in self.open_orders()
+            },
             "positions": [{"account": p.account, **p.view()} for p in self.open_positions()],
         }

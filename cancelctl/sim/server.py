@@ -40,7 +40,8 @@ class Fault:
     (Gemini's second envelope ``{"error": reason, "message"}``), "html",
     "text" or "none"; or, with ``payload`` set, exactly that text as the
     body, with ``content_type`` and any ``headers``: every answer a venue
-    can give, such as a conformance fixture's status, headers and body), ``delay`` (sleep ``seconds`` then handle normally),
+    can give, such as a conformance fixture's status, headers and body),
+    ``delay`` (sleep ``seconds`` then handle normally),
     ``late`` (handle, then sleep ``seconds`` before answering), ``reset``
     (handle, then drop the connection mid-answer), ``truncated`` (handle,
     then send half of the JSON), ``trickle`` (handle, send the headers,
@@ -73,7 +74,9 @@ class _Server(ThreadingHTTPServer):
         error = sys.exc_info()[1]
         if isinstance(error, (ConnectionError, TimeoutError)):  # BrokenPipe, reset, a client that stopped reading
             return
-        sys.stderr.write(f"cancelctl sim: error answering {client_address[0]}:{client_address[1]}: {type(error).__name__}: {error}\n")
+        sys.stderr.write(
+            f"cancelctl sim: error answering {client_address[0]}:{client_address[1]}: {type(error).__name__}: {error}\n"
+        )
 
 
 class Simulator:
@@ -114,8 +117,10 @@ class Simulator:
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
-    def start(self) -> "Simulator":
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="sim", daemon=True)
+    def start(self) -> Simulator:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="sim", daemon=True
+        )
         self._thread.start()
         if self.lifetime:
             self._timer = threading.Timer(self.lifetime, self.stop)
@@ -135,7 +140,7 @@ class Simulator:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -170,7 +175,8 @@ class Simulator:
 
 
 def _identity(path: str, headers: dict[str, str], body: bytes) -> dict:
-    """What identifies a request in the log: Gemini ``key`` and ``nonce`` (text, as signed), Pacifica ``account`` and ``timestamp`` (ms).
+    """What identifies a request in the log: Gemini ``key`` and ``nonce`` (text, as signed), Pacifica ``account``
+    and ``timestamp`` (ms).
 
     Tests check from these that every retry was re-signed with a fresh nonce
     or timestamp. Nothing is verified here; unparsable requests log nothing.
@@ -197,7 +203,10 @@ PUBLIC: dict[str, object] = {
     "/v1/symbols": ["btcusd", "ethusd", "solusd"],
     "/api/v1/info": {
         "success": True,
-        "data": [{"symbol": s, "tick_size": "0.01", "lot_size": "0.001", "max_leverage": 20} for s in ("BTC", "ETH", "SOL", "kBONK")],
+        "data": [
+            {"symbol": s, "tick_size": "0.01", "lot_size": "0.001", "max_leverage": 20}
+            for s in ("BTC", "ETH", "SOL", "kBONK")
+        ],
         "error": None,
         "code": None,
     },
@@ -208,16 +217,24 @@ def _handler(sim: Simulator):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "cancelctl-sim"
-        disable_nagle_algorithm = True  # headers and body go out in two writes: without this, keep-alive answers wait 40 ms for a delayed ACK
+        disable_nagle_algorithm = True
 
-        def log_message(self, format, *args):  # noqa: A002 - quiet
+        def log_message(self, format, *args):
             pass
 
         def date_time_string(self, timestamp=None):
             """The ``Date`` header, on the simulated venues' clock (``sim.clock_offset``)."""
             return super().date_time_string(sim.clock() if timestamp is None else timestamp)
 
-        def _send(self, status: int, body: object, *, raw: bytes | None = None, ctype: str = "application/json", headers: dict | None = None) -> None:
+        def _send(
+            self,
+            status: int,
+            body: object,
+            *,
+            raw: bytes | None = None,
+            ctype: str = "application/json",
+            headers: dict | None = None,
+        ) -> None:
             data = raw if raw is not None else json.dumps(body).encode()
             self.send_response(status)
             if ctype:  # "" sends none (a fixture that records no Content-Type)
@@ -270,7 +287,13 @@ def _handler(sim: Simulator):
                 return self._send(404, None, raw=b"<html><body>404 Not Found</body></html>", ctype="text/html")
             data = json.dumps(answer).encode() if not isinstance(answer, bytes) else answer
             if fault and fault.kind == "reset":
-                self.wfile.write(f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nContent-Length: {len(data) + 50}\r\n\r\n".encode() + data[: len(data) // 2])
+                self.wfile.write(
+                    (
+                        f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
+                        f"Content-Length: {len(data) + 50}\r\n\r\n"
+                    ).encode()
+                    + data[: len(data) // 2]
+                )
                 self.wfile.flush()
                 self.connection.shutdown(socket.SHUT_RDWR)
                 self.close_connection = True
@@ -281,7 +304,13 @@ def _handler(sim: Simulator):
                 return self._trickle(status, data, fault.seconds or 0.2)
             from cancelctl.sim.pacifica import Html
 
-            ctype = "text/html" if isinstance(answer, Html) else "application/json" if not isinstance(answer, bytes) else "text/plain"
+            ctype = (
+                "text/html"
+                if isinstance(answer, Html)
+                else "application/json"
+                if not isinstance(answer, bytes)
+                else "text/plain"
+            )
             self._send(status, None, raw=data, ctype=ctype, headers=getattr(answer, "headers", None))
 
         def _trickle(self, status: int, data: bytes, interval: float) -> None:
@@ -308,12 +337,20 @@ def _handler(sim: Simulator):
                     ctype = headers.pop(name)
                 return self._send(fault.status, None, raw=fault.payload.encode(), ctype=ctype, headers=headers)
             if fault.body == "error":
-                return self._send(fault.status, {"error": fault.reason, "message": f"simulated {fault.reason}"}, headers=headers)
+                return self._send(
+                    fault.status, {"error": fault.reason, "message": f"simulated {fault.reason}"}, headers=headers
+                )
             if fault.body == "gemini":
                 body = {"result": "error", "reason": fault.reason, "message": f"simulated {fault.reason}"}
                 return self._send(fault.status, body, headers=headers)
             if fault.body == "html":
-                return self._send(fault.status, None, raw=b"<html><body><h1>Bad Gateway</h1></body></html>", ctype="text/html", headers=headers)
+                return self._send(
+                    fault.status,
+                    None,
+                    raw=b"<html><body><h1>Bad Gateway</h1></body></html>",
+                    ctype="text/html",
+                    headers=headers,
+                )
             if fault.body == "text":
                 return self._send(fault.status, None, raw=fault.reason.encode(), ctype="text/plain", headers=headers)
             return self._send(fault.status, None, raw=b"", headers=headers)
@@ -331,7 +368,7 @@ def _handler(sim: Simulator):
                 try:
                     sim.clock_offset = float(json.loads(body or b"{}")["offset"])
                 except (KeyError, TypeError, ValueError):
-                    return self._send(400, {"error": "want {\"offset\": seconds}"})
+                    return self._send(400, {"error": 'want {"offset": seconds}'})
                 return self._send(200, {"offset": sim.clock_offset})
             return self._send(404, {"error": "unknown admin path"})
 

@@ -1,4 +1,5 @@
-"""What every venue client shares: the protocol, its HTTP client's lifetime, an empty result for an action, its progress.
+"""What every venue client shares: the protocol, its HTTP client's lifetime, an empty result for an action,
+its progress.
 
 Progress is what lets the runner stop waiting for a profile (deadline,
 Ctrl-C) without losing an order: the first action's result as it is being
@@ -12,7 +13,7 @@ before its request may go out and unmarked only after its row is recorded.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import import_module
@@ -71,7 +72,13 @@ def status_error(answer: Answer, title: str, *, message: str | None = None, plai
 
 
 def refusal(
-    answer: Answer, title: str, profile: Profile, *, message: str | None = None, check: str = "base_url", wrong_url: bool = True
+    answer: Answer,
+    title: str,
+    profile: Profile,
+    *,
+    message: str | None = None,
+    check: str = "base_url",
+    wrong_url: bool = True,
 ) -> CancelctlError:
     """The error for a 4xx (or 3xx) answer the venue's error table did not explain.
 
@@ -88,7 +95,11 @@ def refusal(
             hint=f"check {check} and environment of profile {profile.name!r}",
         )
     if answer.status in (401, 403):
-        return AuthError(f"HTTP {answer.status} from {title}{tail}", venue_reason=message, hint=f"check the key: {set_command(profile.name)}")
+        return AuthError(
+            f"HTTP {answer.status} from {title}{tail}",
+            venue_reason=message,
+            hint=f"check the key: {set_command(profile.name)}",
+        )
     return VenueRefused(f"HTTP {answer.status} from {title}{tail}", venue_reason=message)
 
 
@@ -182,7 +193,12 @@ class VenueClient(Protocol):
     def cancel_all(self) -> ProfileResult: ...
 
     def cancel_orders(
-        self, order_ids: list[str], *, symbol: str | None = None, client_order_id: bool = False, stop: bool = False,
+        self,
+        order_ids: list[str],
+        *,
+        symbol: str | None = None,
+        client_order_id: bool = False,
+        stop: bool = False,
         twap: bool = False,
     ) -> ProfileResult: ...
 
@@ -194,14 +210,17 @@ class VenueClient(Protocol):
 
 
 def venue_module(venue: str) -> Any:
-    """The module of ``venue``'s client (its ``validate_cancel``...); ConfigError (78) for a venue that is not in VENUES."""
+    """The module of ``venue``'s client (its ``validate_cancel``...); ConfigError (78) for a venue that is not in
+    VENUES."""
     info = VENUES.get(venue)
     if info is None:
         raise ConfigError(f"unknown venue {venue!r}: one of {', '.join(VENUES)}")
     return import_module(info.client.partition(":")[0])
 
 
-def open_client(profile: Profile, creds: Credentials, *, state_dir: Path, deadline: Deadline, dry_run: bool = False) -> VenueClient:
+def open_client(
+    profile: Profile, creds: Credentials, *, state_dir: Path, deadline: Deadline, dry_run: bool = False
+) -> VenueClient:
     """The venue client for ``profile`` (:attr:`VenueInfo.client <cancelctl.venues.info.VenueInfo.client>`).
 
     Raises ConfigError (78) for unusable credentials, and for a venue that
@@ -216,9 +235,11 @@ class ClientBase:
     """Base of :class:`~cancelctl.venues.gemini.Gemini` and :class:`~cancelctl.venues.pacifica.Pacifica`."""
 
     venue = ""
-    profile = None
+    profile: Profile
+    deadline: Deadline
+    prepared: list[dict[str, Any]]
     dry_run = False
-    _client = None
+    _client: httpx.Client | None = None
     partial: ProfileResult | None = None  # the first action's result, while it is being built
     todo: tuple[str, ...] = ()  # the order IDs that action was asked to cancel
     in_flight: tuple[str, ...] = ()  # the order IDs of the request being sent
@@ -232,7 +253,9 @@ class ClientBase:
         self.prepared.append(request.redacted())
 
     def _retrying(self, attempt: Callable[[httpx.Client], object]) -> object:
-        """Run ``attempt(http_client)`` under the deadline, retrying what is safe to resend (:func:`cancelctl.transport.with_retries`).
+        """Run ``attempt(http_client)`` under the deadline, retrying what is safe to resend.
+
+        (:func:`cancelctl.transport.with_retries`)
 
         The HTTP client is made on first use, so a dry run or a failure
         before sending never builds one.
@@ -284,7 +307,7 @@ class ClientBase:
                     record(chunk, body)
 
     @contextmanager
-    def sending(self, ids: list[str]):
+    def sending(self, ids: list[str]) -> Iterator[None]:
         """Mark ``ids`` in flight for the block, which sends their request and records their rows."""
         self.in_flight = tuple(str(i) for i in ids)
         try:

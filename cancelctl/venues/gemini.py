@@ -31,14 +31,14 @@ Active Orders", "Heartbeat", "Master API keys", "Error Codes"):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cancelctl import pacing
 from cancelctl.config import Profile
 from cancelctl.credentials import Credentials, set_command
 from cancelctl.errors import AuthError, CancelctlError, ConfigError, NotSent, OutcomeUnknown, UsageProblem, VenueRefused
 from cancelctl.nonce import NonceSequence
-from cancelctl.results import ProfileResult
+from cancelctl.results import OpenOrder, ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import gemini as signing
 from cancelctl.transport import Answer, Deadline, send
@@ -76,12 +76,26 @@ REASONS: dict[str, Reason] = {
     "InvalidSignature": Reason(AuthError, "check the key and secret: {fix}"),
     "InvalidApiKey": Reason(AuthError, "check the key: {fix}"),
     "MissingApikeyHeader": Reason(AuthError),
-    "MissingRole": Reason(AuthError, "the API key lacks the {role} role this request needs: assign it to the key in Gemini's API settings"),
-    "ApiKeyIpFilteringFailure": Reason(AuthError, "the key's IP allow-list does not include this machine's address: add it to the key's allowed IPs in Gemini's API settings, or run from an allowed address"),
-    "RemoteAddressForbidden": Reason(AuthError, "this machine's address is not on the account's IP allow-list: add it in Gemini's API settings, or run from an allowed address"),
-    "EndpointNotFound": Reason(ConfigError, "not a Gemini API URL: check base_url and environment of profile {profile}"),
+    "MissingRole": Reason(
+        AuthError, "the API key lacks the {role} role this request needs: assign it to the key in Gemini's API settings"
+    ),
+    "ApiKeyIpFilteringFailure": Reason(
+        AuthError,
+        "the key's IP allow-list does not include this machine's address: add it to the key's allowed IPs in "
+        "Gemini's API settings, or run from an allowed address",
+    ),
+    "RemoteAddressForbidden": Reason(
+        AuthError,
+        "this machine's address is not on the account's IP allow-list: add it in Gemini's API settings, or run "
+        "from an allowed address",
+    ),
+    "EndpointNotFound": Reason(
+        ConfigError, "not a Gemini API URL: check base_url and environment of profile {profile}"
+    ),
     "MissingAccounts": Reason(ConfigError, 'a master key needs account = "<sub-account>" in profile {profile}'),
-    "AccountsOnGroupOnlyApi": Reason(ConfigError, "an account key must not name an account: remove account from profile {profile}"),
+    "AccountsOnGroupOnlyApi": Reason(
+        ConfigError, "an account key must not name an account: remove account from profile {profile}"
+    ),
     "InvalidAccountName": Reason(ConfigError, "check account in profile {profile}"),
     "AccountNotFound": Reason(ConfigError, "check account in profile {profile}"),
     "Maintenance": Reason(NotSent, "the exchange is down for maintenance"),
@@ -108,12 +122,15 @@ def validate_cancel(
 ) -> None:
     """``cancel order``'s arguments for Gemini, before anything is sent; UsageProblem (exit 2) otherwise."""
     if symbol or client_order_id or stop or twap:
-        raise UsageProblem("--symbol, --client-order-id, --stop and --twap are for Pacifica; Gemini cancels by order_id alone")
+        raise UsageProblem(
+            "--symbol, --client-order-id, --stop and --twap are for Pacifica; Gemini cancels by order_id alone"
+        )
     validate_order_ids(ids)
 
 
 def key_kind(api_key: str) -> str | None:
-    """``master`` or ``account`` from the API key's prefix (:attr:`GEMINI.key_prefixes <cancelctl.venues.info.VenueInfo.key_prefixes>`), else None."""
+    """``master`` or ``account`` from the API key's prefix (:attr:`GEMINI.key_prefixes
+    <cancelctl.venues.info.VenueInfo.key_prefixes>`), else None."""
     for prefix, kind in GEMINI.key_prefixes.items():
         if api_key.startswith(prefix):
             return kind
@@ -140,7 +157,9 @@ class Gemini(ClientBase):
 
     venue = "gemini"
 
-    def __init__(self, profile: Profile, creds: Credentials, *, state_dir: Path, deadline: Deadline, dry_run: bool = False) -> None:
+    def __init__(
+        self, profile: Profile, creds: Credentials, *, state_dir: Path, deadline: Deadline, dry_run: bool = False
+    ) -> None:
         self.profile = profile
         self.api_key = creds["api_key"]
         self._secret = creds["api_secret"]
@@ -150,21 +169,22 @@ class Gemini(ClientBase):
         if self.master and not profile.account:
             raise ConfigError(
                 f"profile {profile.name!r} uses a master key but names no sub-account",
-                hint=f'add account = "<sub-account>" to [profiles.{profile.name}] or run: cancelctl profiles add {profile.name} --venue gemini --account NAME',
+                hint=f'add account = "<sub-account>" to [profiles.{profile.name}] or run: '
+                f"cancelctl profiles add {profile.name} --venue gemini --account NAME",
             )
         self.nonces = NonceSequence(state_dir, self.api_key, time_based=profile.nonce == "time-based")
         self._client = None
-        self.prepared: list[dict] = []
+        self.prepared: list[dict[str, Any]] = []
 
     # -- plumbing ---------------------------------------------------------
 
-    def _fields(self, extra: dict | None = None) -> dict:
+    def _fields(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         fields = dict(extra or {})
         if self.master:
             fields["account"] = self.profile.account
         return fields
 
-    def _sign(self, path: str, fields: dict, nonce: str) -> PreparedRequest:
+    def _sign(self, path: str, fields: dict[str, Any], nonce: str) -> PreparedRequest:
         return signing.sign(
             api_key=self.api_key,
             api_secret=self._secret,
@@ -174,7 +194,7 @@ class Gemini(ClientBase):
             fields=fields,
         )
 
-    def _post(self, path: str, extra: dict | None = None) -> object:
+    def _post(self, path: str, extra: dict[str, Any] | None = None) -> object:
         """Sign and send one request, retrying safely; the parsed success body."""
         fields = self._fields(extra)
         if self.dry_run:
@@ -190,9 +210,16 @@ class Gemini(ClientBase):
             # The key's lock is held for this one request (sign -> answer), never
             # across the waits between retries: other profiles on the key get their turn.
             with self.nonces.turn(self.deadline.remaining()) as take:
-                if self.api_key in _blocked:  # refused for this address earlier in the run: nothing more goes out on the key
+                if (
+                    self.api_key in _blocked
+                ):  # refused for this address earlier in the run: nothing more goes out on the key
                     raise _blocked[self.api_key]
-                pacing.take(self.nonces.path.with_suffix(".pace"), rate=RATE_PER_S, burst=BURST, remaining=self.deadline.remaining())
+                pacing.take(
+                    self.nonces.path.with_suffix(".pace"),
+                    rate=RATE_PER_S,
+                    burst=BURST,
+                    remaining=self.deadline.remaining(),
+                )
                 answer = send(client, self._sign(path, fields, take()), self.deadline)
                 self._note_blocking(answer, path)  # before the lock goes to another profile on this key
             try:
@@ -207,7 +234,8 @@ class Gemini(ClientBase):
                     raise VenueRefused(
                         "Gemini kept refusing the nonce",
                         venue_reason="InvalidNonce",
-                        hint="the key may have used larger nonces elsewhere; for a time-based-nonce key set nonce = \"time-based\"",
+                        hint="the key may have used larger nonces elsewhere; "
+                        'for a time-based-nonce key set nonce = "time-based"',
                     ) from None
                 raise
 
@@ -252,9 +280,15 @@ class Gemini(ClientBase):
                 entry = Reason(NotSent)
             if entry is not None:
                 role = ROLES.get(path, "Trader")
-                hint = entry.hint.format(profile=self.profile.name, fix=set_command(self.profile.name), role=role) if entry.hint else None
-                kw = {"retry_after": answer.retry_after()} if issubclass(entry.error, NotSent) else {}
-                raise entry.error(f"Gemini {reason}: {message}", venue_reason=reason, hint=hint, **kw)
+                hint = (
+                    entry.hint.format(profile=self.profile.name, fix=set_command(self.profile.name), role=role)
+                    if entry.hint
+                    else None
+                )
+                error = entry.error(f"Gemini {reason}: {message}", venue_reason=reason, hint=hint)
+                if isinstance(error, NotSent):
+                    error.retry_after = answer.retry_after()
+                raise error
             if answer.status >= 500:
                 raise OutcomeUnknown(f"Gemini {reason}: {message} (HTTP {answer.status})", venue_reason=reason)
             raise VenueRefused(f"Gemini {reason}: {message}", venue_reason=reason)
@@ -317,14 +351,18 @@ class Gemini(ClientBase):
         stops the run; the IDs not yet sent are reported as rejected "not sent".
         """
         if client_order_id or stop or twap:
-            raise UsageProblem("--client-order-id, --stop and --twap are for Pacifica; Gemini cancels by order_id alone")
+            raise UsageProblem(
+                "--client-order-id, --stop and --twap are for Pacifica; Gemini cancels by order_id alone"
+            )
         order_ids = list(dict.fromkeys(order_ids))  # an ID given twice is sent once and gets one row
         result = self._result("cancel_order", order_ids)
 
         def record(chunk: list[str], body: object) -> None:
             self._cancel_row(result, chunk[0], body)
 
-        self._in_chunks(result, list(order_ids), 1, lambda chunk: self._post(CANCEL, {"order_id": int(chunk[0])}), record)
+        self._in_chunks(
+            result, list(order_ids), 1, lambda chunk: self._post(CANCEL, {"order_id": int(chunk[0])}), record
+        )
         return result
 
     @staticmethod
@@ -334,18 +372,23 @@ class Gemini(ClientBase):
         # says nothing about this one (spec: a 200 is not a success by itself).
         if not isinstance(body, dict) or as_id(body.get("order_id")) != order_id:
             result.unknown.append(order_id)
-            result.error = result.error or OutcomeUnknown(f"Gemini's answer to the cancel of {order_id} did not name that order")
+            result.error = result.error or OutcomeUnknown(
+                f"Gemini's answer to the cancel of {order_id} did not name that order"
+            )
         elif body.get("is_cancelled") is True:
             result.cancelled.append(order_id)
         elif body.get("is_live") is False and body.get("is_cancelled") is False:
-            reason = body.get("reason") if isinstance(body.get("reason"), str) else "filled"
+            reason = str(body["reason"]) if isinstance(body.get("reason"), str) else "filled"
             result.reject(order_id, f"order is closed, not cancelled ({reason[:100]})")
         else:
             result.unknown.append(order_id)
-            result.error = result.error or OutcomeUnknown(f"Gemini's answer to the cancel of {order_id} did not say it was cancelled")
+            result.error = result.error or OutcomeUnknown(
+                f"Gemini's answer to the cancel of {order_id} did not say it was cancelled"
+            )
 
-    def open_orders(self) -> list[dict]:
-        """``POST /v1/orders``: the open orders as dicts with string ``order_id``, ``symbol``, ``side``, ``price``, ``amount``.
+    def open_orders(self) -> list[OpenOrder]:
+        """``POST /v1/orders``: the open orders as dicts with string ``order_id``, ``symbol``, ``side``, ``price``,
+        ``amount``.
 
         Raises the contract's errors; an unexpected shape is OutcomeUnknown.
         """
@@ -354,7 +397,7 @@ class Gemini(ClientBase):
             return []
         if not isinstance(body, list):
             raise OutcomeUnknown("Gemini's order list came in an unexpected shape")
-        orders = []
+        orders: list[OpenOrder] = []
         for o in body:
             order_id = as_id(o.get("order_id")) if isinstance(o, dict) else None
             if order_id is None:  # a book read in part is a book not read
@@ -377,9 +420,10 @@ class Gemini(ClientBase):
         if body is not None and not (isinstance(body, dict) and body.get("result") == "ok"):
             raise OutcomeUnknown("Gemini's heartbeat answer came in an unexpected shape")
 
+    def positions(self) -> list[dict[str, Any]]:
+        """``POST /v1/positions`` (``account`` for master keys): the open perpetual positions.
 
-    def positions(self) -> list[dict]:
-        """``POST /v1/positions`` (``account`` for master keys): the open perpetual positions as rows of :mod:`cancelctl.positions`.
+        As rows of :mod:`cancelctl.positions`.
 
         Source: Gemini's OpenAPI spec, https://github.com/gemini/developer-platform
         ``specs/openapi/rest.yaml``, path ``/v1/positions`` (operation
@@ -411,5 +455,14 @@ class Gemini(ClientBase):
             quantity = pos.decimal(p.get("quantity"), "quantity")
             if quantity == 0:
                 continue
-            rows.append(pos.row(p["symbol"], "short" if quantity < 0 else "long", abs(quantity), p.get("average_cost"), p.get("mark_price"), p.get("unrealised_pnl")))
+            rows.append(
+                pos.row(
+                    p["symbol"],
+                    "short" if quantity < 0 else "long",
+                    abs(quantity),
+                    p.get("average_cost"),
+                    p.get("mark_price"),
+                    p.get("unrealised_pnl"),
+                )
+            )
         return rows

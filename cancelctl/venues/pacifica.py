@@ -2,7 +2,8 @@
 
 Protocol facts (Pacifica's API docs, https://docs.pacifica.fi/api-documentation/api: "Signing",
 "Cancel order" (https://docs.pacifica.fi/api-documentation/api/rest-api/orders/cancel-order), "Cancel all orders"
-(https://docs.pacifica.fi/api-documentation/api/rest-api/orders/cancel-all-orders), "Cancel stop order", "Batch order", "Get open
+(https://docs.pacifica.fi/api-documentation/api/rest-api/orders/cancel-all-orders), "Cancel stop order",
+"Batch order", "Get open
 orders", "Error codes", "Rate limits"; the SDK's ``common/utils.py``,
 https://github.com/pacifica-fi/python-sdk):
 
@@ -53,12 +54,12 @@ import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from cancelctl.config import Profile
 from cancelctl.credentials import Credentials, set_command
 from cancelctl.errors import AuthError, CancelctlError, ConfigError, NotSent, OutcomeUnknown, UsageProblem, VenueRefused
-from cancelctl.results import ProfileResult
+from cancelctl.results import OpenOrder, ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import pacifica as signing
 from cancelctl.transport import Answer, Deadline, new_client, send
@@ -66,6 +67,7 @@ from cancelctl.venues.base import ClientBase, Reason, as_id, bad_order_ids, fail
 
 if TYPE_CHECKING:
     import httpx
+    from nacl.signing import SigningKey
 
 CANCEL = "/orders/cancel"
 CANCEL_ALL = "/orders/cancel_all"
@@ -88,17 +90,39 @@ PUBLIC_KEY_BYTES = 32
 # filled in. Messages not listed fall back to the HTTP status (see _interpret).
 REASONS: dict[str, Reason] = {
     "invalid signature": Reason(AuthError, "the signature was not accepted: check the key: {fix}"),
-    "verification failed": Reason(AuthError, "the key does not sign for account {account}: check private_key, account and agent_wallet of profile {profile}: {fix}"),
+    "verification failed": Reason(
+        AuthError,
+        "the key does not sign for account {account}: check private_key, account and agent_wallet of profile "
+        "{profile}: {fix}",
+    ),
     "invalid public key": Reason(AuthError, "check account and agent_wallet in profile {profile}"),
-    "invalid message": Reason(AuthError, "the request was refused as expired: this machine's clock may be off (sync it with NTP; cancelctl doctor -p {profile} shows the skew)"),
-    "unauthorized": Reason(AuthError, "the agent wallet may not be bound to account {account}: bind it on Pacifica (API keys) or fix agent_wallet in profile {profile}"),
-    "agent not authorized": Reason(AuthError, "the agent wallet is not bound to account {account}: bind it on Pacifica (API keys) or fix agent_wallet in profile {profile}"),
+    "invalid message": Reason(
+        AuthError,
+        "the request was refused as expired: this machine's clock may be off (sync it with NTP; cancelctl doctor "
+        "-p {profile} shows the skew)",
+    ),
+    "unauthorized": Reason(
+        AuthError,
+        "the agent wallet may not be bound to account {account}: bind it on Pacifica (API keys) or fix "
+        "agent_wallet in profile {profile}",
+    ),
+    "agent not authorized": Reason(
+        AuthError,
+        "the agent wallet is not bound to account {account}: bind it on Pacifica (API keys) or fix agent_wallet "
+        "in profile {profile}",
+    ),
     "signer not whitelisted": Reason(AuthError, "the account is not enabled on Pacifica yet (access code)"),
-    "account not found": Reason(ConfigError, "no Pacifica account {account}: check account in profile {profile} and the environment (mainnet/testnet)"),
+    "account not found": Reason(
+        ConfigError,
+        "no Pacifica account {account}: check account in profile {profile} and the environment (mainnet/testnet)",
+    ),
     "order not found": Reason(VenueRefused, kind="order_not_found"),
     "unused client order id": Reason(VenueRefused, kind="order_not_found"),
 }
-EDGE_403 = "refused by Pacifica's edge (CloudFront 403 page) before it reached the API: not a credential problem (a blocked region or request shape)"
+EDGE_403 = (
+    "refused by Pacifica's edge (CloudFront 403 page) before it reached the API: "
+    "not a credential problem (a blocked region or request shape)"
+)
 
 
 def ratelimit_wait(headers: dict[str, str]) -> float | None:
@@ -122,7 +146,7 @@ def ratelimit_wait(headers: dict[str, str]) -> float | None:
                 return max(0.0, float(number))
             except ValueError:
                 return None
-
+    return None
 
 
 def validate_symbol(symbol: str) -> str:
@@ -151,7 +175,9 @@ def validate_order_ids(ids: list[str], *, symbol: str | None, client_order_id: b
         bad = bad_order_ids(ids)
         if bad:
             hint = "for client order IDs add --client-order-id" if any(UUID.fullmatch(i) for i in bad) else None
-            raise UsageProblem(f"not a Pacifica order_id (a positive integer): {', '.join(map(repr, bad[:5]))}", hint=hint)
+            raise UsageProblem(
+                f"not a Pacifica order_id (a positive integer): {', '.join(map(repr, bad[:5]))}", hint=hint
+            )
     return ids
 
 
@@ -176,7 +202,7 @@ def _public_key_ok(value: str) -> bool:
     return raw is not None and len(raw) == PUBLIC_KEY_BYTES
 
 
-def load_keypair(private_key_b58: str, profile: Profile):
+def load_keypair(private_key_b58: str, profile: Profile) -> tuple[SigningKey, str]:
     """(``nacl.signing.SigningKey``, base58 public key) from a base58 Solana secret key.
 
     The key is the 64-byte secret key (32-byte seed, then the 32-byte public
@@ -190,7 +216,10 @@ def load_keypair(private_key_b58: str, profile: Profile):
     fix = f"store the 64-byte secret key with: {set_command(profile.name)}"
     text = (private_key_b58 or "").strip()
     if text.startswith("["):
-        raise ConfigError(f"{what} looks like a Solana CLI JSON key file, not base58", hint=f"convert the 64 numbers to base58, then {fix}")
+        raise ConfigError(
+            f"{what} looks like a Solana CLI JSON key file, not base58",
+            hint=f"convert the 64 numbers to base58, then {fix}",
+        )
     raw = _b58decode(text) if text else None
     if raw is None:
         raise ConfigError(f"{what} is not base58 text", hint=fix)
@@ -261,12 +290,12 @@ def _key(order_id: str, client_order_id: bool) -> str:
     return order_id.lower() if client_order_id else order_id
 
 
-def _names_any(entry: dict, client_order_id: bool) -> bool:
+def _names_any(entry: dict[str, Any], client_order_id: bool) -> bool:
     field = "client_order_id" if client_order_id else "order_id"
     return entry.get(field) is not None
 
 
-def _named_id(entry: dict, client_order_id: bool) -> str | None:
+def _named_id(entry: dict[str, Any], client_order_id: bool) -> str | None:
     """The order an answer names, in comparable form; None when it names none.
 
     An ID field that is present but unreadable (1e20, "abc", -5) names
@@ -283,7 +312,9 @@ def _named_id(entry: dict, client_order_id: bool) -> str | None:
 
 def _not_found(message: str | None) -> bool:
     """Pacifica's words for an order it does not have (or a batch cancel that failed, which may be the same)."""
-    return bool(message) and message.lower().startswith(("order not found", "unused client order id", "failed to cancel order"))  # type: ignore[union-attr]
+    return message is not None and message.lower().startswith(
+        ("order not found", "unused client order id", "failed to cancel order")
+    )
 
 
 def _confirmed(body: object) -> bool:
@@ -297,7 +328,7 @@ def _message(body: object) -> str | None:
     if isinstance(body, dict):
         for key in ("error", "message", "msg"):
             if isinstance(body.get(key), str) and body[key].strip():
-                return body[key].strip()[:300]
+                return str(body[key]).strip()[:300]
     return None
 
 
@@ -312,7 +343,15 @@ class Pacifica(ClientBase):
 
     venue = "pacifica"
 
-    def __init__(self, profile: Profile, creds: Credentials, *, deadline: Deadline, dry_run: bool = False, state_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        creds: Credentials,
+        *,
+        deadline: Deadline,
+        dry_run: bool = False,
+        state_dir: Path | None = None,
+    ) -> None:
         """``state_dir`` is accepted like every client's and unused: Pacifica has no nonce to keep."""
         self.profile = profile
         self.deadline = deadline
@@ -321,14 +360,22 @@ class Pacifica(ClientBase):
         self.agent_wallet = profile.agent_wallet or None
         where = f"[profiles.{profile.name}]"
         if profile.account and not _public_key_ok(profile.account):
-            raise ConfigError(f"account in profile {profile.name!r} is not a Solana public key (base58, 32 bytes)", hint=f"fix account in {where}")
+            raise ConfigError(
+                f"account in profile {profile.name!r} is not a Solana public key (base58, 32 bytes)",
+                hint=f"fix account in {where}",
+            )
         if self.agent_wallet:
             if not _public_key_ok(self.agent_wallet):
-                raise ConfigError(f"agent_wallet in profile {profile.name!r} is not a Solana public key (base58, 32 bytes)", hint=f"fix agent_wallet in {where}")
+                raise ConfigError(
+                    f"agent_wallet in profile {profile.name!r} is not a Solana public key (base58, 32 bytes)",
+                    hint=f"fix agent_wallet in {where}",
+                )
             if self.public_key != self.agent_wallet:
                 raise ConfigError(
-                    f"the private_key of profile {profile.name!r} is not the agent wallet's key (agent_wallet = {self.agent_wallet})",
-                    hint=f"store the agent wallet's key with {set_command(profile.name)}, or fix agent_wallet in {where}",
+                    f"the private_key of profile {profile.name!r} is not the agent wallet's key (agent_wallet = "
+                    f"{self.agent_wallet})",
+                    hint=f"store the agent wallet's key with {set_command(profile.name)}, "
+                    f"or fix agent_wallet in {where}",
                 )
             if not profile.account:
                 raise ConfigError(
@@ -339,11 +386,11 @@ class Pacifica(ClientBase):
         self.unanswered = False  # an attempt of the current cancel may have been processed without an answer
         self.blocked: CancelctlError | None = None  # set after an agent-wallet refusal (see _block)
         self._client = None
-        self.prepared: list[dict] = []
+        self.prepared: list[dict[str, Any]] = []
 
     # -- plumbing ---------------------------------------------------------
 
-    def _prepare(self, path: str, op_type: str, payload: dict, timestamp_ms: int) -> PreparedRequest:
+    def _prepare(self, path: str, op_type: str, payload: dict[str, Any], timestamp_ms: int) -> PreparedRequest:
         return signing.prepare(
             base_url=self.profile.base_url,
             path=path,
@@ -355,7 +402,7 @@ class Pacifica(ClientBase):
             timestamp_ms=timestamp_ms,
         )
 
-    def _prepare_batch(self, payloads: list[dict], timestamp_ms: int) -> PreparedRequest:
+    def _prepare_batch(self, payloads: list[dict[str, Any]], timestamp_ms: int) -> PreparedRequest:
         return signing.prepare_batch(
             base_url=self.profile.base_url,
             payloads=payloads,
@@ -391,11 +438,12 @@ class Pacifica(ClientBase):
             raise
 
     def _block(self, e: CancelctlError) -> None:
-        """After an agent-wallet refusal nothing more is sent for this profile: every later request raises ``e`` unsent."""
+        """After an agent-wallet refusal nothing more is sent for this profile: every later request raises ``e``
+        unsent."""
         if e.venue_reason and e.venue_reason.lower().startswith(("agent not authorized", "unauthorized")):
             self.blocked = e
 
-    def _post(self, path: str, op_type: str, payload: dict) -> object:
+    def _post(self, path: str, op_type: str, payload: dict[str, Any]) -> object:
         return self._request(lambda ts: self._prepare(path, op_type, payload, ts))
 
     def _reason(self, message: str) -> Reason | None:
@@ -413,11 +461,24 @@ class Pacifica(ClientBase):
             return VenueRefused(f"Pacifica: {message}{where}", venue_reason=message)
         hint = None
         if entry.hint:
-            hint = entry.hint.format(profile=self.profile.name, fix=set_command(self.profile.name), account=self.account)
+            hint = entry.hint.format(
+                profile=self.profile.name, fix=set_command(self.profile.name), account=self.account
+            )
             if message.lower().startswith("unauthorized") and not self.agent_wallet:
-                hint = f"the key is not allowed to act for account {self.account}: check account in profile {self.profile.name} and the key: {set_command(self.profile.name)}"
-            if entry.error is AuthError and message.lower().startswith("verification failed") and not self.agent_wallet and self.account != self.public_key:
-                hint += f"; the key's public key is {self.public_key}, not the account (set agent_wallet if it is an agent's key)"
+                hint = (
+                    f"the key is not allowed to act for account {self.account}: "
+                    f"check account in profile {self.profile.name} and the key: {set_command(self.profile.name)}"
+                )
+            if (
+                entry.error is AuthError
+                and message.lower().startswith("verification failed")
+                and not self.agent_wallet
+                and self.account != self.public_key
+            ):
+                hint += (
+                    f"; the key's public key is {self.public_key}, not the account "
+                    "(set agent_wallet if it is an agent's key)"
+                )
         return entry.error(f"Pacifica: {message}{where}", venue_reason=message, hint=hint, kind=entry.kind)
 
     def _interpret(self, answer: Answer) -> object:
@@ -431,23 +492,46 @@ class Pacifica(ClientBase):
                 raise self._error(message or "request failed", status=answer.status)
             return body
         if answer.status == 429:
-            raise NotSent(f"Pacifica rate limit (HTTP 429){': ' + message if message else ''}", retry_after=ratelimit_wait(answer.headers), venue_reason=message)
+            raise NotSent(
+                f"Pacifica rate limit (HTTP 429){': ' + message if message else ''}",
+                retry_after=ratelimit_wait(answer.headers),
+                venue_reason=message,
+            )
         if answer.status == 503:
-            raise NotSent(f"Pacifica unavailable (HTTP 503){': ' + message if message else ''}", retry_after=answer.retry_after(), venue_reason=message)
+            raise NotSent(
+                f"Pacifica unavailable (HTTP 503){': ' + message if message else ''}",
+                retry_after=answer.retry_after(),
+                venue_reason=message,
+            )
         if answer.status >= 500:
-            raise OutcomeUnknown(f"HTTP {answer.status} from Pacifica{': ' + message if message else ''}", venue_reason=message)
+            raise OutcomeUnknown(
+                f"HTTP {answer.status} from Pacifica{': ' + message if message else ''}", venue_reason=message
+            )
         if answer.status == 403 and (body is None or (isinstance(body, str) and body.lstrip()[:1] == "<")):
-            raise VenueRefused(f"HTTP 403 {EDGE_403}", kind="edge_refused", hint="a cancel refused this way was not carried out; try again from another network if it persists")
+            raise VenueRefused(
+                f"HTTP 403 {EDGE_403}",
+                kind="edge_refused",
+                hint="a cancel refused this way was not carried out; try again from another network if it persists",
+            )
         if message and self._reason(message) is not None:
             raise self._error(message, status=answer.status)
         wrong_url = not isinstance(body, dict)  # a 404 without Pacifica's JSON: not its API
         if message and answer.status not in (401, 403) and not (answer.status == 404 and wrong_url):
             raise self._error(message, status=answer.status)
-        raise refusal(answer, "Pacifica", self.profile, message=message, check="base_url (it ends in /api/v1)", wrong_url=wrong_url)
+        raise refusal(
+            answer,
+            "Pacifica",
+            self.profile,
+            message=message,
+            check="base_url (it ends in /api/v1)",
+            wrong_url=wrong_url,
+        )
 
     # -- operations -------------------------------------------------------
 
-    def cancel_all(self, symbols: list[str] | None = None, exclude_reduce_only: bool = False, twap: bool | None = None) -> ProfileResult:
+    def cancel_all(
+        self, symbols: list[str] | None = None, exclude_reduce_only: bool = False, twap: bool | None = None
+    ) -> ProfileResult:
         """``POST /orders/cancel_all``: all symbols in one request, or one request per symbol; then the TWAP orders.
 
         Pacifica answers with a count only, so the result carries
@@ -467,7 +551,9 @@ class Pacifica(ClientBase):
         checked = True
         if symbols:
             spelt, checked = self.market_symbols([validate_symbol(s) for s in symbols])
-            payloads = [{"symbol": s, "all_symbols": False, "exclude_reduce_only": bool(exclude_reduce_only)} for s in spelt]
+            payloads = [
+                {"symbol": s, "all_symbols": False, "exclude_reduce_only": bool(exclude_reduce_only)} for s in spelt
+            ]
         else:
             payloads = [{"all_symbols": True, "exclude_reduce_only": bool(exclude_reduce_only)}]
         for payload in payloads:
@@ -487,15 +573,22 @@ class Pacifica(ClientBase):
                 continue
             count = _count(body)
             if count is None:
-                result.error = OutcomeUnknown(f"{scope}Pacifica's cancel_all answer did not say how many orders it cancelled")
+                result.error = OutcomeUnknown(
+                    f"{scope}Pacifica's cancel_all answer did not say how many orders it cancelled"
+                )
             elif count == 0 and not checked:  # "nothing cancelled" for a symbol that may be no market at all
                 result.error = result.error or OutcomeUnknown(
-                    f"{scope}nothing was cancelled, and the list of Pacifica markets could not be read to check that it is one",
+                    f"{scope}nothing was cancelled, and the list of Pacifica markets could not be read to check "
+                    "that it is one",
                     hint=f"see what is open: cancelctl orders -p {self.profile.name}",
                 )
             else:
                 result.cancelled_count = (result.cancelled_count or 0) + count
-        if (not symbols if twap is None else twap) and self.blocked is None and not isinstance(result.error, (AuthError, ConfigError)):
+        if (
+            (not symbols if twap is None else twap)
+            and self.blocked is None
+            and not isinstance(result.error, (AuthError, ConfigError))
+        ):
             self._cancel_twaps(result, exclude_reduce_only)
         return result
 
@@ -530,7 +623,9 @@ class Pacifica(ClientBase):
             close = [next(m for m in markets if m.upper() == c.upper()) for c in close]
             raise UsageProblem(
                 f"{symbol!r} is not a Pacifica market",
-                hint=f"did you mean {', '.join(close)}?" if close else f"{len(markets)} markets, e.g. {', '.join(sorted(markets)[:5])}",
+                hint=f"did you mean {', '.join(close)}?"
+                if close
+                else f"{len(markets)} markets, e.g. {', '.join(sorted(markets)[:5])}",
             )
         return list(dict.fromkeys(spelt)), True
 
@@ -564,13 +659,14 @@ class Pacifica(ClientBase):
             return
         except CancelctlError as e:
             result.error = result.error or OutcomeUnknown(
-                f"the TWAP orders could not be listed: {e.message}", hint=f"see what is still open: cancelctl orders -p {self.profile.name}"
+                f"the TWAP orders could not be listed: {e.message}",
+                hint=f"see what is still open: cancelctl orders -p {self.profile.name}",
             )
             return
         by_symbol: dict[str, list[str]] = {}
         for t in twaps:
             if not (exclude_reduce_only and t["reduce_only"]):
-                by_symbol.setdefault(t["symbol"], []).append(t["order_id"])
+                by_symbol.setdefault(cast(str, t["symbol"]), []).append(t["order_id"])
         for symbol, ids in by_symbol.items():
             r = self.cancel_orders(ids, symbol=symbol, twap=True)
             result.cancelled += r.cancelled
@@ -583,7 +679,13 @@ class Pacifica(ClientBase):
                 break
 
     def cancel_orders(
-        self, order_ids: list[str], *, symbol: str | None = None, client_order_id: bool = False, stop: bool = False, twap: bool = False
+        self,
+        order_ids: list[str],
+        *,
+        symbol: str | None = None,
+        client_order_id: bool = False,
+        stop: bool = False,
+        twap: bool = False,
     ) -> ProfileResult:
         """Cancel the given orders of ``symbol``; one row per ID: cancelled, rejected or unknown.
 
@@ -612,12 +714,20 @@ class Pacifica(ClientBase):
                 result.reject(i, f"not sent: {e.message}")
             return result
 
-        def payload(i: str) -> dict:
-            return {"symbol": symbol, "client_order_id": i} if client_order_id else {"symbol": symbol, "order_id": int(i)}
+        def payload(i: str) -> dict[str, Any]:
+            return (
+                {"symbol": symbol, "client_order_id": i} if client_order_id else {"symbol": symbol, "order_id": int(i)}
+            )
 
         gone: list[str] = []  # "not found" after an attempt that may have cancelled it
         if twap or stop or len(ids) == 1:  # TWAP and stop orders: one request each (a batch takes neither)
-            path, op = (CANCEL_TWAP, "cancel_twap_order") if twap else (CANCEL_STOP, "cancel_stop_order") if stop else (CANCEL, "cancel_order")
+            path, op = (
+                (CANCEL_TWAP, "cancel_twap_order")
+                if twap
+                else (CANCEL_STOP, "cancel_stop_order")
+                if stop
+                else (CANCEL, "cancel_order")
+            )
             for n, order_id in enumerate(ids):
                 with self.sending([order_id]):
                     self.unanswered = False
@@ -639,7 +749,7 @@ class Pacifica(ClientBase):
                 with self.sending(chunk):
                     self.unanswered = False
                     try:
-                        body = self._request(lambda ts, p=payloads: self._prepare_batch(p, ts))
+                        body = self._request(lambda ts, p=payloads: self._prepare_batch(p, ts))  # type: ignore[misc]
                     except CancelctlError as e:
                         if fail_rows(result, e, chunk, ids[start + len(chunk) :]):
                             break
@@ -649,27 +759,35 @@ class Pacifica(ClientBase):
                     self._batch_rows(result, chunk, body, gone, client_order_id)
                     if self.blocked is not None or isinstance(result.error, (AuthError, ConfigError)):
                         for i in ids[start + len(chunk) :]:  # credentials: nothing more is sent for this profile
-                            result.reject(i, f"not sent: {result.error.message if result.error else self.blocked.message}")
+                            result.reject(
+                                i, f"not sent: {(result.error or self.blocked).message}"  # type: ignore[union-attr]
+                            )
                         break
         if gone:
             with self.sending(gone):
                 self._settle_gone(result, gone, client_order_id)
         return result
 
-    def _single_row(self, result: ProfileResult, order_id: str, body: object, gone: list[str], client_order_id: bool) -> None:
+    def _single_row(
+        self, result: ProfileResult, order_id: str, body: object, gone: list[str], client_order_id: bool
+    ) -> None:
         """The row of one ID from a 2xx answer to ``/orders/cancel`` or ``/orders/stop/cancel``."""
         data = _unwrap(body)
         named = _named_id(data, client_order_id) if isinstance(data, dict) else None
         if named is not None and named != _key(order_id, client_order_id):
             result.unknown.append(order_id)
-            result.error = result.error or OutcomeUnknown(f"Pacifica's answer to the cancel of {order_id} named another order")
+            result.error = result.error or OutcomeUnknown(
+                f"Pacifica's answer to the cancel of {order_id} named another order"
+            )
         elif _confirmed(body):
             result.cancelled.append(order_id)
         elif _message(body):
             self._reject_row(result, order_id, _message(body) or "", gone)
         else:
             result.unknown.append(order_id)
-            result.error = result.error or OutcomeUnknown(f"Pacifica's answer to the cancel of {order_id} did not say it was cancelled")
+            result.error = result.error or OutcomeUnknown(
+                f"Pacifica's answer to the cancel of {order_id} did not say it was cancelled"
+            )
 
     def _reject_row(self, result: ProfileResult, order_id: str, message: str, gone: list[str]) -> None:
         """A refusal with Pacifica's reason; "not found" after a lost answer goes to the book check instead."""
@@ -695,19 +813,23 @@ class Pacifica(ClientBase):
         except CancelctlError as e:
             result.unknown.extend(gone)
             result.error = result.error or OutcomeUnknown(
-                f"Pacifica said {', '.join(gone)} not found after an unanswered attempt, and the book could not be read: {e.message}",
+                f"Pacifica said {', '.join(gone)} not found after an unanswered attempt, and the book could not "
+                f"be read: {e.message}",
                 hint=f"see what is still open: cancelctl orders -p {self.profile.name}",
             )
             return
         for order_id in gone:
             if _key(order_id, client_order_id) in book:
                 result.unknown.append(order_id)
-                result.error = result.error or OutcomeUnknown(f"Pacifica said order {order_id} was not found, yet it is open")
+                result.error = result.error or OutcomeUnknown(
+                    f"Pacifica said order {order_id} was not found, yet it is open"
+                )
             else:
                 result.cancelled.append(order_id)
 
-
-    def _batch_rows(self, result: ProfileResult, chunk: list[str], body: object, gone: list[str], client_order_id: bool) -> None:
+    def _batch_rows(
+        self, result: ProfileResult, chunk: list[str], body: object, gone: list[str], client_order_id: bool
+    ) -> None:
         """One row per ID from a batch answer.
 
         ``data.results`` holds one result per action, in order (docs "Batch
@@ -718,11 +840,13 @@ class Pacifica(ClientBase):
         """
         data = _unwrap(body)
         results = data.get("results") if isinstance(data, dict) else data
-        if not isinstance(results, list) or (isinstance(body, dict) and "success" in body and body.get("success") is not True):
+        if not isinstance(results, list) or (
+            isinstance(body, dict) and "success" in body and body.get("success") is not True
+        ):
             result.unknown.extend(chunk)
             result.error = OutcomeUnknown("Pacifica's batch answer came in an unexpected shape")
             return
-        by_id: dict[str, dict] = {}
+        by_id: dict[str, dict[str, Any]] = {}
         for entry in results:
             named = _named_id(entry, client_order_id) if isinstance(entry, dict) else None
             if named is not None:
@@ -731,7 +855,11 @@ class Pacifica(ClientBase):
             entry = by_id.get(_key(order_id, client_order_id))
             if entry is None and n < len(results):
                 at = results[n]
-                if isinstance(at, dict) and _named_id(at, client_order_id) is None and not _names_any(at, client_order_id):
+                if (
+                    isinstance(at, dict)
+                    and _named_id(at, client_order_id) is None
+                    and not _names_any(at, client_order_id)
+                ):
                     entry = at
             if entry is None or not isinstance(entry.get("success"), bool):
                 result.unknown.append(order_id)
@@ -741,7 +869,7 @@ class Pacifica(ClientBase):
             else:
                 self._reject_row(result, order_id, _message(entry) or "rejected by Pacifica", gone)
 
-    def open_orders(self) -> list[dict]:
+    def open_orders(self) -> list[OpenOrder]:
         """``GET /orders?account=``: open orders, stop and TP/SL orders included.
 
         Dicts with string ``order_id``, ``symbol``, ``side``, ``price``,
@@ -758,17 +886,25 @@ class Pacifica(ClientBase):
         if body is None:
             return []
         data = _unwrap(body)
-        if not isinstance(data, list) or (isinstance(body, dict) and "success" in body and body.get("success") is not True):
+        if not isinstance(data, list) or (
+            isinstance(body, dict) and "success" in body and body.get("success") is not True
+        ):
             raise OutcomeUnknown("Pacifica's order list came in an unexpected shape")
         orders = []
         for o in data:
             # Every entry must be readable: a book read in part is a book not read.
-            if not isinstance(o, dict) or as_id(o.get("order_id")) is None or not (isinstance(o.get("symbol"), str) and SYMBOL.fullmatch(o["symbol"])):
-                raise OutcomeUnknown("Pacifica's order list had an entry that cannot be read (no usable order_id or symbol)")
+            if (
+                not isinstance(o, dict)
+                or as_id(o.get("order_id")) is None
+                or not (isinstance(o.get("symbol"), str) and SYMBOL.fullmatch(o["symbol"]))
+            ):
+                raise OutcomeUnknown(
+                    "Pacifica's order list had an entry that cannot be read (no usable order_id or symbol)"
+                )
             orders.append(_normalise(o))
         return orders + self.open_twap_orders()
 
-    def open_twap_orders(self) -> list[dict]:
+    def open_twap_orders(self) -> list[OpenOrder]:
         """``GET /orders/twap?account=``: the open TWAP orders (not in ``GET /orders``).
 
         Same dicts as :meth:`open_orders`, with ``twap`` true, ``price``
@@ -782,17 +918,24 @@ class Pacifica(ClientBase):
         if body is None:
             return []
         data = _unwrap(body)
-        if not isinstance(data, list) or (isinstance(body, dict) and "success" in body and body.get("success") is not True):
+        if not isinstance(data, list) or (
+            isinstance(body, dict) and "success" in body and body.get("success") is not True
+        ):
             raise OutcomeUnknown("Pacifica's TWAP order list came in an unexpected shape")
         twaps = []
         for o in data:
-            if not isinstance(o, dict) or as_id(o.get("order_id")) is None or not (isinstance(o.get("symbol"), str) and SYMBOL.fullmatch(o["symbol"])):
-                raise OutcomeUnknown("Pacifica's TWAP order list had an entry that cannot be read (no usable order_id or symbol)")
+            if (
+                not isinstance(o, dict)
+                or as_id(o.get("order_id")) is None
+                or not (isinstance(o.get("symbol"), str) and SYMBOL.fullmatch(o["symbol"]))
+            ):
+                raise OutcomeUnknown(
+                    "Pacifica's TWAP order list had an entry that cannot be read (no usable order_id or symbol)"
+                )
             twaps.append(_normalise_twap(o))
         return twaps
 
-
-    def _get(self, path: str, query: dict | None = None) -> object:
+    def _get(self, path: str, query: dict[str, Any] | None = None) -> object:
         """An unsigned GET (no body: the edge refuses a GET with one); the parsed answer, None in a dry run."""
         from urllib.parse import urlencode
 
@@ -800,7 +943,7 @@ class Pacifica(ClientBase):
         request = PreparedRequest(method="GET", url=url, headers={"Accept": "application/json"})
         return self._request(lambda ts: request)
 
-    def positions(self) -> list[dict]:
+    def positions(self) -> list[dict[str, Any]]:
         """``GET /positions?account=``: the open positions as rows of :mod:`cancelctl.positions`.
 
         Source: docs.pacifica.fi "Get positions"
@@ -821,7 +964,7 @@ class Pacifica(ClientBase):
             raise OutcomeUnknown("Pacifica's position list came in an unexpected shape")
         rows = []
         for p in data:
-            side = {"bid": "long", "ask": "short"}.get(p.get("side")) if isinstance(p, dict) else None
+            side = {"bid": "long", "ask": "short"}.get(str(p.get("side"))) if isinstance(p, dict) else None
             if side is None or not isinstance(p.get("symbol"), str):
                 raise OutcomeUnknown("Pacifica's position list has an entry that cannot be read")
             amount = pos.decimal(p.get("amount"), "amount")
@@ -833,20 +976,24 @@ class Pacifica(ClientBase):
         return rows
 
 
-def _remaining(o: dict) -> str | None:
+def _remaining(o: dict[str, Any]) -> str | None:
     initial = o.get("initial_amount", o.get("amount"))
     try:
-        left = Decimal(str(initial)) - Decimal(str(o.get("filled_amount") or 0)) - Decimal(str(o.get("cancelled_amount") or 0))
+        left = (
+            Decimal(str(initial))
+            - Decimal(str(o.get("filled_amount") or 0))
+            - Decimal(str(o.get("cancelled_amount") or 0))
+        )
     except (InvalidOperation, ValueError):
         return initial
     return str(left)
 
 
-def _normalise(o: dict) -> dict:
+def _normalise(o: dict[str, Any]) -> OpenOrder:
     order_type = str(o.get("order_type") or "")
     stop = bool(o.get("stop")) or order_type.startswith(("stop", "take_profit"))
     return {
-        "order_id": as_id(o.get("order_id")),
+        "order_id": cast(str, as_id(o.get("order_id"))),  # the caller keeps only orders with an ID
         "symbol": o.get("symbol"),
         "side": o.get("side"),
         "price": o.get("price"),
@@ -859,7 +1006,7 @@ def _normalise(o: dict) -> dict:
     }
 
 
-def _normalise_twap(o: dict) -> dict:
+def _normalise_twap(o: dict[str, Any]) -> OpenOrder:
     """An entry of ``GET /orders/twap`` as an order dict (``twap`` true)."""
     initial = o.get("initial_amount")
     try:
@@ -867,7 +1014,7 @@ def _normalise_twap(o: dict) -> dict:
     except (InvalidOperation, ValueError):
         left = initial
     return {
-        "order_id": as_id(o.get("order_id")),
+        "order_id": cast(str, as_id(o.get("order_id"))),  # the caller keeps only orders with an ID
         "symbol": o.get("symbol"),
         "side": o.get("side"),
         "price": None,

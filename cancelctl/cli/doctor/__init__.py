@@ -52,7 +52,13 @@ __all__ = ["SCHEMA", "doctor", "run_checks", "show"]
 
 ProfileOpt = Annotated[
     Optional[list[str]],
-    typer.Option("-p", "--profile", metavar="NAME", help="Profile to check (repeatable). Else $CANCELCTL_PROFILE, else every profile.", rich_help_panel=PANEL),
+    typer.Option(
+        "-p",
+        "--profile",
+        metavar="NAME",
+        help="Profile to check (repeatable). Else $CANCELCTL_PROFILE, else every profile.",
+        rich_help_panel=PANEL,
+    ),
 ]
 
 
@@ -62,9 +68,9 @@ ProfileOpt = Annotated[
 SCHEMA = "cancelctl-doctor/1"
 
 
-
 def show(checks: list[Check], code: int, *, as_json: bool, quiet: bool) -> None:
-    """Failed checks as ``cancelctl: error:`` lines on stderr; then one JSON document, nothing (``-q``), a table (TTY) or TSV lines."""
+    """Failed checks as ``cancelctl: error:`` lines on stderr; then one JSON document, nothing (``-q``), a table
+    (TTY) or TSV lines."""
     from cancelctl.render import err, out, out_json, rich_table
 
     for c in checks:
@@ -78,12 +84,19 @@ def show(checks: list[Check], code: int, *, as_json: bool, quiet: bool) -> None:
         return
     if sys.stdout.isatty():
         failed = sum(c.status == "fail" for c in checks)
-        footer = "[green]every check passed[/] (exit 0)" if not failed else f"[red]{failed} check(s) failed[/] (exit {code})"
-        rich_table(("check", "profile", "status", "detail"), [(c.check, c.profile, c.status, c.detail) for c in checks], footer, styled=2, title="cancelctl doctor")
+        footer = (
+            "[green]every check passed[/] (exit 0)" if not failed else f"[red]{failed} check(s) failed[/] (exit {code})"
+        )
+        rich_table(
+            ("check", "profile", "status", "detail"),
+            [(c.check, c.profile, c.status, c.detail) for c in checks],
+            footer,
+            styled=2,
+            title="cancelctl doctor",
+        )
         return
     for c in checks:
         out("\t".join([c.check, c.profile, c.status, c.detail]))
-
 
 
 def doctor(
@@ -93,7 +106,8 @@ def doctor(
     quiet: QuietOpt = False,
     timeout: TimeoutOpt = 10.0,
 ) -> int:
-    """Check config, keyring, secrets (never their values), keys, reachability, latency and clock skew; never sends a cancel.
+    """Check config, keyring, secrets (never their values), keys, reachability, latency and
+    clock skew; never sends a cancel.
 
     Rows: check, profile, status (ok|warn|fail), detail. Exit 0 when no
     check fails (warn rows pass); else 78 for config/keyring/secrets/key

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cancelctl.cli.doctor.model import Check, Limit
 from cancelctl.errors import ExitCode
 
 if TYPE_CHECKING:
     from cancelctl.cli.doctor.network import Probe
+    from cancelctl.config import Profile
 
 DATE_RESOLUTION_S = 1.0  # RFC 9110 5.6.7: HTTP-date has whole seconds; servers truncate
 
@@ -20,7 +21,7 @@ def _pacifica_window_s() -> float:
     return EXPIRY_WINDOW_MS / 1000
 
 
-def limit_for(profile) -> Limit:
+def limit_for(profile: Profile) -> Limit:
     """The skew limit that matters for ``profile`` (a :class:`~cancelctl.config.Profile`).
 
     * Gemini, ``nonce = "time-based"``: the nonce must be within ±30 s of
@@ -40,10 +41,23 @@ def limit_for(profile) -> Limit:
     """
     if profile.venue == "pacifica":
         window = _pacifica_window_s()
-        return Limit(window, 2.0, f"signed requests expire {window:g} s after their timestamp (expiry_window, Pacifica docs \"Signing\")")
+        return Limit(
+            window,
+            2.0,
+            f'signed requests expire {window:g} s after their timestamp (expiry_window, Pacifica docs "Signing")',
+        )
     if profile.nonce == "time-based":
-        return Limit(30.0, 10.0, "time-based nonces must be within 30 s of Gemini's clock (Gemini docs, \"Private API invocation\")")
-    return Limit(None, 30.0, "millisecond nonces: Gemini does not check them against its clock, but they lag any correctly clocked process on the same key")
+        return Limit(
+            30.0,
+            10.0,
+            'time-based nonces must be within 30 s of Gemini\'s clock (Gemini docs, "Private API invocation")',
+        )
+    return Limit(
+        None,
+        30.0,
+        "millisecond nonces: Gemini does not check them against its clock, but they lag any correctly clocked "
+        "process on the same key",
+    )
 
 
 @dataclass(frozen=True)
@@ -57,7 +71,8 @@ class Skew:
     uncertainty_s: float
 
     def judge(self, limit: Limit) -> str:
-        """``fail`` when the whole interval is beyond ``limit.fail_s``; ``warn`` when it may be, or the estimate passes ``warn_s``; else ``ok``."""
+        """``fail`` when the whole interval is beyond ``limit.fail_s``; ``warn`` when it may be, or the estimate
+        passes ``warn_s``; else ``ok``."""
         size = abs(self.estimate_s)
         if limit.fail_s is not None and size - self.uncertainty_s > limit.fail_s:
             return "fail"
@@ -94,26 +109,43 @@ def measure_skew(date_header: str, sent_at: float, round_trip_s: float) -> Skew:
 def clock_check(probe: Probe) -> Check:
     profile = probe.profile
     limit = limit_for(profile)
-    numbers: dict = {"limit_s": limit.fail_s, "warn_s": limit.warn_s}
+    numbers: dict[str, Any] = {"limit_s": limit.fail_s, "warn_s": limit.warn_s}
     dated = [s for s in probe.samples if s.answer.headers.get("date")]
     if not probe.done.is_set() or not probe.samples:
         return Check("clock", profile.name, "warn", "not measured: the venue did not answer", numbers=numbers)
     if not dated:
-        return Check("clock", profile.name, "warn", "not measured: the venue's answer has no Date header", numbers=numbers)
+        return Check(
+            "clock", profile.name, "warn", "not measured: the venue's answer has no Date header", numbers=numbers
+        )
     best = min(dated, key=lambda s: s.round_trip_s)
     try:
         skew = measure_skew(best.answer.headers["date"], best.sent_at, best.round_trip_s)
     except ValueError:
-        return Check("clock", profile.name, "warn", "not measured: the venue's Date header is not an HTTP-date", numbers=numbers)
+        return Check(
+            "clock", profile.name, "warn", "not measured: the venue's Date header is not an HTTP-date", numbers=numbers
+        )
     numbers.update(skew_s=round(skew.estimate_s, 3), skew_uncertainty_s=round(skew.uncertainty_s, 3))
     status = skew.judge(limit)
     way = "ahead of" if skew.estimate_s > 0 else "behind"
     if abs(skew.estimate_s) <= skew.uncertainty_s:
-        text = f"venue clock agrees with this machine's to within the measurement's ±{skew.uncertainty_s:.1f} s (Date has 1 s resolution)"
+        text = (
+            "venue clock agrees with this machine's to within the measurement's "
+            f"±{skew.uncertainty_s:.1f} s (Date has 1 s resolution)"
+        )
     else:
-        text = f"venue clock {abs(skew.estimate_s):.1f} s {way} this machine's (±{skew.uncertainty_s:.1f} s: Date has 1 s resolution, plus half the round trip)"
+        text = (
+            f"venue clock {abs(skew.estimate_s):.1f} s {way} this machine's "
+            f"(±{skew.uncertainty_s:.1f} s: Date has 1 s resolution, plus half the round trip)"
+        )
     bound = f"limit ±{limit.fail_s:g} s" if limit.fail_s is not None else f"warns beyond ±{limit.warn_s:g} s"
     detail = f"{text}; {bound}: {limit.why}"
     if status == "fail":
-        return Check("clock", profile.name, "fail", detail + " (sync this machine's clock: timedatectl set-ntp true, or chronyc makestep)", ExitCode.FAILED, numbers)
+        return Check(
+            "clock",
+            profile.name,
+            "fail",
+            detail + " (sync this machine's clock: timedatectl set-ntp true, or chronyc makestep)",
+            ExitCode.FAILED,
+            numbers,
+        )
     return Check("clock", profile.name, status, detail, numbers=numbers)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from cancelctl.cli.doctor.model import Check
 from cancelctl.errors import CancelctlError, ConfigError, ExitCode, KeyringUnavailable
 from cancelctl.venues.info import VENUES
 
+if TYPE_CHECKING:
+    from cancelctl.config import Profile
+    from cancelctl.credentials import Credentials
+    from cancelctl.transport import Deadline
 
-def config_checks(names: list[str]) -> tuple[list[Check], list]:
+
+def config_checks(names: list[str]) -> tuple[list[Check], list[Any]]:
     """The ``config`` row and one ``profile`` row per profile checked; and the valid profiles."""
     from cancelctl import config as config_mod
 
@@ -32,7 +39,15 @@ def config_checks(names: list[str]) -> tuple[list[Check], list]:
     for name in chosen:
         if name not in tables:
             choices = ", ".join(tables) or "none"
-            rows.append(Check("profile", name, "fail", f"no profile named {name!r} in {path} (choices: {choices})", ExitCode.CONFIG))
+            rows.append(
+                Check(
+                    "profile",
+                    name,
+                    "fail",
+                    f"no profile named {name!r} in {path} (choices: {choices})",
+                    ExitCode.CONFIG,
+                )
+            )
             continue
         try:
             p = config_mod.parse_profile(name, tables[name], str(path))
@@ -50,13 +65,17 @@ def config_checks(names: list[str]) -> tuple[list[Check], list]:
     return rows, profiles
 
 
-def _keyring_timeout(deadline) -> float:
-    """Seconds one keyring call may take: at most 5, and at most half of what is left, so a stalled keyring leaves the probes time."""
+def _keyring_timeout(deadline: Deadline) -> float:
+    """Seconds one keyring call may take: at most 5, and at most half of what is left, so a stalled keyring leaves
+    the probes time."""
     return max(0.1, min(5.0, deadline.remaining() / 2))
 
 
-def sources_of(profiles: list, deadline) -> tuple[dict[str, dict[str, str]], dict[str, CancelctlError], CancelctlError | None]:
-    """Per profile, each field's source (``env``, ``file``, ``keyring``, ``missing``); per-profile keyring errors; the keyring-wide error.
+def sources_of(
+    profiles: list[Profile], deadline: Deadline
+) -> tuple[dict[str, dict[str, str]], dict[str, CancelctlError], CancelctlError | None]:
+    """Per profile, each field's source (``env``, ``file``, ``keyring``, ``missing``); per-profile keyring errors;
+    the keyring-wide error.
 
     A keyring that errored or did not answer is not asked again for the
     next profiles (each call would wait its timeout again).
@@ -81,7 +100,9 @@ def sources_of(profiles: list, deadline) -> tuple[dict[str, dict[str, str]], dic
     return sources, errors, wide
 
 
-def keyring_check(profiles: list, sources: dict, wide: CancelctlError | None, deadline) -> Check:
+def keyring_check(
+    profiles: list[Profile], sources: dict[str, Any], wide: CancelctlError | None, deadline: Deadline
+) -> Check:
     from cancelctl import credentials
 
     needed = [p.name for p in profiles if any(s not in ("env", "file") for s in sources[p.name].values())]
@@ -91,22 +112,35 @@ def keyring_check(profiles: list, sources: dict, wide: CancelctlError | None, de
         name, wide = "unknown backend", wide or e
     unusable = wide is not None or name.endswith("fail.Keyring")
     if not unusable:
-        users = f"; read for profile(s) {', '.join(needed)}" if needed else "; not needed: every secret checked comes from env/file"
+        users = (
+            f"; read for profile(s) {', '.join(needed)}"
+            if needed
+            else "; not needed: every secret checked comes from env/file"
+        )
         return Check("keyring", "-", "ok", name + users, numbers={"backend": name})
     why = wide.message if wide is not None else "no usable keyring backend"
     if not needed:
-        return Check("keyring", "-", "ok", f"{name}: {why}; not needed: every secret checked comes from env/file", numbers={"backend": name})
+        return Check(
+            "keyring",
+            "-",
+            "ok",
+            f"{name}: {why}; not needed: every secret checked comes from env/file",
+            numbers={"backend": name},
+        )
     return Check(
         "keyring",
         "-",
         "fail",
-        f"{name}: {why}; needed by profile(s) {', '.join(needed)} (unlock or install a keyring, or use CANCELCTL_<PROFILE>_<FIELD> variables: docs/credentials.md)",
+        f"{name}: {why}; needed by profile(s) {', '.join(needed)} (unlock or install a keyring, or use "
+        "CANCELCTL_<PROFILE>_<FIELD> variables: docs/credentials.md)",
         ExitCode.CONFIG,
         {"backend": name},
     )
 
 
-def secrets_check(p, sources: dict[str, str], error: CancelctlError | None, deadline):
+def secrets_check(
+    p: Profile, sources: dict[str, str], error: CancelctlError | None, deadline: Deadline
+) -> tuple[Check, Credentials | None]:
     """The ``secrets`` row and, when every field resolves, the Credentials (values never shown)."""
     from cancelctl import credentials
 
@@ -127,7 +161,7 @@ def secrets_check(p, sources: dict[str, str], error: CancelctlError | None, dead
     return Check("secrets", p.name, "ok", listing, numbers=numbers), creds
 
 
-def key_check(p, creds) -> Check:
+def key_check(p: Profile, creds: Credentials | None) -> Check:
     """Signing-key sanity that needs no network; nothing is signed."""
     if creds is None:
         return Check("key", p.name, "warn", "not checked: secrets missing or unreadable")
@@ -140,31 +174,58 @@ def key_check(p, creds) -> Check:
         kind = key_kind(key)
         if kind is None:
             swapped = key_kind(secret) is not None
-            why = "api_key and api_secret look swapped" if swapped else "api_key does not look like a Gemini API key (account-... or master-...)"
+            why = (
+                "api_key and api_secret look swapped"
+                if swapped
+                else "api_key does not look like a Gemini API key (account-... or master-...)"
+            )
             return Check("key", p.name, "fail", f"{why} ({fix})", ExitCode.CONFIG)
         if kind == "master" and not p.account:
-            return Check("key", p.name, "fail", f'a master key needs the sub-account to act on (Gemini: MissingAccounts): add account = "<sub-account>" to {where}', ExitCode.CONFIG)
+            return Check(
+                "key",
+                p.name,
+                "fail",
+                'a master key needs the sub-account to act on (Gemini: MissingAccounts): add account = '
+                f'"<sub-account>" to {where}',
+                ExitCode.CONFIG,
+            )
         if kind == "account" and p.account:
-            return Check("key", p.name, "fail", f"an account key must not name an account (Gemini: AccountsOnGroupOnlyApi): remove account from {where}", ExitCode.CONFIG)
+            return Check(
+                "key",
+                p.name,
+                "fail",
+                "an account key must not name an account (Gemini: AccountsOnGroupOnlyApi): remove account from "
+                f"{where}",
+                ExitCode.CONFIG,
+            )
         scope = f" for sub-account {p.account}" if p.account else ""
         return Check("key", p.name, "ok", f"{kind} key{scope}, {p.nonce} nonces", numbers={"key_kind": kind})
     from cancelctl.config import state_dir
     from cancelctl.transport import Deadline
     from cancelctl.venues.base import open_client
+    from cancelctl.venues.pacifica import Pacifica
 
     try:  # the client's constructor validates the keypair, account and agent wallet; it sends nothing
         client = open_client(p, creds, state_dir=state_dir(), deadline=Deadline(0.1), dry_run=True)
     except ConfigError as e:
         return Check.failed("key", p.name, e)
+    assert isinstance(client, Pacifica)  # the Gemini rules are above
     public, numbers = client.public_key, {"public_key": client.public_key, "agent_wallet": p.agent_wallet}
     if p.agent_wallet:
-        return Check("key", p.name, "ok", f"valid Ed25519 keypair of agent wallet {public}, signing for account {client.account}", numbers=numbers)
+        return Check(
+            "key",
+            p.name,
+            "ok",
+            f"valid Ed25519 keypair of agent wallet {public}, signing for account {client.account}",
+            numbers=numbers,
+        )
     if p.account and p.account != public:
         return Check(
             "key",
             p.name,
             "fail",
-            f"the key is wallet {public}'s but account is {p.account} and agent_wallet is unset: the venue would answer \"Verification failed\" "
+            f'the key is wallet {public}\'s but account is {p.account} and agent_wallet is unset: the venue would '
+            'answer "Verification failed" '
             f'(set agent_wallet = "{public}" in {where} if it is an agent\'s key, else fix account or {fix})',
             ExitCode.CONFIG,
             numbers,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from cancelctl.errors import CancelctlError, ExitCode
 
@@ -29,13 +30,13 @@ class Check:
     status: str
     detail: str
     code: int = ExitCode.OK
-    numbers: dict = field(default_factory=dict)
+    numbers: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def failed(cls, check: str, profile: str, e: CancelctlError, **numbers) -> "Check":
+    def failed(cls, check: str, profile: str, e: CancelctlError, **numbers: Any) -> Check:
         return cls(check, profile, "fail", e.one_line(), int(e.exit_code), numbers)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {
             "check": self.check,
             "profile": self.profile,

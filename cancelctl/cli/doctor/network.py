@@ -10,40 +10,49 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cancelctl.cli.doctor.model import Check
 from cancelctl.errors import CancelctlError, ConfigError, ExitCode
 from cancelctl.venues.info import VENUES
 
-LATENCY_WARN_MS = 1000.0  # cancelctl's own rule of thumb: a cancel, a verify round and a retry must fit in --timeout (10 s)
+if TYPE_CHECKING:
+    import httpx
+
+    from cancelctl.config import Profile
+    from cancelctl.transport import Answer, Deadline
+
+LATENCY_WARN_MS = 1000.0
 
 
 @dataclass
 class Sample:
     sent_at: float  # local wall clock, s since the epoch
     round_trip_s: float
-    answer: object  # transport.Answer
+    answer: Answer
 
 
 @dataclass
 class Probe:
     """The unsigned GETs of one profile, run in a daemon thread."""
 
-    profile: object
+    profile: Profile
     url: str
-    client: object = None  # an httpx client, made before the threads start
+    client: httpx.Client | None = None  # made before the threads start
     samples: list[Sample] = field(default_factory=list)
     error: CancelctlError | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def _probe(probe: Probe, deadline) -> None:
-    """Up to two unsigned GETs of ``probe.url``: the first for reachability, the second on the open connection. Never raises."""
+def _probe(probe: Probe, deadline: Deadline) -> None:
+    """Up to two unsigned GETs of ``probe.url``: the first for reachability, the second on the open connection.
+    Never raises."""
     from cancelctl import transport
     from cancelctl.signing import PreparedRequest
 
     request = PreparedRequest("GET", probe.url, {"Accept": "application/json"})
     client = probe.client
+    assert client is not None  # start_probes starts a thread only for a probe with a client
     try:
         for attempt in range(2):
             sent_at, start = time.time(), time.monotonic()
@@ -57,7 +66,9 @@ def _probe(probe: Probe, deadline) -> None:
             if answer.status != 200:
                 break
     except Exception as e:  # noqa: BLE001 - reported as a row, never a traceback
-        probe.error = probe.error or CancelctlError(f"internal error while probing: {type(e).__name__}", exit_code=ExitCode.INTERNAL)
+        probe.error = probe.error or CancelctlError(
+            f"internal error while probing: {type(e).__name__}", exit_code=ExitCode.INTERNAL
+        )
     finally:
         if client is not None:
             try:
@@ -67,7 +78,7 @@ def _probe(probe: Probe, deadline) -> None:
         probe.done.set()
 
 
-def start_probes(profiles: list, deadline) -> list[Probe]:
+def start_probes(profiles: list[Profile], deadline: Deadline) -> list[Probe]:
     """One daemon thread per profile. The clients (TLS contexts) are made here first, so that
     making one does not hold the GIL while another thread's request is being timed."""
     from cancelctl import transport
@@ -83,14 +94,18 @@ def start_probes(profiles: list, deadline) -> list[Probe]:
         probes.append(probe)
     for probe in probes:
         if probe.client is not None:
-            threading.Thread(target=_probe, args=(probe, deadline.fork()), name=f"doctor-{probe.profile.name}", daemon=True).start()
+            threading.Thread(
+                target=_probe, args=(probe, deadline.fork()), name=f"doctor-{probe.profile.name}", daemon=True
+            ).start()
     return probes
 
 
 def reach_check(probe: Probe) -> Check:
     name, url = probe.profile.name, probe.url
     if not probe.done.is_set():
-        return Check("reach", name, "fail", f"GET {url}: no answer within --timeout", ExitCode.UNAVAILABLE, {"url": url})
+        return Check(
+            "reach", name, "fail", f"GET {url}: no answer within --timeout", ExitCode.UNAVAILABLE, {"url": url}
+        )
     if not probe.samples:
         e = probe.error or CancelctlError("no answer")
         code = int(e.exit_code) if e.exit_code in (ExitCode.CONFIG, ExitCode.INTERNAL) else ExitCode.UNAVAILABLE
@@ -101,11 +116,27 @@ def reach_check(probe: Probe) -> Check:
     numbers = {"url": url, "http_status": status, "latency_ms": ms}
     if len(probe.samples) > 1:
         numbers["latency_keepalive_ms"] = round(probe.samples[1].round_trip_s * 1000, 1)
-    timing = f"in {ms:.0f} ms" + (f" ({numbers['latency_keepalive_ms']:.0f} ms on the open connection)" if len(probe.samples) > 1 else "")
+    timing = f"in {ms:.0f} ms" + (
+        f" ({numbers['latency_keepalive_ms']:.0f} ms on the open connection)" if len(probe.samples) > 1 else ""
+    )
     if status == 404:
-        return Check("reach", name, "fail", f"GET {url}: HTTP 404 {timing}: not the venue's API (check base_url of profile {name})", ExitCode.CONFIG, numbers)
+        return Check(
+            "reach",
+            name,
+            "fail",
+            f"GET {url}: HTTP 404 {timing}: not the venue's API (check base_url of profile {name})",
+            ExitCode.CONFIG,
+            numbers,
+        )
     if status == 429 or status >= 500:
-        return Check("reach", name, "fail", f"GET {url}: HTTP {status} {timing}: the venue is unavailable or rate-limiting; try again later", ExitCode.UNAVAILABLE, numbers)
+        return Check(
+            "reach",
+            name,
+            "fail",
+            f"GET {url}: HTTP {status} {timing}: the venue is unavailable or rate-limiting; try again later",
+            ExitCode.UNAVAILABLE,
+            numbers,
+        )
     if status != 200:
         return Check("reach", name, "fail", f"GET {url}: HTTP {status} {timing}", ExitCode.FAILED, numbers)
     import json
@@ -113,7 +144,19 @@ def reach_check(probe: Probe) -> Check:
     try:
         json.loads(first.answer.body)
     except (ValueError, RecursionError):
-        return Check("reach", name, "warn", f"GET {url}: HTTP 200 {timing}, but not JSON: is base_url the venue's API?", numbers=numbers)
+        return Check(
+            "reach",
+            name,
+            "warn",
+            f"GET {url}: HTTP 200 {timing}, but not JSON: is base_url the venue's API?",
+            numbers=numbers,
+        )
     if ms > LATENCY_WARN_MS:
-        return Check("reach", name, "warn", f"GET {url}: HTTP 200 {timing}: slow (over {LATENCY_WARN_MS:.0f} ms); keep --timeout generous", numbers=numbers)
+        return Check(
+            "reach",
+            name,
+            "warn",
+            f"GET {url}: HTTP 200 {timing}: slow (over {LATENCY_WARN_MS:.0f} ms); keep --timeout generous",
+            numbers=numbers,
+        )
     return Check("reach", name, "ok", f"GET {url}: HTTP 200 {timing}", numbers=numbers)

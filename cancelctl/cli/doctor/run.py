@@ -9,7 +9,8 @@ from cancelctl.cli.doctor.network import reach_check, start_probes
 
 
 def run_checks(names: list[str], timeout: float) -> list[Check]:
-    """Every check, in display order: ``config``, ``keyring``, then per profile ``profile``, ``secrets``, ``key``, ``reach``, ``clock``.
+    """Every check, in display order: ``config``, ``keyring``, then per profile ``profile``, ``secrets``, ``key``,
+    ``reach``, ``clock``.
 
     Local checks first, then the profiles' network probes concurrently; all
     of it within ``timeout`` seconds (plus a 0.25 s grace).
@@ -24,7 +25,8 @@ def run_checks(names: list[str], timeout: float) -> list[Check]:
     for p in profiles:
         secrets_row, creds = secrets_check(p, sources[p.name], errors.get(p.name), deadline)
         local[p.name] = [secrets_row, key_check(p, creds)]
-    # The probes start only now: imports and key checks running beside them would hold the GIL and inflate the latencies measured.
+    # The probes start only now: imports and key checks running beside them would hold the GIL and inflate the
+    # latencies measured.
     probes = {probe.profile.name: probe for probe in start_probes(profiles, deadline)}
     for probe in probes.values():
         probe.done.wait(max(0.0, deadline.remaining()) + 0.25)
