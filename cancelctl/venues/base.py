@@ -193,12 +193,7 @@ class VenueClient(Protocol):
     def cancel_all(self) -> ProfileResult: ...
 
     def cancel_orders(
-        self,
-        order_ids: list[str],
-        *,
-        symbol: str | None = None,
-        client_order_id: bool = False,
-        stop: bool = False,
+        self, order_ids: list[str], *, symbol: str | None = None, client_order_id: bool = False, stop: bool = False,
         twap: bool = False,
     ) -> ProfileResult: ...
 

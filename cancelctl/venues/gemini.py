@@ -332,12 +332,7 @@ class Gemini(ClientBase):
         return self._cancel_wide(CANCEL_SESSION, "cancel_session")
 
     def cancel_orders(
-        self,
-        order_ids: list[str],
-        *,
-        symbol: str | None = None,
-        client_order_id: bool = False,
-        stop: bool = False,
+        self, order_ids: list[str], *, symbol: str | None = None, client_order_id: bool = False, stop: bool = False,
         twap: bool = False,
     ) -> ProfileResult:
         """``POST /v1/order/cancel`` once per ID, in order; one row per ID.
