@@ -68,8 +68,6 @@ def _rows(result: ProfileResult) -> list[tuple[str, str, str]]:
         ]
         if not rows and result.error is None:
             rows.append(("-", "none open", "no open orders"))
-    if result.positions is not None or result.positions_error is not None:
-        rows += position_rows(result)
     twap = set(result.twap)
     rows += [(i, "cancelled", "TWAP order" if i in twap else "") for i in result.cancelled]
     rows += [(r["id"], "rejected", r["reason"]) for r in result.rejected]
@@ -86,8 +84,12 @@ def _rows(result: ProfileResult) -> list[tuple[str, str, str]]:
         rows.append(("-", result.status, result.error.one_line()))
     if result.verify_error is not None:
         rows.append(("-", "unknown", f"book unreadable after cancelling: {result.verify_error.one_line()}"))
-    if not rows:
+    if not rows and result.action not in ("positions", "close_positions"):
         rows.append(("-", "ok", "nothing to cancel" if result.remaining is None else "no open orders"))
+    if result.positions is not None or result.positions_error is not None or result.closed:
+        rows += position_rows(result)  # under the orders
+    if not rows:
+        rows.append(("-", "ok", ""))
     return rows
 
 
@@ -134,6 +136,10 @@ def report(report: Report, opts: Options) -> None:
                 f"cancelctl: {'error' if r.closing else 'warning'}: "
                 f"{'profile ' + profile + ': ' if profile else ''}positions not read: {r.positions_error.one_line()}"
             )
+        elif r.closing and r.positions and not r.dry_run:
+            left = ", ".join(position_text(p) for p in r.positions)
+            where = f"profile {profile}: " if profile else ""
+            err(f"cancelctl: error: {where}{len(r.positions)} position(s) still open after closing: {left}")
     if report.error is not None:
         err(error_line(report.error))
     if opts.json:

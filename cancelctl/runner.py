@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cancelctl import config as config_mod
 from cancelctl import credentials, signals
@@ -104,12 +104,15 @@ class Action:
     venue's widest cancel (:attr:`VenueInfo.widest_cancel
     <cancelctl.venues.info.VenueInfo.widest_cancel>`). ``scope``: which open
     orders verification checks, given the action's result (see
-    :mod:`cancelctl.verify`); None: the action is not verified.
+    :mod:`cancelctl.verify`); None: the action is not verified. ``after``:
+    runs last on the client and the result (``panic`` reads and closes
+    positions there, stage ``positions``), also in a dry run; never raises.
     """
 
     call: Callable[[VenueClient], ProfileResult]
     name: str | None = None
     scope: Scope | None = None
+    after: Callable[[Any, ProfileResult], None] | None = None
 
     def name_on(self, venue: str) -> str:
         from cancelctl.venues.info import VENUES
@@ -131,8 +134,11 @@ def run_profile(
     With ``opts.verify`` and an ``action.scope``, the
     book is checked after the action (see :mod:`cancelctl.verify`) unless
     the action failed in a way that makes reading the book pointless
-    (credentials, configuration, venue unreachable). ``progress``, when
-    given, is kept up to date for :func:`unfinished`.
+    (credentials, configuration, venue unreachable). ``action.after(client,
+    result)`` runs last, under the same conditions and also in a dry run
+    (``panic`` reads and closes positions there, stage ``positions``); it
+    must not raise. ``progress``, when given, is kept up to date for
+    :func:`unfinished`.
     """
     from cancelctl.venues.base import open_client
 
@@ -147,18 +153,18 @@ def run_profile(
         client = open_client(profile, creds, state_dir=config_mod.state_dir(), deadline=deadline, dry_run=opts.dry_run)
         progress.client, progress.stage = client, "action"
         result = action.call(client)
+        usable = result.error is None or isinstance(result.error, OutcomeUnknown)
         if opts.dry_run:
             result.requests = client.prepared
-        elif (
-            opts.verify
-            and action.scope is not None
-            and (result.error is None or isinstance(result.error, OutcomeUnknown))
-        ):
+        elif opts.verify and action.scope is not None and usable:
             from cancelctl.verify import verify
 
             progress.stage = "verify"
             scope, done = action.scope, result
             verify(client, result, lambda order: scope(done, order))
+        if action.after is not None and usable:
+            progress.stage = "positions"
+            action.after(client, result)
     except CancelctlError as e:
         result = ProfileResult(
             profile=profile.name, venue=profile.venue, action=action_name, error=e, dry_run=opts.dry_run
@@ -213,7 +219,12 @@ def unfinished(
         if i not in known:
             known.add(i)
             r.reject(i, f"not sent: {word}" if interrupted else "not sent: the deadline passed first")
-    if progress.stage == "verify":
+    if progress.stage == "positions":  # the orders' outcome is known; the positions are not
+        r.positions_error = OutcomeUnknown(
+            f"{word} while reading or closing positions" if interrupted else "positions not read back before the deadline",
+            kind=kind,
+        )
+    elif progress.stage == "verify":
         r.verify_error = OutcomeUnknown(
             f"{word} while verifying" if interrupted else "the book was not read back before the deadline", kind=kind
         )

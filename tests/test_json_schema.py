@@ -10,6 +10,7 @@ in docs/json.md are validated too, so the page cannot drift either.
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 import json
 import re
 from pathlib import Path
@@ -216,5 +217,30 @@ def test_positions_listing(both, env):
     }
     for name, mutate in mutations.items():
         d = copy.deepcopy(doc)
+        mutate(d)
+        assert not VALIDATOR.is_valid(d), f"the schema accepted: {name}"
+
+
+def test_close_positions_documents(both, env):
+    """panic --close-positions: closed rows, what is left, and the dry run's signed closing orders."""
+    both.gemini.add_position("primary", "btcgusdperp", "0.5", mark_price="60000")
+    both.gemini.book("btcgusdperp").depth = Decimal("0.1")
+    both.pacifica.add_position(PAC, "SOL", "ask", "3")
+    doc = valid(env.run("panic", "--close-positions", "--dry-run", "--json"), 0)
+    assert [c["status"] for r in doc["results"] for c in r["closed"]] == ["dry-run", "dry-run"]
+    doc = valid(env.run("panic", "--close-positions", "--json"), 3)
+    gem, pac = doc["results"]
+    assert gem["status"] == "partial" and gem["positions"][0]["size"] == "0.2" and [c["status"] for c in gem["closed"]] == ["partial"] * 3
+    assert pac["status"] == "ok" and pac["positions"] == [] and pac["closed"][0]["status"] == "filled"
+    doc = valid(env.run("close-positions", "-p", "main", "--json"), 0)
+    assert doc["results"][0]["action"] == "close_positions" and doc["results"][0]["positions"] == []
+    mutations = {
+        "a float size in a closing order": lambda d: d["results"][0]["closed"][0].__setitem__("size", 0.5),
+        "an unknown closing status": lambda d: d["results"][0]["closed"][0].__setitem__("status", "done"),
+    }
+    for name, mutate in mutations.items():
+        d = copy.deepcopy(doc)
+        d["results"][0]["closed"] = [{"symbol": "x", "side": "long", "size": "1", "order_id": "1", "client_order_id": None, "price": None, "status": "filled", "reason": None}]
+        assert VALIDATOR.is_valid(d)
         mutate(d)
         assert not VALIDATOR.is_valid(d), f"the schema accepted: {name}"

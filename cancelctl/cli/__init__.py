@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cancel": ("cancelctl.cli.cancel", "app"),
     "orders": ("cancelctl.cli.orders", "orders"),
     "positions": ("cancelctl.cli.positions", "positions"),
+    "close-positions": ("cancelctl.cli.positions", "close_positions"),
     "heartbeat": ("cancelctl.cli.watch", "heartbeat"),
     "deadman": ("cancelctl.cli.watch", "deadman"),
     "keys": ("cancelctl.cli.keys", "app"),

@@ -1,8 +1,9 @@
-"""``cancelctl panic``: every profile at once, the widest cancel, verified: no open orders."""
+"""``cancelctl panic``: every profile at once, the widest cancel, verified: no open orders; then the positions, reported (closed on request)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -21,9 +22,37 @@ from cancelctl.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from decimal import Decimal
+
     from cancelctl.config import Profile
     from cancelctl.credentials import Credentials
+    from cancelctl.results import ProfileResult
     from cancelctl.runner import Options
+
+ClosePositionsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--close-positions",
+        help="After the orders are cancelled, close every open position (Pacifica: reduce-only market order; Gemini: immediate-or-cancel limit order). Never done without this flag.",
+    ),
+]
+MaxSlippageOpt = Annotated[
+    Optional[str],  # noqa: UP045 - typer reads the annotation at runtime
+    typer.Option("--max-slippage", metavar="PCT", help="With --close-positions: the worst price accepted, in percent from the current price (default 0.5)."),
+]
+
+
+def slippage_option(close_positions: bool, max_slippage: str | None) -> Decimal | None:
+    """The ``--max-slippage`` Decimal when closing, else None; UsageProblem (exit 2) for a bad value or one given without closing."""
+    from cancelctl.errors import UsageProblem
+    from cancelctl.positions import parse_slippage
+
+    if not close_positions:
+        if max_slippage is not None:
+            raise UsageProblem("--max-slippage only applies with --close-positions", hint="add --close-positions, or drop --max-slippage")
+        return None
+    return parse_slippage(max_slippage)
 
 
 def panic(
@@ -35,14 +64,34 @@ def panic(
     timeout: TimeoutOpt = 10.0,
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
+    close_positions: ClosePositionsOpt = False,
+    max_slippage: MaxSlippageOpt = None,
 ) -> runner.Outcome:
     """THE PANIC BUTTON: every configured profile (or those named) concurrently, widest cancel, then verify no open
-    order is left (positions are untouched)."""
+    order is left; open positions are reported, and closed only with --close-positions."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason, verify_default=True)
+    slippage = slippage_option(close_positions, max_slippage)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, button=True)
-    return run_panic(profiles, opts)
+    return run_panic(profiles, opts, close=slippage)
 
 
-def run_panic(profiles: list[Profile], opts: Options, creds: dict[str, Credentials] | None = None) -> runner.Outcome:
-    """Panic on ``profiles`` (used by ``panic`` and the dead-man's switch)."""
-    return runner.run(profiles, WIDEST, opts, creds=creds)
+def after_orders(close: Decimal | None = None) -> Callable[[Any, ProfileResult], None]:
+    """The runner's ``after`` step: report the positions, or close them with ``close`` percent of slippage."""
+
+    def step(client: Any, result: ProfileResult) -> None:
+        from cancelctl import closing
+
+        if close is None:
+            closing.report(client, result)
+        else:
+            closing.close(client, result, close)
+
+    return step
+
+
+def run_panic(
+    profiles: list[Profile], opts: Options, creds: dict[str, Credentials] | None = None, close: Decimal | None = None
+) -> runner.Outcome:
+    """Panic on ``profiles`` (used by ``panic`` and the dead-man's switch); positions are read (closed with ``close``)
+    after verification."""
+    return runner.run(profiles, replace(WIDEST, after=after_orders(close)), opts, creds=creds)

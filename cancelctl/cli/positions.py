@@ -1,4 +1,4 @@
-"""``cancelctl positions``: the open positions, read-only."""
+"""``cancelctl positions`` (the open positions, read-only) and ``cancelctl close-positions`` (close them, no cancel)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import typer
 
 from cancelctl import config as config_mod
 from cancelctl import runner
-from cancelctl.cli.common import JsonOpt, ProfileOpt, QuietOpt, TimeoutOpt
+from cancelctl.cli.common import DryRunOpt, JsonOpt, ProfileOpt, QuietOpt, ReasonOpt, TimeoutOpt, options
+from cancelctl.cli.panic import MaxSlippageOpt, after_orders, slippage_option
 from cancelctl.results import ProfileResult
 from cancelctl.runner import Options
 from cancelctl.venues.base import VenueClient
@@ -33,5 +34,23 @@ def positions(
     """List open positions (read-only; sends no order and no cancel). Every selected profile at once."""
     debug = bool(ctx.find_root().params.get("debug"))
     opts = Options(profiles=list(profile or []), json=json, quiet=quiet, timeout=timeout, debug=debug)
-    profiles = config_mod.select(config_mod.load(), opts.profiles, every=True)
+    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, every=True)
     return runner.run(profiles, runner.Action(_read, "positions"), opts, audit=False)
+
+
+def close_positions(
+    ctx: typer.Context,
+    profile: ProfileOpt = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    dry_run: DryRunOpt = False,
+    timeout: TimeoutOpt = 10.0,
+    reason: ReasonOpt = None,
+    max_slippage: MaxSlippageOpt = None,
+) -> runner.Outcome:
+    """Close every open position of the selected profiles (no cancel; `panic --close-positions` cancels first). Exit 0 only when flat."""
+    opts = options(ctx, profile, json, quiet, dry_run, timeout, False, reason)
+    slippage = slippage_option(True, max_slippage)
+    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
+    action = runner.Action(lambda c: c._result("close_positions"), "close_positions", after=after_orders(slippage))
+    return runner.run(profiles, action, opts)

@@ -137,6 +137,25 @@ class WithHeaders(dict):
         self.headers = headers
 
 
+@dataclass
+class SimBook:
+    """A symbol's top of book for closing orders: an IOC order fills up to ``depth`` at ``bid`` (sell) or ``ask`` (buy) when its limit crosses.
+
+    ``status`` is the symbol's book status (``open``, ``closed``,
+    ``cancel_only``, ...); ``price_tick`` is ``quote_increment`` and
+    ``amount_step`` is ``tick_size`` of "Get Symbol Details"
+    (https://github.com/gemini/developer-platform specs/openapi/rest.yaml,
+    schema ``SymbolDetails``).
+    """
+
+    bid: Decimal = Decimal("60000")
+    ask: Decimal = Decimal("60010")
+    depth: Decimal = Decimal("1000")
+    status: str = "open"
+    price_tick: Decimal = Decimal("0.01")
+    amount_step: Decimal = Decimal("0.0001")
+
+
 def error(status: int, reason: str, message: str) -> tuple[int, dict]:
     return status, {"result": "error", "reason": reason, "message": message}
 
@@ -157,6 +176,8 @@ class GeminiSim:
     burst: int = 5
     rate_limited: int = 0  # how many requests got a 429
     _arrivals: dict = field(default_factory=dict)  # api key -> monotonic arrival times within the last second
+    books: dict = field(default_factory=dict)  # symbol -> SimBook (a default book for any other symbol)
+    new_orders: list = field(default_factory=list)  # every /v1/order/new that reached the book: payload and executed amount
     clock: Callable[[], float] = time.time  # the server's time, s (the time-based nonce window)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(330429000))
 
@@ -178,6 +199,37 @@ class GeminiSim:
         position = SimPosition(account, symbol, Decimal(quantity), **{k: Decimal(str(v)) for k, v in kw.items()})
         self.positions[(account, symbol)] = position
         return position
+
+    def book(self, symbol: str) -> SimBook:
+        return self.books.setdefault(symbol.lower(), SimBook())
+
+    def public(self, path: str) -> tuple[int, object]:
+        """Unauthenticated GETs: ``/v1/pubticker/{symbol}`` (``Ticker``) and ``/v1/symbols/details/{symbol}`` (``SymbolDetails``)."""
+        for prefix, view in (("/v1/pubticker/", self._ticker), ("/v1/symbols/details/", self._details)):
+            if path.startswith(prefix) and len(path) > len(prefix):
+                return 200, view(path[len(prefix):])
+        return 404, None
+
+    def _ticker(self, symbol: str) -> dict:
+        b = self.book(symbol)
+        return {"bid": str(b.bid), "ask": str(b.ask), "last": str(b.bid), "volume": {"timestamp": int(self.clock() * 1000)}}
+
+    def _details(self, symbol: str) -> dict:
+        b = self.book(symbol)
+        perp = symbol.lower().endswith("perp")
+        return {
+            "symbol": symbol.upper(),
+            "base_currency": symbol[:3].upper(),
+            "quote_currency": "GUSD" if perp else "USD",
+            "tick_size": float(b.amount_step),  # a JSON number, as in the spec's examples
+            "quote_increment": float(b.price_tick),
+            "min_order_size": str(b.amount_step),
+            "status": b.status,
+            "wrap_enabled": False,
+            "product_type": "swap" if perp else "spot",
+            "contract_type": "linear" if perp else "vanilla",
+            "contract_price_currency": "GUSD" if perp else "USD",
+        }
 
     def open_positions(self, account: str | None = None) -> list[SimPosition]:
         return [p for p in self.positions.values() if p.quantity != 0 and (account is None or p.account == account)]
@@ -269,6 +321,7 @@ class GeminiSim:
             "/v1/orders": self._orders,
             "/v1/heartbeat": self._heartbeat,
             "/v1/positions": self._positions,
+            "/v1/order/new": self._new_order,
         }.get(path)
         if route is None:
             return error(404, "EndpointNotFound", "API entry point not found")
@@ -342,6 +395,61 @@ class GeminiSim:
     def _positions(self, key: SimKey, account: str, payload: dict):
         views = [p.view() for p in self.open_positions(account)]
         return 200, ({"openPositions": views} if self.positions_envelope else views)
+
+    def _new_order(self, key: SimKey, account: str, payload: dict):
+        """An ``exchange limit`` order with ``options: ["immediate-or-cancel"]``: fills what crosses now, cancels the rest.
+
+        REST has no market order and no reduce-only flag (spec
+        ``/v1/order/new``): the simulator fills whatever is asked, so a
+        closing order that is too large WOULD flip the position here, as it
+        would on the venue. A book whose status is not open/limit_only
+        cancels the order with reason ``MarketClosed``.
+        """
+        symbol, side, kind, options = payload.get("symbol"), payload.get("side"), payload.get("type"), payload.get("options", [])
+        try:
+            amount, price = Decimal(str(payload.get("amount"))), Decimal(str(payload.get("price")))
+            if not (amount.is_finite() and price.is_finite()) or amount <= 0 or price <= 0:
+                raise InvalidOperation
+        except InvalidOperation:
+            return error(400, "InvalidQuantity", "amount and price must be positive decimals")
+        if not isinstance(symbol, str) or side not in ("buy", "sell") or kind != "exchange limit":
+            return error(400, "InvalidOrderType", "symbol, side buy/sell and type 'exchange limit' are required")
+        if not isinstance(options, list) or len(options) > 1 or any(o not in ("immediate-or-cancel", "maker-or-cancel", "fill-or-kill") for o in options):
+            return error(400, "InvalidOrderType", "options must hold at most one supported option")
+        book = self.book(symbol)
+        if amount % book.amount_step or price % book.price_tick:
+            return error(400, "InvalidPrice" if price % book.price_tick else "InvalidQuantity", f"price must be a multiple of {book.price_tick} and amount of {book.amount_step}")
+        executed = Decimal(0)
+        reason = None
+        if book.status not in ("open", "limit_only"):
+            reason = "MarketClosed"
+        elif (side == "sell" and price <= book.bid) or (side == "buy" and price >= book.ask):
+            executed = min(amount, book.depth)
+        ioc = "immediate-or-cancel" in options
+        if executed < amount and reason is None:
+            reason = "ImmediateOrCancelWouldPost" if ioc else None
+        fill_price = book.bid if side == "sell" else book.ask
+        if executed:
+            position = self.positions.get((account, symbol)) or self.add_position(account, symbol, "0")
+            position.quantity += executed if side == "buy" else -executed
+        order = SimOrder(next(self._ids), account, key.api_key, symbol, side, str(price), str(amount - executed), payload.get("client_order_id"), live=not ioc and reason is None and executed < amount)
+        self.orders[order.order_id] = order
+        self.new_orders.append({**{k: v for k, v in payload.items() if k not in ("request", "nonce")}, "executed": str(executed), "order_id": order.order_id})
+        status = order.status()
+        status.update(
+            type="exchange limit",
+            options=options,
+            original_amount=str(amount),
+            executed_amount=str(executed),
+            remaining_amount=str(amount - executed),
+            avg_execution_price=str(fill_price if executed else Decimal(0)),
+            is_cancelled=reason is not None,
+        )
+        if reason is not None:
+            status["reason"] = reason
+        else:
+            status.pop("reason", None)
+        return 200, status
 
     def _heartbeat(self, key: SimKey, account: str, payload: dict):
         return 200, {"result": "ok"}

@@ -60,6 +60,7 @@ from urllib.parse import parse_qs
 PREFIX = "/api/v1"
 NOT_SIGNED = ("account", "agent_wallet", "signature", "timestamp", "expiry_window")
 OPERATIONS = {
+    "/orders/create_market": "create_market_order",
     "/orders/cancel": "cancel_order",
     "/orders/stop/cancel": "cancel_stop_order",
     "/orders/cancel_all": "cancel_all_orders",
@@ -216,6 +217,22 @@ class SimPosition:
         }
 
 
+@dataclass
+class SimMarket:
+    """One market for closing orders: a market order fills up to ``depth`` at ``bid`` (ask side) or ``ask`` (bid side),
+    only if that price is within ``slippage_percent`` of ``mark``; ``lot_size`` and ``tick_size`` as "Get market info"
+    (https://docs.pacifica.fi/api-documentation/api/rest-api/markets/get-market-info) lists them.
+    ``halted`` refuses every order (the venue's wording for that is not documented; the simulator's is "Market is halted")."""
+
+    mark: Decimal = Decimal("60000")
+    bid: Decimal = Decimal("59995")
+    ask: Decimal = Decimal("60005")
+    depth: Decimal = Decimal("1000")
+    lot_size: Decimal = Decimal("0.001")
+    tick_size: Decimal = Decimal("0.01")
+    halted: bool = False
+
+
 def ok(data: object = None) -> tuple[int, dict]:
     return 200, {"success": True, "data": data, "error": None, "code": None}
 
@@ -253,6 +270,8 @@ class PacificaSim:
     positions: dict = field(default_factory=dict)  # (account, symbol) -> SimPosition
     twaps: dict = field(default_factory=dict)  # order_id -> SimTwap
     unbound_agent_answer: str = "bare"
+    markets: dict = field(default_factory=lambda: {s: SimMarket() for s in ("BTC", "ETH", "SOL", "kBONK")})
+    market_orders: list = field(default_factory=list)  # every create_market_order that was run: payload and filled amount
     _ids: itertools.count = field(default_factory=lambda: itertools.count(51458))
 
     # -- set-up helpers (tests, demo) ---------------------------------------
@@ -360,6 +379,11 @@ class PacificaSim:
             if (raw := _b58decode(account)) is None or len(raw) != 32:
                 return bare("Invalid public key")
             return ok([t.view() for t in self.open_twaps(account)])
+        if method == "GET" and route == "/info":
+            return ok([
+                {"symbol": sym, "tick_size": str(m.tick_size), "lot_size": str(m.lot_size), "min_order_size": str(m.lot_size), "max_leverage": 20}
+                for sym, m in self.markets.items()
+            ])
         if method == "GET" and route == "/positions":
             if body:
                 return fail(400, "GET requests must not have a body", 400)
@@ -388,12 +412,15 @@ class PacificaSim:
             "cancel_stop_order": self._cancel_stop,
             "cancel_all_orders": self._cancel_all,
             "cancel_twap_order": self._cancel_twap,
+            "create_market_order": self._create_market,
         }
         return handler[op](account, data)
 
     @staticmethod
     def check_fields(data: dict, op_type: str) -> None:
         """Refused (400) when the body is not the operation's shape; runs before the signature is checked."""
+        if op_type == "create_market_order":
+            return  # checked by _create_market, which answers as the venue does for each field
         if op_type == "cancel_all_orders":
             every, exclude, symbol = data.get("all_symbols"), data.get("exclude_reduce_only"), data.get("symbol")
             if (
@@ -516,6 +543,49 @@ class PacificaSim:
             o.live = False
             count += 1
         return ok({"cancelled_count": count})
+
+    def _create_market(self, account: str, data: dict) -> tuple[int, dict]:
+        """``create_market_order`` (SDK ``rest/create_market_order.py``): fills at once against the market's price and depth.
+
+        A reduce-only order that would grow the position or flip it (larger
+        than the position) is refused, as Pacifica refuses reduce-only
+        orders that do not reduce. The venue's 200 ms delay is not simulated.
+        """
+        symbol, side, reduce_only = data.get("symbol"), data.get("side"), data.get("reduce_only")
+        market = self.markets.get(symbol) if isinstance(symbol, str) else None
+        if market is None:
+            return fail(422, f"Market not found: {symbol}", 400)
+        try:
+            amount, slippage = Decimal(str(data.get("amount"))), Decimal(str(data.get("slippage_percent")))
+            if not (amount.is_finite() and slippage.is_finite()) or amount <= 0 or slippage < 0 or not isinstance(data.get("amount"), str):
+                raise ArithmeticError
+        except ArithmeticError:
+            return fail(400, "Invalid order parameters: amount and slippage_percent are decimal strings", 400)
+        if side not in ("bid", "ask") or not isinstance(reduce_only, bool):
+            return fail(400, "Invalid order parameters: side bid/ask and reduce_only are required", 400)
+        if market.halted:
+            return fail(422, f"Market is halted: {symbol}", 400)
+        if amount % market.lot_size:
+            return fail(422, f"Amount {amount} is not a multiple of lot size {market.lot_size}", 400)
+        position = self.positions.get((account, symbol))
+        if reduce_only and (position is None or position.amount <= 0 or position.side == side or amount > position.amount):
+            return fail(422, "Reduce only order would increase position", 400)
+        price = market.bid if side == "ask" else market.ask
+        bound = market.mark * (1 - slippage / 100) if side == "ask" else market.mark * (1 + slippage / 100)
+        within = price >= bound if side == "ask" else price <= bound
+        filled = min(amount, market.depth) if within else Decimal(0)
+        if filled:
+            if position is None:
+                position = self.add_position(account, symbol, side, "0", str(price))
+            if position.side == side or position.amount == 0:
+                position.side, position.amount = side, position.amount + filled
+            elif filled <= position.amount:
+                position.amount -= filled
+            else:  # only without reduce_only
+                position.side, position.amount = side, filled - position.amount
+        order_id = next(self._ids)
+        self.market_orders.append({**{k: v for k, v in data.items() if k not in NOT_SIGNED}, "filled": str(filled), "order_id": order_id})
+        return ok({"order_id": order_id})
 
     def _batch(self, data: dict) -> tuple[int, dict]:
         actions = data.get("actions")

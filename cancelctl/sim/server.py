@@ -198,18 +198,10 @@ def _identity(path: str, headers: dict[str, str], body: bytes) -> dict:
     return {}
 
 
-# Public endpoints (no key, GET): Gemini "Symbols" and Pacifica "Get market info"; trimmed answers.
+# Public endpoint (no key, GET): Gemini "Symbols", trimmed. Gemini's ticker and symbol details come
+# from GeminiSim.public, Pacifica's "Get market info" (/api/v1/info) from PacificaSim.
 PUBLIC: dict[str, object] = {
-    "/v1/symbols": ["btcusd", "ethusd", "solusd"],
-    "/api/v1/info": {
-        "success": True,
-        "data": [
-            {"symbol": s, "tick_size": "0.01", "lot_size": "0.001", "max_leverage": 20}
-            for s in ("BTC", "ETH", "SOL", "kBONK")
-        ],
-        "error": None,
-        "code": None,
-    },
+    "/v1/symbols": ["btcusd", "ethusd", "solusd", "btcgusdperp", "ethgusdperp", "solgusdperp"],
 }
 
 
@@ -274,6 +266,8 @@ def _handler(sim: Simulator):
             with sim.lock:
                 if method == "GET" and path in PUBLIC:
                     status, answer = 200, PUBLIC[path]
+                elif method == "GET" and path.startswith("/v1/"):
+                    status, answer = sim.gemini.public(path)
                 elif path.startswith("/api/v1/") and sim.pacifica is not None:
                     status, answer = sim.pacifica.handle(method, path, query, headers, body)
                 elif path.startswith("/v1/") and method == "POST":

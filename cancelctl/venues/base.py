@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from cancelctl.errors import AuthError, CancelctlError, ConfigError, NotSent, OutcomeUnknown, VenueRefused
 from cancelctl.results import OpenOrder, ProfileResult
@@ -169,6 +169,35 @@ def id_list(value: object) -> list[str] | None:
         return None
     ids = [as_id(v) for v in value]
     return None if any(i is None for i in ids) else ids  # type: ignore[return-value]
+T = TypeVar("T")
+
+
+class _Sent(Exception):
+    """Carries an OutcomeUnknown past the retry loop: a request that may have been processed is not sent again."""
+
+    def __init__(self, error: OutcomeUnknown) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def once_sent(attempt: Callable[..., T], retry: Callable[[Callable[..., T]], object]) -> T:
+    """Run ``attempt`` under ``retry`` (e.g. :func:`cancelctl.transport.with_retries`) retrying only what was not sent.
+
+    An order is not idempotent the way a cancel is: after a lost answer
+    (OutcomeUnknown) it is never resent blindly; the caller reads the
+    positions again and sizes any further order from that fresh read.
+    """
+
+    def guarded(*args: Any) -> T:
+        try:
+            return attempt(*args)
+        except OutcomeUnknown as e:
+            raise _Sent(e) from None
+
+    try:
+        return retry(guarded)  # type: ignore[return-value]
+    except _Sent as s:
+        raise s.error from None
 
 
 class VenueClient(Protocol):
@@ -300,6 +329,15 @@ class ClientBase:
                     continue
                 if body is not None:  # None: a dry run
                     record(chunk, body)
+
+    @contextmanager
+    def live(self) -> Iterator[None]:
+        """Send for real inside the block even in a dry run: ``--dry-run --close-positions`` reads the positions it sizes from."""
+        was, self.dry_run = self.dry_run, False
+        try:
+            yield
+        finally:
+            self.dry_run = was
 
     @contextmanager
     def sending(self, ids: list[str]) -> Iterator[None]:

@@ -30,6 +30,7 @@ Active Orders", "Heartbeat", "Master API keys", "Error Codes"):
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,7 @@ from cancelctl.results import OpenOrder, ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import gemini as signing
 from cancelctl.transport import Answer, Deadline, send
-from cancelctl.venues.base import ClientBase, Reason, as_id, bad_order_ids, id_list, parse_json, refusal, status_error
+from cancelctl.venues.base import ClientBase, Reason, as_id, bad_order_ids, id_list, once_sent, parse_json, refusal, status_error
 from cancelctl.venues.info import GEMINI
 
 if TYPE_CHECKING:
@@ -54,6 +55,11 @@ CANCEL_SESSION = "/v1/order/cancel/session"
 ORDERS = "/v1/orders"
 HEARTBEAT = "/v1/heartbeat"
 POSITIONS = "/v1/positions"
+NEW_ORDER = "/v1/order/new"
+TICKER = "/v1/pubticker/"
+SYMBOL_DETAILS = "/v1/symbols/details/"
+TRADING_STATUSES = {"open", "limit_only"}  # SymbolDetails.status values that take an IOC limit order
+CLOSED_REASONS = {"MarketClosed", "TradingClosed"}  # Cancel Order, "All Cancellation Reasons": do not retry
 INVALID_NONCE_RETRIES = 5
 INVALID_NONCE_WAIT_S = 0.05  # first wait before resending after InvalidNonce; doubles each time
 RATE_PER_S = 5  # https://docs.gemini.com/rate-limit: "recommend that you not exceed 5 requests per second"
@@ -194,8 +200,12 @@ class Gemini(ClientBase):
             fields=fields,
         )
 
-    def _post(self, path: str, extra: dict[str, Any] | None = None) -> object:
-        """Sign and send one request, retrying safely; the parsed success body."""
+    def _post(self, path: str, extra: dict[str, Any] | None = None, *, resend: bool = True) -> object:
+        """Sign and send one request, retrying safely; the parsed success body.
+
+        ``resend=False`` (an order): a request that may have been processed
+        is never sent again; only one that surely did not go out is retried.
+        """
         fields = self._fields(extra)
         if self.dry_run:
             self._dry(self._sign(path, fields, self.nonces.peek()))
@@ -239,6 +249,8 @@ class Gemini(ClientBase):
                     ) from None
                 raise
 
+        if not resend:
+            return once_sent(attempt, self._retrying)
         return self._retrying(attempt)
 
     def _note_blocking(self, answer: Answer, path: str) -> None:
@@ -461,3 +473,124 @@ class Gemini(ClientBase):
                 )
             )
         return rows
+
+    # -- closing positions --------------------------------------------------
+
+    def _public(self, path: str) -> object:
+        """An unauthenticated GET (market data), retried safely; the parsed body. Sent in a dry run too (it changes nothing)."""
+        request = PreparedRequest(method="GET", url=f"{self.profile.base_url}{path}", headers={"Accept": "application/json"})
+        return self._retrying(lambda client: self._interpret(send(client, request, self.deadline), path))
+
+    def _symbol(self, symbol: str) -> tuple[str, Decimal | None, Decimal | None]:
+        """(status, price tick, amount step) from ``GET /v1/symbols/details/{symbol}``.
+
+        Source: https://github.com/gemini/developer-platform
+        ``specs/openapi/rest.yaml``, schema ``SymbolDetails``: ``status``
+        (``open``, ``closed``, ``cancel_only``, ``post_only``,
+        ``limit_only``), ``quote_increment`` (the price tick) and
+        ``tick_size`` (the amount's decimal step), both JSON numbers.
+        """
+        from urllib.parse import quote
+
+        from cancelctl import positions as pos
+
+        body = self._public(SYMBOL_DETAILS + quote(symbol, safe=""))
+        if not isinstance(body, dict) or not isinstance(body.get("status"), str):
+            raise OutcomeUnknown(f"Gemini's details of {symbol} came in an unexpected shape")
+        tick = pos.decimal(body["quote_increment"], "quote_increment") if body.get("quote_increment") is not None else None
+        step = pos.decimal(body["tick_size"], "tick_size") if body.get("tick_size") is not None else None
+        return body["status"], tick, step
+
+    def _reference(self, position: dict, side: str) -> Decimal:
+        """The price the slippage is counted from: the position's mark price, else the best bid (sell) or ask (buy).
+
+        Ticker source: https://github.com/gemini/developer-platform
+        ``specs/openapi/rest.yaml``, ``GET /v1/pubticker/{symbol}``, schema
+        ``Ticker``: ``bid``, ``ask``, ``last`` (decimal strings).
+        """
+        from urllib.parse import quote
+
+        from cancelctl import positions as pos
+
+        if position.get("mark_price"):
+            return Decimal(position["mark_price"])
+        body = self._public(TICKER + quote(position["symbol"], safe=""))
+        field_name = "bid" if side == "sell" else "ask"
+        if not isinstance(body, dict) or body.get(field_name) is None:
+            raise OutcomeUnknown(f"Gemini's ticker of {position['symbol']} has no {field_name}")
+        return pos.decimal(body[field_name], field_name)
+
+    def close_position(self, position: dict, slippage: Decimal) -> dict:
+        """Close one position with an immediate-or-cancel limit order; its ``closed`` row (see :mod:`cancelctl.closing`). Never raises.
+
+        ``POST /v1/order/new`` (https://github.com/gemini/developer-platform
+        ``specs/openapi/rest.yaml``: ``client_order_id``, ``symbol``,
+        ``amount``, ``price``, ``side``, ``type: "exchange limit"``,
+        ``options: ["immediate-or-cancel"]``; the answer is the order
+        status with ``executed_amount``, ``is_cancelled`` and ``reason``
+        such as ``ImmediateOrCancelWouldPost`` or ``MarketClosed``). REST
+        has no market order and no reduce-only flag, so the amount is the
+        position's size from the fresh read rounded DOWN to the symbol's
+        step (never more: a close cannot flip the position), and the price
+        is ``slippage`` percent through the reference price, rounded to the
+        tick towards it. A lost answer is not resent (the caller reads the
+        positions again); a market that is not trading is given up.
+        """
+        from cancelctl import positions as pos
+
+        side = pos.closing_side(position["side"])
+        row = {"symbol": position["symbol"], "side": position["side"], "size": position["size"], "order_id": None,
+               "client_order_id": None, "price": None, "status": "rejected", "reason": None}
+        try:
+            status, tick, step = self._symbol(position["symbol"])
+            if status not in TRADING_STATUSES:
+                row.update(reason=f"market {status}: not closed (not retried)", give_up=True)
+                return row
+            size = pos.round_size(Decimal(position["size"]), step)
+            if size <= 0:
+                row.update(reason=f"position smaller than the amount step {pos.text(step)}: not closed", give_up=True)
+                return row
+            price = pos.limit_price(self._reference(position, side), side, slippage, tick)
+        except CancelctlError as e:
+            row["reason"] = f"not sent: market data not read: {e.message}"
+            return row
+        if price <= 0:
+            row.update(reason="not sent: no positive price within --max-slippage", give_up=True)
+            return row
+        import uuid
+
+        cloid = str(uuid.uuid4())
+        row.update(size=pos.text(size), price=pos.text(price), client_order_id=cloid)
+        fields = {"client_order_id": cloid, "symbol": position["symbol"], "amount": pos.text(size), "price": pos.text(price),
+                  "side": side, "type": "exchange limit", "options": ["immediate-or-cancel"]}
+        if self.dry_run:
+            self._post(NEW_ORDER, fields)
+            row["status"] = "dry-run"
+            return row
+        try:
+            body = self._post(NEW_ORDER, fields, resend=False)
+        except OutcomeUnknown as e:
+            row.update(status="unknown", reason=e.message)
+            return row
+        except NotSent as e:
+            row["reason"] = f"not sent: {e.message}"
+            return row
+        except CancelctlError as e:  # refused (or credentials): the same again would be refused again
+            row.update(reason=e.venue_reason or e.message, give_up=True)
+            return row
+        try:
+            if not isinstance(body, dict) or body.get("order_id") is None:
+                raise OutcomeUnknown("no order in the answer")
+            executed = pos.decimal(body.get("executed_amount", "0"), "executed_amount")
+        except OutcomeUnknown:
+            row.update(status="unknown", reason="Gemini's answer to the closing order came in an unexpected shape")
+            return row
+        row["order_id"] = str(body["order_id"])
+        reason = body.get("reason") if isinstance(body.get("reason"), str) else None
+        if executed >= size:
+            row.update(status="filled", reason=None)
+        elif executed > 0:
+            row.update(status="partial", reason=f"{pos.text(size - executed)} not filled within {pos.text(slippage)}% ({reason or 'cancelled'})")
+        else:
+            row.update(status="rejected", reason=f"not filled within {pos.text(slippage)}% ({reason or 'cancelled'})", give_up=reason in CLOSED_REASONS)
+        return row

@@ -63,7 +63,7 @@ from cancelctl.results import OpenOrder, ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import pacifica as signing
 from cancelctl.transport import Answer, Deadline, new_client, send
-from cancelctl.venues.base import ClientBase, Reason, as_id, bad_order_ids, fail_rows, refusal
+from cancelctl.venues.base import ClientBase, Reason, as_id, bad_order_ids, fail_rows, once_sent, refusal
 
 if TYPE_CHECKING:
     import httpx
@@ -78,6 +78,7 @@ CANCEL_TWAP = "/orders/twap/cancel"  # SDK rest/cancel_twap_order.py (operation 
 POSITIONS = "/positions"
 INFO = "/info"
 MARKETS_LOOKUP_S = 1.5  # the longest a scoped cancel waits for the market list before sending as typed (s)
+CREATE_MARKET = "/orders/create_market"
 SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 SECRET_KEY_BYTES = 64  # Solana secret key: 32-byte seed + 32-byte public key
@@ -412,11 +413,12 @@ class Pacifica(ClientBase):
             timestamp_ms=timestamp_ms,
         )
 
-    def _request(self, build: Callable[[int], PreparedRequest]) -> object:
+    def _request(self, build: Callable[[int], PreparedRequest], *, resend: bool = True) -> object:
         """Build (sign) and send one request, retrying safely; the parsed success body.
 
         ``build(timestamp_ms)`` is called again for every attempt, so each
-        retry carries a fresh timestamp and signature.
+        retry carries a fresh timestamp and signature. ``resend=False`` (an
+        order): a request that may have been processed is never sent again.
         """
         if self.dry_run:
             self._dry(build(now_ms()))
@@ -432,6 +434,8 @@ class Pacifica(ClientBase):
                 raise
 
         try:
+            if not resend:
+                return once_sent(attempt, self._retrying)
             return self._retrying(attempt)
         except AuthError as e:
             self._block(e)
@@ -974,6 +978,87 @@ class Pacifica(ClientBase):
                 continue
             rows.append(pos.row(p["symbol"], side, amount, p.get("entry_price")))
         return rows
+
+
+    def _lot_size(self, symbol: str) -> Decimal | None:
+        """The market's ``lot_size`` from ``GET /info`` (None: no such market).
+
+        Source: docs.pacifica.fi "Get market info" and "Tick and lot size"
+        (https://docs.pacifica.fi/api-documentation/api/rest-api/markets/get-market-info):
+        ``data: [{"symbol", "tick_size", "lot_size", "min_order_size", ...}]``;
+        an order's amount must be a multiple of ``lot_size``. Read once per run.
+        """
+        from cancelctl import positions as pos
+
+        if getattr(self, "_markets", None) is None:
+            with self.live():
+                body = self._get(INFO)
+            data = _unwrap(body)
+            if not isinstance(data, list):
+                raise OutcomeUnknown("Pacifica's market info came in an unexpected shape")
+            self._markets = {m["symbol"]: m for m in data if isinstance(m, dict) and isinstance(m.get("symbol"), str)}
+        market = self._markets.get(symbol)
+        if market is None:
+            return None
+        return pos.decimal(market.get("lot_size"), "lot_size")
+
+    def close_position(self, position: dict, slippage: Decimal) -> dict:
+        """Close one position with a reduce-only market order; its ``closed`` row (see :mod:`cancelctl.closing`). Never raises.
+
+        ``POST /orders/create_market``, operation ``create_market_order``
+        (Pacifica's Python SDK, https://github.com/pacifica-fi/python-sdk
+        ``rest/create_market_order.py``; docs.pacifica.fi "Create market
+        order"): ``symbol``, ``side`` (``ask`` sells a long, ``bid`` buys
+        back a short), ``amount`` (the position's size rounded DOWN to the
+        market's ``lot_size``), ``reduce_only: true`` (the venue refuses an
+        order that would grow or flip the position), ``slippage_percent``
+        (``--max-slippage``) and a fresh ``client_order_id`` (UUID). The
+        answer names the order (``order_id``), not its fill: the row stays
+        ``sent`` until the next read of the positions settles it. A lost
+        answer is not resent; a refusal (a halted market, a reduce-only
+        refusal) is given up.
+        """
+        import uuid
+
+        from cancelctl import positions as pos
+
+        row = {"symbol": position["symbol"], "side": position["side"], "size": position["size"], "order_id": None,
+               "client_order_id": None, "price": None, "status": "rejected", "reason": None}
+        try:
+            lot = self._lot_size(position["symbol"])
+        except CancelctlError as e:
+            row["reason"] = f"not sent: market info not read: {e.message}"
+            return row
+        if lot is None:
+            row.update(reason="not a market in Pacifica's market info: not closed (not retried)", give_up=True)
+            return row
+        size = pos.round_size(Decimal(position["size"]), lot)
+        if size <= 0:
+            row.update(reason=f"position smaller than the lot size {pos.text(lot)}: not closed", give_up=True)
+            return row
+        cloid = str(uuid.uuid4())
+        row.update(size=pos.text(size), client_order_id=cloid)
+        payload = {"symbol": position["symbol"], "side": "ask" if position["side"] == "long" else "bid", "amount": pos.text(size),
+                   "reduce_only": True, "slippage_percent": pos.text(slippage), "client_order_id": cloid}
+        if self.dry_run:
+            self._post(CREATE_MARKET, "create_market_order", payload)
+            row["status"] = "dry-run"
+            return row
+        try:
+            body = self._request(lambda ts: self._prepare(CREATE_MARKET, "create_market_order", payload, ts), resend=False)
+        except OutcomeUnknown as e:
+            row.update(status="unknown", reason=e.message)
+            return row
+        except NotSent as e:
+            row["reason"] = f"not sent: {e.message}"
+            return row
+        except CancelctlError as e:
+            row.update(reason=e.venue_reason or e.message, give_up=True)
+            return row
+        data = _unwrap(body)
+        order_id = data.get("order_id") if isinstance(data, dict) else None
+        row.update(status="sent", order_id=None if order_id is None else str(order_id), slippage=pos.text(slippage))
+        return row
 
 
 def _remaining(o: dict[str, Any]) -> str | None:
