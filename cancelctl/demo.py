@@ -215,6 +215,48 @@ def panic_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
     return [("panic verified: no open orders", 0, code), ("panic: no open orders left", 0, 0 if not left else 3)]
 
 
+def positions_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
+    """panic leaves positions open (and says so); panic --close-positions closes them and exits 0 only when flat."""
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from cancelctl.cli.panic import run_panic
+    from cancelctl.sim.pacifica import SimMarket, solana_keypair
+
+    g, p = sim.gemini, sim.pacifica
+    key, secret = "account-PERPS" + secrets.token_hex(8), secrets.token_hex(16)
+    pac_key, pac_pub = solana_keypair(secrets.token_bytes(32))
+    with sim.lock:
+        g.add_key(key, secret, account="perps-desk")
+        g.add_order("perps-desk", key, symbol="btcgusdperp", price="58000.00")
+        g.add_position("perps-desk", "btcgusdperp", "0.5", average_cost="61200", mark_price="61000")
+        g.book("btcgusdperp").bid, g.book("btcgusdperp").ask = Decimal("60990"), Decimal("61010")
+        p.add_account(pac_key)
+        p.add_order(pac_pub, "SOL", side="ask", price="160", reduce_only=True)
+        p.add_position(pac_pub, "SOL", "ask", "12.5", entry_price="140.25")
+        p.markets["SOL"] = SimMarket(mark=Decimal("140"), bid=Decimal("139.95"), ask=Decimal("140.05"))
+    profiles = [
+        Profile("perps-gemini", "gemini", "production", base_url_override=sim.url),
+        Profile("perps-pacifica", "pacifica", "mainnet", base_url_override=sim.url + "/api/v1"),
+    ]
+    creds = {"perps-gemini": Credentials({"api_key": key, "api_secret": secret}), "perps-pacifica": Credentials({"private_key": pac_key})}
+    say("panic on perpetuals: no open orders afterwards, but the positions are still there (reported, not touched)")
+    from cancelctl import render
+
+    outcome = run_panic(profiles, replace(opts, verify=True), creds)
+    render.report(outcome.report, outcome.opts)
+    first = outcome.exit_code
+    with sim.lock:
+        still = len(g.open_positions("perps-desk")) + len(p.open_positions(pac_pub))
+    say("panic --close-positions: cancel, verify, then close each position (Gemini IOC limit, Pacifica reduce-only market)")
+    outcome = run_panic(profiles, replace(opts, verify=True), creds, close=Decimal("0.5"))
+    render.report(outcome.report, outcome.opts)
+    second = outcome.exit_code
+    with sim.lock:
+        left = len(g.open_positions("perps-desk")) + len(p.open_positions(pac_pub))
+    return [("panic leaves positions", 0, first), ("two positions still open", 0, 0 if still == 2 else 1), ("panic --close-positions", 0, second), ("flat: no position left", 0, 0 if not left else 3)]
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="cancelctl-demo-") as state, Simulator(lifetime=120) as sim:
         os.environ["CANCELCTL_STATE_DIR"] = state
@@ -223,6 +265,7 @@ def main() -> int:
         steps = gemini_drill(sim, opts)
         steps += pacifica_drill(sim, opts)
         steps += panic_drill(sim, opts)
+        steps += positions_drill(sim, opts)
         say("drill summary")
         failed = [(name, want, got) for name, want, got in steps if want != got]
         for name, want, got in steps:
@@ -230,5 +273,5 @@ def main() -> int:
         if failed:
             sys.stderr.write(f"cancelctl: error: demo drill went wrong at: {', '.join(n for n, _, _ in failed)}\n")
             return 1
-        sys.stdout.write("drill passed: every order accounted for\n")
+        sys.stdout.write("drill passed: every order and position accounted for\n")
         return 0
