@@ -6,7 +6,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from cancelctl import positions as pos
 from cancelctl.sim.pacifica import solana_keypair
 from conftest import GEMINI_KEY, GEMINI_SECRET, audit_lines, parse_json
 
@@ -271,11 +274,6 @@ def test_max_slippage_needs_close_positions_and_a_sane_value(both, env):
 
 
 # -- the rules of a closing order, as properties -------------------------------------
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from cancelctl import positions as pos  # noqa: E402
 
 decimals = st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("1000000"), allow_nan=False, allow_infinity=False, places=8)
 steps = st.sampled_from([None, Decimal("1"), Decimal("0.5"), Decimal("0.01"), Decimal("0.001"), Decimal("0.00000001"), Decimal("25")])
