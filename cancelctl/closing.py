@@ -23,6 +23,8 @@ client order ID so it can be traced on the venue.
 from __future__ import annotations
 
 import time
+from decimal import Decimal
+from typing import Any
 
 from cancelctl.errors import CancelctlError, OutcomeUnknown
 from cancelctl.results import ProfileResult
@@ -31,7 +33,7 @@ RETRIES = 2  # further closing orders for a position still open after the first 
 SETTLE_S = {"pacifica": 0.3, "gemini": 0.0}  # Pacifica delays market orders about 200 ms
 
 
-def report(client, result: ProfileResult) -> None:
+def report(client: Any, result: ProfileResult) -> None:
     """Read the positions into ``result`` (``panic`` without ``--close-positions``); never raises, never sends an order.
 
     A read that fails is kept in ``positions_error`` (said on stderr and in
@@ -46,10 +48,10 @@ def report(client, result: ProfileResult) -> None:
         result.positions_error = e
 
 
-def _read(client, result: ProfileResult) -> list[dict] | None:
+def _read(client: Any, result: ProfileResult) -> list[dict[str, Any]] | None:
     try:
         with client.live():
-            positions = client.positions()
+            positions: list[dict[str, Any]] = client.positions()
     except CancelctlError as e:
         result.positions_error = e
         return None
@@ -58,7 +60,7 @@ def _read(client, result: ProfileResult) -> list[dict] | None:
     return positions
 
 
-def _settle(rows: list[dict], before: dict[str, dict], after: list[dict]) -> None:
+def _settle(rows: list[dict[str, Any]], before: dict[str, dict[str, Any]], after: list[dict[str, Any]]) -> None:
     """Give each row sent this round a known fate from the fresh read (``after``).
 
     A Pacifica market order's answer names no fill, and a lost answer names
@@ -85,13 +87,13 @@ def _settle(rows: list[dict], before: dict[str, dict], after: list[dict]) -> Non
             row["status"], row["reason"] = "partial", f"{lost}{_text(left)} left"
 
 
-def _text(d) -> str:
+def _text(d: Decimal) -> str:
     from cancelctl.positions import text
 
     return text(d) or "0"
 
 
-def close(client, result: ProfileResult, slippage) -> None:
+def close(client: Any, result: ProfileResult, slippage: Decimal) -> None:
     """Close every open position of the profile (see the module docstring); never raises.
 
     ``slippage`` is the ``--max-slippage`` percent (Decimal). Fills
@@ -104,7 +106,7 @@ def close(client, result: ProfileResult, slippage) -> None:
     result.closed = []
     given_up: set[str] = set()
     positions = _read(client, result)
-    for attempt in range(1 + RETRIES):
+    for _round in range(1 + RETRIES):
         if not positions:
             return
         todo = [p for p in positions if p["symbol"] not in given_up]
@@ -115,8 +117,16 @@ def close(client, result: ProfileResult, slippage) -> None:
             try:
                 row = client.close_position(p, slippage)
             except CancelctlError as e:  # defensive: the venue method records its own failures
-                row = {"symbol": p["symbol"], "side": p["side"], "size": p["size"], "order_id": None, "client_order_id": None,
-                       "price": None, "status": "unknown" if isinstance(e, OutcomeUnknown) else "rejected", "reason": e.message}
+                row = {
+                    "symbol": p["symbol"],
+                    "side": p["side"],
+                    "size": p["size"],
+                    "order_id": None,
+                    "client_order_id": None,
+                    "price": None,
+                    "status": "unknown" if isinstance(e, OutcomeUnknown) else "rejected",
+                    "reason": e.message,
+                }
             if row.pop("give_up", False):
                 given_up.add(p["symbol"])
             rows.append(row)

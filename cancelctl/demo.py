@@ -224,6 +224,7 @@ def positions_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]
     from cancelctl.sim.pacifica import SimMarket, solana_keypair
 
     g, p = sim.gemini, sim.pacifica
+    assert p is not None
     key, secret = "account-PERPS" + secrets.token_hex(8), secrets.token_hex(16)
     pac_key, pac_pub = solana_keypair(secrets.token_bytes(32))
     with sim.lock:
@@ -239,7 +240,10 @@ def positions_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]
         Profile("perps-gemini", "gemini", "production", base_url_override=sim.url),
         Profile("perps-pacifica", "pacifica", "mainnet", base_url_override=sim.url + "/api/v1"),
     ]
-    creds = {"perps-gemini": Credentials({"api_key": key, "api_secret": secret}), "perps-pacifica": Credentials({"private_key": pac_key})}
+    creds = {
+        "perps-gemini": Credentials({"api_key": key, "api_secret": secret}),
+        "perps-pacifica": Credentials({"private_key": pac_key}),
+    }
     say("panic on perpetuals: no open orders afterwards, but the positions are still there (reported, not touched)")
     from cancelctl import render
 
@@ -248,13 +252,21 @@ def positions_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]
     first = outcome.exit_code
     with sim.lock:
         still = len(g.open_positions("perps-desk")) + len(p.open_positions(pac_pub))
-    say("panic --close-positions: cancel, verify, then close each position (Gemini IOC limit, Pacifica reduce-only market)")
+    say(
+        "panic --close-positions: cancel, verify, then close each position "
+        "(Gemini IOC limit, Pacifica reduce-only market)"
+    )
     outcome = run_panic(profiles, replace(opts, verify=True), creds, close=Decimal("0.5"))
     render.report(outcome.report, outcome.opts)
     second = outcome.exit_code
     with sim.lock:
         left = len(g.open_positions("perps-desk")) + len(p.open_positions(pac_pub))
-    return [("panic leaves positions", 0, first), ("two positions still open", 0, 0 if still == 2 else 1), ("panic --close-positions", 0, second), ("flat: no position left", 0, 0 if not left else 3)]
+    return [
+        ("panic leaves positions", 0, first),
+        ("two positions still open", 0, 0 if still == 2 else 1),
+        ("panic --close-positions", 0, second),
+        ("flat: no position left", 0, 0 if not left else 3),
+    ]
 
 
 def main() -> int:

@@ -19,8 +19,23 @@ from dataclasses import dataclass
 # turn JSON on). tests/test_flags.py keeps this equal to the typer tree's.
 VALUE_OPTIONS = frozenset(
     {
-        "--account", "--agent-wallet", "--base-url", "--environment", "--file", "--interval", "--lifetime", "--max-slippage",
-        "--nonce", "--port", "--profile", "--reason", "--symbol", "--timeout", "--ttl", "--venue", "-p",
+        "--account",
+        "--agent-wallet",
+        "--base-url",
+        "--environment",
+        "--file",
+        "--interval",
+        "--lifetime",
+        "--max-slippage",
+        "--nonce",
+        "--port",
+        "--profile",
+        "--reason",
+        "--symbol",
+        "--timeout",
+        "--ttl",
+        "--venue",
+        "-p",
     }
 )
 

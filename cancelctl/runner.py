@@ -221,7 +221,9 @@ def unfinished(
             r.reject(i, f"not sent: {word}" if interrupted else "not sent: the deadline passed first")
     if progress.stage == "positions":  # the orders' outcome is known; the positions are not
         r.positions_error = OutcomeUnknown(
-            f"{word} while reading or closing positions" if interrupted else "positions not read back before the deadline",
+            f"{word} while reading or closing positions"
+            if interrupted
+            else "positions not read back before the deadline",
             kind=kind,
         )
     elif progress.stage == "verify":

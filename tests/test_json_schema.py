@@ -10,9 +10,9 @@ in docs/json.md are validated too, so the page cannot drift either.
 from __future__ import annotations
 
 import copy
-from decimal import Decimal
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import jsonschema
@@ -230,7 +230,11 @@ def test_close_positions_documents(both, env):
     assert [c["status"] for r in doc["results"] for c in r["closed"]] == ["dry-run", "dry-run"]
     doc = valid(env.run("panic", "--close-positions", "--json"), 3)
     gem, pac = doc["results"]
-    assert gem["status"] == "partial" and gem["positions"][0]["size"] == "0.2" and [c["status"] for c in gem["closed"]] == ["partial"] * 3
+    assert (
+        gem["status"] == "partial"
+        and gem["positions"][0]["size"] == "0.2"
+        and [c["status"] for c in gem["closed"]] == ["partial"] * 3
+    )
     assert pac["status"] == "ok" and pac["positions"] == [] and pac["closed"][0]["status"] == "filled"
     doc = valid(env.run("close-positions", "-p", "main", "--json"), 0)
     assert doc["results"][0]["action"] == "close_positions" and doc["results"][0]["positions"] == []
@@ -240,7 +244,18 @@ def test_close_positions_documents(both, env):
     }
     for name, mutate in mutations.items():
         d = copy.deepcopy(doc)
-        d["results"][0]["closed"] = [{"symbol": "x", "side": "long", "size": "1", "order_id": "1", "client_order_id": None, "price": None, "status": "filled", "reason": None}]
+        d["results"][0]["closed"] = [
+            {
+                "symbol": "x",
+                "side": "long",
+                "size": "1",
+                "order_id": "1",
+                "client_order_id": None,
+                "price": None,
+                "status": "filled",
+                "reason": None,
+            }
+        ]
         assert VALIDATOR.is_valid(d)
         mutate(d)
         assert not VALIDATOR.is_valid(d), f"the schema accepted: {name}"

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from cancelctl import positions as pos
 from cancelctl.sim.pacifica import solana_keypair
+
 from conftest import GEMINI_KEY, GEMINI_SECRET, audit_lines, parse_json
 
 PAC_PRIVATE, PAC = solana_keypair(bytes(range(201, 233)))
@@ -107,10 +108,21 @@ def test_panic_reports_positions_without_changing_the_exit_code(both, env):
     both.gemini.add_position("primary", "btcgusdperp", "0.5", average_cost="61200", mark_price="61000")
     both.pacifica.add_position(PAC, "SOL", "ask", "3")
     proc = env.run("panic", "--json")
-    assert proc.returncode == 0, proc.stderr  # no open orders: positions do not change the code without --close-positions
+    assert proc.returncode == 0, (
+        proc.stderr
+    )  # no open orders: positions do not change the code without --close-positions
     r = by_profile(parse_json(proc))
     assert r["g"]["remaining"] == [] and r["g"]["positions"][0]["symbol"] == "btcgusdperp"
-    assert r["p"]["positions"] == [{"symbol": "SOL", "side": "short", "size": "3", "entry_price": "60000", "mark_price": None, "unrealized_pnl": None}]
+    assert r["p"]["positions"] == [
+        {
+            "symbol": "SOL",
+            "side": "short",
+            "size": "3",
+            "entry_price": "60000",
+            "mark_price": None,
+            "unrealized_pnl": None,
+        }
+    ]
     assert "closed" not in r["g"] and both.gemini.new_orders == [] and both.pacifica.market_orders == []
     # the positions are read after the book: never before the first cancel
     paths = [q["path"] for q in both.requests("/v1/")]
@@ -118,7 +130,10 @@ def test_panic_reports_positions_without_changing_the_exit_code(both, env):
     # on a terminal-less run the table is TSV; the positions are there with the hint
     proc = env.run("panic", "-p", "g")
     assert proc.returncode == 0
-    assert "btcgusdperp long 0.5 @ 61200 (mark 61000, unrealized PnL -100) — not closed; use --close-positions" in proc.stdout
+    assert (
+        "btcgusdperp long 0.5 @ 61200 (mark 61000, unrealized PnL -100) — not closed; use --close-positions"
+        in proc.stdout
+    )
 
 
 def test_panic_says_a_failed_position_read_and_keeps_its_exit_code(both, env):
@@ -147,13 +162,26 @@ def test_panic_close_positions_closes_both_venues(both, env):
     assert proc.returncode == 0, proc.stderr
     r = by_profile(parse_json(proc))
     assert r["g"]["positions"] == [] and r["p"]["positions"] == []
-    assert sorted((c["symbol"], c["status"]) for c in r["g"]["closed"]) == [("btcgusdperp", "filled"), ("ethgusdperp", "filled")]
-    assert sorted((c["symbol"], c["side"], c["size"], c["status"]) for c in r["p"]["closed"]) == [("BTC", "long", "0.25", "filled"), ("SOL", "short", "12.5", "filled")]
+    assert sorted((c["symbol"], c["status"]) for c in r["g"]["closed"]) == [
+        ("btcgusdperp", "filled"),
+        ("ethgusdperp", "filled"),
+    ]
+    assert sorted((c["symbol"], c["side"], c["size"], c["status"]) for c in r["p"]["closed"]) == [
+        ("BTC", "long", "0.25", "filled"),
+        ("SOL", "short", "12.5", "filled"),
+    ]
     # Gemini: IOC limit orders on the opposite side, priced 0.5 % through the mark price, on the tick
     orders = {o["symbol"]: o for o in both.gemini.new_orders}
     assert orders["btcgusdperp"]["side"] == "sell" and orders["btcgusdperp"]["price"] == "59700"
-    assert orders["ethgusdperp"]["side"] == "buy" and orders["ethgusdperp"]["price"] == "2412" and orders["ethgusdperp"]["amount"] == "2"
-    assert all(o["options"] == ["immediate-or-cancel"] and o["type"] == "exchange limit" and o["client_order_id"] for o in both.gemini.new_orders)
+    assert (
+        orders["ethgusdperp"]["side"] == "buy"
+        and orders["ethgusdperp"]["price"] == "2412"
+        and orders["ethgusdperp"]["amount"] == "2"
+    )
+    assert all(
+        o["options"] == ["immediate-or-cancel"] and o["type"] == "exchange limit" and o["client_order_id"]
+        for o in both.gemini.new_orders
+    )
     # Pacifica: reduce-only market orders with the slippage bound
     assert all(o["reduce_only"] is True and o["slippage_percent"] == "0.5" for o in both.pacifica.market_orders)
     assert {o["symbol"]: o["side"] for o in both.pacifica.market_orders} == {"SOL": "bid", "BTC": "ask"}
@@ -173,7 +201,16 @@ def test_a_partial_fill_is_retried_at_most_twice_then_exit_3(both, env):
     r = by_profile(parse_json(proc))
     assert [c["status"] for c in r["g"]["closed"]] == ["partial", "partial", "partial"]
     assert [c["size"] for c in r["g"]["closed"]] == ["1", "0.8", "0.6"]  # each sized from a fresh read
-    assert r["g"]["positions"] == [{"symbol": "btcgusdperp", "side": "long", "size": "0.4", "entry_price": "60000", "mark_price": "60000", "unrealized_pnl": "0"}]
+    assert r["g"]["positions"] == [
+        {
+            "symbol": "btcgusdperp",
+            "side": "long",
+            "size": "0.4",
+            "entry_price": "60000",
+            "mark_price": "60000",
+            "unrealized_pnl": "0",
+        }
+    ]
     assert r["g"]["status"] == "partial" and r["p"]["status"] == "ok" and r["p"]["positions"] == []
     assert [c["status"] for c in r["p"]["closed"]] == ["partial", "partial", "filled"]
     assert len(both.gemini.new_orders) == 3 and len(both.pacifica.market_orders) == 3
@@ -234,7 +271,10 @@ def test_a_lost_answer_is_not_closed_twice(both, env):
 
 
 def test_a_lost_request_is_followed_by_one_retry_from_a_fresh_read(both, env):
-    """No answer and nothing done (a 502 from a proxy): the next order is sized from the fresh read, with a new client order ID."""
+    """No answer and nothing done (a 502 from a proxy).
+
+    The next order is sized from the fresh read, with a new client order ID.
+    """
     both.gemini.add_position("primary", "btcgusdperp", "-0.5", mark_price="60000")
     both.fail("/v1/order/new", "status", status=502, body="html", times=1)
     proc = env.run("close-positions", "-p", "g", "--json")
@@ -259,14 +299,32 @@ def test_dry_run_signs_the_closing_orders_and_sends_nothing(both, env):
     assert len(gem_order) == 1 and gem_order[0]["headers"]["X-GEMINI-SIGNATURE"] == "<redacted>"
     assert gem_order[0]["signed"]["price"] == "59700" and gem_order[0]["signed"]["options"] == ["immediate-or-cancel"]
     pac_order = [q for q in r["p"]["requests"] if q["url"].endswith("/orders/create_market")]
-    assert len(pac_order) == 1 and pac_order[0]["body"]["signature"] == "<redacted>" and pac_order[0]["body"]["reduce_only"] is True
+    assert (
+        len(pac_order) == 1
+        and pac_order[0]["body"]["signature"] == "<redacted>"
+        and pac_order[0]["body"]["reduce_only"] is True
+    )
     sent = {q["path"] for q in both.requests()}
-    assert not sent & {"/v1/order/cancel/all", "/v1/order/new", "/api/v1/orders/cancel_all", "/api/v1/orders/create_market"}
-    assert len(both.gemini.open_orders()) == 1 and len(both.gemini.open_positions()) == 1 and len(both.pacifica.open_positions()) == 1
+    assert not sent & {
+        "/v1/order/cancel/all",
+        "/v1/order/new",
+        "/api/v1/orders/cancel_all",
+        "/api/v1/orders/create_market",
+    }
+    assert (
+        len(both.gemini.open_orders()) == 1
+        and len(both.gemini.open_positions()) == 1
+        and len(both.pacifica.open_positions()) == 1
+    )
 
 
 def test_max_slippage_needs_close_positions_and_a_sane_value(both, env):
-    for args in (["panic", "--max-slippage", "1"], ["panic", "--close-positions", "--max-slippage", "nan"], ["close-positions", "--max-slippage", "0"], ["close-positions", "-p", "g", "--max-slippage", "80"]):
+    for args in (
+        ["panic", "--max-slippage", "1"],
+        ["panic", "--close-positions", "--max-slippage", "nan"],
+        ["close-positions", "--max-slippage", "0"],
+        ["close-positions", "-p", "g", "--max-slippage", "80"],
+    ):
         proc = env.run(*args, "--json")
         assert proc.returncode == 2, (args, proc.stderr)
         assert "Traceback" not in proc.stderr and parse_json(proc)["error"]["kind"] == "usage"
@@ -275,8 +333,12 @@ def test_max_slippage_needs_close_positions_and_a_sane_value(both, env):
 
 # -- the rules of a closing order, as properties -------------------------------------
 
-decimals = st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("1000000"), allow_nan=False, allow_infinity=False, places=8)
-steps = st.sampled_from([None, Decimal("1"), Decimal("0.5"), Decimal("0.01"), Decimal("0.001"), Decimal("0.00000001"), Decimal("25")])
+decimals = st.decimals(
+    min_value=Decimal("0.00000001"), max_value=Decimal("1000000"), allow_nan=False, allow_infinity=False, places=8
+)
+steps = st.sampled_from(
+    [None, Decimal("1"), Decimal("0.5"), Decimal("0.01"), Decimal("0.001"), Decimal("0.00000001"), Decimal("25")]
+)
 slippages = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("50"), places=2)
 
 
@@ -303,7 +365,11 @@ def test_a_closing_price_stays_within_the_slippage_bound_and_on_the_tick(referen
 
 
 @settings(max_examples=200, deadline=None)
-@given(value=st.decimals(allow_nan=False, allow_infinity=False, places=12, min_value=Decimal("-1e9"), max_value=Decimal("1e9")))
+@given(
+    value=st.decimals(
+        allow_nan=False, allow_infinity=False, places=12, min_value=Decimal("-1e9"), max_value=Decimal("1e9")
+    )
+)
 def test_position_numbers_are_plain_decimal_strings(value):
     text = pos.text(value)
     assert "e" not in text.lower() and Decimal(text) == value

@@ -1,4 +1,7 @@
-"""``cancelctl panic``: every profile at once, the widest cancel, verified: no open orders; then the positions, reported (closed on request)."""
+"""``cancelctl panic``: every profile at once, the widest cancel, verified: no open orders.
+
+Then the positions: reported, and closed on request (``--close-positions``).
+"""
 
 from __future__ import annotations
 
@@ -34,23 +37,36 @@ ClosePositionsOpt = Annotated[
     bool,
     typer.Option(
         "--close-positions",
-        help="After the orders are cancelled, close every open position (Pacifica: reduce-only market order; Gemini: immediate-or-cancel limit order). Never done without this flag.",
+        help=(
+            "After the orders are cancelled, close every open position (Pacifica: reduce-only market order; "
+            "Gemini: immediate-or-cancel limit order). Never done without this flag."
+        ),
     ),
 ]
 MaxSlippageOpt = Annotated[
-    Optional[str],  # noqa: UP045 - typer reads the annotation at runtime
-    typer.Option("--max-slippage", metavar="PCT", help="With --close-positions: the worst price accepted, in percent from the current price (default 0.5)."),
+    Optional[str],
+    typer.Option(
+        "--max-slippage",
+        metavar="PCT",
+        help="With --close-positions: the worst price accepted, in percent from the current price (default 0.5).",
+    ),
 ]
 
 
 def slippage_option(close_positions: bool, max_slippage: str | None) -> Decimal | None:
-    """The ``--max-slippage`` Decimal when closing, else None; UsageProblem (exit 2) for a bad value or one given without closing."""
+    """The ``--max-slippage`` Decimal when closing, else None.
+
+    UsageProblem (exit 2) for a bad value, or for one given without closing.
+    """
     from cancelctl.errors import UsageProblem
     from cancelctl.positions import parse_slippage
 
     if not close_positions:
         if max_slippage is not None:
-            raise UsageProblem("--max-slippage only applies with --close-positions", hint="add --close-positions, or drop --max-slippage")
+            raise UsageProblem(
+                "--max-slippage only applies with --close-positions",
+                hint="add --close-positions, or drop --max-slippage",
+            )
         return None
     return parse_slippage(max_slippage)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from cancelctl import config as config_mod
@@ -21,6 +23,12 @@ def _read(client: VenueClient) -> ProfileResult:
         result.positions = client.positions()
     except CancelctlError as e:
         result.error = e
+    return result
+
+
+def _closing(client: Any) -> ProfileResult:
+    """The (empty) result the closing rows go into; the client's first, so an interrupted run keeps them."""
+    result: ProfileResult = client._result("close_positions")
     return result
 
 
@@ -48,9 +56,12 @@ def close_positions(
     reason: ReasonOpt = None,
     max_slippage: MaxSlippageOpt = None,
 ) -> runner.Outcome:
-    """Close every open position of the selected profiles (no cancel; `panic --close-positions` cancels first). Exit 0 only when flat."""
+    """Close every open position of the selected profiles (no cancel; `panic --close-positions` cancels first).
+
+    Exit 0 only when flat (no position left).
+    """
     opts = options(ctx, profile, json, quiet, dry_run, timeout, False, reason)
     slippage = slippage_option(True, max_slippage)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
-    action = runner.Action(lambda c: c._result("close_positions"), "close_positions", after=after_orders(slippage))
+    action = runner.Action(_closing, "close_positions", after=after_orders(slippage))
     return runner.run(profiles, action, opts)

@@ -139,7 +139,9 @@ class WithHeaders(dict):
 
 @dataclass
 class SimBook:
-    """A symbol's top of book for closing orders: an IOC order fills up to ``depth`` at ``bid`` (sell) or ``ask`` (buy) when its limit crosses.
+    """A symbol's top of book for closing orders.
+
+    An IOC order fills up to ``depth`` at ``bid`` (sell) or ``ask`` (buy) when its limit crosses.
 
     ``status`` is the symbol's book status (``open``, ``closed``,
     ``cancel_only``, ...); ``price_tick`` is ``quote_increment`` and
@@ -177,7 +179,9 @@ class GeminiSim:
     rate_limited: int = 0  # how many requests got a 429
     _arrivals: dict = field(default_factory=dict)  # api key -> monotonic arrival times within the last second
     books: dict = field(default_factory=dict)  # symbol -> SimBook (a default book for any other symbol)
-    new_orders: list = field(default_factory=list)  # every /v1/order/new that reached the book: payload and executed amount
+    new_orders: list = field(
+        default_factory=list
+    )  # every /v1/order/new that reached the book: payload and executed amount
     clock: Callable[[], float] = time.time  # the server's time, s (the time-based nonce window)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(330429000))
 
@@ -204,15 +208,20 @@ class GeminiSim:
         return self.books.setdefault(symbol.lower(), SimBook())
 
     def public(self, path: str) -> tuple[int, object]:
-        """Unauthenticated GETs: ``/v1/pubticker/{symbol}`` (``Ticker``) and ``/v1/symbols/details/{symbol}`` (``SymbolDetails``)."""
+        """Unauthenticated GETs: ``/v1/pubticker/{symbol}`` (``Ticker``), ``/v1/symbols/details/{symbol}``."""
         for prefix, view in (("/v1/pubticker/", self._ticker), ("/v1/symbols/details/", self._details)):
             if path.startswith(prefix) and len(path) > len(prefix):
-                return 200, view(path[len(prefix):])
+                return 200, view(path[len(prefix) :])
         return 404, None
 
     def _ticker(self, symbol: str) -> dict:
         b = self.book(symbol)
-        return {"bid": str(b.bid), "ask": str(b.ask), "last": str(b.bid), "volume": {"timestamp": int(self.clock() * 1000)}}
+        return {
+            "bid": str(b.bid),
+            "ask": str(b.ask),
+            "last": str(b.bid),
+            "volume": {"timestamp": int(self.clock() * 1000)},
+        }
 
     def _details(self, symbol: str) -> dict:
         b = self.book(symbol)
@@ -397,7 +406,9 @@ class GeminiSim:
         return 200, ({"openPositions": views} if self.positions_envelope else views)
 
     def _new_order(self, key: SimKey, account: str, payload: dict):
-        """An ``exchange limit`` order with ``options: ["immediate-or-cancel"]``: fills what crosses now, cancels the rest.
+        """An ``exchange limit`` order with ``options: ["immediate-or-cancel"]``.
+
+        It fills what crosses now and cancels the rest.
 
         REST has no market order and no reduce-only flag (spec
         ``/v1/order/new``): the simulator fills whatever is asked, so a
@@ -405,7 +416,12 @@ class GeminiSim:
         would on the venue. A book whose status is not open/limit_only
         cancels the order with reason ``MarketClosed``.
         """
-        symbol, side, kind, options = payload.get("symbol"), payload.get("side"), payload.get("type"), payload.get("options", [])
+        symbol, side, kind, options = (
+            payload.get("symbol"),
+            payload.get("side"),
+            payload.get("type"),
+            payload.get("options", []),
+        )
         try:
             amount, price = Decimal(str(payload.get("amount"))), Decimal(str(payload.get("price")))
             if not (amount.is_finite() and price.is_finite()) or amount <= 0 or price <= 0:
@@ -414,11 +430,19 @@ class GeminiSim:
             return error(400, "InvalidQuantity", "amount and price must be positive decimals")
         if not isinstance(symbol, str) or side not in ("buy", "sell") or kind != "exchange limit":
             return error(400, "InvalidOrderType", "symbol, side buy/sell and type 'exchange limit' are required")
-        if not isinstance(options, list) or len(options) > 1 or any(o not in ("immediate-or-cancel", "maker-or-cancel", "fill-or-kill") for o in options):
+        if (
+            not isinstance(options, list)
+            or len(options) > 1
+            or any(o not in ("immediate-or-cancel", "maker-or-cancel", "fill-or-kill") for o in options)
+        ):
             return error(400, "InvalidOrderType", "options must hold at most one supported option")
         book = self.book(symbol)
         if amount % book.amount_step or price % book.price_tick:
-            return error(400, "InvalidPrice" if price % book.price_tick else "InvalidQuantity", f"price must be a multiple of {book.price_tick} and amount of {book.amount_step}")
+            return error(
+                400,
+                "InvalidPrice" if price % book.price_tick else "InvalidQuantity",
+                f"price must be a multiple of {book.price_tick} and amount of {book.amount_step}",
+            )
         executed = Decimal(0)
         reason = None
         if book.status not in ("open", "limit_only"):
@@ -432,9 +456,25 @@ class GeminiSim:
         if executed:
             position = self.positions.get((account, symbol)) or self.add_position(account, symbol, "0")
             position.quantity += executed if side == "buy" else -executed
-        order = SimOrder(next(self._ids), account, key.api_key, symbol, side, str(price), str(amount - executed), payload.get("client_order_id"), live=not ioc and reason is None and executed < amount)
+        order = SimOrder(
+            next(self._ids),
+            account,
+            key.api_key,
+            symbol,
+            side,
+            str(price),
+            str(amount - executed),
+            payload.get("client_order_id"),
+            live=not ioc and reason is None and executed < amount,
+        )
         self.orders[order.order_id] = order
-        self.new_orders.append({**{k: v for k, v in payload.items() if k not in ("request", "nonce")}, "executed": str(executed), "order_id": order.order_id})
+        self.new_orders.append(
+            {
+                **{k: v for k, v in payload.items() if k not in ("request", "nonce")},
+                "executed": str(executed),
+                "order_id": order.order_id,
+            }
+        )
         status = order.status()
         status.update(
             type="exchange limit",

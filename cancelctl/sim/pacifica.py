@@ -222,7 +222,8 @@ class SimMarket:
     """One market for closing orders: a market order fills up to ``depth`` at ``bid`` (ask side) or ``ask`` (bid side),
     only if that price is within ``slippage_percent`` of ``mark``; ``lot_size`` and ``tick_size`` as "Get market info"
     (https://docs.pacifica.fi/api-documentation/api/rest-api/markets/get-market-info) lists them.
-    ``halted`` refuses every order (the venue's wording for that is not documented; the simulator's is "Market is halted")."""
+    ``halted`` refuses every order (the venue's wording for that is not documented;
+    the simulator's is "Market is halted")."""
 
     mark: Decimal = Decimal("60000")
     bid: Decimal = Decimal("59995")
@@ -271,7 +272,9 @@ class PacificaSim:
     twaps: dict = field(default_factory=dict)  # order_id -> SimTwap
     unbound_agent_answer: str = "bare"
     markets: dict = field(default_factory=lambda: {s: SimMarket() for s in ("BTC", "ETH", "SOL", "kBONK")})
-    market_orders: list = field(default_factory=list)  # every create_market_order that was run: payload and filled amount
+    market_orders: list = field(
+        default_factory=list
+    )  # every create_market_order that was run: payload and filled amount
     _ids: itertools.count = field(default_factory=lambda: itertools.count(51458))
 
     # -- set-up helpers (tests, demo) ---------------------------------------
@@ -380,10 +383,18 @@ class PacificaSim:
                 return bare("Invalid public key")
             return ok([t.view() for t in self.open_twaps(account)])
         if method == "GET" and route == "/info":
-            return ok([
-                {"symbol": sym, "tick_size": str(m.tick_size), "lot_size": str(m.lot_size), "min_order_size": str(m.lot_size), "max_leverage": 20}
-                for sym, m in self.markets.items()
-            ])
+            return ok(
+                [
+                    {
+                        "symbol": sym,
+                        "tick_size": str(m.tick_size),
+                        "lot_size": str(m.lot_size),
+                        "min_order_size": str(m.lot_size),
+                        "max_leverage": 20,
+                    }
+                    for sym, m in self.markets.items()
+                ]
+            )
         if method == "GET" and route == "/positions":
             if body:
                 return fail(400, "GET requests must not have a body", 400)
@@ -545,7 +556,9 @@ class PacificaSim:
         return ok({"cancelled_count": count})
 
     def _create_market(self, account: str, data: dict) -> tuple[int, dict]:
-        """``create_market_order`` (SDK ``rest/create_market_order.py``): fills at once against the market's price and depth.
+        """``create_market_order`` (SDK ``rest/create_market_order.py``).
+
+        It fills at once against the market's price and depth.
 
         A reduce-only order that would grow the position or flip it (larger
         than the position) is refused, as Pacifica refuses reduce-only
@@ -557,7 +570,12 @@ class PacificaSim:
             return fail(422, f"Market not found: {symbol}", 400)
         try:
             amount, slippage = Decimal(str(data.get("amount"))), Decimal(str(data.get("slippage_percent")))
-            if not (amount.is_finite() and slippage.is_finite()) or amount <= 0 or slippage < 0 or not isinstance(data.get("amount"), str):
+            if (
+                not (amount.is_finite() and slippage.is_finite())
+                or amount <= 0
+                or slippage < 0
+                or not isinstance(data.get("amount"), str)
+            ):
                 raise ArithmeticError
         except ArithmeticError:
             return fail(400, "Invalid order parameters: amount and slippage_percent are decimal strings", 400)
@@ -568,7 +586,9 @@ class PacificaSim:
         if amount % market.lot_size:
             return fail(422, f"Amount {amount} is not a multiple of lot size {market.lot_size}", 400)
         position = self.positions.get((account, symbol))
-        if reduce_only and (position is None or position.amount <= 0 or position.side == side or amount > position.amount):
+        if reduce_only and (
+            position is None or position.amount <= 0 or position.side == side or amount > position.amount
+        ):
             return fail(422, "Reduce only order would increase position", 400)
         price = market.bid if side == "ask" else market.ask
         bound = market.mark * (1 - slippage / 100) if side == "ask" else market.mark * (1 + slippage / 100)
@@ -576,7 +596,7 @@ class PacificaSim:
         filled = min(amount, market.depth) if within else Decimal(0)
         if filled:
             if position is None:
-                position = self.add_position(account, symbol, side, "0", str(price))
+                position = self.add_position(account, str(symbol), side, "0", str(price))
             if position.side == side or position.amount == 0:
                 position.side, position.amount = side, position.amount + filled
             elif filled <= position.amount:
@@ -584,7 +604,9 @@ class PacificaSim:
             else:  # only without reduce_only
                 position.side, position.amount = side, filled - position.amount
         order_id = next(self._ids)
-        self.market_orders.append({**{k: v for k, v in data.items() if k not in NOT_SIGNED}, "filled": str(filled), "order_id": order_id})
+        self.market_orders.append(
+            {**{k: v for k, v in data.items() if k not in NOT_SIGNED}, "filled": str(filled), "order_id": order_id}
+        )
         return ok({"order_id": order_id})
 
     def _batch(self, data: dict) -> tuple[int, dict]:

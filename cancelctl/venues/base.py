@@ -169,6 +169,8 @@ def id_list(value: object) -> list[str] | None:
         return None
     ids = [as_id(v) for v in value]
     return None if any(i is None for i in ids) else ids  # type: ignore[return-value]
+
+
 T = TypeVar("T")
 
 
@@ -332,7 +334,10 @@ class ClientBase:
 
     @contextmanager
     def live(self) -> Iterator[None]:
-        """Send for real inside the block even in a dry run: ``--dry-run --close-positions`` reads the positions it sizes from."""
+        """Send for real inside the block even in a dry run.
+
+        ``--dry-run --close-positions`` reads the positions it sizes from.
+        """
         was, self.dry_run = self.dry_run, False
         try:
             yield

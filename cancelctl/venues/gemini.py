@@ -43,7 +43,17 @@ from cancelctl.results import OpenOrder, ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import gemini as signing
 from cancelctl.transport import Answer, Deadline, send
-from cancelctl.venues.base import ClientBase, Reason, as_id, bad_order_ids, id_list, once_sent, parse_json, refusal, status_error
+from cancelctl.venues.base import (
+    ClientBase,
+    Reason,
+    as_id,
+    bad_order_ids,
+    id_list,
+    once_sent,
+    parse_json,
+    refusal,
+    status_error,
+)
 from cancelctl.venues.info import GEMINI
 
 if TYPE_CHECKING:
@@ -477,8 +487,13 @@ class Gemini(ClientBase):
     # -- closing positions --------------------------------------------------
 
     def _public(self, path: str) -> object:
-        """An unauthenticated GET (market data), retried safely; the parsed body. Sent in a dry run too (it changes nothing)."""
-        request = PreparedRequest(method="GET", url=f"{self.profile.base_url}{path}", headers={"Accept": "application/json"})
+        """An unauthenticated GET (market data), retried safely; the parsed body.
+
+        Sent in a dry run too (it changes nothing).
+        """
+        request = PreparedRequest(
+            method="GET", url=f"{self.profile.base_url}{path}", headers={"Accept": "application/json"}
+        )
         return self._retrying(lambda client: self._interpret(send(client, request, self.deadline), path))
 
     def _symbol(self, symbol: str) -> tuple[str, Decimal | None, Decimal | None]:
@@ -497,11 +512,13 @@ class Gemini(ClientBase):
         body = self._public(SYMBOL_DETAILS + quote(symbol, safe=""))
         if not isinstance(body, dict) or not isinstance(body.get("status"), str):
             raise OutcomeUnknown(f"Gemini's details of {symbol} came in an unexpected shape")
-        tick = pos.decimal(body["quote_increment"], "quote_increment") if body.get("quote_increment") is not None else None
+        tick = (
+            pos.decimal(body["quote_increment"], "quote_increment") if body.get("quote_increment") is not None else None
+        )
         step = pos.decimal(body["tick_size"], "tick_size") if body.get("tick_size") is not None else None
         return body["status"], tick, step
 
-    def _reference(self, position: dict, side: str) -> Decimal:
+    def _reference(self, position: dict[str, Any], side: str) -> Decimal:
         """The price the slippage is counted from: the position's mark price, else the best bid (sell) or ask (buy).
 
         Ticker source: https://github.com/gemini/developer-platform
@@ -520,8 +537,10 @@ class Gemini(ClientBase):
             raise OutcomeUnknown(f"Gemini's ticker of {position['symbol']} has no {field_name}")
         return pos.decimal(body[field_name], field_name)
 
-    def close_position(self, position: dict, slippage: Decimal) -> dict:
-        """Close one position with an immediate-or-cancel limit order; its ``closed`` row (see :mod:`cancelctl.closing`). Never raises.
+    def close_position(self, position: dict[str, Any], slippage: Decimal) -> dict[str, Any]:
+        """Close one position with an immediate-or-cancel limit order; its ``closed`` row. Never raises.
+
+        (Rows: see :mod:`cancelctl.closing`.)
 
         ``POST /v1/order/new`` (https://github.com/gemini/developer-platform
         ``specs/openapi/rest.yaml``: ``client_order_id``, ``symbol``,
@@ -539,8 +558,16 @@ class Gemini(ClientBase):
         from cancelctl import positions as pos
 
         side = pos.closing_side(position["side"])
-        row = {"symbol": position["symbol"], "side": position["side"], "size": position["size"], "order_id": None,
-               "client_order_id": None, "price": None, "status": "rejected", "reason": None}
+        row = {
+            "symbol": position["symbol"],
+            "side": position["side"],
+            "size": position["size"],
+            "order_id": None,
+            "client_order_id": None,
+            "price": None,
+            "status": "rejected",
+            "reason": None,
+        }
         try:
             status, tick, step = self._symbol(position["symbol"])
             if status not in TRADING_STATUSES:
@@ -561,8 +588,15 @@ class Gemini(ClientBase):
 
         cloid = str(uuid.uuid4())
         row.update(size=pos.text(size), price=pos.text(price), client_order_id=cloid)
-        fields = {"client_order_id": cloid, "symbol": position["symbol"], "amount": pos.text(size), "price": pos.text(price),
-                  "side": side, "type": "exchange limit", "options": ["immediate-or-cancel"]}
+        fields = {
+            "client_order_id": cloid,
+            "symbol": position["symbol"],
+            "amount": pos.text(size),
+            "price": pos.text(price),
+            "side": side,
+            "type": "exchange limit",
+            "options": ["immediate-or-cancel"],
+        }
         if self.dry_run:
             self._post(NEW_ORDER, fields)
             row["status"] = "dry-run"
@@ -590,7 +624,14 @@ class Gemini(ClientBase):
         if executed >= size:
             row.update(status="filled", reason=None)
         elif executed > 0:
-            row.update(status="partial", reason=f"{pos.text(size - executed)} not filled within {pos.text(slippage)}% ({reason or 'cancelled'})")
+            row.update(
+                status="partial",
+                reason=f"{pos.text(size - executed)} not filled within {pos.text(slippage)}% ({reason or 'cancelled'})",
+            )
         else:
-            row.update(status="rejected", reason=f"not filled within {pos.text(slippage)}% ({reason or 'cancelled'})", give_up=reason in CLOSED_REASONS)
+            row.update(
+                status="rejected",
+                reason=f"not filled within {pos.text(slippage)}% ({reason or 'cancelled'})",
+                give_up=reason in CLOSED_REASONS,
+            )
         return row

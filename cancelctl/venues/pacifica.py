@@ -764,7 +764,8 @@ class Pacifica(ClientBase):
                     if self.blocked is not None or isinstance(result.error, (AuthError, ConfigError)):
                         for i in ids[start + len(chunk) :]:  # credentials: nothing more is sent for this profile
                             result.reject(
-                                i, f"not sent: {(result.error or self.blocked).message}"  # type: ignore[union-attr]
+                                i,
+                                f"not sent: {(result.error or self.blocked).message}",  # type: ignore[union-attr]
                             )
                         break
         if gone:
@@ -979,7 +980,6 @@ class Pacifica(ClientBase):
             rows.append(pos.row(p["symbol"], side, amount, p.get("entry_price")))
         return rows
 
-
     def _lot_size(self, symbol: str) -> Decimal | None:
         """The market's ``lot_size`` from ``GET /info`` (None: no such market).
 
@@ -1002,8 +1002,10 @@ class Pacifica(ClientBase):
             return None
         return pos.decimal(market.get("lot_size"), "lot_size")
 
-    def close_position(self, position: dict, slippage: Decimal) -> dict:
-        """Close one position with a reduce-only market order; its ``closed`` row (see :mod:`cancelctl.closing`). Never raises.
+    def close_position(self, position: dict[str, Any], slippage: Decimal) -> dict[str, Any]:
+        """Close one position with a reduce-only market order; its ``closed`` row. Never raises.
+
+        (Rows: see :mod:`cancelctl.closing`.)
 
         ``POST /orders/create_market``, operation ``create_market_order``
         (Pacifica's Python SDK, https://github.com/pacifica-fi/python-sdk
@@ -1022,8 +1024,16 @@ class Pacifica(ClientBase):
 
         from cancelctl import positions as pos
 
-        row = {"symbol": position["symbol"], "side": position["side"], "size": position["size"], "order_id": None,
-               "client_order_id": None, "price": None, "status": "rejected", "reason": None}
+        row = {
+            "symbol": position["symbol"],
+            "side": position["side"],
+            "size": position["size"],
+            "order_id": None,
+            "client_order_id": None,
+            "price": None,
+            "status": "rejected",
+            "reason": None,
+        }
         try:
             lot = self._lot_size(position["symbol"])
         except CancelctlError as e:
@@ -1038,14 +1048,22 @@ class Pacifica(ClientBase):
             return row
         cloid = str(uuid.uuid4())
         row.update(size=pos.text(size), client_order_id=cloid)
-        payload = {"symbol": position["symbol"], "side": "ask" if position["side"] == "long" else "bid", "amount": pos.text(size),
-                   "reduce_only": True, "slippage_percent": pos.text(slippage), "client_order_id": cloid}
+        payload = {
+            "symbol": position["symbol"],
+            "side": "ask" if position["side"] == "long" else "bid",
+            "amount": pos.text(size),
+            "reduce_only": True,
+            "slippage_percent": pos.text(slippage),
+            "client_order_id": cloid,
+        }
         if self.dry_run:
             self._post(CREATE_MARKET, "create_market_order", payload)
             row["status"] = "dry-run"
             return row
         try:
-            body = self._request(lambda ts: self._prepare(CREATE_MARKET, "create_market_order", payload, ts), resend=False)
+            body = self._request(
+                lambda ts: self._prepare(CREATE_MARKET, "create_market_order", payload, ts), resend=False
+            )
         except OutcomeUnknown as e:
             row.update(status="unknown", reason=e.message)
             return row
