@@ -70,11 +70,23 @@ def _rows(result: ProfileResult) -> list[tuple[str, str, str]]:
             rows.append(("-", "none open", "no open orders"))
     twap = set(result.twap)
     rows += [(i, "cancelled", "TWAP order" if i in twap else "") for i in result.cancelled]
-    rows += [(r["id"], "rejected", r["reason"]) for r in result.rejected]
-    rows += [(i, "unknown", "fate unknown: check the venue") for i in result.unknown]
+    still_open = set(result.remaining or ())
+    rejected = {r["id"] for r in result.rejected}
     rows += [
+        (
+            r["id"],
+            "rejected",
+            r["reason"]
+            + ("; still open after verification" if r["id"] in still_open else "")
+            + (" (TWAP order)" if r["id"] in still_open and r["id"] in twap else ""),
+        )
+        for r in result.rejected
+    ]
+    rows += [(i, "unknown", "fate unknown: check the venue") for i in result.unknown]
+    rows += [  # one row per ID: a rejected order still open is its rejection row, which says so
         (i, "open", "still open after verification" + (" (TWAP order)" if i in twap else ""))
         for i in result.remaining or []
+        if i not in rejected
     ]
     if result.dry_run and result.requests is not None:
         rows.append(("-", "dry-run", f"{len(result.requests)} request(s) signed, none sent"))

@@ -20,6 +20,11 @@ from cancelctl.errors import CancelctlError, ExitCode, combine
 
 SCHEMA = "cancelctl/1"
 WIDE_ACTIONS = {"cancel_all", "cancel_session", "cancel_all_orders"}
+# Wide actions whose verification reads their whole scope. ``cancel_session``
+# is not one: the book does not say which orders were the session's, so its
+# verification covers only the IDs the venue's answer named, and an empty
+# check after an unreadable answer confirms nothing.
+BOOK_VERIFIED_ACTIONS = {"cancel_all", "cancel_all_orders"}
 
 
 class Rejection(TypedDict):
@@ -102,8 +107,8 @@ class ProfileResult:
         done = bool(self.cancelled) or bool(self.cancelled_count)
         if self.verify_error is not None:
             return ExitCode.UNKNOWN
-        if self.remaining == [] and self.action in WIDE_ACTIONS:
-            return ExitCode.OK  # verified: no open orders
+        if self.remaining == [] and self.action in BOOK_VERIFIED_ACTIONS:
+            return ExitCode.OK  # verified: no open orders in the whole scope
         if self.unknown:
             return ExitCode.UNKNOWN
         if self.remaining:

@@ -155,10 +155,21 @@ def _settle_on_last_read(result: ProfileResult, e: CancelctlError) -> bool:
 
 
 def _settle(result: ProfileResult, still_open: set[str]) -> None:
-    """Drop rejections of IDs a later round cancelled; IDs of unknown fate seen closed get a known fate."""
+    """One fate per ID after the last read of the book.
+
+    Rejections of IDs a later round cancelled are dropped; IDs of unknown
+    fate seen closed get a known fate. An ID the last read still lists is
+    open (``remaining``), whatever an earlier answer said: it leaves
+    ``cancelled`` and ``unknown`` (a venue that answered "cancelled" about an
+    order it still lists has not cancelled it). A rejected ID still open
+    keeps its rejection (the venue's reason says why it is open).
+    """
     cancelled = set(result.cancelled)
     result.rejected = [r for r in result.rejected if r["id"] not in cancelled]
     for order_id in [i for i in result.unknown if i not in still_open]:
         result.unknown.remove(order_id)
         if order_id not in cancelled:
             result.reject(order_id, "not open at verification: cancelled or filled")
+    listed = set(result.remaining or ())
+    result.cancelled = [i for i in result.cancelled if i not in listed]
+    result.unknown = [i for i in result.unknown if i not in listed]

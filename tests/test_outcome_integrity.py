@@ -740,3 +740,39 @@ def test_10_heartbeat_goes_on_with_an_unwritable_state_dir(sim, env):
     assert proc.returncode == 0, err
     assert len(sim.requests("/v1/heartbeat")) >= 2 and all(r["status"] == 200 for r in sim.requests("/v1/heartbeat"))
     assert err.count("could not write") == 1 and "Fix:" in err
+
+
+# -- found by the adversarial pass: one row per ID, and a session check confirms only what it covers -----
+
+
+def test_session_cancel_with_an_unreadable_answer_is_never_confirmed_by_an_empty_check(gem, env):
+    # The answer names no orders, so the check covers none: an order open in the book says nothing about
+    # the session, and the run must not say done (it said exit 0, "no open orders", before).
+    gem.script("/v1/order/cancel/session", reply(200, {"result": "ok"}))
+    gem.script(G_ORDERS, reply(200, [{"order_id": "41", "symbol": "btcusd", "side": "buy"}]))
+    proc = env.run("cancel", "session", "--verify", "--json", "--timeout", "2")
+    r = result_of(proc)
+    assert proc.returncode == 5, proc.stderr
+    assert r["status"] == "unknown" and r["error"]["kind"] == "unknown"
+    assert audit(env)[-1]["exit_code"] == 5
+
+
+def test_an_order_answered_cancelled_but_still_listed_has_one_row_open(gem, env):
+    gem.script(G_CANCEL, reply(200, {"order_id": "5", "is_live": False, "is_cancelled": True}))
+    gem.script(G_ORDERS, reply(200, [{"order_id": "5", "symbol": "btcusd", "side": "buy"}]))
+    proc = env.run("cancel", "order", "5", "--verify", "--json", "--timeout", "1.5")
+    r = result_of(proc)
+    assert proc.returncode == 3, proc.stderr
+    assert r["remaining"] == ["5"] and rows(r) == {}  # open, and in no other list
+    tsv = env.run("cancel", "order", "5", "--verify", "--timeout", "1.5")
+    lines = [line.split("\t") for line in tsv.stdout.splitlines() if line.strip()]
+    assert [(f[3], f[4]) for f in lines] == [("5", "open")], tsv.stdout
+
+
+def test_a_rejected_order_still_listed_has_one_row_saying_both(gem, env):
+    gem.script(G_CANCEL, reply(400, {"result": "error", "reason": "InvalidOrder", "message": "cannot cancel"}))
+    gem.script(G_ORDERS, reply(200, [{"order_id": "6", "symbol": "btcusd", "side": "buy"}]))
+    proc = env.run("cancel", "order", "6", "--verify", "--timeout", "1.5")
+    lines = [line.split("\t") for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0][3:5] == ["6", "rejected"], proc.stdout
+    assert "still open after verification" in lines[0][5]

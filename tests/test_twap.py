@@ -79,7 +79,9 @@ def test_a_twap_that_will_not_cancel_is_remaining(pac, env, sim):
     r = parse_json(proc)["results"][0]
     assert r["remaining"] == [str(twap)] and r["twap"] == [str(twap)]
     tsv = env.run("panic", "--timeout", "3")
-    assert f"{twap}\topen\tstill open after verification (TWAP order)" in tsv.stdout
+    # one row for the ID: the venue's refusal, which says the TWAP order is still open
+    assert f"{twap}\trejected\tFailed to cancel order; still open after verification (TWAP order)" in tsv.stdout
+    assert tsv.stdout.count(f"\t{twap}\t") == 1, tsv.stdout
 
 
 def test_orders_lists_twaps(pac, env):
