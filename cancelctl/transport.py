@@ -261,6 +261,38 @@ def check_proxies() -> None:
                 ) from None
 
 
+def broken_proxy(scheme: str) -> ConfigError | None:
+    """The ConfigError (78) for the proxy variable httpx uses for ``scheme`` (``http``/``https``) when its host
+    cannot be a host name (``http://a b:1``, ``http://:8080``); None when there is none or it looks usable.
+
+    httpx accepts such a URL when it builds the client and fails only when it
+    connects, which would otherwise read as the venue being unreachable (75,
+    "retry") after the whole deadline. Asked only after a connection failed,
+    so a variable that a request never uses cannot stop a cancel. The value
+    is never echoed (it can hold a password).
+    """
+    import os
+    import re
+
+    import httpx
+
+    for name in (f"{scheme.upper()}_PROXY", f"{scheme.lower()}_proxy", "ALL_PROXY", "all_proxy"):
+        value = os.environ.get(name)
+        if not value:
+            continue
+        try:
+            host = httpx.URL(value if "://" in value else "http://" + value).host
+        except (httpx.InvalidURL, ValueError, TypeError):
+            host = ""
+        if not re.fullmatch(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+", host or ""):
+            return ConfigError(
+                f"${name} is not a proxy URL cancelctl can use (its host is not a host name)",
+                hint=f"use http://HOST:PORT, or unset {name}",
+            )
+        return None
+    return None
+
+
 def new_client() -> httpx.Client:
     """An httpx client for one profile (keep-alive across that profile's requests).
 
@@ -324,6 +356,9 @@ def send(client: httpx.Client, request: PreparedRequest, deadline: Deadline) -> 
     except Stopped:
         raise NotSent("the run was stopped before the request was sent") from None
     except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+        broken = broken_proxy(str(request.url).split(":", 1)[0])
+        if broken is not None:  # the proxy, not the venue: no retry fixes it
+            raise broken from None
         raise NotSent(f"cannot reach {host}: {_why(e)}") from None
     except httpx.PoolTimeout:
         raise NotSent(f"cannot reach {host}: no connection before the deadline") from None

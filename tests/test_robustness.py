@@ -189,6 +189,8 @@ BROKEN_NETWORK_ENV = [
     ("HTTPS_PROXY", "socks5://127.0.0.1:1080"),
     ("HTTPS_PROXY", "gopher://proxy.example:70"),
     ("ALL_PROXY", "http://[::1"),
+    ("HTTP_PROXY", "http://a b:1"),  # httpx builds the client and fails only when it connects
+    ("HTTP_PROXY", "http://:8080"),
     ("SSL_CERT_FILE", "/nonexistent/ca.pem"),
     ("SSL_CERT_FILE", "/etc/hostname"),
     ("SSL_CERT_DIR", "/nonexistent/certs"),
