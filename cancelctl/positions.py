@@ -12,10 +12,11 @@ round the same way and tests can check the rules as properties.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
-from cancelctl.errors import OutcomeUnknown, UsageProblem
+from cancelctl.errors import CancelctlError, NotSent, OutcomeUnknown, UsageProblem
 
 DEFAULT_MAX_SLIPPAGE = Decimal("0.5")  # percent (contract, "Positions")
 MAX_SLIPPAGE_LIMIT = Decimal("50")  # percent; more is a typo, not a price bound
@@ -81,6 +82,45 @@ def parse_slippage(value: str | float | None) -> Decimal:
             hint="e.g. --max-slippage 0.5",
         )
     return d
+
+
+def close_row(position: dict[str, Any]) -> dict[str, Any]:
+    """A ``closed`` row for ``position`` before anything is sent: ``rejected`` with no order and no reason yet.
+
+    Shape (docs/json.md, "closed"): ``{"symbol", "side", "size", "order_id",
+    "client_order_id", "price", "status", "reason"}``; each venue fills in
+    what it sent and what the venue answered.
+    """
+    return {
+        "symbol": position["symbol"],
+        "side": position["side"],
+        "size": position["size"],
+        "order_id": None,
+        "client_order_id": None,
+        "price": None,
+        "status": "rejected",
+        "reason": None,
+    }
+
+
+def send_close(row: dict[str, Any], send: Callable[[], Any]) -> tuple[bool, Any]:
+    """Send one closing order with ``send()``: ``(True, answer)`` when the venue answered.
+
+    Otherwise ``(False, None)`` and ``row`` says why: ``unknown`` when the
+    answer was lost (OutcomeUnknown; never resent, the caller reads the
+    positions again), ``not sent: ...`` (NotSent), or the venue's refusal
+    (any other CancelctlError), marked ``give_up``: the same order would be
+    refused again.
+    """
+    try:
+        return True, send()
+    except OutcomeUnknown as e:
+        row.update(status="unknown", reason=e.message)
+    except NotSent as e:
+        row["reason"] = f"not sent: {e.message}"
+    except CancelctlError as e:
+        row.update(reason=e.venue_reason or e.message, give_up=True)
+    return False, None
 
 
 def closing_side(side: str) -> str:

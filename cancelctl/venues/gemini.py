@@ -558,16 +558,7 @@ class Gemini(ClientBase):
         from cancelctl import positions as pos
 
         side = pos.closing_side(position["side"])
-        row = {
-            "symbol": position["symbol"],
-            "side": position["side"],
-            "size": position["size"],
-            "order_id": None,
-            "client_order_id": None,
-            "price": None,
-            "status": "rejected",
-            "reason": None,
-        }
+        row = pos.close_row(position)
         try:
             status, tick, step = self._symbol(position["symbol"])
             if status not in TRADING_STATUSES:
@@ -601,16 +592,8 @@ class Gemini(ClientBase):
             self._post(NEW_ORDER, fields)
             row["status"] = "dry-run"
             return row
-        try:
-            body = self._post(NEW_ORDER, fields, resend=False)
-        except OutcomeUnknown as e:
-            row.update(status="unknown", reason=e.message)
-            return row
-        except NotSent as e:
-            row["reason"] = f"not sent: {e.message}"
-            return row
-        except CancelctlError as e:  # refused (or credentials): the same again would be refused again
-            row.update(reason=e.venue_reason or e.message, give_up=True)
+        answered, body = pos.send_close(row, lambda: self._post(NEW_ORDER, fields, resend=False))
+        if not answered:
             return row
         try:
             if not isinstance(body, dict) or body.get("order_id") is None:

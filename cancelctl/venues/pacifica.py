@@ -1024,16 +1024,7 @@ class Pacifica(ClientBase):
 
         from cancelctl import positions as pos
 
-        row = {
-            "symbol": position["symbol"],
-            "side": position["side"],
-            "size": position["size"],
-            "order_id": None,
-            "client_order_id": None,
-            "price": None,
-            "status": "rejected",
-            "reason": None,
-        }
+        row = pos.close_row(position)
         try:
             lot = self._lot_size(position["symbol"])
         except CancelctlError as e:
@@ -1060,18 +1051,13 @@ class Pacifica(ClientBase):
             self._post(CREATE_MARKET, "create_market_order", payload)
             row["status"] = "dry-run"
             return row
-        try:
-            body = self._request(
+        answered, body = pos.send_close(
+            row,
+            lambda: self._request(
                 lambda ts: self._prepare(CREATE_MARKET, "create_market_order", payload, ts), resend=False
-            )
-        except OutcomeUnknown as e:
-            row.update(status="unknown", reason=e.message)
-            return row
-        except NotSent as e:
-            row["reason"] = f"not sent: {e.message}"
-            return row
-        except CancelctlError as e:
-            row.update(reason=e.venue_reason or e.message, give_up=True)
+            ),
+        )
+        if not answered:
             return row
         data = _unwrap(body)
         order_id = data.get("order_id") if isinstance(data, dict) else None
