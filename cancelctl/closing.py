@@ -102,17 +102,36 @@ def close(client: Any, result: ProfileResult, slippage: Decimal) -> None:
     closing orders are signed and kept in ``result.requests`` with rows of
     status ``dry-run``, and nothing is sent.
     """
+    from decimal import Decimal
+
     result.closing = True
     result.closed = []
     given_up: set[str] = set()
     positions = _read(client, result)
+    # symbol -> the most that may still be sent to close it: the first read's size less the size of every
+    # earlier order that filled, partly filled or whose fate is unknown. A read that lags behind fills (or a
+    # venue whose answer and read disagree) can then never make the closes add up to more than the position.
+    # A symbol listed twice (a venue that repeats itself) counts once, at its larger size.
+    budget: dict[str, Decimal] = {}
+    for p in positions or ():
+        budget[p["symbol"]] = max(budget.get(p["symbol"], Decimal(0)), Decimal(p["size"]))
     for _round in range(1 + RETRIES):
         if not positions:
             return
-        todo = [p for p in positions if p["symbol"] not in given_up]
+        todo = []
+        planned: dict[str, Decimal] = {}
+        for p in positions:
+            symbol = p["symbol"]
+            left = budget.get(symbol, Decimal(0)) - planned.get(symbol, Decimal(0))
+            if symbol in given_up or left <= 0:
+                continue
+            size = min(Decimal(p["size"]), left)
+            planned[symbol] = planned.get(symbol, Decimal(0)) + size
+            todo.append(p if size == Decimal(p["size"]) else dict(p, size=_text(size)))
         if not todo or client.deadline.remaining() <= 0.1:
             return
         rows = []
+        executed: dict[int, Decimal | None] = {}  # the amount the venue's answer says filled (Gemini IOC)
         for p in todo:
             try:
                 row = client.close_position(p, slippage)
@@ -129,6 +148,7 @@ def close(client: Any, result: ProfileResult, slippage: Decimal) -> None:
                 }
             if row.pop("give_up", False):
                 given_up.add(p["symbol"])
+            executed[id(row)] = row.pop("executed", None)
             rows.append(row)
             result.closed.append(row)
         if client.dry_run:
@@ -136,6 +156,7 @@ def close(client: Any, result: ProfileResult, slippage: Decimal) -> None:
         time.sleep(min(SETTLE_S.get(client.venue, 0.0), max(0.0, client.deadline.remaining() - 0.1)))
         before = {p["symbol"]: p for p in positions}
         positions = _read(client, result)
+        after = {p["symbol"]: p for p in positions or ()}
         if positions is None:
             for row in rows:
                 row.pop("slippage", None)
@@ -143,3 +164,19 @@ def close(client: Any, result: ProfileResult, slippage: Decimal) -> None:
                     row["status"], row["reason"] = "unknown", "sent; the positions could not be read back"
             return
         _settle(rows, before, positions)
+        for row in rows:
+            symbol = row["symbol"]
+            if row["status"] == "rejected" or symbol not in budget:
+                continue
+            filled = executed.get(id(row))
+            try:
+                if filled is not None:  # the venue said how much filled
+                    budget[symbol] -= filled
+                elif row["status"] == "unknown":  # a lost answer: it may all have filled
+                    budget[symbol] -= Decimal(str(row["size"]))
+                else:  # a reduce-only order (Pacifica): what the read shows closed
+                    old, new = before[symbol], after.get(symbol)
+                    left = Decimal(new["size"]) if new is not None and new["side"] == old["side"] else Decimal(0)
+                    budget[symbol] -= max(Decimal(0), Decimal(old["size"]) - left)
+            except (ArithmeticError, ValueError, KeyError):  # a size that is no number: send nothing more for it
+                budget[symbol] = Decimal(0)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from cancelctl.results import Report
     from cancelctl.runner import Outcome
 
-CANCELLING = {"cancel", "panic", "deadman"}  # commands whose every run leaves an audit line
+CANCELLING = {"cancel", "panic", "deadman", "close-positions"}  # commands whose every run leaves an audit line
 
 
 def _audit(report: Report, reason: str | None, elapsed_ms: float, argv: list[str] | None = None) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from cancelctl.errors import CancelctlError, NotSent, OutcomeUnknown, UsageProblem
 
+MAX_EXPONENT = 30  # decimal exponent bound of any venue number a close may compute with
 DEFAULT_MAX_SLIPPAGE = Decimal("0.5")  # percent (contract, "Positions")
 MAX_SLIPPAGE_LIMIT = Decimal("50")  # percent; more is a typo, not a price bound
 PACIFICA_SETTLE_S = 0.3  # Pacifica delays market orders about 200 ms (docs "Create market order"): read back after this
@@ -35,7 +36,9 @@ def decimal(value: object, what: str) -> Decimal:
         d = Decimal(str(value).strip())
     except InvalidOperation:
         raise OutcomeUnknown(f"unreadable {what} in the venue's position list: {str(value)[:40]!r}") from None
-    if not d.is_finite():
+    # No real size, price, tick or lot is beyond 1e30 or finer than 1e-30; past that the arithmetic of a
+    # close (rounding to a tick, pricing through the slippage) overflows, so such a value is unreadable.
+    if not d.is_finite() or (d != 0 and not -MAX_EXPONENT <= d.adjusted() <= MAX_EXPONENT):
         raise OutcomeUnknown(f"unreadable {what} in the venue's position list: {str(value)[:40]!r}")
     return d
 

@@ -603,6 +603,7 @@ class Gemini(ClientBase):
             row.update(status="unknown", reason="Gemini's answer to the closing order came in an unexpected shape")
             return row
         row["order_id"] = str(body["order_id"])
+        row["executed"] = executed  # for the caller's budget (closing.close); not part of the row
         reason = body.get("reason") if isinstance(body.get("reason"), str) else None
         if executed >= size:
             row.update(status="filled", reason=None)

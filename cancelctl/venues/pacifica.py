@@ -964,6 +964,9 @@ class Pacifica(ClientBase):
         body = self._get(POSITIONS, {"account": self.account})
         if body is None:  # dry run
             return []
+        if isinstance(body, dict) and "success" in body and body.get("success") is not True:
+            # an envelope without success (e.g. "database timeout" with data: []) is a list not read, never "flat"
+            raise OutcomeUnknown("Pacifica did not confirm its position list (success is not true)")
         data = _unwrap(body)
         if not isinstance(data, list):
             raise OutcomeUnknown("Pacifica's position list came in an unexpected shape")
