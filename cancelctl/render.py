@@ -106,7 +106,13 @@ def _rows(result: ProfileResult) -> list[tuple[str, str, str]]:
 
 
 def position_text(p: dict[str, Any]) -> str:
-    """``BTC long 0.5 @ 61200 (mark 61000, unrealized PnL -100)``."""
+    """``BTC long 0.5 @ 61200 (mark 61000, unrealized PnL -100)``: one printable, bounded line (venue text)."""
+    from cancelctl.text import one_line
+
+    return one_line(_position_text(p))
+
+
+def _position_text(p: dict[str, Any]) -> str:
     text = f"{p['symbol']} {p['side']} {p['size']}"
     if p.get("entry_price") is not None:
         text += f" @ {p['entry_price']}"

@@ -127,3 +127,11 @@ def test_close_positions_leaves_an_audit_line_when_it_fails_early(env, tmp_path)
     assert proc.returncode == 78, proc.stderr
     audit = (env.state_dir / "audit.jsonl").read_text().splitlines()
     assert len(audit) == 1 and '"exit_code":78' in audit[0].replace(" ", "")
+
+
+def test_a_position_symbol_cannot_write_escapes_or_lines_to_the_terminal(pac, env):
+    symbol = "BTC\x1b]0;PWNED\x07\x1b[2J\ncancelctl: all flat, exit 0"
+    pac.script(P + "/positions", ok([{"symbol": symbol, "side": "bid", "amount": "1", "entry_price": "60000"}]))
+    proc = env.run("panic", "--close-positions", "--timeout", "3")
+    assert "\x1b" not in proc.stderr + proc.stdout
+    assert not any(line.startswith("cancelctl: all flat") for line in proc.stderr.splitlines()), proc.stderr
