@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from cancelctl.venues.base import VenueClient
     from cancelctl.venues.pacifica import Pacifica
 
-#: Each venue's widest cancel (Gemini cancel-all, Pacifica cancel_all_orders on all symbols), verified flat.
+#: Each venue's widest cancel (Gemini cancel-all, Pacifica cancel_all_orders, all symbols); verified: no open orders.
 WIDEST = Action(lambda c: c.cancel_all(), scope=everything)
 
 def _session(client: VenueClient) -> ProfileResult:
