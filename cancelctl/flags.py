@@ -40,6 +40,74 @@ VALUE_OPTIONS = frozenset(
 )
 
 
+#: The root's own options (``cancelctl --debug ...``); every other option belongs to a command.
+ROOT_OPTIONS = frozenset({"--debug", "--version"})
+#: Commands that are groups: their command path is two words (``cancel all``). tests/test_structure.py
+#: keeps this equal to the typer tree's.
+GROUPS = frozenset({"cancel", "keys", "profiles"})
+
+
+def _takes_next(word: str) -> bool:
+    """Whether the word after ``word`` is its value: ``--symbol``, ``-p``, or a short cluster ending in ``p``
+    (``-qp NAME``); ``--symbol=S`` and ``-pNAME`` carry their value."""
+    if word.startswith("--"):
+        return "=" not in word and word in VALUE_OPTIONS
+    if len(word) < 2:
+        return False
+    for k in range(1, len(word)):
+        if "-" + word[k] in VALUE_OPTIONS:
+            return k == len(word) - 1
+    return False
+
+
+def arrange(argv: list[str]) -> list[str]:
+    """``argv`` with every option where typer reads it, so a hurried order of words works; never raises.
+
+    Options written before the command path (``cancelctl -p sim --json cancel all``, ``cancelctl cancel -q
+    all``) move to just after it (``cancel all -p sim --json``); ``--debug`` written after it moves to the
+    front, where the root reads it. Nothing else changes: values stay with their options, the order of
+    repeated options (``-p a -p b``) is kept, and nothing after ``--`` moves. A line without a complete
+    command path, or with ``--help`` before it, is returned as it is (typer's own help and errors).
+    """
+    front: list[str] = []
+    moved: list[str] = []
+    path: list[str] = []
+    need = 1
+    i = 0
+    while i < len(argv) and len(path) < need:
+        word = argv[i]
+        i += 1
+        if word in ("--", "--help"):
+            return list(argv)
+        if not word.startswith("-") or word == "-":
+            path.append(word)
+            need = 2 if len(path) == 1 and word in GROUPS else need
+        elif word in ROOT_OPTIONS:
+            front.append(word)
+        else:
+            moved.append(word)
+            if _takes_next(word) and i < len(argv):
+                moved.append(argv[i])
+                i += 1
+    if len(path) < need:
+        return list(argv)
+    rest: list[str] = []
+    while i < len(argv):
+        word = argv[i]
+        i += 1
+        if word == "--":
+            rest += argv[i - 1 :]
+            break
+        if word == "--debug":
+            front.append(word)
+            continue
+        rest.append(word)
+        if _takes_next(word) and i < len(argv):
+            rest.append(argv[i])
+            i += 1
+    return front + path + moved + rest
+
+
 @dataclass(frozen=True)
 class EarlyFlags:
     """What the funnel needs to know of the command line."""
@@ -72,7 +140,7 @@ def parse(argv: list[str]) -> EarlyFlags:
             command = command or word
             continue
         name, has_value, value = word.partition("=")
-        if name in VALUE_OPTIONS:
+        if name in VALUE_OPTIONS or _takes_next(word):
             if not has_value:
                 if i >= len(argv):
                     break

@@ -119,7 +119,7 @@ def _run(argv: list[str] | None) -> int:
         # dozens of times over them before the first cancel. Collecting every
         # 50,000 allocations keeps long runs (heartbeat, deadman, sim) bounded.
         gc.set_threshold(50_000)
-        from cancelctl.errors import CancelctlError, ExitCode, UsageProblem
+        from cancelctl.errors import CancelctlError, ExitCode
         from cancelctl.flags import env_bool
 
         if env_bool("CANCELCTL_DEBUG") is None:
@@ -129,10 +129,11 @@ def _run(argv: list[str] | None) -> int:
         from cancelctl.cli import build
 
         try:
-            rv = build(flags.command)(args=argv, prog_name="cancelctl", standalone_mode=False)
+            rv = build(flags.command)(args=flags_mod.arrange(argv), prog_name="cancelctl", standalone_mode=False)
         except typer.TyperException as e:  # usage errors from argument parsing
-            message = e.format_message() if hasattr(e, "format_message") else str(e)
-            return _fail(UsageProblem(message, hint="see cancelctl --help"), flags, argv, audited=audited)
+            from cancelctl.cli import usage_problem
+
+            return _fail(usage_problem(e), flags, argv, audited=audited)
         except typer.Abort:
             return _fail(
                 CancelctlError("aborted", exit_code=ExitCode.INTERRUPTED, kind="interrupted"),

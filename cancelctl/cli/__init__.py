@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from cancelctl import __version__
+from cancelctl.errors import UsageProblem
 
 HELP = "The panic button for crypto trading: cancel every resting order, verified."
 
@@ -69,12 +70,46 @@ def build(command: str | None = None) -> typer.Typer:
     for name, (module, attribute) in COMMANDS.items():
         if only is not None and name != only:
             continue
-        target = getattr(import_module(module), attribute)
+        loaded = import_module(module)
+        target = getattr(loaded, attribute)
         if attribute == "app":
             app.add_typer(target, name=name)
-        else:
-            app.command(name)(target)
+        else:  # a module's EXAMPLES: {command name: its --help epilog}
+            app.command(name, epilog=getattr(loaded, "EXAMPLES", {}).get(name))(target)
     return app
+
+
+def usage_problem(e: Exception) -> UsageProblem:
+    """A usage error from typer's parse as cancelctl's (exit 2), with the fix a hurried user needs.
+
+    The hint names the ``--help`` of the command that refused the line (``cancelctl cancel order --help``,
+    not the top level); a command typed in the wrong case or misspelt (``cancelctl PANIC``) gets the
+    command meant; a profile written as an argument (``cancelctl panic sim``) gets ``-p sim``.
+    """
+    import difflib
+    import re
+
+    from cancelctl.config import PROFILE_NAME
+
+    message = e.format_message() if hasattr(e, "format_message") else str(e)
+    ctx = getattr(e, "ctx", None)
+    path = ctx.command_path if ctx is not None else "cancelctl"
+    command = ctx.command if ctx is not None else None
+    hint = f"see {path} --help"
+    unknown = re.match(r"No such command '(.*)'", message)
+    extra = re.search(r"unexpected extra arguments?(?:\(s\))? \((.*)\)", message)
+    if unknown and "did you mean" not in message.lower() and command is not None and hasattr(command, "list_commands"):
+        names = command.list_commands(ctx)
+        word = unknown.group(1)
+        near = [n for n in names if n == word.lower()] or difflib.get_close_matches(word.lower(), names, n=1)
+        if near:
+            hint = f"did you mean: {path} {near[0]}? {hint}"
+    elif extra and command is not None and any("-p" in getattr(p, "opts", ()) for p in command.params):
+        words = extra.group(1).split()
+        if words and all(PROFILE_NAME.fullmatch(w) for w in words):
+            what = "a profile" if len(words) == 1 else "profiles"
+            hint = f"to name {what}: {path} {' '.join(f'-p {w}' for w in words)}; {hint}"
+    return UsageProblem(message, hint=hint)
 
 
 def __getattr__(name: str) -> typer.Typer:

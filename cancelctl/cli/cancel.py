@@ -8,7 +8,18 @@ import typer
 
 from cancelctl import config as config_mod
 from cancelctl import runner
-from cancelctl.cli.common import DryRunOpt, JsonOpt, ProfileOpt, QuietOpt, ReasonOpt, TimeoutOpt, VerifyOpt, options
+from cancelctl.cli.common import (
+    DryRunOpt,
+    JsonOpt,
+    ProfileOpt,
+    QuietOpt,
+    ReasonOpt,
+    TimeoutOpt,
+    VerifyOpt,
+    YesOpt,
+    examples,
+    options,
+)
 from cancelctl.errors import UsageProblem
 from cancelctl.runner import Action
 from cancelctl.venues.info import VENUES
@@ -41,7 +52,14 @@ def _pacifica(client: VenueClient) -> Pacifica:
 app = typer.Typer(help="Cancel orders: everything, a session, chosen orders.", no_args_is_help=True)
 
 
-@app.command("all")
+@app.command(
+    "all",
+    epilog=examples(
+        "cancelctl cancel all -p main",
+        "cancelctl cancel all -p main -p pac --verify --reason 'news spike'",
+        "cancelctl cancel all --json | jq .exit_code",
+    ),
+)
 def cancel_all(
     ctx: typer.Context,
     profile: ProfileOpt = None,
@@ -51,6 +69,7 @@ def cancel_all(
     timeout: TimeoutOpt = 10.0,
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
+    yes: YesOpt = False,
 ) -> runner.Outcome:
     """Cancel every open order of the account: Gemini cancel-all (every session, UI orders included); Pacifica all
     symbols, then each TWAP order."""
@@ -59,7 +78,13 @@ def cancel_all(
     return runner.run(profiles, WIDEST, opts)
 
 
-@app.command("session")
+@app.command(
+    "session",
+    epilog=examples(
+        "cancelctl cancel session -p bot",
+        "cancelctl cancel session -p bot --verify --reason 'bot restart'",
+    ),
+)
 def cancel_session(
     ctx: typer.Context,
     profile: ProfileOpt = None,
@@ -69,6 +94,7 @@ def cancel_session(
     timeout: TimeoutOpt = 10.0,
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
+    yes: YesOpt = False,
 ) -> runner.Outcome:
     """Gemini only: cancel the orders of this API key's session (other sessions and UI orders stay)."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
@@ -82,14 +108,22 @@ def cancel_session(
     return runner.run(profiles, Action(_session, "cancel_session", answered), opts)
 
 
-@app.command("order")
+@app.command(
+    "order",
+    epilog=examples(
+        "cancelctl cancel order 330429106 330429079 -p main",
+        "cancelctl cancel order 8121, 8122 --symbol BTC -p pac",
+        "cancelctl cancel order 8130 --stop --symbol BTC -p pac",
+    ),
+)
 def cancel_order(
     ctx: typer.Context,
     order_ids: Annotated[
         list[str],
         typer.Argument(
             metavar="ID...",
-            help="Order IDs (Gemini: positive integers; Pacifica: integers, or UUIDs with --client-order-id).",
+            help="Order IDs, separated by blanks or commas (Gemini: positive integers; Pacifica: integers, or UUIDs "
+            "with --client-order-id).",
         ),
     ],
     symbol: Annotated[Optional[str], typer.Option("--symbol", help="Pacifica: the orders' symbol (required).")] = None,
@@ -107,6 +141,7 @@ def cancel_order(
     timeout: TimeoutOpt = 10.0,
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
+    yes: YesOpt = False,
 ) -> runner.Outcome:
     """Cancel the given orders; every ID gets its own row: cancelled, rejected (with the venue's reason) or unknown.
 
@@ -118,10 +153,14 @@ def cancel_order(
     """
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
+    # Commas separate IDs as blanks do (`1, 2,3` and a trailing comma are three IDs).
+    words = [part.strip() for word in order_ids for part in word.split(",")]
+    if not any(words):
+        raise UsageProblem("no order ID given", hint="e.g. cancelctl cancel order 330429106 330429079")
     # An ID given twice is one order: sent once, one row (UUIDs compare without regard to case).
     seen: dict[str, str] = {}
-    for i in order_ids:
-        seen.setdefault(i.strip().lower() if client_order_id else i.strip(), i.strip())
+    for i in filter(None, words):
+        seen.setdefault(i.lower() if client_order_id else i, i)
     ids = list(seen.values())
     from cancelctl.venues.base import venue_module
 
@@ -139,7 +178,14 @@ def cancel_order(
     return runner.run(profiles, action, opts)
 
 
-@app.command("pacifica")
+@app.command(
+    "pacifica",
+    epilog=examples(
+        "cancelctl cancel pacifica -p pac",
+        "cancelctl cancel pacifica -p pac --symbol BTC --symbol ETH",
+        "cancelctl cancel pacifica -p pac --exclude-reduce-only",
+    ),
+)
 def cancel_pacifica(
     ctx: typer.Context,
     symbol: Annotated[
@@ -156,6 +202,7 @@ def cancel_pacifica(
     timeout: TimeoutOpt = 10.0,
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
+    yes: YesOpt = False,
 ) -> runner.Outcome:
     """Pacifica cancel_all_orders: all symbols, or one request per --symbol.
 

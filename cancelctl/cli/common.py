@@ -81,6 +81,15 @@ VerifyOpt = Annotated[
         rich_help_panel=PANEL,
     ),
 ]
+YesOpt = Annotated[
+    bool,
+    typer.Option(
+        "-y",
+        "--yes",
+        help="Accepted and ignored: cancelctl never asks for confirmation, by design.",
+        rich_help_panel=PANEL,
+    ),
+]
 ReasonOpt = Annotated[
     Optional[str], typer.Option("--reason", metavar="TEXT", help="Recorded in the audit log.", rich_help_panel=PANEL)
 ]
@@ -113,3 +122,9 @@ def options(
         reason=reason,
         debug=debug,
     )
+
+
+def examples(*lines: str) -> str:
+    """A command's ``--help`` epilog: "Examples:" and one command line a paragraph (kept as written in plain and
+    rich help alike)."""
+    return "Examples:\n\n" + "\n\n".join(f"  {line}" for line in lines)

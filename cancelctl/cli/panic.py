@@ -21,6 +21,8 @@ from cancelctl.cli.common import (
     ReasonOpt,
     TimeoutOpt,
     VerifyOpt,
+    YesOpt,
+    examples,
     options,
 )
 
@@ -53,6 +55,16 @@ MaxSlippageOpt = Annotated[
 ]
 
 
+#: Each command's --help epilog (cancelctl.cli.build).
+EXAMPLES = {
+    "panic": examples(
+        "cancelctl panic",
+        "cancelctl panic -p main --reason 'fat finger'",
+        "cancelctl panic --close-positions --max-slippage 1 --json",
+    ),
+}
+
+
 def slippage_option(close_positions: bool, max_slippage: str | None) -> Decimal | None:
     """The ``--max-slippage`` Decimal when closing, else None.
 
@@ -82,9 +94,13 @@ def panic(
     reason: ReasonOpt = None,
     close_positions: ClosePositionsOpt = False,
     max_slippage: MaxSlippageOpt = None,
+    yes: YesOpt = False,
 ) -> runner.Outcome:
     """THE PANIC BUTTON: every configured profile (or those named) concurrently, widest cancel, then verify no open
-    order is left; open positions are reported, and closed only with --close-positions."""
+    order is left; open positions are reported, and closed only with --close-positions.
+
+    It never asks for confirmation, by design: the button must work from a
+    script, a cron job or a hurried hand (--yes/-y is accepted and ignored)."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason, verify_default=True)
     slippage = slippage_option(close_positions, max_slippage)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, button=True)

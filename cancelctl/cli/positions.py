@@ -8,11 +8,29 @@ import typer
 
 from cancelctl import config as config_mod
 from cancelctl import runner
-from cancelctl.cli.common import DryRunOpt, JsonOpt, ProfileOpt, QuietOpt, ReasonOpt, TimeoutOpt, options
+from cancelctl.cli.common import (
+    DryRunOpt,
+    JsonOpt,
+    ProfileOpt,
+    QuietOpt,
+    ReasonOpt,
+    TimeoutOpt,
+    YesOpt,
+    examples,
+    options,
+)
 from cancelctl.cli.panic import MaxSlippageOpt, after_orders, slippage_option
 from cancelctl.results import ProfileResult
 from cancelctl.runner import Options
 from cancelctl.venues.base import VenueClient
+
+#: Each command's --help epilog (cancelctl.cli.build).
+EXAMPLES = {
+    "close-positions": examples(
+        "cancelctl close-positions -p pac --dry-run",
+        "cancelctl close-positions -p pac --max-slippage 1",
+    ),
+}
 
 
 def _read(client: VenueClient) -> ProfileResult:
@@ -55,6 +73,7 @@ def close_positions(
     timeout: TimeoutOpt = 10.0,
     reason: ReasonOpt = None,
     max_slippage: MaxSlippageOpt = None,
+    yes: YesOpt = False,
 ) -> runner.Outcome:
     """Close every open position of the selected profiles (no cancel; `panic --close-positions` cancels first).
 
