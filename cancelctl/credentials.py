@@ -250,6 +250,33 @@ def resolve(profile: str, venue: str, *, timeout: float = 5.0) -> Credentials:
     return Credentials(values, sources)
 
 
+UNUSABLE_BACKENDS = ("keyring.backends.fail.Keyring", "keyring.backends.null.Keyring")
+
+
+def require_keyring(profile: str, venue: str, *, timeout: float = 10.0) -> None:
+    """Raise KeyringUnavailable (78) unless the OS keyring can hold ``profile``'s secrets; asks for nothing.
+
+    ``keys set`` calls it before prompting, so nobody types secrets for a keyring that cannot keep them. The
+    backend must be a real one (not keyring's ``fail`` or ``null`` backend) and must answer a read of the
+    profile's entry within ``timeout`` seconds (a locked or silent keyring is caught here, not after the paste).
+    """
+    import keyring
+
+    names = " and ".join("$" + env_var(profile, f) for f in fields(venue))
+    hint = (
+        f"set {names} (or their *_FILE forms) instead, or install a keyring, e.g. the encrypted file of "
+        "pip install 'cancelctl[cryptfile]' (docs/credentials.md)"
+    )
+    try:
+        backend = _keyring_call(keyring.get_keyring, timeout=timeout)
+        name = f"{type(backend).__module__}.{type(backend).__name__}"
+        if name in UNUSABLE_BACKENDS:
+            raise KeyringUnavailable(f"no usable OS keyring (backend {name}): nothing would be stored", hint=hint)
+        _keyring_call(keyring.get_password, SERVICE, profile, timeout=timeout)  # the entry is not parsed
+    except KeyringUnavailable as e:
+        raise KeyringUnavailable(e.message, hint=hint) from None
+
+
 def store(profile: str, values: dict[str, str], *, timeout: float = 10.0) -> None:
     """Save ``values`` as the profile's keyring entry (replacing it). ConfigError on failure."""
     import keyring

@@ -44,12 +44,24 @@ def _read_values(venue: str) -> dict[str, str]:
     return {field: credentials.clean_secret(value, field) for field, value in values.items()}
 
 
+def keys_order(name: str) -> str:
+    """The command again, with the order of the fields."""
+    return f"cancelctl keys set {name} and give the API key (account-... or master-...) first, then the secret"
+
+
 @app.command("set")
 def keys_set(name: Annotated[str, typer.Argument(metavar="PROFILE", autocompletion=complete_profile)]) -> int:
     """Store PROFILE's secrets: prompts with hidden input on a terminal; from a pipe, one line per field (gemini:
     api_key, api_secret; pacifica: private_key)."""
     profile = _profile(name)
+    credentials.require_keyring(name, profile.venue)  # before anyone types a secret
     values = _read_values(profile.venue)
+    if profile.venue == "gemini":
+        from cancelctl.venues.gemini import check_key_pair
+
+        check_key_pair(
+            values["api_key"], values["api_secret"], name, fix=f"nothing was stored; run again: {keys_order(name)}"
+        )
     if profile.venue == "pacifica":
         from cancelctl.venues.pacifica import load_keypair
 
@@ -68,13 +80,17 @@ def keys_list() -> int:
             f"no profiles configured in {config.path}",
             hint="add one with: cancelctl profiles add NAME --venue gemini|pacifica",
         )
+    from cancelctl.cli.profiles import table
+
+    rows = []
     for name, profile in config.profiles.items():
         try:
             found = credentials.presence(name, profile.venue)
             text = "  ".join(f"{field}={source or 'missing'}" for field, source in found.items())
         except ConfigError as e:
             text = f"unknown ({e.message})"
-        sys.stdout.write(f"{name}\t{profile.venue}\t{text}\n")
+        rows.append([name, profile.venue, text])
+    table(["PROFILE", "VENUE", "SECRETS (where each comes from)"], rows)
     return 0
 
 

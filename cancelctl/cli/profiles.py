@@ -14,13 +14,28 @@ from cancelctl.errors import ConfigError, UsageProblem
 app = typer.Typer(help="Manage profiles in the config file.", no_args_is_help=True)
 
 
+def table(header: list[str], rows: list[list[str]]) -> None:
+    """Rows on stdout: on a terminal under a header, in aligned columns; in a pipe tab-separated without a header
+    (for cut and awk)."""
+    if not sys.stdout.isatty():
+        sys.stdout.writelines("\t".join(row) + "\n" for row in rows)
+        return
+    if not rows:
+        return
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        sys.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
 @app.command("list")
 def profiles_list() -> int:
-    """The configured profiles: name, venue, environment, account, base URL."""
+    """The configured profiles: name (* marks the default), venue, environment, account, base URL."""
     config = config_mod.load()
-    for name, p in config.profiles.items():
-        mark = "*" if name == config.default_profile else ""
-        sys.stdout.write("\t".join([name + mark, p.venue, p.environment, p.account or "-", p.base_url]) + "\n")
+    rows = [
+        [name + ("*" if name == config.default_profile else ""), p.venue, p.environment, p.account or "-", p.base_url]
+        for name, p in config.profiles.items()
+    ]
+    table(["PROFILE", "VENUE", "ENVIRONMENT", "ACCOUNT", "BASE URL"], rows)
     if not config.profiles:
         sys.stderr.write(
             f"no profiles in {config.path}; add one with: cancelctl profiles add NAME --venue gemini|pacifica\n"
@@ -68,6 +83,13 @@ def profiles_add(
         "agent_wallet": agent_wallet,
     }
     table = {k: v for k, v in table.items() if v is not None}
+    if venue == "pacifica" and base_url is not None and not base_url.rstrip("/").endswith("/api/v1"):
+        # Every Pacifica path is under /api/v1 (https://docs.pacifica.fi/api-documentation/api/rest-api): without
+        # it each request would be a 404, found only when the button is pressed.
+        raise UsageProblem(
+            f"a Pacifica --base-url ends in /api/v1, as https://api.pacifica.fi/api/v1 does: {base_url!r} does not",
+            hint=f"use: --base-url {base_url.rstrip('/')}/api/v1",
+        )
     try:
         profile = config_mod.parse_profile(name, table, "profiles add")
     except ConfigError as e:
@@ -81,14 +103,48 @@ def profiles_add(
 
 
 @app.command("remove")
-def profiles_remove(name: Annotated[str, typer.Argument(metavar="NAME", autocompletion=complete_profile)]) -> int:
-    """Remove profile NAME from the config file (its keyring entry stays: `cancelctl keys delete NAME`)."""
+def profiles_remove(
+    name: Annotated[str, typer.Argument(metavar="NAME", autocompletion=complete_profile)],
+    keep_secrets: Annotated[
+        bool,
+        typer.Option("--keep-secrets", help="Leave its keyring entry (remove it later: cancelctl keys delete NAME)."),
+    ] = False,
+) -> int:
+    """Remove profile NAME from the config file, and its secrets from the OS keyring.
+
+    Secrets that cannot be removed (a keyring that is unusable here, environment variables) are named, with the
+    command that removes them; the profile is removed all the same.
+    """
+    from cancelctl import credentials
+
     config = config_mod.load()
     if name not in config.profiles:
         raise ConfigError(f"no profile named {name!r} in {config.path}")
+    venue = config.profiles[name].venue
     del config.profiles[name]
     if config.default_profile == name:
         config.default_profile = None
     config_mod.save(config)
-    sys.stderr.write(f"removed profile {name!r}\n")
+    delete = f"cancelctl keys delete {name}"
+    if keep_secrets:
+        said = f"its keyring entry, if any, stays (remove it with: {delete})"
+    else:
+        try:
+            said = "and its keyring entry" if credentials.delete(name) else "(it had no keyring entry)"
+        except ConfigError as e:
+            said = f"but not its secrets: {e.message}; where the keyring works, remove them with: {delete}"
+    sys.stderr.write(f"removed profile {name!r} {said}\n")
+    try:
+        in_env = [v for f in credentials.fields(venue) for v in (credentials.env_var(name, f),) if _set(v)]
+    except ConfigError:  # an unknown venue in the config file has no fields
+        in_env = []
+    if in_env:
+        sys.stderr.write(f"its secrets are still in the environment: unset {' '.join(in_env)}\n")
     return 0
+
+
+def _set(variable: str) -> bool:
+    """Whether the environment gives a secret through ``variable`` or ``variable_FILE``."""
+    import os
+
+    return variable in os.environ or bool(os.environ.get(variable + "_FILE"))

@@ -153,6 +153,21 @@ def key_kind(api_key: str) -> str | None:
     return None
 
 
+def check_key_pair(api_key: str, api_secret: str, profile: str, *, fix: str) -> None:
+    """ConfigError (78) when the API key and secret look swapped: the secret starts ``account-``/``master-`` and the
+    key does not (https://docs.gemini.com/rest-api/#master-api names the prefixes).
+
+    Checked before a key is stored and before any request is signed, so a secret pasted as the key is never sent
+    as the ``X-GEMINI-APIKEY`` header. The message never quotes either value; ``fix`` says how to put them right.
+    """
+    if key_kind(api_key) is None and key_kind(api_secret) is not None:
+        raise ConfigError(
+            f"profile {profile!r}: the api_key and api_secret look swapped (the value given as api_secret starts "
+            "account- or master-, as a Gemini API key does)",
+            hint=fix,
+        )
+
+
 class InvalidNonce(NotSent):
     kind = "invalid_nonce"
     retry_after_floor = False  # our own wait for the clock (INVALID_NONCE_WAIT_S doubling), not the venue's
@@ -179,6 +194,12 @@ class Gemini(ClientBase):
         self.profile = profile
         self.api_key = creds["api_key"]
         self._secret = creds["api_secret"]
+        if key_kind(self.api_key) is None:
+            from cancelctl.credentials import set_command
+
+            src = [creds.sources.get(f, "keyring") for f in ("api_key", "api_secret")]
+            fix = f"run: {set_command(profile.name)}" if "keyring" in src else f"swap ${src[0]} and ${src[1]}"
+            check_key_pair(self.api_key, self._secret, profile.name, fix=f"the key goes in api_key: {fix}")
         self.deadline = deadline
         self.dry_run = dry_run
         self.master = key_kind(self.api_key) == "master"

@@ -1,0 +1,192 @@
+"""Keys and profiles (issue 15, item 9): a keyring that cannot store is said before any secret is asked for, a
+swapped Gemini key and secret are caught before they are stored or sent, `profiles remove` takes the secrets with
+it, headers on a terminal, a Pacifica base URL ends in /api/v1. The real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import GEMINI_KEY, SECRETS_USED, collect
+
+SECRET = "keys-profiles-secret-9a0c7e55d1"
+SECRETS_USED.add(SECRET)
+
+
+def on_terminal(env, *args: str, extra_env: dict | None = None, seconds: float = 30) -> tuple[int | None, str]:
+    """Run cancelctl with stdin, stdout and stderr on a pseudo terminal and no controlling terminal; type nothing.
+
+    Returns (exit code, everything it wrote); the exit code is None when it was still running after ``seconds``
+    (waiting for input nobody gives), and it is then killed.
+    """
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cancelctl", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**env.environ(), "COLUMNS": "120", **(extra_env or {})},
+        start_new_session=True,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    try:
+        code: int | None = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        code = None
+        proc.kill()
+        proc.wait(timeout=10)
+    os.close(master)
+    text = b"".join(chunks).decode(errors="replace")
+    collect(" ".join(args) + " (tty)", text)
+    return code, text
+
+
+def keyring(env) -> dict:
+    """The environment of a process whose OS keyring is tests/file_keyring.py's (one file per test)."""
+    return {
+        "PYTHON_KEYRING_BACKEND": "file_keyring.FileKeyring",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")])),
+        "FILE_KEYRING_PATH": str(env.root / "keyring.json"),
+    }
+
+
+def stored(env) -> dict:
+    path = env.root / "keyring.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+@pytest.fixture
+def main(env, sim):
+    """A Gemini profile ``main`` on the simulator, no secrets anywhere yet."""
+    sim.gemini.add_key(GEMINI_KEY, SECRET)
+    env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
+    return sim
+
+
+# -- keys set -------------------------------------------------------------------------------------------------------
+
+
+def test_keys_set_without_a_keyring_says_so_before_asking(main, env):
+    code, text = on_terminal(env, "keys", "set", "main")  # the tests' default backend: keyring's fail backend
+    assert code == 78, text
+    assert "no usable OS keyring" in text and "$CANCELCTL_MAIN_API_KEY" in text
+    assert "api_key:" not in text  # never prompted
+
+
+def test_a_swapped_key_and_secret_are_not_stored(main, env):
+    extra = keyring(env)
+    proc = env.run("keys", "set", "main", input=f"{SECRET}\n{GEMINI_KEY}\n", extra_env=extra)
+    assert proc.returncode == 78, proc.stderr
+    assert "look swapped" in proc.stderr and "nothing was stored" in proc.stderr
+    listed = env.run("keys", "list", extra_env=extra)
+    assert listed.returncode == 0 and "api_key=missing" in listed.stdout, listed.stdout
+    assert stored(env) == {}
+    # the right order is stored, and then it cancels
+    proc = env.run("keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n", extra_env=extra)
+    assert proc.returncode == 0, proc.stderr
+    order = main.gemini.add_order()
+    assert env.run("cancel", "all", extra_env=extra).returncode == 0
+    assert order not in [o.order_id for o in main.gemini.open_orders()]
+
+
+def test_swapped_environment_variables_are_never_sent(env, sim):
+    """The secret in $..._API_KEY: the profile is broken before anything is signed; another profile still cancels."""
+    sim.gemini.add_key(GEMINI_KEY, SECRET)
+    sim.gemini.add_key("account-OTHERkey0123456789", "other-secret-0123456789", account="other")
+    env.write_config({n: {"venue": "gemini", "base_url": sim.url} for n in ("main", "other")})
+    env.secret("main", "api_key", SECRET)
+    env.secret("main", "api_secret", GEMINI_KEY)
+    env.secret("other", "api_key", "account-OTHERkey0123456789")
+    env.secret("other", "api_secret", "other-secret-0123456789")
+    mine, theirs = sim.gemini.add_order(), sim.gemini.add_order(account="other")
+    proc = env.run("panic", "--json")
+    assert proc.returncode == 3, proc.stderr
+    assert "look swapped" in proc.stdout
+    assert "swap $CANCELCTL_MAIN_API_KEY and $CANCELCTL_MAIN_API_SECRET" in proc.stdout
+    # the API key header of every request the simulator saw: the other profile's key only
+    assert {r.get("key") for r in sim.requests()} == {"account-OTHERkey0123456789"}
+    assert [o.order_id for o in sim.gemini.open_orders()] == [mine] and theirs != mine
+
+
+# -- profiles remove --------------------------------------------------------------------------------------------------
+
+
+def test_profiles_remove_takes_the_keyring_entry(main, env):
+    extra = keyring(env)
+    assert env.run("keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n", extra_env=extra).returncode == 0
+    proc = env.run("profiles", "remove", "main", extra_env=extra)
+    assert proc.returncode == 0 and "and its keyring entry" in proc.stderr, proc.stderr
+    assert stored(env) == {}
+    # the same name again finds nothing stored
+    env.write_config({"main": {"venue": "gemini", "base_url": main.url}})
+    listed = env.run("keys", "list", extra_env=extra)
+    assert "api_key=missing" in listed.stdout and "api_secret=missing" in listed.stdout, listed.stdout
+
+
+def test_profiles_remove_keep_secrets(main, env):
+    extra = keyring(env)
+    assert env.run("keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n", extra_env=extra).returncode == 0
+    proc = env.run("profiles", "remove", "main", "--keep-secrets", extra_env=extra)
+    assert proc.returncode == 0 and "cancelctl keys delete main" in proc.stderr, proc.stderr
+    env.write_config({"main": {"venue": "gemini", "base_url": main.url}})
+    assert "api_key=keyring" in env.run("keys", "list", extra_env=extra).stdout
+
+
+def test_profiles_remove_says_what_remains(main, env):
+    env.secret("main", "api_key", GEMINI_KEY)
+    proc = env.run("profiles", "remove", "main")  # the fail backend: nothing can be deleted here
+    assert proc.returncode == 0, proc.stderr
+    assert "but not its secrets" in proc.stderr and "cancelctl keys delete main" in proc.stderr
+    assert "unset CANCELCTL_MAIN_API_KEY" in proc.stderr and "API_SECRET" not in proc.stderr
+    assert env.run("profiles", "list").stdout == ""
+
+
+# -- lists and add ----------------------------------------------------------------------------------------------------
+
+
+def test_lists_have_headers_on_a_terminal_only(main, env):
+    env.secret("main", "api_key", GEMINI_KEY)
+    env.secret("main", "api_secret", SECRET)
+    code, text = on_terminal(env, "profiles", "list")
+    assert code == 0 and text.splitlines()[0].split()[:4] == ["PROFILE", "VENUE", "ENVIRONMENT", "ACCOUNT"], text
+    assert text.splitlines()[1].split()[:2] == ["main", "gemini"] and "\t" not in text
+    code, text = on_terminal(env, "keys", "list")
+    assert code == 0 and text.splitlines()[0].startswith("PROFILE"), text
+    assert "api_key=env" in text.splitlines()[1]
+    piped = env.run("profiles", "list")
+    assert piped.stdout.split("\t")[:2] == ["main", "gemini"] and "PROFILE" not in piped.stdout
+    assert "PROFILE" not in env.run("keys", "list").stdout
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://127.0.0.1:8080/api", "http://127.0.0.1:8080/v1/"])
+def test_a_pacifica_base_url_ends_in_api_v1(env, url):
+    env.write_config({})
+    proc = env.run("profiles", "add", "pac", "--venue", "pacifica", "--base-url", url)
+    assert proc.returncode == 2 and "ends in /api/v1" in proc.stderr, proc.stderr
+    assert f"--base-url {url.rstrip('/')}/api/v1" in proc.stderr
+    assert env.run("profiles", "list").stdout == ""
+    good = env.run("profiles", "add", "pac", "--venue", "pacifica", "--base-url", url.rstrip("/") + "/api/v1")
+    assert good.returncode == 0 and env.run("profiles", "list").stdout.startswith("pac*\tpacifica"), good.stderr
