@@ -147,7 +147,9 @@ def test_gemini_order_ids(cli, ids, separator):
     if not separator and any(i.startswith("-") for i in ids):
         contract(code, out, err, argv, {0, 2})  # an option to the parser, or "--" itself
         return
-    contract(code, out, err, argv, {0 if all(gemini_id_ok(i) for i in ids) else 2})
+    # commas separate IDs (issue 15): what a comma leaves empty is nothing, but no ID at all is a usage error
+    parts = [p for i in ids for p in (i.split(",") if "," in i else [i]) if p.strip() or "," not in i]
+    contract(code, out, err, argv, {0 if parts and all(gemini_id_ok(p) for p in parts) else 2})
 
 
 @SETTINGS
@@ -169,8 +171,10 @@ def test_pacifica_order_ids_and_symbols(cli, ids, symbol, cloid):
         *ids,
     )
     code, out, err = cli(*argv, config=PACIFICA_CONFIG, env=PACIFICA_ENV)
-    stripped = [i.strip() for i in ids]
-    if cloid:
+    stripped = [p.strip() for i in ids for p in (i.split(",") if "," in i else [i]) if p.strip() or "," not in i]
+    if not stripped:
+        ids_ok = False  # only commas: no order ID given
+    elif cloid:
         ids_ok = all(UUID.fullmatch(i) for i in stripped)
     else:
         ids_ok = all(gemini_id_ok(i) for i in stripped)

@@ -153,13 +153,14 @@ def cancel_order(
     """
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
-    # Commas separate IDs as blanks do (`1, 2,3` and a trailing comma are three IDs).
-    words = [part.strip() for word in order_ids for part in word.split(",")]
-    if not any(words):
+    # Commas separate IDs as blanks do: `1, 2,3` and `1,2,` are three IDs (what a comma leaves empty is
+    # nothing); an argument that is empty without a comma (`""`, an unset variable) stays an error below.
+    words = [p.strip() for w in order_ids for p in (w.split(",") if "," in w else [w]) if p.strip() or "," not in w]
+    if not words:
         raise UsageProblem("no order ID given", hint="e.g. cancelctl cancel order 330429106 330429079")
     # An ID given twice is one order: sent once, one row (UUIDs compare without regard to case).
     seen: dict[str, str] = {}
-    for i in filter(None, words):
+    for i in words:
         seen.setdefault(i.lower() if client_order_id else i, i)
     ids = list(seen.values())
     from cancelctl.venues.base import venue_module
