@@ -176,7 +176,13 @@ def debug_from_env() -> bool:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: first the hand-off to a running guard (:mod:`cancelctl.handoff`, standard
+    library only), else the command here."""
+    from cancelctl.handoff import try_guard
+
+    handed = try_guard(sys.argv[1:])
+    if handed is not None:
+        sys.exit(handed)
     from cancelctl import signals
 
     code = run(restore=False)

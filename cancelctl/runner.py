@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 
 GRACE_S = 0.25  # how long past the deadline the profiles' own timeouts get to report
 
+#: Set by ``cancelctl guard`` while it runs a caller's command (:meth:`cancelctl.guard.Guard.admit`): given the
+#: selected profiles before anything is sent, it returns the credentials it holds for them, or raises to hand
+#: the command back to the caller's cold path.
+admit: Callable[[list[Profile]], dict[str, credentials.Credentials]] | None = None
+
 
 @dataclass
 class Options:
@@ -268,6 +273,8 @@ def run(
     """
     if not math.isfinite(opts.timeout):  # click's FloatRange lets "nan" through
         raise UsageProblem(f"--timeout must be a number of seconds, not {opts.timeout}", hint="e.g. --timeout 10")
+    if admit is not None and not creds:
+        creds = admit(profiles)
     deadline = Deadline(opts.timeout, start=run_start())
     if not opts.dry_run:
         warm_tls()

@@ -40,6 +40,12 @@ USER_AGENT = f"cancelctl/{__version__}"
 
 YOUNG_PROCESS_S = 1.0  # a process younger than this spent its life starting this run
 
+#: Set by ``cancelctl guard`` while it runs a caller's command: the caller's own start (monotonic s), so the
+#: caller's ``--timeout`` counts from when the caller started, as on the cold path.
+start_override: float | None = None
+#: Set by ``cancelctl guard``: the one httpx client whose warm connections every venue client uses.
+shared_client: httpx.Client | None = None
+
 
 def run_start() -> float:
     """When the run began, on the monotonic clock (seconds).
@@ -50,6 +56,8 @@ def run_start() -> float:
     sees it; otherwise (a dead-man's switch firing, a test calling
     ``main.run`` in-process, no ``/proc``) it is now.
     """
+    if start_override is not None:
+        return start_override
     now = time.monotonic()
     try:
         import os
@@ -303,6 +311,8 @@ def new_client() -> httpx.Client:
     """
     import httpx
 
+    if shared_client is not None:
+        return shared_client
     thread = _tls.get("thread")
     if thread is not None:
         thread.join()
@@ -325,8 +335,28 @@ def send(client: httpx.Client, request: PreparedRequest, deadline: Deadline) -> 
     Whether anything went out is decided by httpcore's ``trace`` events,
     not by the exception's type: a failure before the request's first byte
     (DNS, connect, a closed gate) is NotSent, one after it OutcomeUnknown.
+    A kept-alive connection that fails before the whole request was written
+    (the venue closed it while it sat idle) cannot have been acted on: the
+    request goes again at once on a new connection (at most
+    ``STALE_RETRIES`` times), without waiting for the retry backoff.
     Raises NotSent, OutcomeUnknown or ConfigError (a URL httpx cannot use).
     """
+    for _ in range(STALE_RETRIES):
+        try:
+            return _send(client, request, deadline)
+        except _Stale:
+            continue
+    return _send(client, request, deadline, stale_retry=False)
+
+
+STALE_RETRIES = 2  # a request whose kept-alive connection turned out closed is sent again on a new one, this often
+
+
+class _Stale(Exception):
+    """A reused connection failed before the whole request went out: nothing can have reached the venue."""
+
+
+def _send(client: httpx.Client, request: PreparedRequest, deadline: Deadline, *, stale_retry: bool = True) -> Answer:
     import httpx
 
     if deadline.closed:
@@ -335,12 +365,18 @@ def send(client: httpx.Client, request: PreparedRequest, deadline: Deadline) -> 
     if remaining <= 0.0:
         raise DeadlinePassed("the deadline passed before the request could be sent", hint="raise --timeout")
     wrote = False
+    fresh = False  # the request went on a connection opened for it (not one kept alive)
+    whole = False  # the whole request (headers and body) was written
 
     def trace(event: str, info: dict[str, Any]) -> None:
-        nonlocal wrote
-        if event == "http11.send_request_headers.started":
+        nonlocal wrote, fresh, whole
+        if event.startswith("connection.connect_tcp."):
+            fresh = True
+        elif event == "http11.send_request_headers.started":
             deadline.writing()  # Stopped when the run has stopped waiting: the request never goes out
             wrote = True
+        elif event == "http11.send_request_body.complete":
+            whole = True
 
     host = _host(request.url)
     try:
@@ -369,6 +405,8 @@ def send(client: httpx.Client, request: PreparedRequest, deadline: Deadline) -> 
             raise NotSent(f"cannot reach {host}: no connection before the deadline") from None
         raise OutcomeUnknown(f"no answer from {host} before the deadline") from None
     except httpx.TransportError as e:
+        if stale_retry and not fresh and not whole and not deadline.closed:
+            raise _Stale from None
         if not wrote:
             raise NotSent(f"cannot reach {host}: {_why(e)}") from None
         raise OutcomeUnknown(f"connection to {host} failed mid-request: {_why(e)}") from None

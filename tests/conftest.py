@@ -81,6 +81,8 @@ class Env:
             PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
             HOME=str(self.root / "home"),
             NO_COLOR="1",
+            # Never a guard the developer runs: the socket is looked for under this test's own runtime dir.
+            XDG_RUNTIME_DIR=str(self.root / "run"),
         )
         env.update(self.vars)
         return env

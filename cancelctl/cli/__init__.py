@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "close-positions": ("cancelctl.cli.positions", "close_positions"),
     "heartbeat": ("cancelctl.cli.watch", "heartbeat"),
     "deadman": ("cancelctl.cli.watch", "deadman"),
+    "guard": ("cancelctl.cli.guard", "app"),
     "keys": ("cancelctl.cli.keys", "app"),
     "profiles": ("cancelctl.cli.profiles", "app"),
     "doctor": ("cancelctl.cli.doctor", "doctor"),

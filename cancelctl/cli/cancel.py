@@ -11,6 +11,7 @@ from cancelctl import runner
 from cancelctl.cli.common import (
     DryRunOpt,
     JsonOpt,
+    NoGuardOpt,
     ProfileOpt,
     QuietOpt,
     ReasonOpt,
@@ -70,6 +71,7 @@ def cancel_all(
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
     yes: YesOpt = False,
+    no_guard: NoGuardOpt = False,  # read by cancelctl.handoff before this parse
 ) -> runner.Outcome:
     """Cancel every open order of the account: Gemini cancel-all (every session, UI orders included); Pacifica all
     symbols, then each TWAP order."""
@@ -95,6 +97,7 @@ def cancel_session(
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
     yes: YesOpt = False,
+    no_guard: NoGuardOpt = False,  # read by cancelctl.handoff before this parse
 ) -> runner.Outcome:
     """Gemini only: cancel the orders of this API key's session (other sessions and UI orders stay)."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
@@ -142,6 +145,7 @@ def cancel_order(
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
     yes: YesOpt = False,
+    no_guard: NoGuardOpt = False,  # read by cancelctl.handoff before this parse
 ) -> runner.Outcome:
     """Cancel the given orders; every ID gets its own row: cancelled, rejected (with the venue's reason) or unknown.
 
@@ -204,6 +208,7 @@ def cancel_pacifica(
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
     yes: YesOpt = False,
+    no_guard: NoGuardOpt = False,  # read by cancelctl.handoff before this parse
 ) -> runner.Outcome:
     """Pacifica cancel_all_orders: all symbols, or one request per --symbol.
 

@@ -90,6 +90,14 @@ YesOpt = Annotated[
         rich_help_panel=PANEL,
     ),
 ]
+NoGuardOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-guard",
+        help="Run here, not through a running `cancelctl guard` (also CANCELCTL_NO_GUARD=1).",
+        rich_help_panel=PANEL,
+    ),
+]
 ReasonOpt = Annotated[
     Optional[str], typer.Option("--reason", metavar="TEXT", help="Recorded in the audit log.", rich_help_panel=PANEL)
 ]

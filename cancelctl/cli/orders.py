@@ -6,7 +6,7 @@ import typer
 
 from cancelctl import config as config_mod
 from cancelctl import runner
-from cancelctl.cli.common import JsonOpt, ProfileOpt, QuietOpt, TimeoutOpt
+from cancelctl.cli.common import JsonOpt, NoGuardOpt, ProfileOpt, QuietOpt, TimeoutOpt
 from cancelctl.results import ProfileResult
 from cancelctl.runner import Options
 from cancelctl.venues.base import VenueClient
@@ -29,6 +29,7 @@ def orders(
     json: JsonOpt = False,
     quiet: QuietOpt = False,
     timeout: TimeoutOpt = 10.0,
+    no_guard: NoGuardOpt = False,  # read by cancelctl.handoff before this parse
 ) -> runner.Outcome:
     """List open orders (read-only; sends no cancel)."""
     from cancelctl.flags import env_bool

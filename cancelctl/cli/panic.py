@@ -17,6 +17,7 @@ from cancelctl.cli.common import (
     ButtonProfileOpt,
     DryRunOpt,
     JsonOpt,
+    NoGuardOpt,
     QuietOpt,
     ReasonOpt,
     TimeoutOpt,
@@ -92,6 +93,7 @@ def panic(
     timeout: TimeoutOpt = 10.0,
     verify: VerifyOpt = None,
     reason: ReasonOpt = None,
+    no_guard: NoGuardOpt = False,  # read by cancelctl.handoff before this parse
     close_positions: ClosePositionsOpt = False,
     max_slippage: MaxSlippageOpt = None,
     yes: YesOpt = False,

@@ -11,6 +11,7 @@ from cancelctl import runner
 from cancelctl.cli.common import (
     DryRunOpt,
     JsonOpt,
+    NoGuardOpt,
     ProfileOpt,
     QuietOpt,
     ReasonOpt,
@@ -56,6 +57,7 @@ def positions(
     json: JsonOpt = False,
     quiet: QuietOpt = False,
     timeout: TimeoutOpt = 10.0,
+    no_guard: NoGuardOpt = False,  # read by cancelctl.handoff before this parse
 ) -> runner.Outcome:
     """List open positions (read-only; sends no order and no cancel). Every selected profile at once."""
     debug = bool(ctx.find_root().params.get("debug"))

@@ -68,6 +68,8 @@ class Fault:
 class _Server(ThreadingHTTPServer):
     """The HTTP server; a client that hangs up mid-answer is its own business, never a traceback."""
 
+    request_queue_size = 256  # a hundred profiles connect at once (benchmarks/panic.py): none waits for a SYN retry
+
     def handle_error(self, request, client_address) -> None:
         import sys
 
@@ -82,8 +84,13 @@ class _Server(ThreadingHTTPServer):
 class Simulator:
     """Both venues behind one loopback HTTP server."""
 
-    def __init__(self, port: int = 0, lifetime: float | None = 300.0, tls=None) -> None:
-        """``tls``: an ``ssl.SSLContext`` with the server's certificate to serve HTTPS instead of HTTP."""
+    def __init__(
+        self, port: int = 0, lifetime: float | None = 300.0, tls=None, idle_timeout: float | None = None
+    ) -> None:
+        """``tls``: an ``ssl.SSLContext`` with the server's certificate to serve HTTPS instead of HTTP.
+        ``idle_timeout``: seconds after which a kept-alive connection with no request is closed (None: never), as a
+        venue's front end does; may be changed while running (it applies to connections opened afterwards)."""
+        self.idle_timeout = idle_timeout
         self.gemini = GeminiSim()
         self.pacifica = None
         try:
@@ -210,6 +217,10 @@ def _handler(sim: Simulator):
         protocol_version = "HTTP/1.1"
         server_version = "cancelctl-sim"
         disable_nagle_algorithm = True
+
+        def setup(self):
+            self.timeout = sim.idle_timeout  # type: ignore[misc]  # socketserver.StreamRequestHandler: the connection's idle timeout (s)
+            super().setup()
 
         def log_message(self, format, *args):
             pass

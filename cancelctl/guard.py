@@ -1,0 +1,660 @@
+"""``cancelctl guard``: a resident process that runs the cancel commands on warm connections.
+
+The guard resolves its profiles' credentials once, keeps keep-alive HTTPS
+connections to each venue warm (:class:`Warm`), and listens on a Unix socket
+(:func:`cancelctl.handoff.socket_path`, directory 0700, socket 0600, the
+peer's uid checked with ``SO_PEERCRED``). A caller (:mod:`cancelctl.handoff`)
+sends its argv and terminal facts; the guard runs the very same code as the
+cold path (:func:`cancelctl.main.run`) with the caller's output captured, and
+sends back the stdout bytes, the stderr bytes and the exit code. One request
+at a time: a second caller meanwhile is told "busy" and runs cold.
+
+Whenever the guard cannot give the cold path's answer it hands the command
+back before anything is sent (``D``): a profile it does not hold or that
+changed in the config since it started, an environment that differs where it
+matters (:func:`cancelctl.handoff.env_digest`). docs/design.md, "The guard",
+has the protocol and every failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cancelctl import handoff
+from cancelctl.errors import CancelctlError, ConfigError, ExitCode
+
+if TYPE_CHECKING:
+    import httpx
+
+    from cancelctl.config import Profile
+    from cancelctl.credentials import Credentials
+
+REFRESH_S = 20.0  # s between keep-warm requests on each connection (servers close idle ones after about a minute)
+WARM_PER_ORIGIN = 8  # at most this many connections kept warm per venue host
+READ_REQUEST_S = 1.0  # s a connected caller has to send its request, and then its "go"
+PING_PATH = {"gemini": "/v1/symbols", "pacifica": "/info"}  # public GETs that keep a connection busy
+
+
+class Decline(BaseException):
+    """Raised inside a caller's command when the guard cannot run it as the cold path would; nothing was sent."""
+
+
+def _say(text: str) -> None:
+    """One line on the guard's own terminal (stderr), whatever a request has captured."""
+    try:
+        sys.__stderr__.write(f"cancelctl guard: {text}\n")  # type: ignore[union-attr]
+        sys.__stderr__.flush()  # type: ignore[union-attr]
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+class _Frames(io.RawIOBase):
+    """A byte sink that records each write as one frame of ``kind`` (stdout or stderr) for the caller."""
+
+    def __init__(self, kind: bytes, frames: list[tuple[bytes, bytes]], tty: bool) -> None:
+        super().__init__()
+        self.kind, self.frames, self.tty = kind, frames, tty
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, b: Any) -> int:
+        data = bytes(b)
+        if data:
+            self.frames.append((self.kind, data))
+        return len(data)
+
+
+def _stream(kind: bytes, frames: list[tuple[bytes, bytes]], tty: bool) -> io.TextIOWrapper:
+    return io.TextIOWrapper(_Frames(kind, frames, tty), encoding="utf-8", errors="strict", write_through=True)  # type: ignore[arg-type]
+
+
+def shared_http(profiles: list[Profile]) -> httpx.Client:
+    """The guard's one httpx client: every profile's requests share its pool of warm connections.
+
+    ``close()`` (which every venue client calls when its run ends) keeps the
+    connections; :meth:`shutdown` closes them.
+    """
+    import httpx
+
+    from cancelctl.transport import USER_AGENT, tls_context
+
+    class Shared(httpx.Client):
+        def close(self) -> None:  # a run's end: the connections stay warm
+            pass
+
+        def shutdown(self) -> None:
+            super().close()
+
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=REFRESH_S * 3)
+    return Shared(headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=tls_context(), limits=limits)
+
+
+@dataclass
+class Held:
+    """A profile the guard holds: its configuration when the guard started, its credentials and its state."""
+
+    profile: Profile
+    creds: Credentials
+    state: str = "connecting"  # connecting | warm | error: <why>
+    last_ok: float | None = None  # time.time() of the last keep-warm answer
+    last_heartbeat: float | None = None
+    heartbeat_error: str | None = None
+    open_orders: int | None = None  # with --poll
+    polled: float | None = None
+
+
+@dataclass
+class Settings:
+    refresh: float = REFRESH_S
+    poll: float | None = None
+    heartbeat: bool = False
+    heartbeat_interval: float = 15.0
+    deadman: str | None = None
+    ttl: float | None = None
+    panic_on_exit: bool = False
+
+
+@dataclass
+class Guard:
+    """The running guard (see the module's docstring)."""
+
+    held: dict[str, Held]
+    http: Any
+    settings: Settings = field(default_factory=Settings)
+    started: float = field(default_factory=time.time)
+    served: int = 0
+    last_checkin: float | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    busy: threading.Lock = field(default_factory=threading.Lock)
+    digest: str = ""
+    listener: socket.socket | None = None
+    queue: list[tuple[socket.socket, dict[str, Any]]] = field(default_factory=list)
+    wake: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    exit_code: int = 0
+
+    # ---- keeping connections warm -------------------------------------------------------------
+
+    def origins(self) -> dict[str, list[Held]]:
+        by: dict[str, list[Held]] = {}
+        for h in self.held.values():
+            by.setdefault(h.profile.base_url, []).append(h)
+        return by
+
+    def warm(self) -> None:
+        """One keep-warm round: per venue host, as many concurrent GETs as connections kept (each profile's run
+        takes one), so each stays open and its TLS session ready; a failure marks the profiles' state."""
+        jobs = []
+        for base, group in self.origins().items():
+            url = base + PING_PATH.get(group[0].profile.venue, "/")
+            for _ in range(min(len(group), WARM_PER_ORIGIN)):
+                jobs.append((url, group))
+        results: dict[str, str | None] = {}
+
+        def ping(url: str) -> None:
+            try:
+                self.http.get(url, timeout=5.0)
+                results.setdefault(url, None)
+            except Exception as e:  # noqa: BLE001 - any failure is the connection's state, shown in status
+                results[url] = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+
+        threads = [threading.Thread(target=ping, args=(url,), daemon=True) for url, _ in jobs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(6.0)
+        now = time.time()
+        for url, group in jobs:
+            why = results.get(url, "no answer")
+            for h in group:
+                h.state = "warm" if why is None else f"error: {why}"
+                if why is None:
+                    h.last_ok = now
+
+    def keep_warm(self) -> None:
+        while not self.stop.wait(self.settings.refresh):
+            if self.busy.acquire(blocking=False):  # never compete with a caller's cancels for a connection
+                try:
+                    self.warm()
+                finally:
+                    self.busy.release()
+
+    def poll(self) -> None:
+        """With ``--poll S``: count each held profile's open orders every S seconds (for ``guard status``)."""
+        from cancelctl import config as config_mod
+        from cancelctl.transport import Deadline
+        from cancelctl.venues.base import open_client
+
+        assert self.settings.poll is not None
+        while not self.stop.wait(self.settings.poll):
+            if not self.busy.acquire(blocking=False):
+                continue  # a caller's command is running: its cancels first
+            try:
+                for h in self.held.values():
+                    try:
+                        client = open_client(
+                            h.profile, h.creds, state_dir=config_mod.state_dir(), deadline=Deadline(10.0)
+                        )
+                        try:
+                            h.open_orders = len(client.open_orders())
+                        finally:
+                            client.close()
+                        h.polled = time.time()
+                    except CancelctlError as e:
+                        h.open_orders = None
+                        _say(f"profile {h.profile.name}: open orders not read: {e.one_line()}")
+            finally:
+                self.busy.release()
+
+    # ---- the socket --------------------------------------------------------------------------
+
+    def accept_loop(self) -> None:
+        assert self.listener is not None
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                if self.stop.is_set():
+                    return
+                time.sleep(0.05)
+                continue
+            threading.Thread(target=self.greet, args=(conn,), name="guard-conn", daemon=True).start()
+
+    def greet(self, conn: socket.socket) -> None:
+        """Check the caller, read its request, answer ready/busy; queue it for the main thread once it says go."""
+        queued = False
+        try:
+            if handoff.peer_uid(conn) != os.getuid():
+                _say("refused a connection from another user")
+                return
+            conn.settimeout(READ_REQUEST_S)
+            kind, payload = handoff.read_frame(conn)
+            if kind == handoff.STATUS:
+                conn.sendall(handoff.frame(handoff.EXIT, json.dumps(self.status()).encode()))
+                return
+            if kind != handoff.REQUEST:
+                return
+            request = json.loads(payload.decode("utf-8", "surrogateescape"))
+            argv = request.get("argv")
+            if not isinstance(argv, list) or not all(isinstance(w, str) for w in argv) or handoff.words(argv) is None:
+                conn.sendall(handoff.frame(handoff.BUSY, b"not a command the guard runs"))
+                return
+            if self.stop.is_set() or not self.busy.acquire(blocking=False):
+                conn.sendall(handoff.frame(handoff.BUSY, b"busy"))
+                return
+            try:
+                conn.sendall(handoff.frame(handoff.READY))
+                kind, _ = handoff.read_frame(conn)
+                if kind != handoff.GO:
+                    return
+                conn.settimeout(None)
+                self.queue.append((conn, request))
+                queued = True
+                self.wake.set()
+            finally:
+                if not queued:
+                    self.busy.release()
+        except (OSError, EOFError, ValueError, UnicodeDecodeError):
+            return
+        finally:
+            if not queued:
+                conn.close()
+
+    # ---- running a caller's command ------------------------------------------------------------
+
+    def admit(self, profiles: list[Profile]) -> dict[str, Credentials]:
+        """The runner's gate while a caller's command runs (:data:`cancelctl.runner.admit`): the credentials held
+        for ``profiles``; Decline when one is not held or its configuration changed since the guard started."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        creds = {}
+        for p in profiles:
+            h = self.held.get(p.name)
+            if h is None:
+                raise Decline(f"profile {p.name} is not held by the guard")
+            if p.broken is not None or h.profile != p:
+                raise Decline(f"profile {p.name} changed since the guard started")
+            creds[p.name] = h.creds
+        return creds
+
+    def serve(self, conn: socket.socket, request: dict[str, Any]) -> None:
+        """Run one caller's command here, as :func:`cancelctl.main.run` would in its process; send the answer."""
+        from cancelctl import main, runner, signals, transport
+
+        frames: list[tuple[bytes, bytes]] = []
+        decline: str | None = None
+        code = int(ExitCode.INTERNAL)
+        forwarded: list[int] = []
+        done = threading.Event()
+
+        def listen() -> None:  # the caller's Ctrl-C (or SIGTERM) reaches the command as the cold path's would
+            while not done.is_set():
+                try:
+                    kind, payload = handoff.read_frame(conn)
+                except (OSError, EOFError):
+                    return
+                if kind == handoff.INTERRUPT and payload and not forwarded and not done.is_set():
+                    forwarded.append(payload[0])
+                    signal.pthread_kill(threading.main_thread().ident or 0, payload[0])
+
+        if request.get("same") != self.digest:
+            decline = "the caller's environment differs from the guard's"
+        saved_env = {n: os.environ.get(n) for n in handoff.APPLIED}
+        saved_cwd = os.getcwd()
+        saved_out, saved_err, saved_argv = sys.stdout, sys.stderr, sys.argv
+        if decline is None:
+            try:
+                os.chdir(str(request.get("cwd") or saved_cwd))
+            except (OSError, TypeError, ValueError):
+                decline = "cannot enter the caller's directory"
+        if decline is None:
+            tty = request.get("tty") or {}
+            env = request.get("env") or {}
+            for n in handoff.APPLIED:
+                value = env.get(n)
+                if isinstance(value, str):
+                    os.environ[n] = value
+                else:
+                    os.environ.pop(n, None)
+            sys.stdout = _stream(handoff.STDOUT, frames, bool(tty.get("stdout")))
+            sys.stderr = _stream(handoff.STDERR, frames, bool(tty.get("stderr")))
+            start = request.get("start")
+            transport.start_override = float(start) if isinstance(start, (int, float)) else None
+            runner.admit = self.admit
+            sys.argv = ["cancelctl", *request["argv"]]  # the audit line records the caller's command
+            signals.RECEIVED.clear()
+            threading.Thread(target=listen, name="guard-listen", daemon=True).start()
+            try:
+                code = main.run(list(request["argv"]), restore=True)
+            except Decline as e:
+                decline = str(e)
+            except BaseException as e:  # noqa: BLE001 - a caller's command must never take the guard down
+                decline = None
+                frames.append((handoff.STDERR, f"cancelctl: error: the guard failed: {type(e).__name__}\n".encode()))
+                code = int(ExitCode.INTERNAL)
+            finally:
+                done.set()
+                runner.admit = None
+                transport.start_override = None
+                for s in (sys.stdout, sys.stderr):
+                    with contextlib.suppress(OSError, ValueError):
+                        s.flush()
+                sys.stdout, sys.stderr, sys.argv = saved_out, saved_err, saved_argv
+                for n, v in saved_env.items():
+                    if v is None:
+                        os.environ.pop(n, None)
+                    else:
+                        os.environ[n] = v
+                with contextlib.suppress(OSError):
+                    os.chdir(saved_cwd)
+            own = [s for s in signals.RECEIVED if s not in forwarded]
+            if own:  # the guard itself was signalled while it ran the command: it stops after answering
+                self.stop.set()
+        try:
+            if decline is not None:
+                _say(f"handed back to the caller: {decline}")
+                conn.sendall(handoff.frame(handoff.DECLINED, decline.encode()))
+            else:
+                out = b"".join(handoff.frame(kind, data) for kind, data in frames)
+                conn.sendall(out + handoff.frame(handoff.EXIT, str(code).encode()))
+                self.served += 1
+                reason = request.get("reason")
+                _say(
+                    f"ran {' '.join(handoff.words(request['argv']) or [])} for pid {request.get('pid')}: exit {code}"
+                    + (f" ({reason})" if isinstance(reason, str) else "")
+                )
+        except OSError:
+            _say("the caller went away before its answer was sent")
+        finally:
+            conn.close()
+
+    # ---- status ------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """What ``cancelctl guard status`` shows; never a secret (profile names, states, times, counts)."""
+        return {
+            "pid": os.getpid(),
+            "started": self.started,
+            "served": self.served,
+            "socket": handoff.socket_path(),
+            "heartbeat": self.settings.heartbeat,
+            "deadman": self.settings.deadman,
+            "ttl": self.settings.ttl,
+            "last_checkin": self.last_checkin,
+            "poll": self.settings.poll,
+            "profiles": [
+                {
+                    "profile": name,
+                    "venue": h.profile.venue,
+                    "connection": h.state,
+                    "last_ok": h.last_ok,
+                    "last_heartbeat": h.last_heartbeat,
+                    "heartbeat_error": h.heartbeat_error,
+                    "open_orders": h.open_orders,
+                    "polled": h.polled,
+                }
+                for name, h in self.held.items()
+            ],
+        }
+
+
+# ---- start-up ------------------------------------------------------------------------------------
+
+
+def prepare_dir(path: str) -> None:
+    """Make the socket's directory 0700; ConfigError (78) when it exists and is not this user's own, private,
+    real directory (a symlink or another user's directory in /tmp would hand the socket to someone else)."""
+    import stat
+
+    from cancelctl.config import private_dir
+
+    try:
+        private_dir(__import__("pathlib").Path(path))
+        st = os.lstat(path)
+    except OSError as e:
+        raise ConfigError(f"cannot make the guard's directory {path}: {e.strerror or type(e).__name__}") from None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise ConfigError(
+            f"{path} is not a directory of this user", hint="remove it, or set XDG_RUNTIME_DIR to a private directory"
+        )
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+
+
+def lock(path: str) -> int:
+    """Hold the guard's lock file (``fcntl.flock``, released when the process ends); ConfigError when another
+    guard holds it (a second guard refuses to start)."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            other = os.read(fd, 32).decode().strip()
+        except OSError:
+            other = ""
+        os.close(fd)
+        raise ConfigError(
+            f"a guard is already running{' (pid ' + other + ')' if other.isdigit() else ''}",
+            hint="see it with: cancelctl guard status; stop it before starting another",
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def listen(path: str) -> socket.socket:
+    """Bind the guard's socket at ``path`` (0600 from its creation), replacing a stale one."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # the lock is ours: a socket file left here belongs to a guard that is gone
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(16)
+    return sock
+
+
+def hold(names: list[str]) -> dict[str, Held]:
+    """The profiles the guard holds (``-p`` names, else every configured one), with their credentials; a broken
+    profile or one whose credentials cannot be read is said and left out (callers naming it run cold)."""
+    from cancelctl import config as config_mod
+    from cancelctl import credentials
+
+    profiles = config_mod.select(config_mod.load(strict=False), names, button=True)
+    held: dict[str, Held] = {}
+    for p in profiles:
+        if p.broken is not None:
+            _say(f"profile {p.name} not held: {p.broken.one_line()}")
+            continue
+        try:
+            held[p.name] = Held(p, credentials.resolve(p.name, p.venue))
+        except CancelctlError as e:
+            _say(f"profile {p.name} not held: {e.one_line()}")
+    if not held:
+        raise ConfigError("the guard holds no profile", hint="fix the profiles above, then start it again")
+    return held
+
+
+def warm_imports() -> None:
+    """Import now what a caller's command will need, so its first request costs no import."""
+    import importlib
+
+    for name in (
+        "cancelctl.cli",
+        "cancelctl.cli.panic",
+        "cancelctl.cli.cancel",
+        "cancelctl.cli.orders",
+        "cancelctl.cli.positions",
+        "cancelctl.render",
+        "cancelctl.audit",
+        "cancelctl.verify",
+        "cancelctl.closing",
+        "cancelctl.venues.gemini",
+        "cancelctl.venues.pacifica",
+        "tenacity",
+        "rich.console",
+        "rich.table",
+    ):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
+def run(names: list[str], settings: Settings) -> int:
+    """Run the guard in the foreground until SIGINT, SIGTERM or SIGHUP; the exit code (0 after a clean stop)."""
+    from cancelctl import handoff as h
+    from cancelctl import runner, transport
+
+    directory = h.socket_dir()
+    prepare_dir(directory)
+    lock_fd = lock(os.path.join(directory, h.LOCK_NAME))
+    held = hold(names)
+    warm_imports()
+    guard = Guard(held, shared_http([x.profile for x in held.values()]), settings)
+    guard.digest = h.env_digest(os.environ)
+    transport.shared_client = guard.http
+    stop = guard.stop
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+        guard.wake.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    guard.warm()
+    guard.listener = listen(h.socket_path())
+    tasks = [(guard.accept_loop, "guard-accept"), (guard.keep_warm, "guard-warm")]
+    if settings.poll:
+        tasks.append((guard.poll, "guard-poll"))
+    for target, name in tasks:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        guard.threads.append(t)
+    _say(
+        f"holding {', '.join(f'{n} ({x.profile.venue}: {x.state})' for n, x in held.items())}; "
+        f"listening on {h.socket_path()}; Ctrl-C or SIGTERM stops"
+    )
+    try:
+        while not stop.is_set():
+            guard.wake.wait(0.5)
+            guard.wake.clear()
+            while guard.queue:
+                conn, request = guard.queue.pop(0)
+                try:
+                    guard.serve(conn, request)
+                finally:
+                    guard.busy.release()
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # main.run restored them; set them again
+                    signal.signal(sig, on_signal)
+    finally:
+        shutdown(guard, lock_fd)
+        runner.admit = None
+    return guard.exit_code
+
+
+def panic_on_exit(guard: Guard) -> None:
+    """``--panic-on-exit``: panic on every held profile, on the warm connections; its report and audit line as
+    ``panic``'s; the guard then exits with panic's code."""
+    from cancelctl import main
+    from cancelctl.cli.panic import run_panic
+    from cancelctl.runner import Options
+
+    _say("--panic-on-exit: panic on " + ", ".join(guard.held))
+    opts = Options(profiles=list(guard.held), verify=True, reason="cancelctl guard stopped (--panic-on-exit)")
+    try:
+        outcome = run_panic([h.profile for h in guard.held.values()], opts, {n: h.creds for n, h in guard.held.items()})
+        guard.exit_code = main.finish(outcome)
+    except Exception as e:  # noqa: BLE001 - said, and the exit code says it
+        _say(f"--panic-on-exit failed: {type(e).__name__}")
+        guard.exit_code = int(ExitCode.INTERNAL)
+
+
+def shutdown(guard: Guard, lock_fd: int) -> None:
+    """Ordered stop: no new caller, then the standing protections (the heartbeat first), then the connections."""
+    from cancelctl import handoff as h
+    from cancelctl import transport
+
+    guard.stop.set()
+    if guard.listener is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(h.socket_path())
+        with contextlib.suppress(OSError):
+            guard.listener.close()
+    if guard.settings.panic_on_exit:
+        panic_on_exit(guard)
+    transport.shared_client = None
+    with contextlib.suppress(Exception):
+        guard.http.shutdown()
+    with contextlib.suppress(OSError):
+        os.close(lock_fd)
+    _say(f"stopped after {guard.served} command(s)")
+
+
+def ask_status(timeout: float = 2.0) -> dict[str, Any] | None:
+    """The running guard's :meth:`Guard.status`, or None when no guard of this user answers."""
+    sock = handoff.connect(timeout)
+    if sock is None:
+        return None
+    try:
+        sock.settimeout(timeout)
+        sock.sendall(handoff.frame(handoff.STATUS))
+        kind, payload = handoff.read_frame(sock)
+        doc = json.loads(payload) if kind == handoff.EXIT else None
+    except (OSError, EOFError, ValueError):
+        doc = None
+    finally:
+        sock.close()
+    return doc if isinstance(doc, dict) else None
+
+
+def _ago(t: float | None) -> str:
+    return "-" if t is None else f"{max(0.0, time.time() - t):.0f} s ago"
+
+
+def show_status(as_json: bool) -> int:
+    """``cancelctl guard status``: one row per held profile; exit 0, or 1 with one line when no guard answers."""
+    from cancelctl.render import out, out_json
+
+    doc = ask_status()
+    if doc is None:
+        raise CancelctlError(
+            f"no guard is running (nothing answers on {handoff.socket_path()})",
+            hint="start one with: cancelctl guard",
+            kind="no_guard",
+        )
+    if as_json:
+        out_json({"schema": "cancelctl/1", "guard": doc})
+        return 0
+    out(
+        f"guard pid {doc['pid']}: up {_ago(doc['started']).removesuffix(' ago')}, {doc['served']} command(s) run; "
+        f"heartbeat {'on' if doc['heartbeat'] else 'off'}; "
+        + (
+            f"deadman on {doc['deadman']} (TTL {doc['ttl']:g} s, last check-in {_ago(doc['last_checkin'])})"
+            if doc.get("deadman")
+            else "deadman off"
+        )
+    )
+    for p in doc["profiles"]:
+        orders = "-" if p["open_orders"] is None else f"{p['open_orders']} open ({_ago(p['polled'])})"
+        beat = _ago(p["last_heartbeat"]) if doc["heartbeat"] and p["venue"] == "gemini" else "-"
+        last = f"last ok {_ago(p['last_ok'])}"
+        out("\t".join([p["profile"], p["venue"], p["connection"], last, f"heartbeat {beat}", orders]))
+    return 0

@@ -1,0 +1,376 @@
+"""The hand-off: give the command to a running ``cancelctl guard`` before anything heavy is imported.
+
+Called first by :func:`cancelctl.main.main`. Standard library only (``os``,
+``sys``; ``socket``, ``json``, ``struct`` and ``hashlib`` only once a guard's
+socket exists): when no guard runs, the cold path pays one ``stat`` and an
+argv scan, nothing else.
+
+:func:`try_guard` returns the exit code when the guard ran the command, or
+None when the caller must run it cold: no guard, a socket that does not
+answer ``R`` (ready) within :data:`BUDGET_S`, a guard of another user, a
+guard that declines (busy, a profile it does not hold, a different
+environment), ``--no-guard``, ``CANCELCTL_NO_GUARD=1``, or a command the
+guard does not take. The protocol and every failure are in docs/design.md
+("The guard").
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+BUDGET_S = 0.020  # s: connect, send the request and read the guard's "ready" within this, or run cold
+SOCKET_NAME = "guard.sock"
+LOCK_NAME = "guard.lock"
+
+#: The commands the guard runs: command word -> the sub-command words it takes (empty: no sub-command).
+GUARDED: dict[str, frozenset[str]] = {
+    "panic": frozenset(),
+    "orders": frozenset(),
+    "positions": frozenset(),
+    "cancel": frozenset({"all", "session", "order", "pacifica"}),
+}
+#: Options that end the hand-off at once: help, version and completion are not the guard's business.
+COLD_WORDS = frozenset({"--no-guard", "--help", "-h", "--version", "--install-completion", "--show-completion"})
+
+#: The caller's environment variables the guard applies for the request (their value, or unset).
+APPLIED = (
+    "CANCELCTL_PROFILE",
+    "CANCELCTL_TIMEOUT",
+    "CANCELCTL_DEBUG",
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "TERM",
+    "COLORTERM",
+    "COLUMNS",
+    "LINES",
+    "TTY_COMPATIBLE",
+    "TTY_INTERACTIVE",
+)
+#: Variables that must be the same in the caller and the guard (compared as a digest, never sent): where the
+#: config, state and keyring are, which CA and proxy the connections use. Every other ``CANCELCTL_*``
+#: variable (per-profile secrets, the keyring passphrase) is compared the same way.
+SAME = (
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_STATE_HOME",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "PYTHON_KEYRING_BACKEND",
+)
+NOT_COMPARED = frozenset({"CANCELCTL_NO_GUARD", "CANCELCTL_COMPLETE", *APPLIED})
+
+# Frame types (one byte, then a 4-byte big-endian length, then the payload).
+REQUEST, GO, INTERRUPT, STATUS = b"Q", b"G", b"I", b"S"  # client -> guard
+READY, BUSY, DECLINED, STDOUT, STDERR, EXIT = b"R", b"B", b"D", b"O", b"E", b"X"  # guard -> client
+TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
+
+
+def socket_dir() -> str:
+    """``$XDG_RUNTIME_DIR/cancelctl``; without an absolute ``XDG_RUNTIME_DIR``: ``$TMPDIR`` (else ``/tmp``)
+    ``/cancelctl-UID``. The guard makes it 0700 and refuses one that is not its user's own."""
+    base = os.environ.get("XDG_RUNTIME_DIR", "")
+    if base and os.path.isabs(base):
+        return os.path.join(base, "cancelctl")
+    tmp = os.environ.get("TMPDIR", "")
+    return os.path.join(tmp if os.path.isabs(tmp) else "/tmp", f"cancelctl-{os.getuid()}")
+
+
+def socket_path() -> str:
+    return os.path.join(socket_dir(), SOCKET_NAME)
+
+
+def words(argv: list[str]) -> list[str] | None:
+    """The command and sub-command words of ``argv`` when the guard takes that command, else None."""
+    from cancelctl.flags import VALUE_OPTIONS
+
+    positional: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        i += 1
+        if word == "--" or word in COLD_WORDS:
+            return None  # after "--" every word is an argument: not worth the guard's time to read
+        if not word.startswith("-") or word == "-":
+            positional.append(word)
+        elif word in VALUE_OPTIONS:
+            i += 1
+    if not positional or positional[0] not in GUARDED:
+        return None
+    subs = GUARDED[positional[0]]
+    if subs and (len(positional) < 2 or positional[1] not in subs):
+        return None
+    return positional[:2] if subs else positional[:1]
+
+
+def env_digest(environ: dict[str, str] | Any) -> str:
+    """sha256 over the variables that must match between caller and guard (:data:`SAME`, and every
+    ``CANCELCTL_*`` variable not applied per request): names and values, never sent in clear."""
+    import hashlib
+
+    names = sorted(
+        {n for n in SAME if n in environ} | {n for n in environ if n.startswith("CANCELCTL_") and n not in NOT_COMPARED}
+    )
+    h = hashlib.sha256()
+    for n in names:
+        h.update(n.encode() + b"\0" + environ[n].encode("utf-8", "surrogateescape") + b"\0")
+    return h.hexdigest()
+
+
+def process_start() -> float | None:
+    """This process's start on the monotonic clock (s), as :func:`cancelctl.transport.run_start` reads it; None
+    when unknown. The guard counts the caller's ``--timeout`` from here, as the cold path does."""
+    import time
+
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return time.monotonic() - age if 0.0 <= age < 1.0 else None
+
+
+def _utf8(stream: Any) -> bool:
+    encoding = getattr(stream, "encoding", None) or ""
+    return encoding.lower().replace("-", "").replace("_", "") == "utf8"
+
+
+def _width() -> int | None:
+    for fd in (0, 1, 2):  # the order rich reads them in (rich.console._STD_STREAMS)
+        try:
+            return os.get_terminal_size(fd).columns
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def frame(kind: bytes, payload: bytes = b"") -> bytes:
+    return kind + len(payload).to_bytes(4, "big") + payload
+
+
+def read_frame(sock: Any) -> tuple[bytes, bytes]:
+    """One frame from ``sock``; EOFError when the peer closed (or sent a torn frame)."""
+    head = _read_exact(sock, 5)
+    size = int.from_bytes(head[1:], "big")
+    if size > 64 << 20:
+        raise EOFError("frame too large")
+    return head[:1], _read_exact(sock, size)
+
+
+def _read_exact(sock: Any, n: int) -> bytes:
+    chunks = []
+    while n:
+        chunk = sock.recv(min(n, 1 << 20))
+        if not chunk:
+            raise EOFError("closed")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def peer_uid(sock: Any) -> int:
+    """The uid of the process at the other end of a Unix socket (``SO_PEERCRED``, Linux: struct ucred)."""
+    import socket
+    import struct
+
+    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return int(uid)
+
+
+def connect(budget: float = BUDGET_S) -> Any:
+    """A connected socket to this user's guard, or None (no socket, refused, too slow, another user's)."""
+    import socket
+
+    path = socket_path()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(budget)
+        sock.connect(path)
+        if peer_uid(sock) != os.getuid():
+            sock.close()
+            return None
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def try_guard(argv: list[str]) -> int | None:
+    """Run ``argv`` through the guard: its exit code, after writing its stdout and stderr here; None: run cold."""
+    if (os.environ.get("CANCELCTL_NO_GUARD", "").strip().lower() in TRUE_WORDS) or words(argv) is None:
+        return None
+    try:
+        if not os.path.exists(socket_path()):  # the cold path's whole cost when no guard runs
+            return None
+    except (OSError, ValueError):
+        return None
+    if sys.stdout is None or sys.stderr is None or not (_utf8(sys.stdout) and _utf8(sys.stderr)):
+        return None
+    import time
+
+    began = time.monotonic()
+    sock = connect()
+    if sock is None:
+        return None
+    try:
+        return _hand_off(sock, argv, began)
+    finally:
+        sock.close()
+
+
+def _hand_off(sock: Any, argv: list[str], began: float) -> int | None:
+    import json
+    import time
+
+    tty = {"stdout": _isatty(1), "stderr": _isatty(2)}
+    env = {n: os.environ[n] for n in APPLIED if n in os.environ}
+    if (tty["stdout"] or tty["stderr"]) and "COLUMNS" not in env:
+        width = _width()
+        if width:
+            env["COLUMNS"] = str(width)  # rich reads COLUMNS before the terminal: the guard's table is this wide
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return None
+    request = {
+        "v": 1,
+        "argv": argv,
+        "reason": _reason(argv),
+        "start": process_start() or began,
+        "tty": tty,
+        "env": env,
+        "same": env_digest(os.environ),
+        "cwd": cwd,
+        "pid": os.getpid(),
+    }
+    try:
+        sock.settimeout(max(0.001, BUDGET_S - (time.monotonic() - began)))
+        sock.sendall(frame(REQUEST, json.dumps(request).encode("utf-8", "surrogateescape")))
+        kind, _ = read_frame(sock)
+        if kind != READY:
+            return None  # busy, or a request it does not take: nothing was done
+        sock.sendall(frame(GO))  # from here the guard runs the command; this process only shows its answer
+    except (OSError, EOFError):
+        return None
+    return _answer(sock, argv)
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def _reason(argv: list[str]) -> str | None:
+    for i, word in enumerate(argv):
+        if word == "--":
+            break
+        if word == "--reason" and i + 1 < len(argv):
+            return argv[i + 1]
+        if word.startswith("--reason="):
+            return word.partition("=")[2]
+    return None
+
+
+def _timeout(argv: list[str]) -> float:
+    value = os.environ.get("CANCELCTL_TIMEOUT", "10")
+    for i, word in enumerate(argv):
+        if word == "--timeout" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif word.startswith("--timeout="):
+            value = word.partition("=")[2]
+    try:
+        seconds = float(value)
+    except ValueError:
+        return 10.0
+    return min(max(seconds, 0.1), 3600.0) if seconds == seconds else 10.0
+
+
+def _answer(sock: Any, argv: list[str]) -> int | None:
+    """Show the guard's answer; its exit code. None (run cold) when it declined, or stopped before any output."""
+    import signal
+    import time
+
+    seen: list[int] = []
+
+    def forward(signum: int, frame_: object) -> None:
+        seen.append(signum)
+        if len(seen) == 1:
+            try:
+                sock.sendall(b"I" + (1).to_bytes(4, "big") + bytes([signum]))
+            except OSError:
+                pass
+        elif len(seen) == 2:  # as the cold path: a second signal ends the process soon whatever is stuck
+            import threading
+
+            code = 130 if signum == signal.SIGINT else 143
+            timer = threading.Timer(2.0, os._exit, args=(code,))
+            timer.daemon = True
+            timer.start()
+
+    previous = {}
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            try:
+                previous[sig] = signal.signal(sig, forward)
+            except (ValueError, OSError):
+                pass
+    wrote = False
+    stdout_ok = True
+    # The guard answers by the command's own deadline (``--timeout`` plus its grace); past that plus a margin it is
+    # stuck, and the command runs cold (cancels are idempotent: a second cancel-all finds nothing left).
+    until = time.monotonic() + _timeout(argv) + 5.0
+    try:
+        while True:
+            sock.settimeout(max(0.01, until - time.monotonic()))
+            try:
+                kind, payload = read_frame(sock)
+            except (OSError, EOFError) as e:
+                if wrote:
+                    os.write(2, b"cancelctl: error: the guard stopped in the middle of its report; outcome unknown\n")
+                    return 5
+                why = "did not answer in time" if isinstance(e, TimeoutError) else "stopped before answering"
+                os.write(2, f"cancelctl: warning: the guard {why}; running without it\n".encode())
+                return None
+            if kind == DECLINED:
+                return None
+            if kind == EXIT:
+                return int(payload.decode() or "70")
+            if kind == STDOUT and stdout_ok:
+                wrote = True
+                stdout_ok = _write(1, payload)
+            elif kind == STDERR:
+                wrote = True
+                _write(2, payload)
+    finally:
+        for sig, handler in previous.items():
+            try:
+                signal.signal(sig, signal.SIG_IGN if seen else handler)
+            except (ValueError, OSError, TypeError):
+                pass
+
+
+def _write(fd: int, data: bytes) -> bool:
+    """Write all of ``data`` to ``fd``; False once the reader has gone (EPIPE: the rest is dropped, as cold)."""
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BrokenPipeError:
+            return False
+        except OSError:
+            return False
+        view = view[n:]
+    return True

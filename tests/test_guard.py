@@ -1,0 +1,344 @@
+"""``cancelctl guard``: the same report through the guard as cold, and every way the hand-off can fail.
+
+Real processes only: a guard process on a Unix socket in the test's own
+runtime directory, the ``cancelctl`` client, the simulator on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from cancelctl.sim.pacifica import solana_keypair
+from cancelctl.sim.server import Simulator
+
+from conftest import GEMINI_KEY, GEMINI_SECRET, Env, audit_lines, collect
+
+PAC_PRIVATE, PAC = solana_keypair(bytes(range(1, 33)))
+COLD = {"CANCELCTL_NO_GUARD": "1"}
+
+
+def sock_path(env: Env) -> Path:
+    return env.root / "run" / "cancelctl" / "guard.sock"
+
+
+class Running:
+    """A ``cancelctl guard`` process of the test, stopped (SIGTERM, then SIGKILL) at the end."""
+
+    def __init__(self, env: Env, *args: str, extra_env: dict | None = None) -> None:
+        self.env = env
+        self.proc = env.popen("guard", *args, extra_env=extra_env)
+        deadline = time.monotonic() + 30
+        while not sock_path(env).exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                out, err = self.proc.communicate(timeout=10)
+                raise AssertionError(f"the guard did not start ({self.proc.returncode}): {err}")
+            time.sleep(0.02)
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        if getattr(self, "result", None) is not None:
+            return self.result
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            _, err = self.proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=5)
+        collect("guard", err)
+        self.result = (self.proc.returncode, err)
+        return self.result
+
+
+@pytest.fixture
+def two(sim, env):
+    """A Gemini profile ``main`` and a Pacifica profile ``pac`` on the simulator."""
+    sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET)
+    sim.pacifica.add_account(PAC_PRIVATE)
+    env.write_config(
+        {
+            "main": {"venue": "gemini", "base_url": sim.url},
+            "pac": {"venue": "pacifica", "base_url": sim.url + "/api/v1"},
+        }
+    )
+    env.secret("main", "api_key", GEMINI_KEY)
+    env.secret("main", "api_secret", GEMINI_SECRET)
+    env.secret("pac", "private_key", PAC_PRIVATE)
+    return sim
+
+
+@pytest.fixture
+def guard(two, env):
+    g = Running(env)
+    yield g
+    g.stop()
+
+
+def seed(sim) -> list[str]:
+    """Resting orders on both profiles; their IDs in a fixed order (the names the comparison uses)."""
+    return [
+        str(sim.gemini.add_order()),
+        str(sim.gemini.add_order(session="bot")),
+        str(sim.pacifica.add_order(PAC, "BTC")),
+        str(sim.pacifica.add_order(PAC, "ETH", side="ask", reduce_only=True)),
+    ]
+
+
+def normal(text: str, ids: list[str]) -> str:
+    """``text`` with each seeded ID replaced by its index and the times blanked: equal runs read equal."""
+    text = re.sub(r'"elapsed_ms": [0-9.]+', '"elapsed_ms": 0', text)
+    text = re.sub(r'("X-GEMINI-PAYLOAD": |"nonce": )"[^"]*"', r'\1"-"', text)  # a dry run's nonce is the time
+    for n, i in enumerate(ids):
+        text = re.sub(rf"\b{i}\b", f"<order {n}>", text)
+    return text
+
+
+SCENARIOS = {
+    "panic": lambda ids: ["panic", "--json", "--reason", "drill"],
+    "panic text": lambda ids: ["panic"],
+    "cancel all": lambda ids: ["cancel", "all", "-p", "main", "-p", "pac", "--json"],
+    "cancel all quiet": lambda ids: ["cancel", "all", "-p", "main", "-q"],
+    "cancel session": lambda ids: ["cancel", "session", "-p", "main", "--json"],
+    "cancel order": lambda ids: ["cancel", "order", ids[0], "123456789", "-p", "main", "--verify", "--json"],
+    "cancel pacifica": lambda ids: ["cancel", "pacifica", "-p", "pac", "--symbol", "BTC", "--json"],
+    "orders": lambda ids: ["orders", "--json"],
+    "positions": lambda ids: ["positions", "-p", "pac", "--json"],
+    "dry run": lambda ids: ["cancel", "all", "-p", "main", "--dry-run", "--json"],
+    "no such profile": lambda ids: ["panic", "-p", "nope", "--json"],
+    "usage error": lambda ids: ["cancel", "order", "-p", "main", "--json"],
+    "venue down": lambda ids: ["cancel", "all", "-p", "main", "--timeout", "3", "--json"],
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_the_same_report_through_the_guard_as_cold(guard, two, env, name):
+    """Each scenario twice on the same book: cold, then through the guard; stdout (the JSON document or the rows),
+    stderr, the exit code and the audit lines are the same, and the guard really ran the second."""
+    runs = []
+    for extra in (COLD, {}):
+        ids = seed(two)
+        if name == "venue down":
+            two.fail("/v1/order/cancel/all", "status", status=503, times=-1)
+        before = len(audit_lines(env))
+        proc = env.run(*SCENARIOS[name](ids), extra_env=extra)
+        two.faults.clear()
+        audit = [
+            {k: v for k, v in line.items() if k not in {"time", "elapsed_ms", "pid"}}
+            for line in audit_lines(env)[before:]
+        ]
+        runs.append(
+            (proc.returncode, normal(proc.stdout, ids), normal(proc.stderr, ids), normal(json.dumps(audit), ids))
+        )
+        two.gemini.orders.clear()
+        for o in list(two.pacifica.open_orders()):
+            two.pacifica.orders.pop(o.order_id, None)
+    for cold, warm in zip(runs[0], runs[1]):
+        assert cold == warm
+    assert runs[0][0] in (0, 1, 2, 3, 75, 78)
+    code, err = guard.stop()
+    assert f"ran {SCENARIOS[name](['1'] * 4)[0]}" in err, err  # the second run was the guard's
+
+
+def child_modules(env: Env, tmp_path: Path, argv: list[str], extra_env: dict) -> tuple[int, list[str]]:
+    """The client's exit code and every module it had loaded when it ended (the real entry point, ``main()``)."""
+    out = tmp_path / "modules.json"
+    code = textwrap.dedent(
+        f"""
+        import atexit, json, sys
+        atexit.register(lambda: open({str(out)!r}, "w").write(json.dumps(sorted(sys.modules))))
+        sys.argv = ["cancelctl", *{argv!r}]
+        from cancelctl.main import main
+        main()
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env.environ(), **extra_env},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    collect("handoff " + " ".join(argv), proc.stdout + proc.stderr)
+    return proc.returncode, json.loads(out.read_text())
+
+
+HEAVY = ("typer", "click", "httpx", "httpcore", "rich", "keyring", "nacl", "cancelctl.runner", "cancelctl.transport")
+
+
+def test_the_hand_off_imports_nothing_heavy(guard, two, env, tmp_path):
+    seed(two)
+    code, loaded = child_modules(env, tmp_path, ["cancel", "all", "-p", "main", "-q"], {})
+    assert code == 0
+    assert two.gemini.open_orders() == []
+    heavy = [m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+    assert heavy == [], f"imported by the hand-off: {heavy}"
+    # and the check can fail: the same command cold loads them
+    seed(two)
+    code, loaded = child_modules(env, tmp_path, ["cancel", "all", "-p", "main", "-q"], COLD)
+    assert code == 0 and "httpx" in loaded and "typer" in loaded
+
+
+def test_a_profile_the_guard_does_not_hold_runs_cold(two, env):
+    g = Running(env, "-p", "pac")
+    try:
+        ids = seed(two)
+        proc = env.run("cancel", "all", "-p", "main", "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["results"][0]["cancelled_count"] == 2
+        assert ids and two.gemini.open_orders() == []
+        # the config changed under the guard: its profile is handed back too
+        env.write_config({"pac": {"venue": "pacifica", "base_url": two.url + "/api/v1", "account": PAC}})
+        proc = env.run("cancel", "all", "-p", "pac", "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert len(audit_lines(env)) == 2  # one audit line per run, whoever ran it
+    finally:
+        _, err = g.stop()
+    assert err.count("handed back to the caller") == 2, err
+    assert "profile main is not held" in err and "profile pac changed" in err
+
+
+def test_a_different_environment_runs_cold(guard, two, env):
+    seed(two)
+    proc = env.run("cancel", "all", "-p", "main", "-q", extra_env={"SSL_CERT_DIR": "/nonexistent"})
+    assert proc.returncode == 0, proc.stderr
+    _, err = guard.stop()
+    assert "environment differs" in err
+
+
+def test_a_second_guard_refuses_to_start(guard, env):
+    proc = env.run("guard", timeout=30)
+    assert proc.returncode == 78
+    assert "a guard is already running" in proc.stderr
+    assert guard.proc.poll() is None  # the first one runs on
+    assert sock_path(env).exists()
+
+
+def test_sigterm_stops_the_guard_in_order(guard, env):
+    code, err = guard.stop(signal.SIGTERM)
+    assert code == 0, err
+    assert "stopped after 0 command(s)" in err
+    assert not sock_path(env).exists()  # a caller now goes cold at once
+    proc = env.run("orders", "-p", "main", "-q")
+    assert proc.returncode == 0, proc.stderr
+
+
+def hung_socket(env: Env) -> socket.socket:
+    """A socket at the guard's path that accepts connections (the kernel's backlog) and never answers."""
+    path = sock_path(env)
+    path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(path))
+    s.listen(8)
+    return s
+
+
+def test_a_hung_guard_costs_the_cold_path_no_more_than_the_budget(two, env, monkeypatch):
+    from cancelctl import handoff
+
+    s = hung_socket(env)
+    try:
+        for name, value in env.environ().items():
+            monkeypatch.setenv(name, value)
+        t0 = time.monotonic()
+        assert handoff.try_guard(["panic", "-q"]) is None
+        spent = time.monotonic() - t0
+        assert spent < 0.5, f"the hand-off waited {spent:.3f} s on a guard that never answers"  # budget 20 ms; load
+        seed(two)
+        proc = env.run("panic", "-q")
+        assert proc.returncode == 0, proc.stderr
+        assert two.gemini.open_orders() == []
+    finally:
+        s.close()
+
+
+def test_a_dead_guard_s_socket_runs_cold(two, env):
+    s = hung_socket(env)
+    s.close()  # the file stays, nothing listens: connection refused
+    seed(two)
+    proc = env.run("panic", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ok"] is True
+
+
+def test_a_stale_connection_is_reopened(env):
+    """The venue closed the guard's idle keep-alive connection: the next cancel goes on a new one, at once, with
+    the cold path's report (no unknown outcome)."""
+    with Simulator(lifetime=120, idle_timeout=None) as sim:
+        sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET)
+        env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
+        env.secret("main", "api_key", GEMINI_KEY)
+        env.secret("main", "api_secret", GEMINI_SECRET)
+        sim.idle_timeout = 0.3  # the warm-up connection is closed by the venue 0.3 s after its last answer
+        g = Running(env, "--refresh", "300")
+        try:
+            time.sleep(0.8)
+            first = len(sim.requests("/v1/"))
+            sim.gemini.add_order()
+            proc = env.run("cancel", "all", "--json")
+            assert proc.returncode == 0, proc.stderr
+            doc = json.loads(proc.stdout)
+            assert doc["results"][0]["cancelled_count"] == 1 and doc["results"][0]["unknown"] == []
+            assert sim.gemini.open_orders() == []
+            assert len(sim.requests("/v1/order/cancel/all")) == 1  # sent once
+            assert len(sim.requests("/v1/")) > first
+        finally:
+            _, err = g.stop()
+        assert "ran cancel all" in err
+
+
+def test_ctrl_c_reaches_the_guard_s_command(guard, two, env):
+    """SIGINT to the client while the venue is slow: the cold path's answer (exit 130, the JSON document)."""
+    seed(two)
+    two.fail("/v1/order/cancel/all", "delay", seconds=3)
+    p = env.popen("cancel", "all", "-p", "main", "--json", "--timeout", "8")
+    time.sleep(1.5)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=20)
+    collect("interrupted", out + err)
+    assert p.returncode == 130, err
+    assert json.loads(out)["exit_code"] == 130
+    assert guard.proc.poll() is None  # the guard itself runs on
+    code, gerr = guard.stop()
+    assert "ran cancel all" in gerr and code == 0
+
+
+def test_guard_status(guard, env):
+    proc = env.run("guard", "status", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)["guard"]
+    assert {p["profile"]: p["connection"] for p in doc["profiles"]} == {"main": "warm", "pac": "warm"}
+    assert str(GEMINI_SECRET) not in proc.stdout and PAC_PRIVATE not in proc.stdout
+    guard.stop()
+    proc = env.run("guard", "status")
+    assert proc.returncode == 1 and "no guard is running" in proc.stderr
+
+
+def test_another_user_is_refused(monkeypatch):
+    """The peer-uid check (another user cannot be made in a test): a connection whose SO_PEERCRED uid is not the
+    guard's gets no "ready" and is closed."""
+    from cancelctl import guard as guard_mod
+    from cancelctl import handoff
+
+    g = guard_mod.Guard(held={}, http=None)
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    monkeypatch.setattr(handoff, "peer_uid", lambda s: os.getuid() + 1)
+    b.sendall(handoff.frame(handoff.REQUEST, json.dumps({"argv": ["panic"]}).encode()))
+    g.greet(a)
+    b.settimeout(2)
+    try:
+        said = b.recv(10)
+    except ConnectionResetError:
+        said = b""
+    assert said == b""  # closed, nothing said
+    assert not g.queue
