@@ -22,6 +22,7 @@ VALUE_OPTIONS = frozenset(
         "--account",
         "--agent-wallet",
         "--base-url",
+        "--deadman",
         "--environment",
         "--file",
         "--interval",

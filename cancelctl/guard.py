@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cancelctl import handoff
@@ -41,8 +42,12 @@ if TYPE_CHECKING:
 
 REFRESH_S = 20.0  # s between keep-warm requests on each connection (servers close idle ones after about a minute)
 WARM_PER_ORIGIN = 8  # at most this many connections kept warm per venue host
+BEAT_JOIN_S = 2.0  # s the ordered stop waits for the heartbeat (and deadman) thread to end
 READ_REQUEST_S = 1.0  # s a connected caller has to send its request, and then its "go"
 PING_PATH = {"gemini": "/v1/symbols", "pacifica": "/info"}  # public GETs that keep a connection busy
+
+
+OWN_THREADS = ("guard-", "heartbeat")  # names of the guard's own threads (watch.interruptible's is "heartbeat")
 
 
 class Decline(BaseException):
@@ -73,7 +78,10 @@ class _Frames(io.RawIOBase):
 
     def write(self, b: Any) -> int:
         data = bytes(b)
-        if data:
+        if threading.current_thread().name.startswith(OWN_THREADS):  # the guard's own lines never reach a caller
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                sys.__stderr__.write(data.decode("utf-8", "replace"))  # type: ignore[union-attr]
+        elif data:
             self.frames.append((self.kind, data))
         return len(data)
 
@@ -139,6 +147,8 @@ class Guard:
     served: int = 0
     last_checkin: float | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    heartbeat_stop: threading.Event = field(default_factory=threading.Event)
+    deadman_code: int | None = None
     busy: threading.Lock = field(default_factory=threading.Lock)
     digest: str = ""
     listener: socket.socket | None = None
@@ -219,6 +229,63 @@ class Guard:
                         _say(f"profile {h.profile.name}: open orders not read: {e.one_line()}")
             finally:
                 self.busy.release()
+
+    def heartbeat(self) -> None:
+        """``--heartbeat``: ``heartbeat``'s loop (:func:`cancelctl.cli.watch.keep_alive`) on the held Gemini
+        profiles, until the guard stops it (first, at shutdown)."""
+        from cancelctl.cli import watch
+
+        profiles = heartbeat_profiles(self.held)
+        beat = watch.beater(profiles, {p.name: self.held[p.name].creds for p in profiles}, self.heartbeat_stop)
+
+        def recorded(name: str, seconds: float) -> None:
+            h = self.held[name]
+            try:
+                beat(name, seconds)
+            except CancelctlError as e:
+                h.heartbeat_error = e.one_line()
+                raise
+            h.last_heartbeat, h.heartbeat_error = time.time(), None
+
+        code = watch.keep_alive(
+            [p.name for p in profiles],
+            recorded,
+            interval=self.settings.heartbeat_interval,
+            wait=self.heartbeat_stop.wait,
+            say=_say,
+        )
+        if code != ExitCode.OK:
+            self.exit_code = int(code)
+
+    def deadman(self) -> None:
+        """``--deadman FILE --ttl S``: ``deadman``'s watch (:func:`cancelctl.cli.watch.watch_file`); when it fires,
+        panic on every held profile on the warm connections (after a running caller's command), report and audit
+        as ``deadman`` does, and stay up with the switch disarmed."""
+        from cancelctl import main
+        from cancelctl.cli import watch
+        from cancelctl.cli.panic import run_panic
+        from cancelctl.runner import Options
+
+        assert self.settings.deadman is not None and self.settings.ttl is not None
+        ttl = self.settings.ttl
+
+        def checked_in(t: float) -> None:
+            self.last_checkin = t
+
+        silent = watch.watch_file(Path(self.settings.deadman), ttl, self.stop, say=_say, checked_in=checked_in)
+        if silent is None:
+            _say("deadman disarmed")
+            return
+        _say(f"deadman: no check-in for {silent:.1f} s (TTL {ttl:g} s): panic")
+        opts = Options(
+            profiles=list(self.held), verify=True, reason=f"deadman: no check-in for {silent:.1f} s (TTL {ttl:g} s)"
+        )
+        with self.busy:  # after a caller's command, never beside it (its output is captured meanwhile)
+            outcome = run_panic(
+                [h.profile for h in self.held.values()], opts, {n: h.creds for n, h in self.held.items()}
+            )
+            self.deadman_code = main.finish(outcome)
+        _say(f"deadman: panic exit {self.deadman_code}; the switch is disarmed, the guard runs on")
 
     # ---- the socket --------------------------------------------------------------------------
 
@@ -494,6 +561,18 @@ def hold(names: list[str]) -> dict[str, Held]:
     return held
 
 
+def heartbeat_profiles(held: dict[str, Held]) -> list[Profile]:
+    """The held profiles ``--heartbeat`` keeps alive (those on a venue with a heartbeat: Gemini); UsageProblem (2)
+    when there is none."""
+    from cancelctl.errors import UsageProblem
+    from cancelctl.venues.info import VENUES
+
+    profiles = [h.profile for h in held.values() if "heartbeat" in VENUES[h.profile.venue].commands]
+    if not profiles:
+        raise UsageProblem("--heartbeat: the guard holds no Gemini profile", hint="hold one with -p NAME")
+    return profiles
+
+
 def warm_imports() -> None:
     """Import now what a caller's command will need, so its first request costs no import."""
     import importlib
@@ -527,6 +606,12 @@ def run(names: list[str], settings: Settings) -> int:
     prepare_dir(directory)
     lock_fd = lock(os.path.join(directory, h.LOCK_NAME))
     held = hold(names)
+    if settings.heartbeat:
+        heartbeat_profiles(held)  # UsageProblem before anything starts when none can have one
+    if settings.deadman is not None:
+        from cancelctl.cli.watch import _check_in_file
+
+        _check_in_file(Path(settings.deadman))
     warm_imports()
     guard = Guard(held, shared_http([x.profile for x in held.values()]), settings)
     guard.digest = h.env_digest(os.environ)
@@ -544,6 +629,10 @@ def run(names: list[str], settings: Settings) -> int:
     tasks = [(guard.accept_loop, "guard-accept"), (guard.keep_warm, "guard-warm")]
     if settings.poll:
         tasks.append((guard.poll, "guard-poll"))
+    if settings.heartbeat:
+        tasks.append((guard.heartbeat, "guard-heartbeat"))
+    if settings.deadman is not None:
+        tasks.append((guard.deadman, "guard-deadman"))
     for target, name in tasks:
         t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
@@ -598,6 +687,15 @@ def shutdown(guard: Guard, lock_fd: int) -> None:
             os.unlink(h.socket_path())
         with contextlib.suppress(OSError):
             guard.listener.close()
+    if guard.settings.heartbeat:  # first: no heartbeat may outlive the guard
+        guard.heartbeat_stop.set()
+        for t in guard.threads:
+            if t.name == "guard-heartbeat":
+                t.join(BEAT_JOIN_S)
+        _say("heartbeat stopped first; Gemini cancels the sessions' orders 30 s after the last one")
+    for t in guard.threads:
+        if t.name == "guard-deadman":
+            t.join(BEAT_JOIN_S)
     if guard.settings.panic_on_exit:
         panic_on_exit(guard)
     transport.shared_client = None

@@ -342,3 +342,82 @@ def test_another_user_is_refused(monkeypatch):
         said = b""
     assert said == b""  # closed, nothing said
     assert not g.queue
+
+
+def test_heartbeat_inside_the_guard_and_stopped_first(sim, env):
+    """``guard --heartbeat``: the session stays alive past the (3 s) window; SIGTERM stops the heartbeat first and
+    says so, and no heartbeat is sent after the guard has gone."""
+    window = 3.0
+    sim.gemini.heartbeat_timeout = window
+    sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET, heartbeat=True)
+    order = sim.gemini.add_order("primary", GEMINI_KEY)
+    env.write_config({"hb": {"venue": "gemini", "base_url": sim.url}})
+    env.secret("hb", "api_key", GEMINI_KEY)
+    env.secret("hb", "api_secret", GEMINI_SECRET)
+    g = Running(env, "--heartbeat", "--interval", "1")
+    try:
+        time.sleep(window + 1.5)
+        with sim.lock:
+            sim.gemini.expire_heartbeats()
+            assert sim.gemini.orders[order].live, "the session expired although the guard sent heartbeats"
+        status = json.loads(env.run("guard", "status", "--json").stdout)["guard"]
+        assert status["heartbeat"] is True and status["profiles"][0]["last_heartbeat"] is not None
+    finally:
+        code, err = g.stop(signal.SIGTERM)
+    assert code == 0, err
+    assert err.index("heartbeat stopped first") < err.index("stopped after")
+    beats = len(sim.requests("/v1/heartbeat"))
+    assert beats >= window
+    time.sleep(1.5)
+    assert len(sim.requests("/v1/heartbeat")) == beats  # none outlived the guard
+
+
+def test_deadman_inside_the_guard(two, env, tmp_path):
+    """``guard --deadman FILE --ttl 1``: no check-in, so panic on every held profile, one audit line with the
+    deadman's reason; the guard runs on and still takes callers."""
+    alive = tmp_path / "bot.alive"
+    seed(two)
+    g = Running(env, "--deadman", str(alive), "--ttl", "1")
+    try:
+        deadline = time.monotonic() + 20
+        while (two.gemini.open_orders() or two.pacifica.open_orders(PAC)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert two.gemini.open_orders() == [] and two.pacifica.open_orders(PAC) == []
+        time.sleep(0.5)
+        lines = audit_lines(env)
+        assert len(lines) == 1 and lines[0]["reason"].startswith("deadman: no check-in")
+        assert g.proc.poll() is None
+        seed(two)
+        proc = env.run("panic", "-q")
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        code, err = g.stop()
+    assert "deadman: panic exit 0" in err and "ran panic" in err
+
+
+def test_panic_on_exit_and_poll(two, env):
+    seed(two)
+    g = Running(env, "--panic-on-exit", "--poll", "1")
+    try:
+        deadline = time.monotonic() + 15
+        counts: dict = {}
+        while time.monotonic() < deadline:
+            doc = json.loads(env.run("guard", "status", "--json").stdout)["guard"]
+            counts = {p["profile"]: p["open_orders"] for p in doc["profiles"]}
+            if None not in counts.values():
+                break
+            time.sleep(0.3)
+        assert counts == {"main": 2, "pac": 2}
+        assert two.gemini.open_orders()  # nothing cancelled while it runs
+    finally:
+        code, err = g.stop(signal.SIGTERM)
+    assert code == 0, err
+    assert two.gemini.open_orders() == [] and two.pacifica.open_orders(PAC) == []
+    assert audit_lines(env)[-1]["reason"] == "cancelctl guard stopped (--panic-on-exit)"
+
+
+def test_a_guard_stopped_without_panic_on_exit_cancels_nothing(guard, two, env):
+    seed(two)
+    code, err = guard.stop(signal.SIGTERM)
+    assert code == 0, err
+    assert len(two.gemini.open_orders()) == 2 and audit_lines(env) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -24,6 +25,22 @@ def guard(
             "-p", "--profile", metavar="NAME", help="Profile to hold (repeatable). Without it: every profile."
         ),
     ] = None,
+    heartbeat: Annotated[
+        bool,
+        typer.Option("--heartbeat", help='Also keep Gemini "Require Heartbeat" sessions alive (as `heartbeat`).'),
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option("--interval", metavar="SECONDS", min=1, max=29, help="With --heartbeat: seconds between beats."),
+    ] = 15.0,
+    deadman: Annotated[
+        Optional[Path],
+        typer.Option("--deadman", metavar="FILE", help="Also run the dead-man's switch on this check-in file."),
+    ] = None,
+    ttl: Annotated[
+        Optional[float],
+        typer.Option("--ttl", metavar="SECONDS", min=1, help="With --deadman: panic when FILE is older than this."),
+    ] = None,
     poll: Annotated[
         Optional[float],
         typer.Option("--poll", metavar="SECONDS", min=1, help="Count each profile's open orders this often (status)."),
@@ -42,8 +59,19 @@ def guard(
     if ctx.invoked_subcommand is not None:
         return 0
     from cancelctl import guard as guard_mod
+    from cancelctl.errors import UsageProblem
 
-    settings = guard_mod.Settings(refresh=refresh, poll=poll, panic_on_exit=panic_on_exit)
+    if (deadman is None) != (ttl is None):
+        raise UsageProblem("--deadman and --ttl go together", hint="e.g. --deadman ~/.bot.alive --ttl 30")
+    settings = guard_mod.Settings(
+        refresh=refresh,
+        poll=poll,
+        heartbeat=heartbeat,
+        heartbeat_interval=interval,
+        deadman=str(deadman) if deadman is not None else None,
+        ttl=ttl,
+        panic_on_exit=panic_on_exit,
+    )
     code = guard_mod.run(list(profile or []), settings)
     raise typer.Exit(code)
 

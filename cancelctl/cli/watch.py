@@ -106,8 +106,6 @@ def heartbeat(
 ) -> int:
     """Keep Gemini "Require Heartbeat" sessions alive (POST /v1/heartbeat) until SIGINT/SIGTERM; exit 1 once the 30
     s window is missed."""
-    from cancelctl.transport import Deadline
-    from cancelctl.venues.gemini import Gemini
 
     profiles = config_mod.select(config_mod.load(), list(profile or []))
     for p in profiles:
@@ -118,8 +116,20 @@ def heartbeat(
             )
     creds = {p.name: credentials.resolve(p.name, p.venue) for p in profiles}
     stop = _stop_event()
-    clients = {p.name: p for p in profiles}
+    beat = beater(profiles, creds, stop)
+    _say(f"heartbeat: every {interval:g} s for {', '.join(p.name for p in profiles)}; Ctrl-C or SIGTERM stops")
+    return keep_alive([p.name for p in profiles], beat, interval=interval, wait=stop.wait)
 
+
+def beater(
+    profiles: list[Profile], creds: dict[str, Credentials], stop: threading.Event
+) -> Callable[[str, float], None]:
+    """The ``beat(name, seconds)`` of :func:`keep_alive` for these Gemini profiles (``heartbeat``, ``guard
+    --heartbeat``): one ``POST /v1/heartbeat`` bounded by ``seconds``; StopRequested at once when ``stop`` is set."""
+    from cancelctl.transport import Deadline
+    from cancelctl.venues.gemini import Gemini
+
+    clients = {p.name: p for p in profiles}
     warned: list[str] = []
 
     def beat(name: str, seconds: float) -> None:
@@ -147,8 +157,7 @@ def heartbeat(
 
                     err(line)
 
-    _say(f"heartbeat: every {interval:g} s for {', '.join(clients)}; Ctrl-C or SIGTERM stops")
-    return keep_alive(list(clients), beat, interval=interval, wait=stop.wait)
+    return beat
 
 
 def keep_alive(
@@ -259,6 +268,47 @@ def _check_in_file(path: Path) -> None:
         ) from None
 
 
+def watch_file(
+    path: Path,
+    ttl: float,
+    stop: threading.Event,
+    *,
+    say: Callable[[str], None] = _say,
+    checked_in: Callable[[float], None] | None = None,
+) -> float | None:
+    """Watch the check-in file ``path`` until it is older than ``ttl`` s (the seconds of silence then) or ``stop``
+    is set (None). ``checked_in(t)`` is told every check-in seen (t: time.time()); the file exists (see
+    :func:`_check_in_file`). A deleted file is no check-in; one dated in the future counts as now, said once."""
+    last_mtime = path.stat().st_mtime
+    last = min(last_mtime, time.time())
+    if checked_in is not None:
+        checked_in(last)
+    poll = min(0.2, ttl / 10)
+    warned_future = False
+    while not stop.wait(poll):
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            mtime = last_mtime  # a deleted file is no check-in: the last one seen still counts
+        now = time.time()
+        if (
+            mtime != last_mtime
+        ):  # a check-in; one dated in the future counts as now (a clock set wrong must not blind the switch)
+            last_mtime, last = mtime, min(mtime, now)
+            if checked_in is not None:
+                checked_in(last)
+            if mtime > now + FUTURE_SLACK_S and not warned_future:
+                warned_future = True
+                say(
+                    f"deadman: the check-in file's time is {mtime - now:.0f} s in the future; counting that "
+                    "check-in as now (check the clocks)"
+                )
+        silent = now - last
+        if silent > ttl:
+            return silent
+    return None
+
+
 def deadman(
     ctx: typer.Context,
     ttl: Annotated[
@@ -284,37 +334,17 @@ def deadman(
     profiles, creds = _arm_checks(opts, ttl)
     path = file or config_mod.state_dir() / "deadman.alive"
     _check_in_file(path)
-    last_mtime = path.stat().st_mtime
-    last = min(last_mtime, time.time())
     stop = _stop_event()
     _say(f"deadman armed for {', '.join(p.name for p in profiles)}: TTL {ttl:g} s; check in with: touch {path}")
-    poll = min(0.2, ttl / 10)
-    warned_future = False
-    while not stop.wait(poll):
-        try:
-            mtime = path.stat().st_mtime
-        except FileNotFoundError:
-            mtime = last_mtime  # a deleted file is no check-in: the last one seen still counts
-        now = time.time()
-        if (
-            mtime != last_mtime
-        ):  # a check-in; one dated in the future counts as now (a clock set wrong must not blind the switch)
-            last_mtime, last = mtime, min(mtime, now)
-            if mtime > now + FUTURE_SLACK_S and not warned_future:
-                warned_future = True
-                _say(
-                    f"deadman: the check-in file's time is {mtime - now:.0f} s in the future; counting that "
-                    "check-in as now (check the clocks)"
-                )
-        silent = now - last
-        if silent > ttl:
-            _say(f"deadman: no check-in for {silent:.1f} s (TTL {ttl:g} s): panic")
-            opts.reason = opts.reason or f"deadman: no check-in for {silent:.1f} s (TTL {ttl:g} s)"
-            sys.stderr.flush()
-            from cancelctl import signals
+    silent = watch_file(path, ttl, stop)
+    if silent is not None:
+        _say(f"deadman: no check-in for {silent:.1f} s (TTL {ttl:g} s): panic")
+        opts.reason = opts.reason or f"deadman: no check-in for {silent:.1f} s (TTL {ttl:g} s)"
+        sys.stderr.flush()
+        from cancelctl import signals
 
-            signals.install()  # firing is a cancel like any other: a signal now is reported as 130/143
-            return run_panic(profiles, opts, creds)
+        signals.install()  # firing is a cancel like any other: a signal now is reported as 130/143
+        return run_panic(profiles, opts, creds)
     _say("deadman disarmed")
     if opts.json:  # the contract: one JSON document on every exit path; disarmed cancelled nothing
         from cancelctl.render import out_json
