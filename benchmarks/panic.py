@@ -10,13 +10,20 @@ Prints the median wall time over N runs (default 7) of ``panic -q`` (all
 four profiles) and ``panic -q -p g1`` (one profile), and the ratio
 four / one. Target (issue 4): ratio <= 1.3.
 
-Usage: python benchmarks/panic.py [N]
+Then the same with 100 profiles (50 Gemini, 50 Pacifica, two orders on
+each), cold and through a running ``cancelctl guard`` that holds all 100:
+the median wall time of ``panic -q`` (100) next to ``panic -q -p g1`` (one),
+and the peak RSS of the process that sent the cancels (the cold process;
+the guard). Target (issue 16): 100 / one <= 1.5, peak RSS <= 80 MB.
+
+Usage: python benchmarks/panic.py [N] [four|hundred]   (both by default)
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -35,23 +42,137 @@ from cancelctl.sim.server import Simulator  # noqa: E402
 DELAY = 0.2  # seconds the simulator sleeps before every request
 
 
-def run(cmd: list[str], env: dict, left: Callable[[], int]) -> float:
-    """ms wall of one cold process; exits unless it ends with 0 and ``left()`` is 0 after it."""
+def run(cmd: list[str], env: dict, left: Callable[[], int], rss: list[float] | None = None) -> float:
+    """ms wall of one process; exits unless it ends with 0 and ``left()`` is 0 after it. ``rss`` gets its peak
+    RSS (MB)."""
     t0 = time.time()
-    proc = subprocess.run(
-        cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120
-    )
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = (time.time() - t0) * 1000
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[1:])} failed with {proc.returncode}: {proc.stderr.decode()[:300]}")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"{' '.join(cmd[1:])} failed with {code}: {proc.stderr.read().decode()[:300]}")  # type: ignore[union-attr]
     if left():
         raise SystemExit(f"{' '.join(cmd[1:])} exited 0 but left {left()} orders open")
+    if rss is not None:
+        rss.append(usage.ru_maxrss / 1024)
     return wall
+
+
+def hundred(n: int, exe: str) -> None:
+    """100 profiles (50 Gemini, 50 Pacifica), cold and through the guard; see the module's docstring."""
+    with tempfile.TemporaryDirectory() as tmp, Simulator(lifetime=3600) as sim:
+        assert sim.pacifica is not None, "the Pacifica simulator needs base58 and pynacl"
+        sim.fail("/", "delay", seconds=DELAY, times=-1)
+        secrets: dict[str, str] = {}
+        config = []
+        gemini_accounts, pacifica_accounts = [], []
+        for i in range(50):
+            name = f"g{i + 1}"
+            key, secret, account = f"account-BENCHHUNDRED{i:03d}", f"bench-hundred-secret-{i:03d}", f"bench-h-{i}"
+            sim.gemini.add_key(key, secret, account=account)
+            gemini_accounts.append((account, key))
+            secrets[env_var(name, "api_key")] = key
+            secrets[env_var(name, "api_secret")] = secret
+            config.append(f'[profiles.{name}]\nvenue = "gemini"\nbase_url = "{sim.url}"\n')
+        for i in range(50):
+            name = f"p{i + 1}"
+            private, public = solana_keypair(bytes([100 + i]) * 32)
+            assert sim.pacifica.add_account(private) == public
+            pacifica_accounts.append(public)
+            secrets[env_var(name, "private_key")] = private
+            config.append(f'[profiles.{name}]\nvenue = "pacifica"\nbase_url = "{sim.url}/api/v1"\n')
+        cfg = Path(tmp, "config")
+        cfg.mkdir()
+        (cfg / "config.toml").write_text("\n".join(config))
+        base = {k: v for k, v in os.environ.items() if not k.startswith("CANCELCTL_")}
+        env = dict(
+            base,
+            CANCELCTL_CONFIG_DIR=str(cfg),
+            CANCELCTL_STATE_DIR=str(Path(tmp, "state")),
+            XDG_RUNTIME_DIR=str(Path(tmp, "run")),
+            PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+            NO_COLOR="1",
+            **secrets,
+        )
+        cold = dict(env, CANCELCTL_NO_GUARD="1")
+
+        def seed() -> None:
+            with sim.lock:
+                for account, key in gemini_accounts:
+                    if not sim.gemini.open_orders(account):
+                        sim.gemini.add_order(account, key, symbol="btcusd")
+                        sim.gemini.add_order(account, "UI", symbol="ethusd")
+                for public in pacifica_accounts:
+                    if not sim.pacifica.open_orders(public):
+                        sim.pacifica.add_order(public, "BTC")
+                        sim.pacifica.add_order(public, "ETH")
+
+        def open_all() -> int:
+            return len(sim.gemini.open_orders()) + len(sim.pacifica.open_orders())
+
+        def open_g1() -> int:
+            return len(sim.gemini.open_orders(gemini_accounts[0][0]))
+
+        guard = subprocess.Popen(
+            [exe, "guard", "--refresh", "300"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        sock = Path(tmp, "run", "cancelctl", "guard.sock")
+        until = time.monotonic() + 120
+        while not sock.exists():
+            if guard.poll() is not None or time.monotonic() > until:
+                raise SystemExit("the guard did not start")
+            time.sleep(0.05)
+        cmds = {
+            "cold 100": ([exe, "panic", "-q"], open_all, cold),
+            "cold one": ([exe, "panic", "-q", "-p", "g1"], open_g1, cold),
+            "guard 100": ([exe, "panic", "-q"], open_all, env),
+            "guard one": ([exe, "panic", "-q", "-p", "g1"], open_g1, env),
+        }
+        rows: dict[str, list[float]] = {k: [] for k in cmds}
+        rss: dict[str, list[float]] = {k: [] for k in cmds}
+        try:
+            for cmd, left, e in cmds.values():  # warm-up, not measured
+                seed()
+                run(cmd, e, left)
+            for _ in range(n):
+                for k, (cmd, left, e) in cmds.items():
+                    seed()
+                    rows[k].append(run(cmd, e, left, rss[k]))
+            status = Path(f"/proc/{guard.pid}/status").read_text()
+            guard_rss = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
+        finally:
+            guard.send_signal(signal.SIGTERM)
+            _, err = guard.communicate(timeout=60)
+        served = err.decode().count("ran panic")
+        if served < 2 * (n + 1):
+            raise SystemExit(f"the guard ran {served} of the {2 * (n + 1)} guarded runs: {err.decode()[-500:]}")
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    print(f"\npanic over 100 profiles (50 Gemini, 50 Pacifica), median of {n} runs, {DELAY * 1000:.0f} ms per request")
+    print(f"{'':10} {'wall ms':>10} {'peak RSS MB':>12}")
+    for k in cmds:
+        where = f"{guard_rss:12.1f}   (the guard)" if k.startswith("guard") else f"{max(rss[k]):12.1f}"
+        print(f"{k:10} {med[k]:10.1f} {where}")
+    print(f"ratio cold  {med['cold 100'] / med['cold one']:9.2f}   (100 / one)")
+    print(f"ratio guard {med['guard 100'] / med['guard one']:9.2f}   (100 / one)")
+    print("target: 100 / one <= 1.5, peak RSS <= 80 MB")
 
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+    which = sys.argv[2] if len(sys.argv) > 2 else "both"
     exe = shutil.which("cancelctl") or sys.exit("install cancelctl first (pip install .)")
+    if which in ("four", "both"):
+        four(n, exe)
+    if which in ("hundred", "both"):
+        hundred(n, exe)
+
+
+def four(n: int, exe: str) -> None:
     with tempfile.TemporaryDirectory() as tmp, Simulator(lifetime=1800) as sim:
         assert sim.pacifica is not None, "the Pacifica simulator needs base58 and pynacl"
         sim.fail("/", "delay", seconds=DELAY, times=-1)
@@ -81,6 +202,7 @@ def main() -> None:
             CANCELCTL_STATE_DIR=str(Path(tmp, "state")),
             PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
             NO_COLOR="1",
+            CANCELCTL_NO_GUARD="1",  # cold, whatever guard runs on this machine
             **secrets,
         )
 

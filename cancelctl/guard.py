@@ -378,8 +378,14 @@ class Guard:
                     forwarded.append(payload[0])
                     signal.pthread_kill(threading.main_thread().ident or 0, payload[0])
 
+        secrets = request.get("secrets") or {}
+        names = secrets.get("names") if isinstance(secrets, dict) else None
         if request.get("same") != self.digest:
             decline = "the caller's environment differs from the guard's"
+        elif not isinstance(names, list) or not all(isinstance(n, str) and n.startswith("CANCELCTL_") for n in names):
+            decline = "a request without the caller's secret names"
+        elif secrets.get("digest") != handoff.env_digest(os.environ, names):
+            decline = "the caller's CANCELCTL_* secrets differ from the guard's"
         saved_env = {n: os.environ.get(n) for n in handoff.APPLIED}
         saved_cwd = os.getcwd()
         saved_out, saved_err, saved_argv = sys.stdout, sys.stderr, sys.argv

@@ -1,9 +1,11 @@
 """The hand-off: give the command to a running ``cancelctl guard`` before anything heavy is imported.
 
-Called first by :func:`cancelctl.main.main`. Standard library only (``os``,
-``sys``; ``socket``, ``json``, ``struct`` and ``hashlib`` only once a guard's
-socket exists): when no guard runs, the cold path pays one ``stat`` and an
-argv scan, nothing else.
+Called first by :func:`cancelctl.main.main`. Standard library only, and only
+its C parts once a guard's socket exists (``_socket``, ``_json``, the
+built-in sha256): when no guard runs, the cold path pays one ``stat`` and an
+argv scan, nothing else; with one, the hand-off imports no Python module
+that the interpreter had not already loaded (no ``socket``, ``json``,
+``hashlib``, ``enum`` or ``re``).
 
 :func:`try_guard` returns the exit code when the guard ran the command, or
 None when the caller must run it cold: no guard, a socket that does not
@@ -21,6 +23,7 @@ import sys
 from typing import Any
 
 BUDGET_S = 0.020  # s: connect, send the request and read the guard's "ready" within this, or run cold
+BUDGET_VAR = "CANCELCTL_GUARD_BUDGET_MS"  # another budget, in ms (a machine so loaded that 20 ms is too short)
 SOCKET_NAME = "guard.sock"
 LOCK_NAME = "guard.lock"
 
@@ -48,10 +51,14 @@ APPLIED = (
     "TTY_COMPATIBLE",
     "TTY_INTERACTIVE",
 )
-#: Variables that must be the same in the caller and the guard (compared as a digest, never sent): where the
-#: config, state and keyring are, which CA and proxy the connections use. Every other ``CANCELCTL_*``
-#: variable (per-profile secrets, the keyring passphrase) is compared the same way.
+#: Variables that must be the same in the caller and the guard, set or unset alike (compared as a digest, never
+#: sent): where the config, state and keyring are, which CA and proxy the connections use. Every other
+#: ``CANCELCTL_*`` variable (per-profile secrets and ``*_FILE``, the keyring passphrase) the caller has set must
+#: have the same value in the guard; those the caller has not set are the guard's own business (its
+#: LoadCredential= files, say).
 SAME = (
+    "CANCELCTL_CONFIG_DIR",
+    "CANCELCTL_STATE_DIR",
     "HOME",
     "XDG_CONFIG_HOME",
     "XDG_STATE_HOME",
@@ -67,7 +74,7 @@ SAME = (
     "no_proxy",
     "PYTHON_KEYRING_BACKEND",
 )
-NOT_COMPARED = frozenset({"CANCELCTL_NO_GUARD", "CANCELCTL_COMPLETE", *APPLIED})
+NOT_COMPARED = frozenset({"CANCELCTL_NO_GUARD", "CANCELCTL_COMPLETE", BUDGET_VAR, *APPLIED})
 
 # Frame types (one byte, then a 4-byte big-endian length, then the payload).
 REQUEST, GO, INTERRUPT, STATUS = b"Q", b"G", b"I", b"S"  # client -> guard
@@ -89,8 +96,20 @@ def socket_path() -> str:
     return os.path.join(socket_dir(), SOCKET_NAME)
 
 
+def maybe_guarded(argv: list[str]) -> bool:
+    """A quick look without parsing: could ``argv`` be a command the guard runs? (The guard decides with
+    :func:`words`; a wrong guess costs one round trip on the socket and the cold path.)"""
+    for word in argv:
+        if word == "--" or word in COLD_WORDS:
+            return False
+        if word in GUARDED:
+            return True
+    return False
+
+
 def words(argv: list[str]) -> list[str] | None:
-    """The command and sub-command words of ``argv`` when the guard takes that command, else None."""
+    """The command and sub-command words of ``argv`` when the guard takes that command, else None (the guard's
+    check: it parses ``argv`` as :mod:`cancelctl.flags` does)."""
     from cancelctl.flags import VALUE_OPTIONS
 
     positional: list[str] = []
@@ -112,18 +131,51 @@ def words(argv: list[str]) -> list[str] | None:
     return positional[:2] if subs else positional[:1]
 
 
-def env_digest(environ: dict[str, str] | Any) -> str:
-    """sha256 over the variables that must match between caller and guard (:data:`SAME`, and every
-    ``CANCELCTL_*`` variable not applied per request): names and values, never sent in clear."""
-    import hashlib
+def _sha256() -> Any:
+    """A sha256 object from the interpreter's built-in module (``hashlib`` would load OpenSSL first)."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # Python >= 3.12
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]  # Python 3.11
+        except ImportError:
+            from hashlib import sha256
+    return sha256()
 
-    names = sorted(
-        {n for n in SAME if n in environ} | {n for n in environ if n.startswith("CANCELCTL_") and n not in NOT_COMPARED}
-    )
-    h = hashlib.sha256()
-    for n in names:
-        h.update(n.encode() + b"\0" + environ[n].encode("utf-8", "surrogateescape") + b"\0")
-    return h.hexdigest()
+
+def secret_names(environ: dict[str, str] | Any) -> list[str]:
+    """The caller's ``CANCELCTL_*`` variables that are neither per-request knobs nor in :data:`SAME`: per-profile
+    secrets, their ``*_FILE`` paths, the keyring passphrase (names only)."""
+    return sorted(n for n in environ if n.startswith("CANCELCTL_") and n not in NOT_COMPARED and n not in SAME)
+
+
+def env_digest(environ: dict[str, str] | Any, names: list[str] | None = None) -> str:
+    """sha256 over ``names`` (default :data:`SAME`) as set in ``environ``: name and value, or name and unset.
+    Never sent in clear: the values can be secrets."""
+    h = _sha256()
+    for n in SAME if names is None else names:
+        value = environ.get(n)
+        h.update(n.encode() + (b"\1" + value.encode("utf-8", "surrogateescape") if value is not None else b"\2"))
+        h.update(b"\0")
+    return str(h.hexdigest())
+
+
+def dumps(value: object) -> str:
+    """JSON text of ``value`` (dicts with str keys, lists, str, int, float, bool, None) with the C encoder of
+    strings alone: ``json`` would import ``re`` and its decoder first."""
+    from _json import encode_basestring_ascii as string
+
+    if isinstance(value, str):
+        return str(string(value))
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, (int, float)):
+        return repr(value) if value == value and value not in (float("inf"), float("-inf")) else "null"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{string(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    raise TypeError(type(value).__name__)
 
 
 def process_start() -> float | None:
@@ -179,20 +231,33 @@ def _read_exact(sock: Any, n: int) -> bytes:
 
 
 def peer_uid(sock: Any) -> int:
-    """The uid of the process at the other end of a Unix socket (``SO_PEERCRED``, Linux: struct ucred)."""
-    import socket
-    import struct
+    """The uid of the process at the other end of a Unix socket (``SO_PEERCRED``, Linux: struct ucred {pid, uid,
+    gid}, three native ints)."""
+    import _socket
 
-    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
-    return int(uid)
+    cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    return int.from_bytes(cred[4:8], sys.byteorder, signed=True)
+
+
+def budget() -> float:
+    """The hand-off's budget (s): ``$CANCELCTL_GUARD_BUDGET_MS`` when it is a number of ms in (0, 10000], else
+    :data:`BUDGET_S`."""
+    try:
+        ms = float(os.environ.get(BUDGET_VAR, ""))
+    except ValueError:
+        return BUDGET_S
+    return ms / 1000 if 0 < ms <= 10_000 else BUDGET_S
 
 
 def connect(budget: float = BUDGET_S) -> Any:
-    """A connected socket to this user's guard, or None (no socket, refused, too slow, another user's)."""
-    import socket
+    """A connected socket to this user's guard, or None (no socket, refused, too slow, another user's).
+
+    A ``_socket.socket`` (the C type under :class:`socket.socket`): importing ``socket`` costs more than the
+    whole hand-off."""
+    import _socket
 
     path = socket_path()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(budget)
         sock.connect(path)
@@ -207,7 +272,7 @@ def connect(budget: float = BUDGET_S) -> Any:
 
 def try_guard(argv: list[str]) -> int | None:
     """Run ``argv`` through the guard: its exit code, after writing its stdout and stderr here; None: run cold."""
-    if (os.environ.get("CANCELCTL_NO_GUARD", "").strip().lower() in TRUE_WORDS) or words(argv) is None:
+    if (os.environ.get("CANCELCTL_NO_GUARD", "").strip().lower() in TRUE_WORDS) or not maybe_guarded(argv):
         return None
     try:
         if not os.path.exists(socket_path()):  # the cold path's whole cost when no guard runs
@@ -219,17 +284,17 @@ def try_guard(argv: list[str]) -> int | None:
     import time
 
     began = time.monotonic()
-    sock = connect()
+    allowed = budget()
+    sock = connect(allowed)
     if sock is None:
         return None
     try:
-        return _hand_off(sock, argv, began)
+        return _hand_off(sock, argv, began, allowed)
     finally:
         sock.close()
 
 
-def _hand_off(sock: Any, argv: list[str], began: float) -> int | None:
-    import json
+def _hand_off(sock: Any, argv: list[str], began: float, allowed: float) -> int | None:
     import time
 
     tty = {"stdout": _isatty(1), "stderr": _isatty(2)}
@@ -250,12 +315,13 @@ def _hand_off(sock: Any, argv: list[str], began: float) -> int | None:
         "tty": tty,
         "env": env,
         "same": env_digest(os.environ),
+        "secrets": {"names": secret_names(os.environ), "digest": env_digest(os.environ, secret_names(os.environ))},
         "cwd": cwd,
         "pid": os.getpid(),
     }
     try:
-        sock.settimeout(max(0.001, BUDGET_S - (time.monotonic() - began)))
-        sock.sendall(frame(REQUEST, json.dumps(request).encode("utf-8", "surrogateescape")))
+        sock.settimeout(max(0.001, allowed - (time.monotonic() - began)))
+        sock.sendall(frame(REQUEST, dumps(request).encode("ascii")))
         kind, _ = read_frame(sock)
         if kind != READY:
             return None  # busy, or a request it does not take: nothing was done
@@ -299,7 +365,7 @@ def _timeout(argv: list[str]) -> float:
 
 def _answer(sock: Any, argv: list[str]) -> int | None:
     """Show the guard's answer; its exit code. None (run cold) when it declined, or stopped before any output."""
-    import signal
+    import _signal as signal  # type: ignore[import-not-found]  # the C module: ``signal`` builds its enums first
     import time
 
     seen: list[int] = []
@@ -322,7 +388,7 @@ def _answer(sock: Any, argv: list[str]) -> int | None:
     previous = {}
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
-        if sig is not None:
+        if isinstance(sig, int):
             try:
                 previous[sig] = signal.signal(sig, forward)
             except (ValueError, OSError):

@@ -31,6 +31,7 @@ UNITS = Path(__file__).resolve().parent.parent / "docs" / "systemd"
 HEARTBEAT = UNITS / "cancelctl-heartbeat@.service"
 DROP_IN = UNITS / "cancelctl-heartbeat@bot.service.d" / "credentials.conf"
 DEADMAN = UNITS / "cancelctl-deadman.service"
+GUARD = UNITS / "cancelctl-guard.service"
 BINARY = "/usr/local/bin/cancelctl"
 PAC_PRIVATE, PAC = solana_keypair(bytes(range(7, 39)))
 
@@ -130,9 +131,11 @@ def test_units_parse_and_keep_the_hardening():
         assert not any(k.lower().startswith("environmentfile") for k in service), "no secrets in environment files"
 
 
-@pytest.mark.parametrize("path", [HEARTBEAT, DEADMAN], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [HEARTBEAT, DEADMAN, GUARD], ids=lambda p: p.name)
 def test_execstart_options_exist(env, path):
-    args = execstart(parse(path), {"%i": "bot", "%t": "/run", "%S": "/var/lib", "%d": "/run/credentials/x"})
+    args = execstart(
+        parse(path), {"%i": "bot", "%t": "/run", "%S": "/var/lib", "%d": "/run/credentials/x", "%h": "/home/x"}
+    )
     proc = env.run(*args, "--help")
     assert proc.returncode == 0, proc.stderr
     assert f"Usage: cancelctl {args[0]}" in " ".join(proc.stdout.split())
@@ -184,11 +187,43 @@ def test_deadman_unit_arms_and_fires(sim, env, tmp_path):
     assert sim.pacifica.open_orders(PAC) == [] and order
 
 
+def test_guard_unit_is_a_hardened_user_unit():
+    unit = parse(GUARD)
+    service = unit["Service"]
+    assert service["NoNewPrivileges"] == "yes" and service["LimitCORE"] == "0" and service["UMask"] == "0077"
+    assert "User" not in service, "a user unit: it runs as the user whose socket it serves"
+    assert unit["Install"]["WantedBy"] == "default.target"
+    assert service["Restart"] == "on-failure" and "78" in service["RestartPreventExitStatus"].split()
+    assert not any(k.lower().startswith("environmentfile") for k in service), "no secrets in environment files"
+
+
+def test_guard_unit_runs_against_the_simulator(sim, env):
+    """The unit's ExecStart, as the user manager runs it: the guard starts, a caller's panic goes through it, and
+    SIGTERM (systemctl --user stop) ends it with 0."""
+    sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET)
+    sim.gemini.add_order()
+    env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
+    env.secret("main", "api_key", GEMINI_KEY)
+    env.secret("main", "api_secret", GEMINI_SECRET)
+    env.vars["CANCELCTL_GUARD_BUDGET_MS"] = "3000"  # a loaded test machine: the hand-off must not fall back
+    proc = env.popen(*execstart(parse(GUARD), {}))
+    try:
+        sock = env.root / "run" / "cancelctl" / "guard.sock"
+        assert wait_for(sock.exists), "the guard's socket never appeared"
+        done = env.run("panic", "-q")
+        assert done.returncode == 0, done.stderr
+        assert sim.gemini.open_orders() == []
+    finally:
+        code, err = stop(proc, "systemd guard unit")
+    assert code == 0, err
+    assert "ran panic" in err
+
+
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
 def test_systemd_analyze_verify_accepts_the_units(tmp_path):
     binary = Path(sys.executable).with_name("cancelctl")
     assert os.access(binary, os.X_OK), f"{binary} missing: pip install -e . first"
-    for src in (HEARTBEAT, DEADMAN):
+    for src in (HEARTBEAT, DEADMAN, GUARD):
         (tmp_path / src.name).write_text(src.read_text().replace(BINARY, str(binary)))
     (tmp_path / DROP_IN.parent.name).mkdir()
     (tmp_path / DROP_IN.parent.name / DROP_IN.name).write_text(DROP_IN.read_text())
@@ -200,6 +235,7 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path):
             "--man=no",
             str(tmp_path / DEADMAN.name),
             str(tmp_path / "cancelctl-heartbeat@bot.service"),
+            str(tmp_path / GUARD.name),  # a user unit; checked in system mode (--user needs a user manager)
         ],
         capture_output=True,
         text=True,

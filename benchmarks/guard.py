@@ -1,0 +1,112 @@
+"""``cancelctl panic`` through a running ``cancelctl guard`` next to the same cold, in the same run.
+
+Measures, for each run, the time from spawning ``cancelctl panic -q`` until
+the simulator receives the first cancel (``POST /v1/order/cancel/all``),
+and the process's wall time. One Gemini profile on the simulator (no
+simulated latency: loopback), credentials from environment variables, two
+orders seeded before every run; every run must exit 0 with the book empty.
+Runs alternate cold (``CANCELCTL_NO_GUARD=1``) and guarded so that the
+machine's load weighs on both alike.
+
+Prints the medians over N runs of each (default 15) and the ratio guard /
+cold. Target (issue 16): first cancel through the guard <= 25 ms and <= 0.3x cold.
+
+Usage: python benchmarks/guard.py [N]
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from cancelctl.credentials import env_var  # noqa: E402
+from cancelctl.sim.server import Simulator  # noqa: E402
+
+MARKER = "/v1/order/cancel/all"
+
+
+def run(cmd: list[str], env: dict, sim: Simulator) -> tuple[float, float]:
+    """(ms from spawn to the first cancel at the simulator, ms wall) of one ``cancelctl`` process."""
+    seen = len(sim.requests(MARKER))
+    t0 = time.time()
+    proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = (time.time() - t0) * 1000
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[1:])} failed with {proc.returncode}: {proc.stderr.decode()[:300]}")
+    if sim.gemini.open_orders():
+        raise SystemExit(f"{' '.join(cmd[1:])} exited 0 but left orders open")
+    first = sim.requests(MARKER)[seen]["time"]
+    return (first - t0) * 1000, wall
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    exe = shutil.which("cancelctl") or sys.exit("install cancelctl first (pip install .)")
+    with tempfile.TemporaryDirectory() as tmp, Simulator(lifetime=1800) as sim:
+        key, secret = "account-BENCHGUARD0", "bench-guard-secret-0"
+        sim.gemini.add_key(key, secret)
+        cfg = Path(tmp, "config")
+        cfg.mkdir()
+        (cfg / "config.toml").write_text(f'[profiles.g1]\nvenue = "gemini"\nbase_url = "{sim.url}"\n')
+        base = {k: v for k, v in os.environ.items() if not k.startswith("CANCELCTL_")}
+        env = dict(
+            base,
+            CANCELCTL_CONFIG_DIR=str(cfg),
+            CANCELCTL_STATE_DIR=str(Path(tmp, "state")),
+            XDG_RUNTIME_DIR=str(Path(tmp, "run")),
+            PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+            NO_COLOR="1",
+            **{env_var("g1", "api_key"): key, env_var("g1", "api_secret"): secret},
+        )
+        cold_env = dict(env, CANCELCTL_NO_GUARD="1")
+        guard = subprocess.Popen(
+            [exe, "guard"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        sock = Path(tmp, "run", "cancelctl", "guard.sock")
+        until = time.monotonic() + 30
+        while not sock.exists():
+            if guard.poll() is not None or time.monotonic() > until:
+                raise SystemExit(
+                    f"the guard did not start: {guard.stderr.read().decode()[:300] if guard.stderr else ''}"
+                )
+            time.sleep(0.02)
+        cmd = [exe, "panic", "-q"]
+        rows: dict[str, list[tuple[float, float]]] = {"cold": [], "guard": []}
+        try:
+            for _ in range(2):  # warm the page cache and .pyc files, not measured
+                for e in (cold_env, env):
+                    sim.gemini.add_order()
+                    run(cmd, e, sim)
+            for _ in range(n):
+                for name, e in (("cold", cold_env), ("guard", env)):
+                    sim.gemini.add_order()
+                    sim.gemini.add_order()
+                    rows[name].append(run(cmd, e, sim))
+        finally:
+            guard.send_signal(signal.SIGTERM)
+            _, err = guard.communicate(timeout=30)
+        served = err.decode().count("ran panic")
+        if served < n:
+            raise SystemExit(f"the guard ran {served} of the {n} guarded runs: {err.decode()[-300:]}")
+    first = {k: statistics.median(r[0] for r in v) for k, v in rows.items()}
+    wall = {k: statistics.median(r[1] for r in v) for k, v in rows.items()}
+    print(f"cancelctl panic -q, one Gemini profile on the loopback simulator, median of {n} runs each")
+    print(f"{'':8} {'first cancel ms':>16} {'wall ms':>10}")
+    for k in rows:
+        print(f"{k:8} {first[k]:16.1f} {wall[k]:10.1f}")
+    print(f"ratio    {first['guard'] / first['cold']:16.2f} {wall['guard'] / wall['cold']:10.2f}   (guard / cold)")
+    print("target: first cancel through the guard <= 25 ms and <= 0.3x cold")
+
+
+if __name__ == "__main__":
+    main()
