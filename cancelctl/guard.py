@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 REFRESH_S = 20.0  # s between keep-warm requests on each connection (servers close idle ones after about a minute)
 WARM_PER_ORIGIN = 8  # at most this many connections kept warm per venue host
 BEAT_JOIN_S = 2.0  # s the ordered stop waits for the heartbeat (and deadman) thread to end
-READ_REQUEST_S = 1.0  # s a connected caller has to send its request, and then its "go"
+READ_REQUEST_S = 1.0  # s a connected caller has to send its request, then its "go" (it stalls other callers meanwhile)
 PING_PATH = {"gemini": "/v1/symbols", "pacifica": "/info"}  # public GETs that keep a connection busy
 
 
@@ -191,7 +191,10 @@ class Guard:
         for url, group in jobs:
             why = results.get(url, "no answer")
             for h in group:
-                h.state = "warm" if why is None else f"error: {why}"
+                state = "warm" if why is None else f"error: {why}"
+                if state != h.state and h.state != "connecting":  # the guard's terminal hears of every change
+                    _say(f"profile {h.profile.name}: connection {state}")
+                h.state = state
                 if why is None:
                     h.last_ok = now
 
@@ -220,9 +223,12 @@ class Guard:
                             h.profile, h.creds, state_dir=config_mod.state_dir(), deadline=Deadline(10.0)
                         )
                         try:
-                            h.open_orders = len(client.open_orders())
+                            count = len(client.open_orders())
                         finally:
                             client.close()
+                        if count != h.open_orders:
+                            _say(f"profile {h.profile.name}: {count} open order(s)")
+                        h.open_orders = count
                         h.polled = time.time()
                     except CancelctlError as e:
                         h.open_orders = None
@@ -299,7 +305,7 @@ class Guard:
                     return
                 time.sleep(0.05)
                 continue
-            threading.Thread(target=self.greet, args=(conn,), name="guard-conn", daemon=True).start()
+            self.greet(conn)  # here, not in a thread of its own: one thread switch less before the cancel
 
     def greet(self, conn: socket.socket) -> None:
         """Check the caller, read its request, answer ready/busy; queue it for the main thread once it says go."""

@@ -10,8 +10,8 @@ failed before it had one gets a line with its error.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # not typing's: the hand-off to a guard runs before typing (and re, enum...) is imported
 if TYPE_CHECKING:
     from cancelctl.errors import CancelctlError
     from cancelctl.flags import EarlyFlags

@@ -481,3 +481,52 @@ def test_the_guard_s_own_credential_files_need_not_be_the_caller_s(two, env, tmp
     finally:
         _, err = g.stop()
     assert "ran cancel all" in err
+
+
+def on_a_terminal(env: Env, argv: list[str], extra_env: dict, columns: int = 100) -> tuple[int, bytes]:
+    """Run the client with stdout and stderr on a pseudo-terminal ``columns`` wide; (exit code, what it showed)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cancelctl", *argv],
+        env={**env.environ(), **extra_env},
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+    )
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's last writer has gone
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    code = proc.wait(timeout=30)
+    shown = b"".join(chunks)
+    collect("tty " + " ".join(argv), shown.decode("utf-8", "replace"))
+    return code, shown
+
+
+def test_the_same_table_on_a_terminal(guard, two, env):
+    """On a terminal the report is rich's table, as wide as the caller's terminal: the same bytes both ways."""
+    shown = []
+    for extra in (COLD, {}):
+        ids = seed(two)
+        code, out = on_a_terminal(env, ["cancel", "all", "-p", "main", "-p", "pac"], extra)
+        shown.append((code, normal(out.decode(), ids)))
+    assert shown[0] == shown[1]
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", shown[0][1])
+    assert shown[0][0] == 0 and "order ID" in plain and "done (exit 0)" in plain and "┏" in plain
+    assert max(len(line) for line in plain.splitlines()) <= 100
+    _, err = guard.stop()
+    assert "ran cancel all" in err
