@@ -111,27 +111,25 @@ def maybe_guarded(argv: list[str]) -> bool:
 
 
 def words(argv: list[str]) -> list[str] | None:
-    """The command and sub-command words of ``argv`` when the guard takes that command, else None (the guard's
-    check: it parses ``argv`` as :mod:`cancelctl.flags` does)."""
-    from cancelctl.flags import VALUE_OPTIONS
+    """The command path of ``argv`` (``["panic"]``, ``["cancel", "all"]``) when the guard takes that command, else
+    None: the guard's check, made with the parser the command itself will use (:func:`cancelctl.flags.arrange`),
+    so no spelling of the line can run another command than the one checked."""
+    from cancelctl.flags import ROOT_OPTIONS, arrange
 
-    positional: list[str] = []
-    i = 0
-    while i < len(argv):
-        word = argv[i]
-        i += 1
+    for word in argv:
         if word == "--" or word in COLD_WORDS:
             return None  # after "--" every word is an argument: not worth the guard's time to read
-        if not word.startswith("-") or word == "-":
-            positional.append(word)
-        elif word in VALUE_OPTIONS:
-            i += 1
-    if not positional or positional[0] not in GUARDED:
+    arranged = arrange(argv)
+    i = 0
+    while i < len(arranged) and arranged[i] in ROOT_OPTIONS:
+        i += 1
+    path = arranged[i : i + 2]
+    if not path or path[0] not in GUARDED:
         return None
-    subs = GUARDED[positional[0]]
-    if subs and (len(positional) < 2 or positional[1] not in subs):
+    subs = GUARDED[path[0]]
+    if subs and (len(path) < 2 or path[1] not in subs):
         return None
-    return positional[:2] if subs else positional[:1]
+    return path if subs else path[:1]
 
 
 def _sha256() -> Any:

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cancelctl.sim.pacifica import solana_keypair
 from cancelctl.sim.server import Simulator
@@ -530,3 +532,26 @@ def test_the_same_table_on_a_terminal(guard, two, env):
     assert max(len(line) for line in plain.splitlines()) <= 100
     _, err = guard.stop()
     assert "ran cancel all" in err
+
+
+VOCABULARY = [
+    "panic", "cancel", "all", "order", "session", "pacifica", "orders", "positions", "keys", "set", "profiles",
+    "remove", "doctor", "heartbeat", "deadman", "guard", "-p", "-qp", "-pq", "-q", "--json", "--reason",
+    "--reason=panic", "--timeout", "--symbol", "--debug", "--dry-run", "-y", "main", "1", "-",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(VOCABULARY), max_size=7))
+def test_the_guard_runs_only_the_command_it_checked(argv):
+    """Whatever the order of words: when the guard's check passes, the command the real parser runs is that one,
+    and it is one of the commands the guard takes (keys, profiles, doctor... never)."""
+    from cancelctl import flags, handoff
+
+    path = handoff.words(argv)
+    if path is None:
+        return
+    assert flags.parse(argv).command == path[0] in handoff.GUARDED
+    arranged = flags.arrange(argv)
+    start = next(i for i, w in enumerate(arranged) if w not in flags.ROOT_OPTIONS)
+    assert arranged[start : start + len(path)] == path
