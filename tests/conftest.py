@@ -20,6 +20,9 @@ import pytest
 
 from cancelctl.sim.server import Simulator
 
+# The hostile venue's shared fixtures (venue, gem, pac): tests/hostile.py.
+pytest_plugins = ["hostile"]
+
 VECTORS = Path(__file__).parent / "vectors"
 GEMINI_KEY = "account-TESTKEYabcdefghij12"
 GEMINI_SECRET = "TESTSECRET1234567890abcdefgh"

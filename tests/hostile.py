@@ -7,6 +7,12 @@ the way back). The last answer of a queue repeats; an answer may also be a
 function of the request. Every request is logged as ``{"method", "path",
 "body", "time"}`` with the JSON body (for Gemini, the signed payload). The
 server listens on 127.0.0.1 only and stops by itself after ``lifetime`` s.
+
+Also the fixtures the tests against it share (registered for every test
+module by ``pytest_plugins`` in ``tests/conftest.py``): ``venue`` (a fresh
+hostile venue), ``gem`` (profile ``g``: a Gemini account key on it) and
+``pac`` (profile ``p``: a Pacifica main-wallet key on it, base URL ``venue.url + P``).
+A module may extend one by requesting it under the same name.
 """
 
 from __future__ import annotations
@@ -17,7 +23,14 @@ import threading
 import time
 from dataclasses import dataclass
 
+import pytest
+
+from cancelctl.sim.pacifica import solana_keypair
+
 from loopback import Loopback, Request, response
+
+PAC_PRIVATE, PAC_ACCOUNT = solana_keypair(bytes(range(151, 183)))
+P = "/api/v1"  # Pacifica's path prefix: a profile's base_url is venue.url + P
 
 
 @dataclass
@@ -26,14 +39,29 @@ class Reply:
     body: bytes = b"{}"
     drop: bool = False  # read the request, then close the connection without answering
     delay: float = 0.0  # seconds to wait before answering
+    trickle: float = 0.0  # > 0: send the head, then the body one byte every ``trickle`` s (a body that crawls in)
 
 
 def reply(
-    status: int = 200, body: object = None, *, raw: bytes | None = None, drop: bool = False, delay: float = 0.0
+    status: int = 200,
+    body: object = None,
+    *,
+    raw: bytes | None = None,
+    drop: bool = False,
+    delay: float = 0.0,
+    trickle: float = 0.0,
 ) -> Reply:
     """A scripted answer: ``body`` as JSON, or ``raw`` bytes as they are."""
     data = raw if raw is not None else json.dumps(body).encode()
-    return Reply(status, data, drop, delay)
+    return Reply(status, data, drop, delay, trickle)
+
+
+def _trickled(whole: bytes, body_size: int, every: float):
+    head = whole[: len(whole) - body_size]
+    yield head
+    for i in range(len(whole) - body_size, len(whole)):
+        time.sleep(every)
+        yield whole[i : i + 1]
 
 
 def _logged(req: Request) -> dict:
@@ -84,6 +112,8 @@ class HostileVenue:
             r = r(request)
         if r.delay:
             time.sleep(r.delay)
+        if r.trickle:
+            return _trickled(response(r.status, r.body), len(r.body), r.trickle)
         return b"" if r.drop else response(r.status, r.body)
 
     def __enter__(self) -> HostileVenue:
@@ -92,3 +122,28 @@ class HostileVenue:
 
     def __exit__(self, *exc) -> None:
         self._server.stop()
+
+
+@pytest.fixture
+def venue():
+    with HostileVenue(lifetime=60) as v:
+        yield v
+
+
+@pytest.fixture
+def gem(venue, env):
+    """Profile ``g``: a Gemini account key on the hostile venue."""
+    from conftest import GEMINI_KEY, GEMINI_SECRET
+
+    env.write_config({"g": {"venue": "gemini", "base_url": venue.url}})
+    env.secret("g", "api_key", GEMINI_KEY)
+    env.secret("g", "api_secret", GEMINI_SECRET)
+    return venue
+
+
+@pytest.fixture
+def pac(venue, env):
+    """Profile ``p``: a Pacifica main-wallet key on the hostile venue."""
+    env.write_config({"p": {"venue": "pacifica", "base_url": venue.url + P}})
+    env.secret("p", "private_key", PAC_PRIVATE)
+    return venue

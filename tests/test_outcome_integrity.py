@@ -10,38 +10,11 @@ import json
 import time
 
 import pytest
-from hostile import HostileVenue, reply
-
-from cancelctl.sim.pacifica import solana_keypair
+from hostile import PAC_ACCOUNT, PAC_PRIVATE, P, reply
 
 from conftest import GEMINI_KEY, GEMINI_SECRET, parse_json
 
-PAC_PRIVATE, PAC_ACCOUNT = solana_keypair(bytes(range(151, 183)))
 G_CANCEL, G_ALL, G_ORDERS = "/v1/order/cancel", "/v1/order/cancel/all", "/v1/orders"
-P = "/api/v1"
-
-
-@pytest.fixture
-def venue():
-    with HostileVenue(lifetime=60) as v:
-        yield v
-
-
-@pytest.fixture
-def gem(venue, env):
-    """Profile ``g``: a Gemini account key on the hostile venue."""
-    env.write_config({"g": {"venue": "gemini", "base_url": venue.url}})
-    env.secret("g", "api_key", GEMINI_KEY)
-    env.secret("g", "api_secret", GEMINI_SECRET)
-    return venue
-
-
-@pytest.fixture
-def pac(venue, env):
-    """Profile ``p``: a Pacifica main-wallet key on the hostile venue."""
-    env.write_config({"p": {"venue": "pacifica", "base_url": venue.url + P}})
-    env.secret("p", "private_key", PAC_PRIVATE)
-    return venue
 
 
 def result_of(proc) -> dict:
