@@ -23,19 +23,25 @@ client order ID so it can be traced on the venue.
 from __future__ import annotations
 
 import time
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
-from cancelctl.errors import CancelctlError, OutcomeUnknown
+from cancelctl import positions as pos
+from cancelctl.errors import AuthError, CancelctlError, ConfigError, OutcomeUnknown
 from cancelctl.results import ProfileResult
 
 RETRIES = 2  # further closing orders for a position still open after the first one
 SETTLE_S = {"pacifica": 0.3, "gemini": 0.0}  # Pacifica delays market orders about 200 ms
+READ_BACK_S = 1.0  # s kept for reading the positions back after each round of closing orders (at most)
+READ_BACK_SHARE = 0.2  # ... and at most this share of --timeout, so a short --timeout still closes
+REPORT_READ_S = 2.0  # s: the most panic's read of the positions (without --close-positions) may take
 
 
 def report(client: Any, result: ProfileResult) -> None:
     """Read the positions into ``result`` (``panic`` without ``--close-positions``); never raises, never sends an order.
 
+    The read gets at most ``REPORT_READ_S`` seconds (retries included): a
+    failing positions endpoint never holds the panic after verification.
     A read that fails is kept in ``positions_error`` (said on stderr and in
     the JSON document); it does not change the exit code. In a dry run
     nothing is read (nothing is sent at all).
@@ -43,7 +49,8 @@ def report(client: Any, result: ProfileResult) -> None:
     if client.dry_run:
         return
     try:
-        result.positions = client.positions()
+        with client.deadline.capped(REPORT_READ_S):
+            result.positions = client.positions()
     except CancelctlError as e:
         result.positions_error = e
 
@@ -60,52 +67,68 @@ def _read(client: Any, result: ProfileResult) -> list[dict[str, Any]] | None:
     return positions
 
 
-def _settle(rows: list[dict[str, Any]], before: dict[str, dict[str, Any]], after: list[dict[str, Any]]) -> None:
-    """Give each row sent this round a known fate from the fresh read (``after``).
+def _settle(
+    rows: list[dict[str, Any]], before: dict[str, dict[str, Any]], after: list[dict[str, Any]], slippage: Decimal
+) -> None:
+    """Give each row sent this round a known fate from the fresh read (``after``), worded from what it showed.
 
     A Pacifica market order's answer names no fill, and a lost answer names
-    nothing: the change of the position decides. Gemini's IOC answer gives
-    the executed amount, which stands (its rows are already final).
+    nothing: the change of the position decides (:func:`cancelctl.positions.observed`).
+    Gemini's IOC answer gives the executed amount, which stands; a read
+    that contradicts it (a flip, a larger position) is added to its reason.
     """
-    from decimal import Decimal
-
     now = {p["symbol"]: p for p in after}
     for row in rows:
-        slippage = row.pop("slippage", None)
-        if row["status"] not in ("sent", "unknown"):
-            continue
         old, new = before[row["symbol"]], now.get(row["symbol"])
-        left = Decimal(new["size"]) if new is not None and new["side"] == old["side"] else Decimal(0)
-        done = Decimal(old["size"]) - left
-        lost = "the answer was lost; the fresh read shows " if row["status"] == "unknown" else ""
-        if done <= 0:
-            row["status"] = "rejected"
-            row["reason"] = f"{lost}the position unchanged" if lost else f"not filled within --max-slippage {slippage}%"
-        elif left <= 0:
-            row["status"], row["reason"] = "filled", (f"{lost}the position closed" if lost else None)
-        else:
-            row["status"], row["reason"] = "partial", f"{lost}{_text(left)} left"
+        if row["status"] == "sent" or row.get("lost"):
+            status, reason = pos.observed(old, new, f"within --max-slippage {pos.text(slippage)}%")
+            if row.get("lost"):
+                why = f" ({row['reason']})" if row["reason"] else ""
+                reason = f"the answer was lost{why}; read back: {reason or 'the position closed'}"
+            row["status"], row["reason"] = status, reason
+        elif row["status"] in ("filled", "partial") and new is not None:
+            flipped, grew = new["side"] != old["side"], Decimal(new["size"]) > Decimal(old["size"])
+            if flipped or grew:
+                row["reason"] = "; ".join(
+                    x for x in (row["reason"], f"the read back shows {new['side']} {new['size']}") if x
+                )
 
 
-def _text(d: Decimal) -> str:
-    from cancelctl.positions import text
-
-    return text(d) or "0"
+def _reserve(client: Any) -> float:
+    """Seconds each round of closing orders leaves for reading the positions back."""
+    return float(min(READ_BACK_S, READ_BACK_SHARE * client.deadline.seconds) + SETTLE_S.get(client.venue, 0.0))
 
 
 def close(client: Any, result: ProfileResult, slippage: Decimal) -> None:
     """Close every open position of the profile (see the module docstring); never raises.
 
     ``slippage`` is the ``--max-slippage`` percent (Decimal). Fills
-    ``result.closed`` (one row per closing order) and ``result.positions``
-    (what the last read showed). In a dry run the positions are read, the
-    closing orders are signed and kept in ``result.requests`` with rows of
-    status ``dry-run``, and nothing is sent.
+    ``result.closed`` (one row per closing order, recorded before its
+    request may go out, so an interrupted run keeps it) and
+    ``result.positions`` (what the last read showed). Every round of
+    closing orders leaves time to read the positions back (``_reserve``).
+    In a dry run the positions are read, the closing orders are signed and
+    kept in ``result.requests`` with rows of status ``dry-run``, and nothing
+    is sent. All arithmetic is exact (:data:`cancelctl.positions.EXACT`).
     """
-    from decimal import Decimal
-
     result.closing = True
     result.closed = []
+    with localcontext(pos.EXACT):
+        try:
+            _close(client, result, slippage)
+        except ArithmeticError:  # a venue number beyond what a close computes with: nothing more is sent
+            result.positions_error = result.positions_error or OutcomeUnknown(
+                "a size or price from the venue is beyond what cancelctl computes with; not closed"
+            )
+        for row in result.closed:  # whatever happened, no row is left before its final status
+            if row["status"] == "pending":
+                row.update(status="rejected", reason=row["reason"] or "not sent")
+            elif row["status"] in ("sending", "sent"):
+                row.update(status="unknown", reason=row["reason"] or "sent; the positions could not be read back")
+
+
+def _close(client: Any, result: ProfileResult, slippage: Decimal) -> None:
+    assert result.closed is not None
     given_up: set[str] = set()
     positions = _read(client, result)
     # symbol -> the most that may still be sent to close it: the first read's size less the size of every
@@ -127,30 +150,30 @@ def close(client: Any, result: ProfileResult, slippage: Decimal) -> None:
                 continue
             size = min(Decimal(p["size"]), left)
             planned[symbol] = planned.get(symbol, Decimal(0)) + size
-            todo.append(p if size == Decimal(p["size"]) else dict(p, size=_text(size)))
-        if not todo or client.deadline.remaining() <= 0.1:
+            todo.append(p if size == Decimal(p["size"]) else dict(p, size=pos.text(size)))
+        reserve = 0.0 if client.dry_run else _reserve(client)
+        if not todo or client.deadline.remaining() <= reserve + 0.1:
             return
         rows = []
-        executed: dict[int, Decimal | None] = {}  # the amount the venue's answer says filled (Gemini IOC)
-        for p in todo:
-            try:
-                row = client.close_position(p, slippage)
-            except CancelctlError as e:  # defensive: the venue method records its own failures
-                row = {
-                    "symbol": p["symbol"],
-                    "side": p["side"],
-                    "size": p["size"],
-                    "order_id": None,
-                    "client_order_id": None,
-                    "price": None,
-                    "status": "unknown" if isinstance(e, OutcomeUnknown) else "rejected",
-                    "reason": e.message,
-                }
-            if row.pop("give_up", False):
-                given_up.add(p["symbol"])
-            executed[id(row)] = row.pop("executed", None)
-            rows.append(row)
-            result.closed.append(row)
+        with client.deadline.capped(client.deadline.remaining() - reserve):
+            for p in todo:
+                row = pos.close_row(p)
+                result.closed.append(row)  # before its request may go out: an interrupted run keeps the row
+                rows.append(row)
+                try:
+                    client.close_position(p, slippage, row)
+                except CancelctlError as e:  # defensive: the venue method records its own failures
+                    if row["status"] in ("sending", "sent"):
+                        row.update(status="unknown", reason=e.message, lost=True)
+                    else:
+                        row.update(status="rejected", reason=e.message, error=e)
+                if row["status"] == "pending":  # the venue method sent nothing (market closed, step, ...)
+                    row["status"] = "rejected"
+                error = row.pop("error", None)
+                if isinstance(error, (AuthError, ConfigError)) and result.close_error is None:
+                    result.close_error = error
+                if row.pop("give_up", False):
+                    given_up.add(p["symbol"])
         if client.dry_run:
             return
         time.sleep(min(SETTLE_S.get(client.venue, 0.0), max(0.0, client.deadline.remaining() - 0.1)))
@@ -159,20 +182,21 @@ def close(client: Any, result: ProfileResult, slippage: Decimal) -> None:
         after = {p["symbol"]: p for p in positions or ()}
         if positions is None:
             for row in rows:
-                row.pop("slippage", None)
+                row.pop("lost", None)
                 if row["status"] == "sent":
                     row["status"], row["reason"] = "unknown", "sent; the positions could not be read back"
             return
-        _settle(rows, before, positions)
+        _settle(rows, before, positions, slippage)
         for row in rows:
             symbol = row["symbol"]
-            if row["status"] == "rejected" or symbol not in budget:
+            lost = row.pop("lost", False)
+            filled = row.pop("executed", None)
+            if row["status"] == "rejected" or symbol not in budget:  # a lost answer the read shows did nothing
                 continue
-            filled = executed.get(id(row))
             try:
-                if filled is not None:  # the venue said how much filled
+                if filled is not None and not lost:  # the venue said how much filled
                     budget[symbol] -= filled
-                elif row["status"] == "unknown":  # a lost answer: it may all have filled
+                elif row["status"] == "unknown":  # a flip, a grown position, no read: it may all have filled
                     budget[symbol] -= Decimal(str(row["size"]))
                 else:  # a reduce-only order (Pacifica): what the read shows closed
                     old, new = before[symbol], after.get(symbol)

@@ -149,6 +149,8 @@ def report(report: Report, opts: Options) -> None:
                 f"cancelctl: error: {'profile ' + profile + ': ' if profile else ''}cancelled, but the book could "
                 f"not be read back: {r.verify_error.one_line()}"
             )
+        if r.close_error is not None and r.error is None:  # a closing order refused for the key or the config
+            err(error_line(r.close_error, profile))
         if r.positions_error is not None and r.error is None:  # a failed position read is said, not hidden
             err(
                 f"cancelctl: {'error' if r.closing else 'warning'}: "

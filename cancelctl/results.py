@@ -25,6 +25,7 @@ WIDE_ACTIONS = {"cancel_all", "cancel_session", "cancel_all_orders"}
 # verification covers only the IDs the venue's answer named, and an empty
 # check after an unreadable answer confirms nothing.
 BOOK_VERIFIED_ACTIONS = {"cancel_all", "cancel_all_orders"}
+CLOSE_SETTLED = {"filled", "partial", "rejected", "dry-run"}  # closing rows whose fate is known
 
 
 class Rejection(TypedDict):
@@ -75,6 +76,7 @@ class ProfileResult:
     positions: list[dict[str, Any]] | None = None  # the open positions after the run; None: not read
     positions_error: CancelctlError | None = None  # the positions could not be read (said, not hidden)
     closed: list[dict[str, Any]] | None = None  # --close-positions: one row per closing order
+    close_error: CancelctlError | None = None  # a closing order refused for the credentials or the configuration
     closing: bool = False  # closing was asked for: positions left open count in the exit code
     elapsed_ms: float = 0.0
     dry_run: bool = False
@@ -88,20 +90,41 @@ class ProfileResult:
 
     @property
     def exit_code(self) -> int:
-        """This profile's exit code (contract, "Exit codes")."""
+        """This profile's exit code (contract, "Exit codes").
+
+        With ``--close-positions`` (``closing``): 0 only when the book was
+        seen with no open order (or the action cancels none:
+        ``close-positions``) and the read back showed no position; a
+        closing order or a read refused for the credentials or the
+        configuration is 4 or 78, as on the cancel path; a read that
+        failed, or a closing order of unknown fate, is 5; a position left
+        is 3. A dry run is 0 only when it could read what it would close.
+        """
         if self.error is not None and self.error.exit_code in (ExitCode.USAGE, ExitCode.CONFIG, ExitCode.INTERNAL):
             return self.error.exit_code
         if self.dry_run:
-            return ExitCode.OK
+            return self._refused() or (ExitCode.UNKNOWN if self.closing and self.positions_error else ExitCode.OK)
         code = self._orders_code()
         if not self.closing or code not in (ExitCode.OK, ExitCode.PARTIAL):
             return code
-        # --close-positions: 0 only with no open order and no position left
-        if self.positions_error is not None or any(c.get("status") == "unknown" for c in self.closed or ()):
+        # --close-positions: 0 only with no open order and no position left, both seen
+        refused = self._refused()
+        if refused:
+            return refused
+        if self.positions_error is not None or any(c.get("status") not in CLOSE_SETTLED for c in self.closed or ()):
             return ExitCode.UNKNOWN
         if self.positions:
             return ExitCode.PARTIAL
+        if self.action != "close_positions" and self.remaining is None:
+            return ExitCode.UNKNOWN  # the book was not read: no open order is not seen
         return code
+
+    def _refused(self) -> int:
+        """4 or 78 when closing was refused for the credentials or the configuration (a closing order or a read)."""
+        for e in (self.close_error, self.positions_error):
+            if e is not None and e.exit_code in (ExitCode.AUTH, ExitCode.CONFIG):
+                return e.exit_code
+        return 0
 
     def _orders_code(self) -> int:
         done = bool(self.cancelled) or bool(self.cancelled_count)
@@ -151,8 +174,12 @@ class ProfileResult:
         doc["positions"] = self.positions
         if self.positions_error is not None:
             doc["positions_error"] = self.positions_error.as_json()
+        if self.close_error is not None:
+            doc["close_error"] = self.close_error.as_json()
         if self.closed is not None:
-            doc["closed"] = self.closed
+            from cancelctl.positions import shown
+
+            doc["closed"] = [shown(c) for c in self.closed]
         if self.requests is not None:
             doc["requests"] = self.requests
         return doc

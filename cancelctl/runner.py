@@ -225,6 +225,12 @@ def unfinished(
             known.add(i)
             r.reject(i, f"not sent: {word}" if interrupted else "not sent: the deadline passed first")
     if progress.stage == "positions":  # the orders' outcome is known; the positions are not
+        if r.closed is not None:  # every closing order keeps its row, made final (none is left "sent")
+            from cancelctl.positions import unsettled
+
+            if any(c.get("status") not in ("pending", "rejected") for c in list(r.closed)):
+                r.positions = None  # the last read is from before closing orders that may have filled
+            r.closed = unsettled(r.closed, word if interrupted else "the deadline passed")
         r.positions_error = OutcomeUnknown(
             f"{word} while reading or closing positions"
             if interrupted

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -109,6 +110,23 @@ class Deadline:
 
     def elapsed_ms(self) -> float:
         return round((time.monotonic() - self.start) * 1000, 1)
+
+    @contextmanager
+    def capped(self, seconds: float) -> Iterator[None]:
+        """Inside the block the deadline ends ``seconds`` from now at the latest (s; never later than it did).
+
+        For a step that must leave time for what comes after it (closing
+        positions keeps time to read them back) or must not hold the run
+        (reading positions after a panic). The gate is the same: closing
+        it stops the block's requests too. Only the profile's own thread
+        may use it.
+        """
+        end = self.end
+        self.end = min(end, time.monotonic() + max(0.0, seconds))
+        try:
+            yield
+        finally:
+            self.end = end
 
     def close(self) -> bool:
         """Shut the gate; True when some request had already begun to go out."""

@@ -3,7 +3,7 @@ simulator."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 from hypothesis import given, settings
@@ -349,6 +349,20 @@ def test_a_closing_size_is_never_more_than_the_position(size, step):
     assert 0 <= rounded <= size
     if step:
         assert rounded % step == 0 and size - rounded < step
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    digits=st.integers(min_value=1, max_value=10**59), places=st.integers(min_value=0, max_value=30), step=steps
+)
+def test_a_closing_size_of_many_digits_is_never_rounded_up(digits, places, step):
+    # 29 digits and more: the default decimal context (28 digits) rounded such sizes up (0.99...9 -> 1)
+    size = Decimal(digits).scaleb(-places)
+    rounded = pos.round_size(size, step)
+    with localcontext(pos.EXACT):
+        assert 0 <= rounded <= size
+        if step:
+            assert rounded % step == 0 and size - rounded < step
 
 
 @settings(max_examples=300, deadline=None)

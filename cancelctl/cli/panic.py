@@ -105,6 +105,12 @@ def panic(
     script, a cron job or a hurried hand (--yes/-y is accepted and ignored)."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason, verify_default=True)
     slippage = slippage_option(close_positions, max_slippage)
+    if slippage is not None and not opts.verify:
+        # Exit 0 with --close-positions means no open order and no position, both seen: the book is read.
+        import sys
+
+        sys.stderr.write("cancelctl: warning: --close-positions verifies the book; --no-verify is ignored\n")
+        opts.verify = True
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, button=True)
     return run_panic(profiles, opts, close=slippage)
 

@@ -558,44 +558,56 @@ class Gemini(ClientBase):
             raise OutcomeUnknown(f"Gemini's ticker of {position['symbol']} has no {field_name}")
         return pos.decimal(body[field_name], field_name)
 
-    def close_position(self, position: dict[str, Any], slippage: Decimal) -> dict[str, Any]:
-        """Close one position with an immediate-or-cancel limit order; its ``closed`` row. Never raises.
+    def close_position(self, position: dict[str, Any], slippage: Decimal, row: dict[str, Any]) -> None:
+        """Close one position with an immediate-or-cancel limit order, recording it in its ``closed`` ``row``.
 
-        (Rows: see :mod:`cancelctl.closing`.)
+        Never raises. (Rows: see :mod:`cancelctl.closing` and
+        :func:`cancelctl.positions.close_row`.)
 
         ``POST /v1/order/new`` (https://github.com/gemini/developer-platform
         ``specs/openapi/rest.yaml``: ``client_order_id``, ``symbol``,
         ``amount``, ``price``, ``side``, ``type: "exchange limit"``,
         ``options: ["immediate-or-cancel"]``; the answer is the order
-        status with ``executed_amount``, ``is_cancelled`` and ``reason``
-        such as ``ImmediateOrCancelWouldPost`` or ``MarketClosed``). REST
-        has no market order and no reduce-only flag, so the amount is the
+        status with ``order_id``, ``client_order_id``, ``executed_amount``,
+        ``is_live``, ``is_cancelled`` and ``reason`` such as
+        ``ImmediateOrCancelWouldPost`` or ``MarketClosed``). REST has no
+        market order and no reduce-only flag, so the amount is the
         position's size from the fresh read rounded DOWN to the symbol's
         step (never more: a close cannot flip the position), and the price
         is ``slippage`` percent through the reference price, rounded to the
         tick towards it. A lost answer is not resent (the caller reads the
-        positions again); a market that is not trading is given up.
+        positions again); a market that is not trading is given up. An
+        answer that names another order, or an amount outside 0..size, is
+        ``unknown``. An IOC order never rests: one the answer says is live
+        (``is_live`` not false) is cancelled by its order_id at once
+        (:meth:`_cancel_rested`) and never counted as filled.
         """
         from cancelctl import positions as pos
 
         side = pos.closing_side(position["side"])
-        row = pos.close_row(position)
         try:
             status, tick, step = self._symbol(position["symbol"])
             if status not in TRADING_STATUSES:
-                row.update(reason=f"market {status}: not closed (not retried)", give_up=True)
-                return row
+                row.update(status="rejected", reason=f"market {status}: not closed (not retried)", give_up=True)
+                return
             size = pos.round_size(Decimal(position["size"]), step)
             if size <= 0:
-                row.update(reason=f"position smaller than the amount step {pos.text(step)}: not closed", give_up=True)
-                return row
+                row.update(
+                    status="rejected",
+                    reason=f"position smaller than the amount step {pos.text(step)}: not closed",
+                    give_up=True,
+                )
+                return
             price = pos.limit_price(self._reference(position, side), side, slippage, tick)
         except CancelctlError as e:
-            row["reason"] = f"not sent: market data not read: {e.message}"
-            return row
+            row.update(status="rejected", reason=f"not sent: market data not read: {e.message}")
+            return
+        except ArithmeticError:
+            row.update(status="rejected", reason="not sent: a size or price beyond what cancelctl computes with")
+            return
         if price <= 0:
-            row.update(reason="not sent: no positive price within --max-slippage", give_up=True)
-            return row
+            row.update(status="rejected", reason="not sent: no positive price within --max-slippage", give_up=True)
+            return
         import uuid
 
         cloid = str(uuid.uuid4())
@@ -612,20 +624,34 @@ class Gemini(ClientBase):
         if self.dry_run:
             self._post(NEW_ORDER, fields)
             row["status"] = "dry-run"
-            return row
+            return
         answered, body = pos.send_close(row, lambda: self._post(NEW_ORDER, fields, resend=False))
         if not answered:
-            return row
+            return
+        order_id = as_id(body.get("order_id")) if isinstance(body, dict) else None
         try:
-            if not isinstance(body, dict) or body.get("order_id") is None:
+            if not isinstance(body, dict) or order_id is None:
                 raise OutcomeUnknown("no order in the answer")
+            if body.get("client_order_id") is not None and body.get("client_order_id") != cloid:
+                raise OutcomeUnknown("the answer names another order")
             executed = pos.decimal(body.get("executed_amount", "0"), "executed_amount")
-        except OutcomeUnknown:
-            row.update(status="unknown", reason="Gemini's answer to the closing order came in an unexpected shape")
-            return row
-        row["order_id"] = str(body["order_id"])
-        row["executed"] = executed  # for the caller's budget (closing.close); not part of the row
+            if not 0 <= executed <= size:
+                raise OutcomeUnknown("an executed amount outside the order")
+        except OutcomeUnknown as e:
+            row.update(
+                status="unknown", reason=f"Gemini's answer to the closing order is unusable: {e.message}", lost=True
+            )
+            return
+        row["order_id"] = order_id
+        if body.get("is_live") is not False:  # an IOC order rests only if something is wrong: take it off the book
+            self._cancel_rested(row, order_id, size)
+            return
+        row["executed"] = executed  # for the caller's budget (closing.close); never shown
         reason = body.get("reason") if isinstance(body.get("reason"), str) else None
+        if reason:
+            from cancelctl.text import one_line
+
+            reason = one_line(reason)[:100]
         if executed >= size:
             row.update(status="filled", reason=None)
         elif executed > 0:
@@ -639,4 +665,40 @@ class Gemini(ClientBase):
                 reason=f"not filled within {pos.text(slippage)}% ({reason or 'cancelled'})",
                 give_up=reason in CLOSED_REASONS,
             )
-        return row
+
+    def _cancel_rested(self, row: dict[str, Any], order_id: str, size: Decimal) -> None:
+        """An immediate-or-cancel closing order the venue says is live: ``POST /v1/order/cancel`` it by order_id.
+
+        The row is ``partial`` or ``rejected`` with what the cancel's answer
+        (the order status) says was executed, never ``filled``; ``unknown``
+        when the cancel is not confirmed for that order (it may still rest:
+        look at the book). The row is given up: no further order is sent
+        for the symbol while one may rest.
+        """
+        from cancelctl import positions as pos
+
+        rested = f"the immediate-or-cancel closing order {order_id} rested on the book (is_live)"
+        row["give_up"] = True
+        try:
+            body = self._post(CANCEL, {"order_id": int(order_id)})
+            if not isinstance(body, dict) or as_id(body.get("order_id")) != order_id:
+                raise OutcomeUnknown("the answer did not name that order")
+            done = body.get("is_cancelled") is True or (
+                body.get("is_live") is False and body.get("is_cancelled") is False
+            )
+            if not done:
+                raise OutcomeUnknown("the answer did not say it is off the book")
+            executed = pos.decimal(body.get("executed_amount", "0"), "executed_amount")
+            closed = body.get("is_cancelled") is False  # closed by fills before the cancel reached it
+            if not 0 <= executed <= size or (executed == size) != closed:
+                raise OutcomeUnknown("its executed amount does not fit the order")
+        except CancelctlError as e:
+            row.update(status="unknown", reason=f"{rested}; its cancel was not confirmed: {e.message}")
+            return
+        row["executed"] = executed
+        if closed:
+            row.update(status="filled", reason=f"{rested}; its cancel found it filled")
+        elif executed > 0:
+            row.update(status="partial", reason=f"{rested}; cancelled with {pos.text(executed)} filled")
+        else:
+            row.update(status="rejected", reason=f"{rested}; cancelled, nothing filled")

@@ -1005,10 +1005,10 @@ class Pacifica(ClientBase):
             return None
         return pos.decimal(market.get("lot_size"), "lot_size")
 
-    def close_position(self, position: dict[str, Any], slippage: Decimal) -> dict[str, Any]:
-        """Close one position with a reduce-only market order; its ``closed`` row. Never raises.
+    def close_position(self, position: dict[str, Any], slippage: Decimal, row: dict[str, Any]) -> None:
+        """Close one position with a reduce-only market order, recording it in its ``closed`` ``row``. Never raises.
 
-        (Rows: see :mod:`cancelctl.closing`.)
+        (Rows: see :mod:`cancelctl.closing` and :func:`cancelctl.positions.close_row`.)
 
         ``POST /orders/create_market``, operation ``create_market_order``
         (Pacifica's Python SDK, https://github.com/pacifica-fi/python-sdk
@@ -1027,19 +1027,27 @@ class Pacifica(ClientBase):
 
         from cancelctl import positions as pos
 
-        row = pos.close_row(position)
         try:
             lot = self._lot_size(position["symbol"])
         except CancelctlError as e:
-            row["reason"] = f"not sent: market info not read: {e.message}"
-            return row
+            row.update(status="rejected", reason=f"not sent: market info not read: {e.message}")
+            return
         if lot is None:
-            row.update(reason="not a market in Pacifica's market info: not closed (not retried)", give_up=True)
-            return row
-        size = pos.round_size(Decimal(position["size"]), lot)
+            row.update(
+                status="rejected", reason="not a market in Pacifica's market info: not closed (not retried)",
+                give_up=True,
+            )
+            return
+        try:
+            size = pos.round_size(Decimal(position["size"]), lot)
+        except ArithmeticError:
+            size = Decimal(0)
         if size <= 0:
-            row.update(reason=f"position smaller than the lot size {pos.text(lot)}: not closed", give_up=True)
-            return row
+            row.update(
+                status="rejected", reason=f"position smaller than the lot size {pos.text(lot)}: not closed",
+                give_up=True,
+            )
+            return
         cloid = str(uuid.uuid4())
         row.update(size=pos.text(size), client_order_id=cloid)
         payload = {
@@ -1053,7 +1061,7 @@ class Pacifica(ClientBase):
         if self.dry_run:
             self._post(CREATE_MARKET, "create_market_order", payload)
             row["status"] = "dry-run"
-            return row
+            return
         answered, body = pos.send_close(
             row,
             lambda: self._request(
@@ -1061,11 +1069,14 @@ class Pacifica(ClientBase):
             ),
         )
         if not answered:
-            return row
+            return
         data = _unwrap(body)
-        order_id = data.get("order_id") if isinstance(data, dict) else None
-        row.update(status="sent", order_id=None if order_id is None else str(order_id), slippage=pos.text(slippage))
-        return row
+        order_id = as_id(data.get("order_id")) if isinstance(data, dict) else None
+        named = data.get("client_order_id") if isinstance(data, dict) else None
+        if named is not None and named != cloid:  # an answer about another order says nothing about this one
+            row.update(status="unknown", reason="Pacifica's answer named another order", lost=True)
+            return
+        row.update(status="sent", order_id=order_id)
 
 
 def _remaining(o: dict[str, Any]) -> str | None:
