@@ -116,8 +116,7 @@ def parse_slippage(value: str | float | None) -> Decimal:
         d = Decimal(str(value))
     except InvalidOperation:
         d = Decimal("NaN")
-    exponent = d.as_tuple().exponent
-    if not d.is_finite() or d <= 0 or d > MAX_SLIPPAGE_LIMIT or (isinstance(exponent, int) and exponent < -10):
+    if not d.is_finite() or d <= 0 or d > MAX_SLIPPAGE_LIMIT or d != d.quantize(Decimal("1e-10"), ROUND_DOWN):
         raise UsageProblem(
             f"--max-slippage must be a percentage above 0 and at most {MAX_SLIPPAGE_LIMIT} "
             f"(at most 10 decimal places), not {value}",

@@ -324,6 +324,7 @@ def test_max_slippage_needs_close_positions_and_a_sane_value(both, env):
         ["panic", "--close-positions", "--max-slippage", "nan"],
         ["close-positions", "--max-slippage", "0"],
         ["close-positions", "-p", "g", "--max-slippage", "80"],
+        ["close-positions", "-p", "g", "--max-slippage", "0." + "1" * 500],  # beyond exact arithmetic: a typo
     ):
         proc = env.run(*args, "--json")
         assert proc.returncode == 2, (args, proc.stderr)
