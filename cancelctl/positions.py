@@ -37,9 +37,10 @@ MAX_DIGITS = 60  # significant digits of any venue number a close may compute wi
 EXACT = Context(
     prec=400, rounding=ROUND_DOWN, traps=[InvalidOperation, DivisionByZero, Overflow, Underflow, Inexact]
 )
-# A symbol as the venues spell them (Gemini "btcgusdperp", Pacifica "BTC", "kBONK"): printable, no white
-# space, at most 64 characters. Anything else (an empty string, a control character) is an undocumented shape.
-SYMBOL = re.compile(r"[!-~]{1,64}")
+# A symbol as the venues spell them (Gemini "btcgusdperp", Pacifica "BTC", "kBONK"): a letter or digit, then
+# printable ASCII without white space, at most 64 characters. Anything else (an empty string, a control
+# character, "..", which a URL path would read as its parent) is an undocumented shape.
+SYMBOL = re.compile(r"[A-Za-z0-9][!-~]{0,63}")
 DEFAULT_MAX_SLIPPAGE = Decimal("0.5")  # percent (contract, "Positions")
 MAX_SLIPPAGE_LIMIT = Decimal("50")  # percent; more is a typo, not a price bound
 PACIFICA_SETTLE_S = 0.3  # Pacifica delays market orders about 200 ms (docs "Create market order"): read back after this

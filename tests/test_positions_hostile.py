@@ -325,7 +325,7 @@ def test_9_close_positions_dry_run_with_unread_positions_is_not_0(pac, env):
 
 
 # 10. A position the venue gave in an undocumented shape makes the read an error, never a bad row.
-@pytest.mark.parametrize("symbol", ["", "   ", None, 5, "x" * 300])
+@pytest.mark.parametrize("symbol", ["", "   ", None, 5, "x" * 300, ".."])
 def test_10_a_position_without_a_usable_symbol_is_a_read_error(pac, gem, env, symbol):
     pac.script(P + "/positions", ok([pac_position(symbol=symbol)]))
     gem.script("/v1/positions", reply(200, [dict(gemini_position("1")[0], symbol=symbol)]))
