@@ -81,6 +81,7 @@ class ProfileResult:
     elapsed_ms: float = 0.0
     dry_run: bool = False
     requests: list[dict[str, Any]] | None = None
+    looked_up: list[dict[str, Any]] | None = None  # Pacifica cancel order without --symbol: {"id", "symbol", "stop"}
 
     def reject(self, order_id: str, reason: str) -> None:
         """Record ``order_id`` as rejected; the reason (often the venue's text) is made one bounded, printable line."""
@@ -182,6 +183,8 @@ class ProfileResult:
             doc["closed"] = [shown(c) for c in self.closed]
         if self.requests is not None:
             doc["requests"] = self.requests
+        if self.looked_up is not None:
+            doc["looked_up"] = self.looked_up
         return doc
 
 

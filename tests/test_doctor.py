@@ -21,8 +21,10 @@ from conftest import GEMINI_KEY, GEMINI_SECRET, SECRETS_USED, closed_port, colle
 
 MAIN_PRIVATE, MAIN = solana_keypair(bytes(range(101, 133)))
 AGENT_PRIVATE, AGENT = solana_keypair(bytes(range(133, 165)))
-PER_PROFILE = ["profile", "secrets", "key", "reach", "clock"]
+PER_PROFILE = ["profile", "secrets", "key", "reach", "auth", "clock"]
 PUBLIC = {("GET", "/v1/symbols"), ("GET", "/api/v1/info")}
+# The one signed read-only request per profile that proves the key (never a cancel).
+SIGNED_READS = {("POST", "/v1/orders"), ("POST", "/api/v1/account/api_keys")}
 
 
 def rows(proc) -> list[list[str]]:
@@ -54,13 +56,19 @@ def by_check(d: dict, check: str, profile: str = "-") -> dict:
     return found[0]
 
 
-def assert_public_gets_only(sim) -> None:
-    """Doctor sent only unsigned GETs of the public endpoints: no cancel, no signature, no key, no body."""
+def assert_public_gets_only(sim, signed: int = 0) -> None:
+    """Doctor sent unsigned GETs of the public endpoints (no signature, no key, no body) and ``signed`` signed
+    read-only requests (Gemini ``POST /v1/orders``, Pacifica ``list_api_keys``), never a cancel. A read the venue
+    refused for its nonce is sent again with a fresh one (Gemini InvalidNonce), and counts once."""
     log = sim.requests()
     assert log, "doctor sent nothing at all"
+    reads = [r for r in log if (r["method"], r["path"]) in SIGNED_READS]
+    assert len({(r.get("key"), r.get("account")) for r in reads}) == signed, reads
     for r in log:
+        assert "cancel" not in r["path"] and "/order/" not in r["path"], r
+        if (r["method"], r["path"]) in SIGNED_READS:
+            continue
         assert (r["method"], r["path"]) in PUBLIC, r
-        assert "cancel" not in r["path"]
         assert not any(
             h.startswith("x-gemini") or "signature" in h or h in ("pf-api-key", "content-length") for h in r["headers"]
         ), r
@@ -104,18 +112,18 @@ def test_all_green(both, env):
     assert MAIN in row(proc, "key", "pac")[3] and "agent_wallet unset" in row(proc, "key", "pac")[3]
     assert "/v1/symbols: HTTP 200" in row(proc, "reach", "main")[3]
     assert "/api/v1/info: HTTP 200" in row(proc, "reach", "pac")[3]
-    assert_public_gets_only(sim)
-    assert {r["path"] for r in sim.requests()} == {"/v1/symbols", "/api/v1/info"}  # both venues were really asked
-    assert sim.gemini.keys[GEMINI_KEY].last_nonce is None and open_order in {
-        o.order_id for o in sim.gemini.open_orders()
-    }
+    assert row(proc, "auth", "main")[3].startswith("key accepted: signed POST /v1/orders answered (1 open order(s)")
+    assert row(proc, "auth", "pac")[3] == f"key accepted: signed list_api_keys for account {MAIN} (its own key)"
+    assert_public_gets_only(sim, signed=2)
+    assert {r["path"] for r in sim.requests()} == {"/v1/symbols", "/api/v1/info"} | {p for _, p in SIGNED_READS}
+    assert open_order in {o.order_id for o in sim.gemini.open_orders()}  # read, never cancelled
 
 
 def test_json_document(both, env):
     proc = env.run("doctor", "--json")
     assert proc.returncode == 0, proc.stderr
     d = doc(proc)
-    assert [c["status"] for c in d["checks"]] == ["ok"] * 12
+    assert [c["status"] for c in d["checks"]] == ["ok"] * 14
     for name in ("main", "pac"):
         reach, clock = by_check(d, "reach", name), by_check(d, "clock", name)
         assert reach["http_status"] == 200 and 0 < reach["latency_ms"] < 5000
@@ -144,6 +152,7 @@ def test_missing_secret_names_the_fix(sim, env):
     assert row(proc, "keyring")[2] == "fail" and "main" in row(proc, "keyring")[3]  # the fail backend is needed here
     assert row(proc, "key", "main")[2] == "warn"
     assert row(proc, "reach", "main")[2] == "ok"  # the network checks still ran
+    assert row(proc, "auth", "main")[2] == "warn"  # not proven: nothing signed without the secret
     errors = proc.stderr.strip().splitlines()
     assert any("profile main: secrets:" in e and "CANCELCTL_MAIN_API_SECRET" in e for e in errors)
     assert all(e.startswith("cancelctl: error: ") for e in errors) and "Traceback" not in proc.stderr
@@ -173,23 +182,26 @@ def test_secret_from_file_is_shown_as_file_never_its_value(both, env, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("profile", "offset", "status", "code"),
+    ("profile", "offset", "status", "code", "refused"),
     [
-        ({"venue": "pacifica"}, 120, "fail", 1),
-        ({"venue": "pacifica"}, -120, "fail", 1),
-        ({"venue": "gemini", "nonce": "time-based"}, 120, "fail", 1),
-        ({"venue": "gemini"}, 120, "warn", 0),  # millisecond nonces: Gemini does not check the time
-        ({"venue": "pacifica"}, 3, "warn", 0),  # within the 5 s window, beyond the 2 s warning
+        # the signed read is refused as the cancel would be: expired ("Invalid message"), exit 4
+        ({"venue": "pacifica"}, 120, "fail", 4, "Invalid message"),
+        ({"venue": "pacifica"}, -120, "fail", 1, None),  # a timestamp ahead of the venue's clock is accepted
+        ({"venue": "gemini", "nonce": "time-based"}, 120, "fail", 1, "InvalidNonce"),
+        ({"venue": "gemini"}, 120, "warn", 0, None),  # millisecond nonces: Gemini does not check the time
+        ({"venue": "pacifica"}, 3, "warn", 0, None),  # within the 5 s window, beyond the 2 s warning
     ],
     ids=["pacifica-ahead", "pacifica-behind", "gemini-time-based", "gemini-milliseconds", "pacifica-3s"],
 )
-def test_clock_skew(sim, env, profile, offset, status, code):
+def test_clock_skew(sim, env, profile, offset, status, code, refused):
     sim.clock_offset = offset
     base = sim.url + ("/api/v1" if profile["venue"] == "pacifica" else "")
     env.write_config({"x": {**profile, "base_url": base}})
     if profile["venue"] == "pacifica":
+        sim.pacifica.add_account(MAIN_PRIVATE)
         env.secret("x", "private_key", MAIN_PRIVATE)
     else:
+        sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET, time_based=profile.get("nonce") == "time-based")
         env.secret("x", "api_key", GEMINI_KEY)
         env.secret("x", "api_secret", GEMINI_SECRET)
     proc = env.run("doctor", "--json")
@@ -197,11 +209,15 @@ def test_clock_skew(sim, env, profile, offset, status, code):
     clock = by_check(doc(proc), "clock", "x")
     assert clock["status"] == status, clock
     assert abs(clock["skew_s"] - offset) <= clock["skew_uncertainty_s"] + 0.05, clock
-    assert [c["check"] for c in doc(proc)["checks"] if c["status"] != "ok"] == ["clock"]
+    auth = by_check(doc(proc), "auth", "x")
+    assert [c["check"] for c in doc(proc)["checks"] if c["status"] != "ok"] == ["auth", "clock"] if refused else [
+        "clock"
+    ]
+    assert refused is None or auth["venue_reason"] == refused, auth
     if status == "fail":
         assert "sync this machine's clock" in clock["detail"]
         assert any(line.startswith("cancelctl: error: profile x: clock:") for line in proc.stderr.splitlines())
-    assert_public_gets_only(sim)
+    assert_public_gets_only(sim, signed=1)
 
 
 def test_skewed_venue_really_refuses_what_doctor_fails(sim, env):
@@ -211,7 +227,7 @@ def test_skewed_venue_really_refuses_what_doctor_fails(sim, env):
     order = sim.pacifica.add_order(MAIN, "BTC")
     env.write_config({"pac": {"venue": "pacifica", "base_url": sim.url + "/api/v1"}})
     env.secret("pac", "private_key", MAIN_PRIVATE)
-    assert env.run("doctor", "-q").returncode == 1
+    assert env.run("doctor", "-q").returncode == 4  # its signed read is refused as expired, as the cancel is
     cancel = env.run("cancel", "all", "-q", "--timeout", "3")
     assert cancel.returncode == 4 and "expired" in cancel.stderr  # Pacifica "Invalid message"
     assert order in {o.order_id for o in sim.pacifica.open_orders()}
@@ -275,11 +291,12 @@ def test_invalid_profile_and_unknown_name(sim, env):
     )
     env.secret("good", "api_key", GEMINI_KEY)
     env.secret("good", "api_secret", GEMINI_SECRET)
+    sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET)
     proc = env.run("doctor")
     assert proc.returncode == 78
     assert row(proc, "config")[2] == "fail"  # every other command would refuse this file
     assert row(proc, "profile", "bad")[2] == "fail" and "venue must be one of" in row(proc, "profile", "bad")[3]
-    assert [r[2] for r in rows(proc) if r[1] == "good"] == ["ok"] * 5  # the valid profile is still checked
+    assert [r[2] for r in rows(proc) if r[1] == "good"] == ["ok"] * 6  # the valid profile is still checked
     proc = env.run("doctor", "-p", "good", "-p", "nope")
     assert row(proc, "profile", "nope")[2] == "fail" and "choices: good, bad" in row(proc, "profile", "nope")[3]
     assert proc.returncode == 78
@@ -350,13 +367,61 @@ def test_key_sanity_without_network(sim, env, profile, secrets, status, words):
     env.write_config({"k": {**profile, "base_url": base}})
     for field, value in secrets.items():
         env.secret("k", field, value)
+    if status == "ok":  # the venue knows this key, so its signed read is accepted too
+        if profile["venue"] == "gemini":
+            sim.gemini.add_key(secrets["api_key"], secrets["api_secret"], account="desk-2")
+        else:
+            sim.pacifica.bind_agent(MAIN, AGENT)
     proc = env.run("doctor", "--json")
     key = by_check(doc(proc), "key", "k")
     assert key["status"] == status and words in key["detail"], key
     assert proc.returncode == (78 if status == "fail" else 0), proc.stdout
+    assert by_check(doc(proc), "auth", "k")["status"] == ("warn" if status == "fail" else "ok")
     for value in secrets.values():
         assert value not in proc.stdout + proc.stderr
-    assert_public_gets_only(sim)
+    assert_public_gets_only(sim, signed=0 if status == "fail" else 1)
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "words"),
+    [
+        ("gemini-wrong-secret", 4, "InvalidSignature"),
+        ("gemini-unknown-sub-account", 78, "InvalidAccountName"),
+        ("pacifica-unknown-account", 78, "Account not found"),
+        ("pacifica-unbound-agent", 4, "Unauthorized"),
+    ],
+)
+def test_doctor_proves_the_key(sim, env, case, code, words):
+    """Every local check passes, and the venue refuses the key: one signed read-only request says so, with the
+    venue's reason and its fix, and the cancel that follows fails the same way. Never a cancel."""
+    if case.startswith("gemini"):
+        master = case == "gemini-unknown-sub-account"
+        key = "master-PROVE0001" if master else GEMINI_KEY
+        sim.gemini.add_key(key, GEMINI_SECRET, account="desk-1")
+        env.write_config({"k": {"venue": "gemini", "base_url": sim.url, **({"account": "desk-9"} if master else {})}})
+        env.secret("k", "api_key", key)
+        env.secret("k", "api_secret", GEMINI_SECRET if master else "WRONG-secret-0123456789")
+        order = sim.gemini.add_order("desk-1")
+        book = sim.gemini.open_orders
+    else:
+        agent = case == "pacifica-unbound-agent"
+        sim.pacifica.add_account(MAIN_PRIVATE)  # the venue knows MAIN; the agent is never bound
+        table = {"account": MAIN, "agent_wallet": AGENT} if agent else {}
+        env.write_config({"k": {"venue": "pacifica", "base_url": sim.url + "/api/v1", **table}})
+        env.secret("k", "private_key", AGENT_PRIVATE)  # without agent_wallet: a wallet Pacifica does not know
+        order = sim.pacifica.add_order(MAIN, "BTC")
+        book = sim.pacifica.open_orders
+    proc = env.run("doctor", "--json")
+    d = doc(proc)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert by_check(d, "key", "k")["status"] == "ok"  # nothing local could tell
+    auth = by_check(d, "auth", "k")
+    assert auth["status"] == "fail" and auth["exit_code"] == code and words in auth["detail"], auth
+    assert "(" in auth["detail"]  # the fix comes with it
+    assert "cancelctl: error: profile k: auth: " in proc.stderr
+    assert_public_gets_only(sim, signed=1)
+    assert order in {o.order_id for o in book()}
+    assert env.run("cancel", "all", "-q").returncode == code  # what doctor predicted
 
 
 def test_stalled_keyring_is_bounded(sim, env):

@@ -75,6 +75,19 @@ def test_rejected_and_partial(both, env):
     assert doc["results"][0]["status"] == "partial" and doc["results"][0]["cancelled"] == [str(a)]
 
 
+def test_looked_up_symbols(both, env):
+    """Pacifica cancel order without --symbol: the look-up is in the document, and it validates."""
+    found = both.pacifica.add_order(PAC, "ETH", stop=True)
+    doc = valid(env.run("cancel", "order", str(found), "777", "-p", "pac", "--json"), 3)
+    assert doc["results"][0]["looked_up"] == [
+        {"id": str(found), "symbol": "ETH", "stop": True},
+        {"id": "777", "symbol": None, "stop": None},
+    ]
+    bad = copy.deepcopy(doc)
+    bad["results"][0]["looked_up"][0]["stop"] = "yes"
+    assert list(VALIDATOR.iter_errors(bad))
+
+
 def test_unknown_outcome(both, env):
     both.fail("/v1/", "reset", times=-1)
     doc = valid(env.run("cancel", "order", "5", "6", "--json", "--timeout", "1"), 5)

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from cancelctl.sim.pacifica import solana_keypair
+from cancelctl.venues.pacifica import NOT_OPEN
 
 from conftest import parse_json
 
@@ -174,13 +175,87 @@ def test_batch_answer_missing_an_entry_is_unknown(pac, env, sim, monkeypatch):
     assert r["cancelled"] == [str(a)] and r["unknown"] == [str(b)]
 
 
-def test_ids_need_symbol_and_nothing_is_sent(pac, env, sim):
+def test_bad_ids_and_symbols_send_nothing(pac, env, sim):
     seed(pac)
-    proc = env.run("cancel", "order", "1", "2")
-    assert proc.returncode == 2 and "--symbol" in proc.stderr
     proc = env.run("cancel", "order", "abc", "--symbol", "BTC")
     assert proc.returncode == 2
+    proc = env.run("cancel", "order", "1", "--symbol", "")
+    assert proc.returncode == 2 and "not a Pacifica symbol" in proc.stderr
     assert not sim.requests("/api/v1")
+
+
+# -- cancel order without --symbol: one read of the open orders gives each ID's symbol and kind (issue 15, 13) --
+
+
+def cancels(sim) -> list[dict]:
+    """The signed cancel requests the simulator received, in order."""
+    return [r for r in sim.requests("/api/v1/orders") if r["method"] == "POST"]
+
+
+def test_without_symbol_each_id_is_looked_up(pac, env, sim):
+    ids = seed(pac)
+    asked = [ids["btc"], ids["eth_stop"], ids["sol"]]
+    proc = env.run("cancel", "order", *map(str, asked), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    r = parse_json(proc)["results"][0]
+    assert sorted(r["cancelled"]) == sorted(map(str, asked)) and r["rejected"] == [] and r["unknown"] == []
+    assert book(pac) == {ids["btc_ro"], ids["eth"]}  # the others stay
+    assert r["looked_up"] == [
+        {"id": str(ids["btc"]), "symbol": "BTC", "stop": False},
+        {"id": str(ids["eth_stop"]), "symbol": "ETH", "stop": True},
+        {"id": str(ids["sol"]), "symbol": "SOL", "stop": False},
+    ]
+    line = [x for x in proc.stderr.splitlines() if "looked up in the open orders" in x]
+    assert len(line) == 1 and f"{ids['eth_stop']} ETH (stop order)" in line[0] and f"{ids['sol']} SOL" in line[0]
+    # one read, before any cancel; the stop order by the stop endpoint
+    log = sim.requests("/api/v1/orders")
+    assert [(x["method"], x["path"]) for x in log[:1]] == [("GET", "/api/v1/orders")]
+    assert [x["path"] for x in log if x["method"] == "GET"] == ["/api/v1/orders"]
+    assert [x["path"] for x in cancels(sim)] == ["/api/v1/orders/stop/cancel", "/api/v1/orders/batch"]
+
+
+def test_an_id_not_open_keeps_its_row(pac, env, sim):
+    ids = seed(pac)
+    proc = env.run("cancel", "order", str(ids["btc"]), "999999", "--json")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    r = parse_json(proc)["results"][0]
+    assert r["cancelled"] == [str(ids["btc"])]
+    assert r["rejected"] == [{"id": "999999", "reason": "not sent: " + NOT_OPEN}]
+    assert {"id": "999999", "symbol": None, "stop": None} in r["looked_up"]
+    assert "999999 not open" in proc.stderr
+    assert [x["path"] for x in cancels(sim)] == ["/api/v1/orders/cancel"]  # the one found, alone
+    proc = env.run("cancel", "order", "999999")
+    assert proc.returncode == 1 and "999999" in proc.stdout + proc.stderr  # nothing done: failed, never "done"
+    assert "999999 not open" in proc.stderr
+
+
+@pytest.mark.parametrize(("status", "code"), [(503, 75), (500, 1)])
+def test_an_unreadable_book_sends_nothing(pac, env, sim, status, code):
+    ids = seed(pac)
+    sim.fail("/api/v1/orders", status=status, times=-1)
+    proc = env.run("cancel", "order", str(ids["btc"]), str(ids["eth"]), "--json", "--timeout", "2")
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    r = parse_json(proc)["results"][0]
+    assert r["cancelled"] == [] and r["unknown"] == [] and [x["id"] for x in r["rejected"]] == [
+        str(ids["btc"]),
+        str(ids["eth"]),
+    ]
+    assert all(x["reason"].startswith("not sent: ") for x in r["rejected"])
+    assert code == 75 or "give --symbol" in r["error"]["message"]
+    assert cancels(sim) == [] and len(book(pac)) == 5
+
+
+def test_client_order_id_and_dry_run_look_up_too(pac, env, sim):
+    seed(pac)
+    proc = env.run("cancel", "order", CLOID.upper(), "--client-order-id", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = parse_json(proc)
+    body = doc["results"][0]["requests"][0]["body"]
+    assert body["symbol"] == "SOL" and body["client_order_id"] == CLOID.upper()
+    assert cancels(sim) == [] and len(book(pac)) == 5  # the read went out, no cancel
+    proc = env.run("cancel", "order", CLOID, "--client-order-id")
+    assert proc.returncode == 0, proc.stderr
+    assert len(book(pac)) == 4
 
 
 def test_malformed_key_is_exit_78(pac, env, sim):

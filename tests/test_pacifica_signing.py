@@ -235,8 +235,9 @@ def test_order_ids():
     assert validate_order_ids(["1", "42069"], symbol="BTC", client_order_id=False) == ["1", "42069"]
     uuid = "11111111-2222-4333-8444-555555555555"
     assert validate_order_ids([uuid], symbol="SOL", client_order_id=True) == [uuid]
-    with pytest.raises(UsageProblem, match="--symbol"):
-        validate_order_ids(["1"], symbol=None, client_order_id=False)
+    assert validate_order_ids(["1"], symbol=None, client_order_id=False) == ["1"]  # looked up in the book
+    with pytest.raises(UsageProblem, match="not a Pacifica symbol"):
+        validate_order_ids(["1"], symbol="", client_order_id=False)
     for bad in (["0"], ["-1"], ["1.5"], [str(2**63)], [uuid]):
         with pytest.raises(UsageProblem):
             validate_order_ids(bad, symbol="BTC", client_order_id=False)

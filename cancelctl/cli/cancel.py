@@ -115,7 +115,7 @@ def cancel_session(
     "order",
     epilog=examples(
         "cancelctl cancel order 330429106 330429079 -p main",
-        "cancelctl cancel order 8121, 8122 --symbol BTC -p pac",
+        "cancelctl cancel order 8121, 8122 -p pac   # Pacifica: symbols looked up",
         "cancelctl cancel order 8130 --stop --symbol BTC -p pac",
     ),
 )
@@ -129,11 +129,18 @@ def cancel_order(
             "with --client-order-id).",
         ),
     ],
-    symbol: Annotated[Optional[str], typer.Option("--symbol", help="Pacifica: the orders' symbol (required).")] = None,
+    symbol: Annotated[
+        Optional[str],
+        typer.Option(
+            "--symbol", help="Pacifica: the orders' symbol. Without it each ID is looked up in the open orders."
+        ),
+    ] = None,
     client_order_id: Annotated[
         bool, typer.Option("--client-order-id", help="Pacifica: the IDs are client order IDs (UUIDs).")
     ] = False,
-    stop: Annotated[bool, typer.Option("--stop", help="Pacifica: the IDs are stop orders.")] = False,
+    stop: Annotated[
+        bool, typer.Option("--stop", help="Pacifica: the IDs are stop orders (without --symbol the book says).")
+    ] = False,
     twap: Annotated[
         bool, typer.Option("--twap", help="Pacifica: the IDs are TWAP orders (cancel_twap_order).")
     ] = False,
@@ -153,7 +160,9 @@ def cancel_order(
     recommended 5 a second after a burst of 5: N IDs take about
     (N - 5) / 5 seconds plus N round trips (12 IDs: about 1.4 s; 50 IDs:
     about 9 s, so raise --timeout for long lists). Pacifica sends two or
-    more IDs as batches of 10.
+    more IDs as batches of 10; without --symbol it first reads the open
+    orders once for each ID's symbol and kind (stop order or not) and says
+    so on stderr; an ID not open there is rejected, not sent.
     """
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
@@ -180,7 +189,28 @@ def cancel_order(
         "cancel_twap_order" if twap else "cancel_stop_order" if stop else "cancel_order",
         ids_scope(ids, client_order_id=client_order_id),
     )
-    return runner.run(profiles, action, opts)
+    outcome = runner.run(profiles, action, opts)
+    if not opts.quiet:
+        say_looked_up(outcome)
+    return outcome
+
+
+def say_looked_up(outcome: runner.Outcome) -> None:
+    """One stderr line per profile whose orders' symbols were looked up (Pacifica without --symbol): what each ID
+    was found to be, so the trader sees what was cancelled as what."""
+    import sys
+
+    from cancelctl.text import one_line
+
+    for r in outcome.report.results:
+        if not r.looked_up:
+            continue
+        found = [
+            f"{e['id']} {e['symbol']}{' (stop order)' if e['stop'] else ''}" if e["symbol"] else f"{e['id']} not open"
+            for e in r.looked_up
+        ]
+        line = f"cancelctl: profile {r.profile}: no --symbol, so each ID was looked up in the open orders: "
+        sys.stderr.write(one_line(line + ", ".join(found), 1000) + "\n")
 
 
 @app.command(

@@ -39,6 +39,10 @@ cannot be mirrored here:
   (``cancel_twap_order``; SDK ``rest/get_open_twap_order.py``,
   ``rest/cancel_twap_order.py``); ``cancel_all_orders`` leaves them
   running (the docs do not say it stops them);
+* ``POST /account/api_keys`` (``list_api_keys``, a signed read: docs "API
+  Config Keys", SDK ``rest/api_config_keys.py``) goes through the same checks
+  as a cancel and answers the documented envelope around an empty list
+  (the docs show no example of its answer);
 * a GET with a body never reaches the API: the edge (CloudFront) answers
   403 with an HTML page (API FAQ "403 CloudFront",
   https://docs.pacifica.fi/api-documentation/api/api-faq/403-cloudfront).
@@ -65,6 +69,7 @@ OPERATIONS = {
     "/orders/stop/cancel": "cancel_stop_order",
     "/orders/cancel_all": "cancel_all_orders",
     "/orders/twap/cancel": "cancel_twap_order",  # SDK rest/cancel_twap_order.py
+    "/account/api_keys": "list_api_keys",  # docs "API Config Keys", SDK rest/api_config_keys.py: a signed read
 }
 BATCH_LIMIT = 10
 BATCH_ACTIONS = {"Cancel": "cancel_order", "CancelStopOrder": "cancel_stop_order", "Create": None, "CreateMarket": None}
@@ -424,14 +429,15 @@ class PacificaSim:
             "cancel_all_orders": self._cancel_all,
             "cancel_twap_order": self._cancel_twap,
             "create_market_order": self._create_market,
+            "list_api_keys": self._list_api_keys,
         }
         return handler[op](account, data)
 
     @staticmethod
     def check_fields(data: dict, op_type: str) -> None:
         """Refused (400) when the body is not the operation's shape; runs before the signature is checked."""
-        if op_type == "create_market_order":
-            return  # checked by _create_market, which answers as the venue does for each field
+        if op_type in ("create_market_order", "list_api_keys"):
+            return  # create: checked by _create_market, field by field; list_api_keys has no fields
         if op_type == "cancel_all_orders":
             every, exclude, symbol = data.get("all_symbols"), data.get("exclude_reduce_only"), data.get("symbol")
             if (
@@ -493,6 +499,12 @@ class PacificaSim:
         return str(account)
 
     # -- operations ---------------------------------------------------------
+
+    def _list_api_keys(self, account: str, data: dict) -> tuple[int, dict]:
+        """The account's API config keys: none are made here. The docs show the answer to ``create`` only, so
+        the list is the documented envelope around an empty list; a signed read, answered only after
+        :meth:`verify` accepted the signer and found the account."""
+        return ok([])
 
     def _cancel_twap(self, account: str, data: dict) -> tuple[int, dict]:
         symbol, order_id, cloid = data.get("symbol"), data.get("order_id"), data.get("client_order_id")

@@ -272,11 +272,15 @@ class Gemini(ClientBase):
                 # larger, so wait for the clock, 0.05 s doubling (1.55 s in all).
                 e.retry_after = INVALID_NONCE_WAIT_S * 2 ** (invalid_nonces - 1)
                 if invalid_nonces > INVALID_NONCE_RETRIES:
+                    hint = (
+                        "time-based nonces must be within 30 s of Gemini's clock: sync this machine's clock "
+                        f"(cancelctl doctor -p {self.profile.name} shows the skew)"
+                        if self.profile.nonce == "time-based"
+                        else 'the key may have used larger nonces elsewhere; for a time-based-nonce key set nonce = '
+                        '"time-based"'
+                    )
                     raise VenueRefused(
-                        "Gemini kept refusing the nonce",
-                        venue_reason="InvalidNonce",
-                        hint="the key may have used larger nonces elsewhere; "
-                        'for a time-based-nonce key set nonce = "time-based"',
+                        "Gemini kept refusing the nonce", venue_reason="InvalidNonce", hint=hint
                     ) from None
                 raise
 
@@ -451,6 +455,20 @@ class Gemini(ClientBase):
                 }
             )
         return orders
+
+    def prove_key(self) -> str:
+        """doctor's proof that Gemini accepts this key and secret, sending no order and no cancel: one signed
+        ``POST /v1/orders`` (read-only; Trader or Auditor role; ``account`` for a master key), the request
+        verification makes. Returns the detail line; raises the contract's errors (AuthError 4 for
+        ``InvalidSignature``, ``MissingRole``, IP allow-list refusals; ConfigError 78 for a wrong sub-account...).
+        Source: https://docs.gemini.com/rest-api/#get-active-orders
+        """
+        orders = self.open_orders()
+        scope = f" of sub-account {self.profile.account}" if self.master else ""
+        return (
+            f"key accepted: signed POST /v1/orders answered ({len(orders)} open order(s){scope}); "
+            "cancels also need the Trader role"
+        )
 
     def heartbeat(self) -> None:
         """``POST /v1/heartbeat``: keeps a "Require Heartbeat" session alive; raises on failure."""

@@ -77,6 +77,10 @@ TWAP_ORDERS = "/orders/twap"  # SDK rest/get_open_twap_order.py; docs "Get open 
 CANCEL_TWAP = "/orders/twap/cancel"  # SDK rest/cancel_twap_order.py (operation cancel_twap_order)
 POSITIONS = "/positions"
 INFO = "/info"
+NOT_OPEN = "not in the open orders just read (filled, cancelled, or not this account's)"
+# A signed read that changes nothing: list the account's API config keys (operation list_api_keys, empty payload;
+# https://docs.pacifica.fi/api-documentation/api/rate-limits/api-config-keys, SDK rest/api_config_keys.py).
+API_KEYS = "/account/api_keys"
 MARKETS_LOOKUP_S = 1.5  # the longest a scoped cancel waits for the market list before sending as typed (s)
 CREATE_MARKET = "/orders/create_market"
 SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
@@ -160,12 +164,11 @@ def validate_symbol(symbol: str) -> str:
 def validate_order_ids(ids: list[str], *, symbol: str | None, client_order_id: bool) -> list[str]:
     """Check the IDs before anything is sent: UsageProblem (exit 2) otherwise.
 
-    Pacifica cancels need ``--symbol``; IDs are positive 64-bit integers
-    (``order_id``) or, with ``client_order_id``, UUIDs.
+    IDs are positive 64-bit integers (``order_id``) or, with ``client_order_id``, UUIDs; ``symbol``, when
+    given, is a symbol (without it the client looks each ID up in the open orders).
     """
-    if not symbol:
-        raise UsageProblem("Pacifica cancels need --symbol: the orders' symbol", hint="e.g. --symbol BTC")
-    validate_symbol(symbol)
+    if symbol is not None:
+        validate_symbol(symbol)
     if not ids:
         raise UsageProblem("give at least one order ID")
     if client_order_id:
@@ -693,12 +696,14 @@ class Pacifica(ClientBase):
     ) -> ProfileResult:
         """Cancel the given orders of ``symbol``; one row per ID: cancelled, rejected or unknown.
 
-        One ID goes to ``/orders/cancel`` (``/orders/stop/cancel`` with
-        ``stop``); two or more to ``/orders/batch``, 10 a request. A batch
-        carries only ``cancel_order`` actions (docs "Batch order"), so stop
-        orders are always cancelled one request each. A credential or
-        configuration error stops the run; the IDs not yet sent are rejected
-        "not sent". An ID given twice is sent once.
+        Without ``symbol`` each ID's symbol and kind (stop order or not) come from one read of the open orders
+        (the TWAP orders with ``twap``) made just before: see :meth:`_look_up`. An ID not open there is
+        rejected "not sent"; when the book cannot be read, nothing is sent.
+
+        A stop order goes to ``/orders/stop/cancel`` and a TWAP order to ``/orders/twap/cancel``, one request
+        each; the other IDs go to ``/orders/cancel`` when there is one, else to ``/orders/batch``, 10 a request
+        (a batch carries only ``cancel_order`` actions, docs "Batch order"). A credential or configuration error
+        stops the run; the IDs not yet sent are rejected "not sent". An ID given twice is sent once.
 
         Only an explicit ``success: true`` is a cancel; an answer with a
         reason is a rejection; anything else leaves the ID unknown. "Order
@@ -717,61 +722,114 @@ class Pacifica(ClientBase):
             for i in ids:
                 result.reject(i, f"not sent: {e.message}")
             return result
+        kinds = dict.fromkeys(ids, (symbol, stop)) if symbol else self._look_up(result, ids, client_order_id, twap)
+        todo = [i for i in ids if i in kinds]
 
         def payload(i: str) -> dict[str, Any]:
-            return (
-                {"symbol": symbol, "client_order_id": i} if client_order_id else {"symbol": symbol, "order_id": int(i)}
-            )
+            sym = kinds[i][0]
+            return {"symbol": sym, "client_order_id": i} if client_order_id else {"symbol": sym, "order_id": int(i)}
 
+        plain = [i for i in todo if not twap and not kinds[i][1]]
+        singles = [i for i in todo if twap or kinds[i][1]] + (plain if len(plain) == 1 else [])
+        batched = plain if len(plain) > 1 else []
         gone: list[str] = []  # "not found" after an attempt that may have cancelled it
-        if twap or stop or len(ids) == 1:  # TWAP and stop orders: one request each (a batch takes neither)
+        stopped = False
+        # TWAP and stop orders (and a lone order): one request each (a batch takes neither)
+        for n, order_id in enumerate(singles):
             path, op = (
                 (CANCEL_TWAP, "cancel_twap_order")
                 if twap
                 else (CANCEL_STOP, "cancel_stop_order")
-                if stop
+                if kinds[order_id][1]
                 else (CANCEL, "cancel_order")
             )
-            for n, order_id in enumerate(ids):
-                with self.sending([order_id]):
-                    self.unanswered = False
-                    try:
-                        body = self._post(path, op, payload(order_id))
-                    except CancelctlError as e:
-                        if self.unanswered and _not_found(e.venue_reason):
-                            gone.append(order_id)
-                            continue
-                        if fail_rows(result, e, [order_id], ids[n + 1 :]):
-                            break
+            with self.sending([order_id]):
+                self.unanswered = False
+                try:
+                    body = self._post(path, op, payload(order_id))
+                except CancelctlError as e:
+                    if self.unanswered and _not_found(e.venue_reason):
+                        gone.append(order_id)
                         continue
-                    if body is not None:
-                        self._single_row(result, order_id, body, gone, client_order_id)
-        else:
-            for start in range(0, len(ids), signing.BATCH_LIMIT):
-                chunk = ids[start : start + signing.BATCH_LIMIT]
-                payloads = [payload(i) for i in chunk]
-                with self.sending(chunk):
-                    self.unanswered = False
-                    try:
-                        body = self._request(lambda ts, p=payloads: self._prepare_batch(p, ts))  # type: ignore[misc]
-                    except CancelctlError as e:
-                        if fail_rows(result, e, chunk, ids[start + len(chunk) :]):
-                            break
-                        continue
-                    if body is None:  # dry run
-                        continue
-                    self._batch_rows(result, chunk, body, gone, client_order_id)
-                    if self.blocked is not None or isinstance(result.error, (AuthError, ConfigError)):
-                        for i in ids[start + len(chunk) :]:  # credentials: nothing more is sent for this profile
-                            result.reject(
-                                i,
-                                f"not sent: {(result.error or self.blocked).message}",  # type: ignore[union-attr]
-                            )
+                    if fail_rows(result, e, [order_id], singles[n + 1 :] + batched):
+                        stopped = True
                         break
+                    continue
+                if body is not None:
+                    self._single_row(result, order_id, body, gone, client_order_id)
+        for start in range(0, 0 if stopped else len(batched), signing.BATCH_LIMIT):
+            chunk = batched[start : start + signing.BATCH_LIMIT]
+            payloads = [payload(i) for i in chunk]
+            with self.sending(chunk):
+                self.unanswered = False
+                try:
+                    body = self._request(lambda ts, p=payloads: self._prepare_batch(p, ts))  # type: ignore[misc]
+                except CancelctlError as e:
+                    if fail_rows(result, e, chunk, batched[start + len(chunk) :]):
+                        break
+                    continue
+                if body is None:  # dry run
+                    continue
+                self._batch_rows(result, chunk, body, gone, client_order_id)
+                if self.blocked is not None or isinstance(result.error, (AuthError, ConfigError)):
+                    for i in batched[start + len(chunk) :]:  # credentials: nothing more is sent for this profile
+                        result.reject(
+                            i,
+                            f"not sent: {(result.error or self.blocked).message}",  # type: ignore[union-attr]
+                        )
+                    break
         if gone:
             with self.sending(gone):
                 self._settle_gone(result, gone, client_order_id)
         return result
+
+    def _look_up(
+        self, result: ProfileResult, ids: list[str], client_order_id: bool, twap: bool
+    ) -> dict[str, tuple[str | None, bool]]:
+        """``{ID: (symbol, is a stop order)}`` for the IDs open on the account, from one unsigned read of the
+        open orders (``GET /orders?account=``; with ``twap`` the TWAP orders, ``GET /orders/twap?account=``),
+        made in a dry run too (it sends no cancel). Pacifica's cancel needs the symbol, and a stop order is
+        cancelled only by ``/orders/stop/cancel``: a plain cancel of it answers "Order not found"
+        (https://docs.pacifica.fi/api-documentation/api/rest-api/orders/cancel-stop-order).
+
+        An ID not in the book is rejected "not sent" (filled, cancelled, or not this account's); every look-up
+        is recorded in ``result.looked_up``. When the book cannot be read whole, every ID is rejected "not
+        sent" and ``result.error`` says why (NotSent 75 stays 75: nothing was sent; an unreadable book is exit
+        1 with the fix: give --symbol).
+        """
+        from urllib.parse import urlencode
+
+        url = f"{self.profile.base_url}{TWAP_ORDERS if twap else ORDERS}?{urlencode({'account': self.account})}"
+        request = PreparedRequest(method="GET", url=url, headers={"Accept": "application/json"})
+        field = "client_order_id" if client_order_id else "order_id"
+        try:
+            # sent in a dry run too: a read, and the symbols are what the signed cancels need
+            body = self._retrying(lambda client: self._interpret(send(client, request, self.deadline)))
+            book = self._twap_book(body) if twap else self._order_book(body)
+        except CancelctlError as e:
+            error = e
+            if not isinstance(e, (NotSent, AuthError, ConfigError)):
+                error = VenueRefused(
+                    f"nothing was sent: the open orders could not be read to find the orders' symbol ({e.message})",
+                    kind="lookup_failed",
+                    hint="give --symbol S (and --stop for stop orders)",
+                )
+            result.error = error
+            for i in ids:
+                result.reject(i, f"not sent: {error.message}")
+            return {}
+        found = {_key(str(o.get(field)), client_order_id): o for o in book if o.get(field) is not None}
+        kinds: dict[str, tuple[str | None, bool]] = {}
+        result.looked_up = []
+        for i in ids:
+            o = found.get(_key(i, client_order_id))
+            if o is None:
+                result.reject(i, f"not sent: {NOT_OPEN}")
+                result.looked_up.append({"id": i, "symbol": None, "stop": None})
+                continue
+            kinds[i] = (o.get("symbol"), bool(o.get("stop")))
+            result.looked_up.append({"id": i, "symbol": o.get("symbol"), "stop": bool(o.get("stop"))})
+        return kinds
 
     def _single_row(
         self, result: ProfileResult, order_id: str, body: object, gone: list[str], client_order_id: bool
@@ -874,6 +932,23 @@ class Pacifica(ClientBase):
             else:
                 self._reject_row(result, order_id, _message(entry) or "rejected by Pacifica", gone)
 
+    def prove_key(self) -> str:
+        """doctor's proof that Pacifica accepts this profile's key for its account, sending no order and no cancel.
+
+        One signed ``POST /account/api_keys`` (``list_api_keys``), signed as a cancel would be (by the agent
+        wallet's key when ``agent_wallet`` is set). The venue verifies the signature and the account before it
+        answers, so a wrong key ("Verification failed"), an unbound agent wallet ("Unauthorized") and an account
+        it does not know (422 "Account not found", error code 1 ACCOUNT_NOT_FOUND,
+        https://docs.pacifica.fi/api-documentation/api/error-codes) are refused here as a cancel would be. The
+        answer's content (it may list API config keys) is never shown. Returns the detail line; raises the
+        contract's errors (AuthError 4, ConfigError 78, NotSent 75, ...).
+        """
+        body = self._post(API_KEYS, "list_api_keys", {})
+        if body is None:
+            raise OutcomeUnknown("Pacifica answered the signed read without a body")
+        signer = f"agent wallet {self.agent_wallet}" if self.agent_wallet else "its own key"
+        return f"key accepted: signed list_api_keys for account {self.account} ({signer})"
+
     def open_orders(self) -> list[OpenOrder]:
         """``GET /orders?account=``: open orders, stop and TP/SL orders included.
 
@@ -890,6 +965,12 @@ class Pacifica(ClientBase):
         body = self._request(lambda ts: request)
         if body is None:
             return []
+        return self._order_book(body) + self.open_twap_orders()
+
+    @staticmethod
+    def _order_book(body: object) -> list[OpenOrder]:
+        """The entries of a ``GET /orders`` answer; OutcomeUnknown unless every entry can be read (a book read in
+        part is a book not read)."""
         data = _unwrap(body)
         if not isinstance(data, list) or (
             isinstance(body, dict) and "success" in body and body.get("success") is not True
@@ -897,7 +978,6 @@ class Pacifica(ClientBase):
             raise OutcomeUnknown("Pacifica's order list came in an unexpected shape")
         orders = []
         for o in data:
-            # Every entry must be readable: a book read in part is a book not read.
             if (
                 not isinstance(o, dict)
                 or as_id(o.get("order_id")) is None
@@ -907,7 +987,7 @@ class Pacifica(ClientBase):
                     "Pacifica's order list had an entry that cannot be read (no usable order_id or symbol)"
                 )
             orders.append(_normalise(o))
-        return orders + self.open_twap_orders()
+        return orders
 
     def open_twap_orders(self) -> list[OpenOrder]:
         """``GET /orders/twap?account=``: the open TWAP orders (not in ``GET /orders``).
@@ -922,6 +1002,11 @@ class Pacifica(ClientBase):
         body = self._get(TWAP_ORDERS, {"account": self.account})
         if body is None:
             return []
+        return self._twap_book(body)
+
+    @staticmethod
+    def _twap_book(body: object) -> list[OpenOrder]:
+        """The entries of a ``GET /orders/twap`` answer; OutcomeUnknown unless every entry can be read."""
         data = _unwrap(body)
         if not isinstance(data, list) or (
             isinstance(body, dict) and "success" in body and body.get("success") is not True

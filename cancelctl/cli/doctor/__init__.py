@@ -20,18 +20,24 @@ Checks, one row each (``check profile status detail``; status ``ok``,
   ``account``'s); ``reach``: an unsigned ``GET`` of a public endpoint
   (Gemini ``/v1/symbols``, Pacifica ``/info``), its HTTP status and
   latency in ms (the first request includes connecting, as a cancel run's
-  does); ``clock``: the skew of the venue's clock against the local one,
+  does); ``auth``: one signed read-only request proves the venue accepts
+  the key (Gemini ``POST /v1/orders``; Pacifica ``list_api_keys``, ``POST
+  /api/v1/account/api_keys``): "key accepted", or the venue's refusal with
+  its fix (a wrong secret, an unbound agent wallet, an account the venue
+  does not know); ``clock``: the skew of the venue's clock against the local one,
   from the ``Date`` header (see :func:`measure_skew`) against the limits
   in :data:`LIMITS`.
 
-Nothing is signed and nothing private is requested: the only requests are
-unsigned GETs of public endpoints (at most two per profile, the second on
-the kept-alive connection for a tighter skew measurement).
+Never a cancel or an order: per profile, at most two unsigned GETs of a
+public endpoint (the second on the kept-alive connection for a tighter
+skew measurement) and, when the local checks passed, the one signed read
+(sent again only when the venue asks, as for a Gemini ``InvalidNonce``).
 
 Exit code (contract, ``docs/exit-codes.md``): 0 when no check
 fails (``warn`` rows do not fail); otherwise the most basic failure wins:
-78 when a config, profile, keyring, secrets or key check fails
-(configuration or credentials missing or unusable); else 75 when a venue
+78 when a config, profile, keyring, secrets or key check fails, or the
+venue does not know the account (configuration or credentials missing or
+unusable); else 4 when the venue refused the key; else 75 when a venue
 could not be reached or answered 429/5xx (nothing was sent; retry later);
 else 1 (a clock beyond its limit, another HTTP error). ``docs/doctor.md``
 has the same table with the sources of each threshold.
@@ -107,12 +113,13 @@ def doctor(
     timeout: TimeoutOpt = 10.0,
 ) -> int:
     """Check config, keyring, secrets (never their values), keys, reachability, latency and
-    clock skew; never sends a cancel.
+    clock skew, and prove each key with one signed read-only request; never sends a cancel.
 
     Rows: check, profile, status (ok|warn|fail), detail. Exit 0 when no
     check fails (warn rows pass); else 78 for config/keyring/secrets/key
-    failures, 75 when a venue is unreachable or answers 429/5xx, 1 for the
-    rest (clock skew beyond the venue's limit). See docs/doctor.md.
+    failures, 4 when a venue refused a key, 75 when a venue is unreachable
+    or answers 429/5xx, 1 for the rest (clock skew beyond the venue's
+    limit). See docs/doctor.md.
     """
     checks = run_checks(list(profile or []), timeout)
     code = exit_code(checks)

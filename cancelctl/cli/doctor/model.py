@@ -48,11 +48,12 @@ class Check:
 
 
 def exit_code(checks: list[Check]) -> int:
-    """0 when nothing failed; else 78 (configuration, credentials) over 75 (unreachable) over the rest (70, then 1)."""
+    """0 when nothing failed; else 78 (configuration, credentials) over 4 (the venue refused the key) over 75
+    (unreachable) over the rest (70, then 1)."""
     codes = {c.code for c in checks if c.status == "fail"}
     if not codes:
         return ExitCode.OK
-    for code in (ExitCode.CONFIG, ExitCode.UNAVAILABLE, ExitCode.INTERNAL):
+    for code in (ExitCode.CONFIG, ExitCode.AUTH, ExitCode.UNAVAILABLE, ExitCode.INTERNAL):
         if code in codes:
             return code
     return ExitCode.FAILED

@@ -1,4 +1,5 @@
-"""Network probes: up to two unsigned GETs of a public endpoint per profile, and the ``reach`` row.
+"""Network probes: up to two unsigned GETs of a public endpoint per profile, then one signed read-only request
+that proves the key (``auth``); the ``reach`` and ``auth`` rows.
 
 #: The public endpoint is each venue's ``public_path`` (:mod:`cancelctl.venues.info`):
 #: Gemini "Symbols" (``GET /v1/symbols``, public, no key); Pacifica "Get
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     import httpx
 
     from cancelctl.config import Profile
+    from cancelctl.credentials import Credentials
     from cancelctl.transport import Answer, Deadline
 
 LATENCY_WARN_MS = 1000.0
@@ -42,6 +44,8 @@ class Probe:
     samples: list[Sample] = field(default_factory=list)
     error: CancelctlError | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    creds: Credentials | None = None  # set when the local checks passed: the signed read is made with them
+    auth: Check | None = None  # the signed read's row, once made
 
 
 def _probe(probe: Probe, deadline: Deadline) -> None:
@@ -65,6 +69,8 @@ def _probe(probe: Probe, deadline: Deadline) -> None:
             probe.samples.append(Sample(sent_at, time.monotonic() - start, answer))
             if answer.status != 200:
                 break
+        if probe.creds is not None and probe.samples and probe.samples[0].answer.status == 200:
+            probe.auth = _prove(probe, deadline)
     except Exception as e:  # noqa: BLE001 - reported as a row, never a traceback
         probe.error = probe.error or CancelctlError(
             f"internal error while probing: {type(e).__name__}", exit_code=ExitCode.INTERNAL
@@ -78,14 +84,48 @@ def _probe(probe: Probe, deadline: Deadline) -> None:
         probe.done.set()
 
 
-def start_probes(profiles: list[Profile], deadline: Deadline) -> list[Probe]:
+def _prove(probe: Probe, deadline: Deadline) -> Check:
+    """The ``auth`` row: the venue client's one signed read-only request (``prove_key``: Gemini ``POST
+    /v1/orders``, Pacifica ``list_api_keys``), after the timed GETs so it does not disturb them. Never a cancel."""
+    from cancelctl.config import state_dir
+    from cancelctl.venues.base import open_client
+
+    name = probe.profile.name
+    assert probe.creds is not None
+    client = None
+    try:
+        client = open_client(probe.profile, probe.creds, state_dir=state_dir(), deadline=deadline)
+        return Check("auth", name, "ok", client.prove_key())
+    except CancelctlError as e:
+        return Check.failed("auth", name, e, venue_reason=e.venue_reason)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def auth_check(probe: Probe, key_row: Check) -> Check:
+    """The ``auth`` row of a profile: the signed read's, or why it was not made."""
+    name = probe.profile.name
+    if probe.auth is not None:
+        return probe.auth
+    if key_row.status != "ok":
+        return Check("auth", name, "warn", "not checked: the key check did not pass")
+    if not probe.done.is_set():
+        return Check("auth", name, "fail", "no answer within --timeout", ExitCode.UNAVAILABLE)
+    return Check("auth", name, "warn", "not checked: the venue was not reached (see reach)")
+
+
+def start_probes(
+    profiles: list[Profile], deadline: Deadline, creds: dict[str, Credentials] | None = None
+) -> list[Probe]:
     """One daemon thread per profile. The clients (TLS contexts) are made here first, so that
-    making one does not hold the GIL while another thread's request is being timed."""
+    making one does not hold the GIL while another thread's request is being timed. A profile with
+    ``creds`` also gets the signed read (:func:`_prove`) after its GETs."""
     from cancelctl import transport
 
     probes = []
     for p in profiles:
-        probe = Probe(p, p.base_url + VENUES[p.venue].public_path)
+        probe = Probe(p, p.base_url + VENUES[p.venue].public_path, creds=(creds or {}).get(p.name))
         try:
             probe.client = transport.new_client()
         except ConfigError as e:  # unusable proxy or CA settings: the reach row names the variable
