@@ -113,6 +113,7 @@ def test_only_commas_is_no_id(gemini, env, sim):
         (["cancel", "all", "a", "b"], "cancelctl cancel all -p a -p b;"),
         (["cancel", "order"], "see cancelctl cancel order --help"),
         (["cancel", "session", "--symbol", "BTC"], "see cancelctl cancel session --help"),
+        (["cancel", "order", "abc", "-p", "a"], "(a positive integer): 'abc' (see cancelctl cancel order --help)"),
     ],
 )
 def test_usage_errors_name_the_fix(two, env, sim, argv, says):

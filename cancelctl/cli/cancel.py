@@ -178,12 +178,18 @@ def cancel_order(
     ids = list(seen.values())
     from cancelctl.venues.base import venue_module
 
+    help_hint = "see cancelctl cancel order --help"
     for p in profiles:  # validate everything before anything is sent
         if p.broken is not None:
             continue
-        venue_module(p.venue).validate_cancel(ids, symbol=symbol, client_order_id=client_order_id, stop=stop, twap=twap)
+        try:
+            venue_module(p.venue).validate_cancel(
+                ids, symbol=symbol, client_order_id=client_order_id, stop=stop, twap=twap
+            )
+        except UsageProblem as e:
+            raise UsageProblem(e.message, hint=e.hint or help_hint) from None
     if stop and twap:
-        raise UsageProblem("--stop and --twap name different kinds of order: give one")
+        raise UsageProblem("--stop and --twap name different kinds of order: give one", hint=help_hint)
     action = Action(
         lambda c: c.cancel_orders(ids, symbol=symbol, client_order_id=client_order_id, stop=stop, twap=twap),
         "cancel_twap_order" if twap else "cancel_stop_order" if stop else "cancel_order",
