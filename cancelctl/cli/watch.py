@@ -39,6 +39,12 @@ from cancelctl.errors import CancelctlError, ExitCode, UsageProblem
 from cancelctl.runner import Options, Outcome
 from cancelctl.venues.info import VENUES
 
+#: Each command's --help epilog (cancelctl.cli.build; the form of cancelctl.cli.common.examples).
+EXAMPLES = {
+    "deadman": "Examples:\n\n  cancelctl deadman --ttl 30 -p pac\n\n"
+    "  cancelctl deadman --ttl 60 --file /run/bot/alive --reason 'bot went quiet'",
+}
+
 if TYPE_CHECKING:
     from cancelctl.config import Profile
     from cancelctl.credentials import Credentials
