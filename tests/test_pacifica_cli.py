@@ -7,6 +7,8 @@ import re
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cancelctl.sim.pacifica import solana_keypair
 from cancelctl.venues.pacifica import NOT_OPEN
@@ -365,3 +367,54 @@ def test_unreadable_200_is_exit_5(pac, env, sim):
     proc = env.run("cancel", "order", str(ids["btc"]), "--symbol", "BTC", "--timeout", "1", "--json")
     assert proc.returncode == 5
     assert parse_json(proc)["results"][0]["unknown"] == [str(ids["btc"])]
+
+
+@pytest.fixture(scope="module")
+def shared_sim():
+    from cancelctl.sim.server import Simulator
+
+    with Simulator(lifetime=120) as s:
+        yield s
+
+
+BOOKS = st.lists(st.tuples(st.sampled_from(["BTC", "ETH", "SOL", "kBONK"]), st.booleans()), max_size=8)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(book=BOOKS, picks=st.lists(st.integers(0, 9), max_size=6), strangers=st.integers(0, 2))
+def test_look_up_invariants(shared_sim, book, picks, strangers):
+    """Whatever the book and the IDs asked: one read first; each asked ID has exactly one row; an open one is
+    cancelled with its own symbol and kind (a stop order by its own request), one not open is rejected "not sent";
+    the rest of the book stays."""
+    from cancelctl.config import Profile
+    from cancelctl.credentials import Credentials
+    from cancelctl.transport import Deadline
+    from cancelctl.venues.pacifica import Pacifica
+
+    p = shared_sim.pacifica
+    with shared_sim.lock:
+        p.orders.clear()
+        shared_sim.log.clear()
+    p.add_account(MAIN_PRIVATE)
+    placed = [p.add_order(MAIN, sym, stop=stop) for sym, stop in book]
+    open_ids = [placed[i] for i in picks if i < len(placed)]
+    asked = list(dict.fromkeys([str(i) for i in open_ids] + [str(900000 + n) for n in range(strangers)]))
+    profile = Profile("pac", "pacifica", "mainnet", base_url_override=shared_sim.url + "/api/v1")
+    client = Pacifica(profile, Credentials({"private_key": MAIN_PRIVATE}), deadline=Deadline(20))
+    try:
+        result = client.cancel_orders(asked) if asked else None
+    finally:
+        client.close()
+    if result is None:
+        return
+    rows = result.cancelled + [r["id"] for r in result.rejected] + result.unknown
+    assert sorted(rows) == sorted(asked)
+    assert sorted(result.cancelled) == sorted(str(i) for i in set(open_ids))
+    assert all(r["reason"] == "not sent: " + NOT_OPEN for r in result.rejected)
+    assert {o.order_id for o in p.open_orders(MAIN)} == set(placed) - set(open_ids)
+    log = shared_sim.requests("/api/v1/orders")
+    assert [r["method"] for r in log].count("GET") == 1 and log[0]["method"] == "GET"  # one read, first
+    posts = [r for r in log if r["method"] == "POST"]
+    stops = {i for i, (_, stop) in zip(placed, book) if stop} & set(open_ids)
+    plain = set(open_ids) - stops
+    assert len(posts) == len(stops) + (1 if plain else 0)  # stops one by one; the rest in one request
