@@ -45,8 +45,8 @@ VALUE_OPTIONS = frozenset(
 
 #: The root's own options (``cancelctl --debug ...``); every other option belongs to a command.
 ROOT_OPTIONS = frozenset({"--debug", "--version"})
-#: Commands that are groups: their command path is two words (``cancel all``). tests/test_structure.py
-#: keeps this equal to the typer tree's.
+#: Groups whose command path is two words (``cancel all``); a group that also runs by itself (``guard``) has a
+#: one-word path. tests/test_hurried.py keeps this equal to the typer tree's.
 GROUPS = frozenset({"cancel", "keys", "profiles"})
 
 

@@ -56,9 +56,16 @@ def test_arrange_examples(argv, want):
 
 
 def test_groups_are_the_typer_groups():
-    from cancelctl.cli import COMMANDS
+    """GROUPS: the groups whose command path is two words. A group that runs by itself (``guard``, whose own
+    options come before any subcommand) has a one-word path: options written before it go right after it."""
+    from typer.main import get_command
 
-    assert flags.GROUPS == {name for name, (_, attribute) in COMMANDS.items() if attribute == "app"}
+    from cancelctl.cli import build
+
+    root = get_command(build())
+    groups = {n for n, c in root.commands.items() if hasattr(c, "commands") and not c.invoke_without_command}
+    assert flags.GROUPS == groups
+    assert flags.arrange(["-p", "x", "guard"]) == ["guard", "-p", "x"]
 
 
 # -- the real process ------------------------------------------------------------------------------------------------
