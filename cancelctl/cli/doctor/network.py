@@ -49,8 +49,8 @@ class Probe:
 
 
 def _probe(probe: Probe, deadline: Deadline) -> None:
-    """Up to two unsigned GETs of ``probe.url``: the first for reachability, the second on the open connection.
-    Never raises."""
+    """Up to two unsigned GETs of ``probe.url``: the first for reachability, the second on the open connection;
+    then, with ``probe.creds`` and a 200, the signed read that proves the key (:func:`_prove`). Never raises."""
     from cancelctl import transport
     from cancelctl.signing import PreparedRequest
 
