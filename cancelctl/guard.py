@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from cancelctl.credentials import Credentials
 
 REFRESH_S = 20.0  # s between keep-warm requests on each connection (servers close idle ones after about a minute)
-WARM_PER_ORIGIN = 8  # at most this many connections kept warm per venue host
+MIN_PING_GAP_S = 0.5  # s: at most two keep-warm GETs a second, however many profiles
 BEAT_JOIN_S = 2.0  # s the ordered stop waits for the heartbeat (and deadman) thread to end
 READ_REQUEST_S = 1.0  # s a connected caller has to send its request, then its "go" (it stalls other callers meanwhile)
 PING_PATH = {"gemini": "/v1/symbols", "pacifica": "/info"}  # public GETs that keep a connection busy
@@ -90,25 +90,26 @@ def _stream(kind: bytes, frames: list[tuple[bytes, bytes]], tty: bool) -> io.Tex
     return io.TextIOWrapper(_Frames(kind, frames, tty), encoding="utf-8", errors="strict", write_through=True)  # type: ignore[arg-type]
 
 
-def shared_http(profiles: list[Profile]) -> httpx.Client:
-    """The guard's one httpx client: every profile's requests share its pool of warm connections.
+def warm_client(keepalive_s: float) -> httpx.Client:
+    """One profile's httpx client in the guard: its own pool, so a hundred profiles' runs never queue on one
+    pool's lock (measured: benchmarks/panic.py), with idle connections kept ``keepalive_s`` seconds.
 
     ``close()`` (which every venue client calls when its run ends) keeps the
-    connections; :meth:`shutdown` closes them.
+    connection; ``shutdown()`` closes it.
     """
     import httpx
 
     from cancelctl.transport import USER_AGENT, tls_context
 
-    class Shared(httpx.Client):
-        def close(self) -> None:  # a run's end: the connections stay warm
+    class Warm(httpx.Client):
+        def close(self) -> None:  # a run's end: the connection stays warm
             pass
 
         def shutdown(self) -> None:
             super().close()
 
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=REFRESH_S * 3)
-    return Shared(headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=tls_context(), limits=limits)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=keepalive_s)
+    return Warm(headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=tls_context(), limits=limits)
 
 
 @dataclass
@@ -141,7 +142,7 @@ class Guard:
     """The running guard (see the module's docstring)."""
 
     held: dict[str, Held]
-    http: Any
+    clients: dict[str, Any]  # profile name -> its warm httpx client (warm_client)
     settings: Settings = field(default_factory=Settings)
     started: float = field(default_factory=time.time)
     served: int = 0
@@ -156,55 +157,49 @@ class Guard:
     wake: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     exit_code: int = 0
+    forwarding: int | None = None  # a caller's signal raised in the main thread for its command, not for the guard
 
     # ---- keeping connections warm -------------------------------------------------------------
 
-    def origins(self) -> dict[str, list[Held]]:
-        by: dict[str, list[Held]] = {}
-        for h in self.held.values():
-            by.setdefault(h.profile.base_url, []).append(h)
-        return by
+    def ping(self, h: Held) -> None:
+        """One public GET on ``h``'s connection (opened if it was not): kept busy, neither side closes it as idle,
+        its TLS session stays up. The profile's connection state says how it went."""
+        url = h.profile.base_url + PING_PATH.get(h.profile.venue, "/")
+        try:
+            self.clients[h.profile.name].get(url, timeout=5.0)
+            state = "warm"
+        except Exception as e:  # noqa: BLE001 - any failure is the connection's state, shown in status
+            state = "error: " + (str(e).splitlines()[0][:120] if str(e) else type(e).__name__)
+        if state != h.state and h.state != "connecting":  # the guard's terminal hears of every change
+            _say(f"profile {h.profile.name}: connection {state}")
+        h.state = state
+        if state == "warm":
+            h.last_ok = time.time()
 
     def warm(self) -> None:
-        """One keep-warm round: per venue host, as many concurrent GETs as connections kept (each profile's run
-        takes one), so each stays open and its TLS session ready; a failure marks the profiles' state."""
-        jobs = []
-        for base, group in self.origins().items():
-            url = base + PING_PATH.get(group[0].profile.venue, "/")
-            for _ in range(min(len(group), WARM_PER_ORIGIN)):
-                jobs.append((url, group))
-        results: dict[str, str | None] = {}
-
-        def ping(url: str) -> None:
-            try:
-                self.http.get(url, timeout=5.0)
-                results.setdefault(url, None)
-            except Exception as e:  # noqa: BLE001 - any failure is the connection's state, shown in status
-                results[url] = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-
-        threads = [threading.Thread(target=ping, args=(url,), daemon=True) for url, _ in jobs]
+        """Open every held profile's connection at once (start-up)."""
+        threads = [threading.Thread(target=self.ping, args=(h,), daemon=True) for h in self.held.values()]
         for t in threads:
             t.start()
         for t in threads:
             t.join(6.0)
-        now = time.time()
-        for url, group in jobs:
-            why = results.get(url, "no answer")
-            for h in group:
-                state = "warm" if why is None else f"error: {why}"
-                if state != h.state and h.state != "connecting":  # the guard's terminal hears of every change
-                    _say(f"profile {h.profile.name}: connection {state}")
-                h.state = state
-                if why is None:
-                    h.last_ok = now
+
+    def gap(self) -> float:
+        """Seconds between two keep-warm GETs: each profile's connection every ``--refresh`` s, but never more
+        than one GET every ``MIN_PING_GAP_S`` (a hundred profiles must not look like a flood to a venue)."""
+        return max(self.settings.refresh / max(1, len(self.held)), MIN_PING_GAP_S)
 
     def keep_warm(self) -> None:
-        while not self.stop.wait(self.settings.refresh):
-            if self.busy.acquire(blocking=False):  # never compete with a caller's cancels for a connection
-                try:
-                    self.warm()
-                finally:
-                    self.busy.release()
+        """Each profile's connection in turn, one every :meth:`gap` seconds; never while a caller's command runs."""
+        while True:
+            for h in list(self.held.values()):
+                if self.stop.wait(self.gap()):
+                    return
+                if self.busy.acquire(blocking=False):
+                    try:
+                        self.ping(h)
+                    finally:
+                        self.busy.release()
 
     def poll(self) -> None:
         """With ``--poll S``: count each held profile's open orders every S seconds (for ``guard status``)."""
@@ -382,6 +377,7 @@ class Guard:
                     return
                 if kind == handoff.INTERRUPT and payload and not forwarded and not done.is_set():
                     forwarded.append(payload[0])
+                    self.forwarding = payload[0]  # if it lands after the command, the guard's handler drops it
                     signal.pthread_kill(threading.main_thread().ident or 0, payload[0])
 
         secrets = request.get("secrets") or {}
@@ -625,12 +621,16 @@ def run(names: list[str], settings: Settings) -> int:
 
         _check_in_file(Path(settings.deadman))
     warm_imports()
-    guard = Guard(held, shared_http([x.profile for x in held.values()]), settings)
+    keepalive = 3 * max(settings.refresh, MIN_PING_GAP_S * len(held))  # s: longer than a keep-warm round
+    guard = Guard(held, {name: warm_client(keepalive) for name in held}, settings)
     guard.digest = h.env_digest(os.environ)
-    transport.shared_client = guard.http
+    transport.warm_clients = guard.clients
     stop = guard.stop
 
     def on_signal(signum: int, frame: object) -> None:
+        if guard.forwarding == signum:  # a caller's Ctrl-C that arrived as its command ended: not the guard's stop
+            guard.forwarding = None
+            return
         stop.set()
         guard.wake.set()
 
@@ -663,6 +663,7 @@ def run(names: list[str], settings: Settings) -> int:
                     guard.serve(conn, request)
                 finally:
                     guard.busy.release()
+                    guard.forwarding = None
                 for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # main.run restored them; set them again
                     signal.signal(sig, on_signal)
     finally:
@@ -710,9 +711,10 @@ def shutdown(guard: Guard, lock_fd: int) -> None:
             t.join(BEAT_JOIN_S)
     if guard.settings.panic_on_exit:
         panic_on_exit(guard)
-    transport.shared_client = None
-    with contextlib.suppress(Exception):
-        guard.http.shutdown()
+    transport.warm_clients = None
+    for client in guard.clients.values():
+        with contextlib.suppress(Exception):
+            client.shutdown()
     with contextlib.suppress(OSError):
         os.close(lock_fd)
     _say(f"stopped after {guard.served} command(s)")

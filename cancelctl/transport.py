@@ -44,8 +44,9 @@ YOUNG_PROCESS_S = 1.0  # a process younger than this spent its life starting thi
 #: Set by ``cancelctl guard`` while it runs a caller's command: the caller's own start (monotonic s), so the
 #: caller's ``--timeout`` counts from when the caller started, as on the cold path.
 start_override: float | None = None
-#: Set by ``cancelctl guard``: the one httpx client whose warm connections every venue client uses.
-shared_client: httpx.Client | None = None
+#: Set by ``cancelctl guard``: profile name -> the httpx client whose warm connection that profile's venue
+#: client uses.
+warm_clients: dict[str, httpx.Client] | None = None
 
 
 def run_start() -> float:
@@ -319,8 +320,9 @@ def broken_proxy(scheme: str) -> ConfigError | None:
     return None
 
 
-def new_client() -> httpx.Client:
-    """An httpx client for one profile (keep-alive across that profile's requests).
+def new_client(profile: str | None = None) -> httpx.Client:
+    """An httpx client for one profile (keep-alive across that profile's requests); in ``cancelctl guard``, the
+    warm one it keeps for ``profile`` (see :data:`warm_clients`).
 
     Certificates are verified (the context from :func:`warm_tls` when it was
     started, else :func:`tls_context`); redirects are never followed.
@@ -329,8 +331,9 @@ def new_client() -> httpx.Client:
     """
     import httpx
 
-    if shared_client is not None:
-        return shared_client
+    warm = warm_clients.get(profile) if warm_clients is not None and profile is not None else None
+    if warm is not None:
+        return warm
     thread = _tls.get("thread")
     if thread is not None:
         thread.join()

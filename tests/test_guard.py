@@ -353,7 +353,7 @@ def test_another_user_is_refused(monkeypatch):
     from cancelctl import guard as guard_mod
     from cancelctl import handoff
 
-    g = guard_mod.Guard(held={}, http=None)
+    g = guard_mod.Guard(held={}, clients={})
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     monkeypatch.setattr(handoff, "peer_uid", lambda s: os.getuid() + 1)
     b.sendall(handoff.frame(handoff.REQUEST, json.dumps({"argv": ["panic"]}).encode()))

@@ -291,7 +291,7 @@ class ClientBase:
         from cancelctl.transport import new_client, with_retries
 
         if self._client is None:
-            self._client = new_client()
+            self._client = new_client(self.profile.name)
         client = self._client
         return with_retries(lambda: attempt(client), self.deadline)
 

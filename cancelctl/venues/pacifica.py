@@ -642,7 +642,7 @@ class Pacifica(ClientBase):
         Raises the contract's errors; a list that cannot be read whole is OutcomeUnknown.
         """
         if self._client is None:
-            self._client = new_client()
+            self._client = new_client(self.profile.name)
         url = f"{self.profile.base_url}{INFO}"
         request = PreparedRequest(method="GET", url=url, headers={"Accept": "application/json"})
         # One attempt on a clock of its own (at most MARKETS_LOOKUP_S, a third of what is left), so a
