@@ -20,8 +20,12 @@ payload = json.dumps({"request": path, "nonce": str(time.time_ns() // 1_000_000)
 b64 = base64.b64encode(payload.encode()).decode()
 sig = hmac.new(os.environ["BENCH_API_SECRET"].encode(), b64.encode(), hashlib.sha384).hexdigest()
 headers = {
-    "Content-Type": "text/plain", "Content-Length": "0", "Cache-Control": "no-cache",
-    "X-GEMINI-APIKEY": os.environ["BENCH_API_KEY"], "X-GEMINI-PAYLOAD": b64, "X-GEMINI-SIGNATURE": sig,
+    "Content-Type": "text/plain",
+    "Content-Length": "0",
+    "Cache-Control": "no-cache",
+    "X-GEMINI-APIKEY": os.environ["BENCH_API_KEY"],
+    "X-GEMINI-PAYLOAD": b64,
+    "X-GEMINI-SIGNATURE": sig,
 }
 with httpx.Client() as client:
     r = client.post(sys.argv[1] + path, headers=headers)

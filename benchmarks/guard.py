@@ -6,7 +6,9 @@ and the process's wall time. One Gemini profile on the simulator (no
 simulated latency: loopback), credentials from environment variables, two
 orders seeded before every run; every run must exit 0 with the book empty.
 Runs alternate cold (``CANCELCTL_NO_GUARD=1``) and guarded so that the
-machine's load weighs on both alike.
+machine's load weighs on both alike. The guarded runs keep the default
+20 ms budget: a run whose hand-off missed it ran cold, and counts as it ran
+(the script says how many did).
 
 Prints the medians over N runs of each (default 15) and the ratio guard /
 cold. Target (issue 16): first cancel through the guard <= 25 ms and <= 0.3x cold.
@@ -100,9 +102,8 @@ def main() -> None:
         finally:
             guard.send_signal(signal.SIGTERM)
             _, err = guard.communicate(timeout=30)
-        served = err.decode().count("ran panic")
-        if served < n:
-            raise SystemExit(f"the guard ran {served} of the {n} guarded runs: {err.decode()[-300:]}")
+        served = err.decode().count("ran panic") - 2  # the two warm-up runs
+
     first = {k: statistics.median(r[0] for r in v) for k, v in rows.items()}
     wall = {k: statistics.median(r[1] for r in v) for k, v in rows.items()}
     cpu = {k: statistics.median(r[2] for r in v) for k, v in rows.items()}
@@ -115,6 +116,7 @@ def main() -> None:
         f"ratio    {first['guard'] / first['cold']:16.2f} {wall['guard'] / wall['cold']:10.2f} "
         f"{cpu['guard'] / cpu['cold']:14.2f}   (guard / cold)"
     )
+    print(f"the guard ran {served} of the {n} guarded runs; the rest ran cold (its answer missed the 20 ms budget)")
     print("target: first cancel through the guard <= 25 ms and <= 0.3x cold")
 
 

@@ -96,6 +96,9 @@ def hundred(n: int, exe: str) -> None:
             **secrets,
         )
         cold = dict(env, CANCELCTL_NO_GUARD="1")
+        # The guarded runs measure the guard's work on 100 profiles, not the 20 ms hand-off budget (benchmarks/guard.py
+        # does): a loaded machine must not send some of them down the cold path.
+        env["CANCELCTL_GUARD_BUDGET_MS"] = "1000"
 
         def seed() -> None:
             with sim.lock:
@@ -151,6 +154,7 @@ def hundred(n: int, exe: str) -> None:
         served = err.decode().count("ran panic")
         if served < 2 * (n + 1):
             raise SystemExit(f"the guard ran {served} of the {2 * (n + 1)} guarded runs: {err.decode()[-500:]}")
+        # every guarded run was the guard's (a roomy hand-off budget, below: this measures the guard's work)
     med = {k: statistics.median(v) for k, v in rows.items()}
     print(f"\npanic over 100 profiles (50 Gemini, 50 Pacifica), median of {n} runs, {DELAY * 1000:.0f} ms per request")
     print(f"{'':10} {'wall ms':>10} {'peak RSS MB':>12}")

@@ -35,6 +35,8 @@ from cancelctl import handoff
 from cancelctl.errors import CancelctlError, ConfigError, ExitCode
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
     from cancelctl.config import Profile
@@ -90,16 +92,17 @@ def _stream(kind: bytes, frames: list[tuple[bytes, bytes]], tty: bool) -> io.Tex
     return io.TextIOWrapper(_Frames(kind, frames, tty), encoding="utf-8", errors="strict", write_through=True)  # type: ignore[arg-type]
 
 
-def warm_client(keepalive_s: float) -> httpx.Client:
+def warm_client(keepalive_s: float, verify: ssl.SSLContext) -> httpx.Client:
     """One profile's httpx client in the guard: its own pool, so a hundred profiles' runs never queue on one
-    pool's lock (measured: benchmarks/panic.py), with idle connections kept ``keepalive_s`` seconds.
+    pool's lock (measured: benchmarks/panic.py), with idle connections kept ``keepalive_s`` seconds; ``verify``:
+    the one TLS context every profile's client shares (:func:`cancelctl.transport.tls_context`).
 
     ``close()`` (which every venue client calls when its run ends) keeps the
     connection; ``shutdown()`` closes it.
     """
     import httpx
 
-    from cancelctl.transport import USER_AGENT, tls_context
+    from cancelctl.transport import USER_AGENT
 
     class Warm(httpx.Client):
         def close(self) -> None:  # a run's end: the connection stays warm
@@ -109,7 +112,7 @@ def warm_client(keepalive_s: float) -> httpx.Client:
             super().close()
 
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=keepalive_s)
-    return Warm(headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=tls_context(), limits=limits)
+    return Warm(headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=verify, limits=limits)
 
 
 @dataclass
@@ -622,7 +625,8 @@ def run(names: list[str], settings: Settings) -> int:
         _check_in_file(Path(settings.deadman))
     warm_imports()
     keepalive = 3 * max(settings.refresh, MIN_PING_GAP_S * len(held))  # s: longer than a keep-warm round
-    guard = Guard(held, {name: warm_client(keepalive) for name in held}, settings)
+    verify = transport.tls_context()  # one for every client: each CA bundle loaded costs about 1 MB
+    guard = Guard(held, {name: warm_client(keepalive, verify) for name in held}, settings)
     guard.digest = h.env_digest(os.environ)
     transport.warm_clients = guard.clients
     stop = guard.stop
