@@ -555,3 +555,14 @@ def test_the_guard_runs_only_the_command_it_checked(argv):
     arranged = flags.arrange(argv)
     start = next(i for i, w in enumerate(arranged) if w not in flags.ROOT_OPTIONS)
     assert arranged[start : start + len(path)] == path
+
+
+@pytest.mark.parametrize("how", ["flag", "variable"])
+def test_no_guard_runs_cold_with_the_same_answer(guard, two, env, how):
+    seed(two)
+    argv = ["cancel", "all", "-p", "main", "--json"] + (["--no-guard"] if how == "flag" else [])
+    proc = env.run(*argv, extra_env=COLD if how == "variable" else {})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["results"][0]["cancelled_count"] == 2
+    _, err = guard.stop()
+    assert "ran cancel" not in err and "handed back" not in err  # the guard never saw it
