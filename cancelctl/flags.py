@@ -27,6 +27,7 @@ VALUE_OPTIONS = frozenset(
         "--file",
         "--interval",
         "--lifetime",
+        "--lines",
         "--max-slippage",
         "--nonce",
         "--poll",
@@ -38,6 +39,7 @@ VALUE_OPTIONS = frozenset(
         "--timeout",
         "--ttl",
         "--venue",
+        "-n",
         "-p",
     }
 )

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "orders": ("cancelctl.cli.orders", "orders"),
     "positions": ("cancelctl.cli.positions", "positions"),
     "close-positions": ("cancelctl.cli.positions", "close_positions"),
+    "log": ("cancelctl.cli.log", "log"),
     "heartbeat": ("cancelctl.cli.watch", "heartbeat"),
     "deadman": ("cancelctl.cli.watch", "deadman"),
     "guard": ("cancelctl.cli.guard", "app"),
