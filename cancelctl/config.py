@@ -71,6 +71,7 @@ class Config:
     default_profile: str | None = None
     exists: bool = True
     default_error: ConfigError | None = None  # an invalid default_profile, raised only when selection needs it
+    other: dict[str, Any] | None = None  # every other top-level key ([notify]...): kept as it is by save()
 
 
 def config_dir() -> Path:
@@ -233,12 +234,13 @@ def load(path: Path | None = None, *, strict: bool = True) -> Config:
                 )
             profiles[name] = _broken(name, table, e)
     default = data.get("default_profile")
+    other = {k: v for k, v in data.items() if k not in ("profiles", "default_profile")}
     if default is not None and (not isinstance(default, str) or default not in profiles):
         error = ConfigError(f"{path}: default_profile {default!r} is not a configured profile")
         if strict:
             raise error
-        return Config(path=path, profiles=profiles, default_error=error)
-    return Config(path=path, profiles=profiles, default_profile=default)
+        return Config(path=path, profiles=profiles, default_error=error, other=other)
+    return Config(path=path, profiles=profiles, default_profile=default, other=other)
 
 
 def parse_toml(raw: bytes, path: Path) -> dict[str, Any]:
@@ -273,12 +275,13 @@ def profile_tables(path: Path | None = None) -> dict[str, Any]:
 
 
 def save(config: Config) -> None:
-    """Write the config file (mode 0600, atomically). Comments are not kept."""
+    """Write the config file (mode 0600, atomically). Comments are not kept; other tables ([notify]) are."""
     import tomli_w
 
     data: dict[str, Any] = {}
     if config.default_profile:
         data["default_profile"] = config.default_profile
+    data.update(config.other or {})
     data["profiles"] = {name: p.to_toml() for name, p in sorted(config.profiles.items())}
     config.path.parent.mkdir(parents=True, exist_ok=True)
     tmp = config.path.with_suffix(".toml.tmp")

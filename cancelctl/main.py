@@ -62,6 +62,7 @@ def _quiet_stdout() -> None:
 
 def _fail(e: CancelctlError, flags: EarlyFlags, argv: list[str], *, audited: bool) -> int:
     from cancelctl import redact, signals
+    from cancelctl.errors import ExitCode
     from cancelctl.render import err, error_line, out_json
     from cancelctl.results import Report
 
@@ -78,7 +79,28 @@ def _fail(e: CancelctlError, flags: EarlyFlags, argv: list[str], *, audited: boo
             out_json(report.as_json())
     except BrokenPipeError:
         _quiet_stdout()
+    if flags.command == "panic" and e.exit_code != ExitCode.USAGE:  # a button that could not be pressed is news
+        _notify(flags, int(e.exit_code), report, flags.reason)
     return int(e.exit_code)
+
+
+NOTIFYING = {"panic", "deadman"}  # commands whose run is notified (deadman: returns a report only when it fired)
+
+
+def _notify(flags: EarlyFlags, code: int, report: Report, reason: str | None) -> None:
+    """After the report and the audit line: the run's notification (contract, "Notifications"), when URLs are set.
+
+    ``heartbeat`` notifies its own failure (cancelctl.cli.watch). Never a dry run; never raises.
+    """
+    if flags.command not in NOTIFYING or flags.dry_run or report.dry_run:
+        return
+    from cancelctl import notify
+
+    current = notify.settings()
+    if not current.urls and not current.problem:
+        return
+    title, body = notify.message(flags.command, code, report, reason=reason)
+    notify.send(title, body, current)
 
 
 def run(argv: list[str] | None = None, *, restore: bool = True) -> int:
@@ -91,6 +113,10 @@ def run(argv: list[str] | None = None, *, restore: bool = True) -> int:
     """
     from cancelctl import signals
 
+    # httpx imports its command-line client (rich, pygments: ~100 ms) whenever click is installed, and
+    # apprise (the notify extra) installs click. A None entry makes that one import fail, which httpx
+    # catches (its ``main`` then only says "pip install 'httpx[cli]'"); cancelctl never calls it.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     previous = signals.install()
     try:
         return _run(argv)
@@ -144,7 +170,9 @@ def _run(argv: list[str] | None) -> int:
         runner = sys.modules.get("cancelctl.runner")  # loaded whenever a command ran the runner
         if runner is not None and isinstance(rv, runner.Outcome):
             audited = rv.audit
-            return finish(rv)
+            code = finish(rv)
+            _notify(flags, code, rv.report, rv.opts.reason)
+            return code
         return int(rv) if isinstance(rv, int) else 0
     except signals.Interrupted as e:
         return _fail(_stopped(e.signum), flags, argv, audited=audited)

@@ -123,8 +123,22 @@ def heartbeat(
     creds = {p.name: credentials.resolve(p.name, p.venue) for p in profiles}
     stop = _stop_event()
     beat = beater(profiles, creds, stop)
-    _say(f"heartbeat: every {interval:g} s for {', '.join(p.name for p in profiles)}; Ctrl-C or SIGTERM stops")
-    return keep_alive([p.name for p in profiles], beat, interval=interval, wait=stop.wait)
+    names = [p.name for p in profiles]
+    _say(f"heartbeat: every {interval:g} s for {', '.join(names)}; Ctrl-C or SIGTERM stops")
+    said: list[str] = []
+
+    def say(text: str) -> None:
+        said.append(text)
+        _say(text)
+
+    code = keep_alive(names, beat, interval=interval, wait=stop.wait, say=say)
+    if code != ExitCode.OK:  # the session's orders are gone: notify (contract, "Notifications")
+        from cancelctl import notify
+
+        title, body = notify.message("heartbeat", code, detail=said[-1] if said else None)
+        body = f"profiles: {', '.join(names)}\n{body}"
+        notify.send(title, body)
+    return int(code)
 
 
 def beater(
