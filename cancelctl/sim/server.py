@@ -9,7 +9,8 @@ Faults can be queued per path prefix (:meth:`Simulator.fail`): an HTTP
 status with a Gemini/HTML/bare-string body, a delay before or after the
 request is processed, a connection reset mid-answer, truncated JSON. For a
 standalone server the same is reachable over HTTP: ``POST /_sim/fault``
-with the fault as JSON, ``GET /_sim/state``.
+with the fault as JSON, ``GET /_sim/state``, and ``POST /_sim/seed``
+(:meth:`Simulator.seed`: the rehearsal accounts' orders back, as at start).
 
 ``clock_offset`` (seconds, default 0; ``POST /_sim/clock`` with
 ``{"offset": s}``) moves the simulated venues' clock: the ``Date``
@@ -180,6 +181,43 @@ class Simulator:
         with self.lock:
             return {"gemini": self.gemini.state(), "pacifica": self.pacifica.state() if self.pacifica else None}
 
+    def seed(self) -> dict:
+        """Give the rehearsal accounts (:data:`REHEARSAL`) their resting orders again; what they hold now.
+
+        What ``cancelctl sim`` starts with and what ``cancelctl sim --seed``
+        (``POST /_sim/seed``) restores without a restart: the Gemini key's
+        account gets 3 orders on the key's session and 3 placed in the UI,
+        the Pacifica account 4 orders (one reduce-only, one stop) and a
+        0.01 BTC long position. Orders still open on those accounts are
+        removed first, so the book is the same after every seed. Returns
+        ``{"gemini_orders": n, "pacifica_orders": n, "pacifica_positions": n}``.
+        """
+        key, secret, account = REHEARSAL["gemini_key"], REHEARSAL["gemini_secret"], REHEARSAL["gemini_account"]
+        with self.lock:
+            if key not in self.gemini.keys:
+                self.gemini.add_key(key, secret, account=account)
+            for order in self.gemini.open_orders(account):
+                order.live = False
+            for symbol, price in (("btcusd", "50000.00"), ("ethusd", "2500.00"), ("solusd", "140.00")):
+                self.gemini.add_order(account, key, symbol=symbol, price=price)
+                self.gemini.add_order(account, "UI", symbol=symbol, price=price)
+            counts = {"gemini_orders": len(self.gemini.open_orders(account)), "pacifica_orders": 0}
+            counts["pacifica_positions"] = 0
+            if self.pacifica is not None:
+                private, public = rehearsal_pacifica()
+                p = self.pacifica
+                p.add_account(private)
+                for resting in p.open_orders(public):
+                    resting.live = False
+                p.add_order(public, "BTC", price="61000")
+                p.add_order(public, "ETH", side="ask", price="2600")
+                p.add_order(public, "SOL", side="ask", price="160", reduce_only=True)
+                p.add_order(public, "ETH", side="ask", price="2200", reduce_only=True, stop=True)
+                p.add_position(public, "BTC", "bid", "0.01", entry_price="60000")
+                counts["pacifica_orders"] = len(p.open_orders(public))
+                counts["pacifica_positions"] = len(p.open_positions(public))
+            return counts
+
 
 def _identity(path: str, headers: dict[str, str], body: bytes) -> dict:
     """What identifies a request in the log: Gemini ``key`` and ``nonce`` (text, as signed), Pacifica ``account``
@@ -203,6 +241,22 @@ def _identity(path: str, headers: dict[str, str], body: bytes) -> dict:
     except (ValueError, TypeError, AttributeError):
         pass
     return {}
+
+
+#: The fake credentials ``cancelctl sim`` prints (rehearsal only: they exist on this simulator and nowhere else).
+REHEARSAL = {
+    "gemini_key": "account-SIMULATOR00000001",
+    "gemini_secret": "simulator-secret-not-real",
+    "gemini_account": "primary",
+}
+REHEARSAL_PACIFICA_SEED = b"cancelctl-simulator-rehearsal-01"  # 32 bytes: the Pacifica rehearsal key's seed
+
+
+def rehearsal_pacifica() -> tuple[str, str]:
+    """(base58 private key, base58 account) of the Pacifica rehearsal account."""
+    from cancelctl.sim.pacifica import solana_keypair
+
+    return solana_keypair(REHEARSAL_PACIFICA_SEED)
 
 
 # Public endpoint (no key, GET): Gemini "Symbols", trimmed. Gemini's ticker and symbol details come
@@ -369,6 +423,8 @@ def _handler(sim: Simulator):
                 except (TypeError, ValueError) as e:
                     return self._send(400, {"error": str(e)})
                 return self._send(200, asdict(fault))
+            if path == "/_sim/seed" and method == "POST":
+                return self._send(200, sim.seed())
             if path == "/_sim/clock" and method == "POST":
                 try:
                     sim.clock_offset = float(json.loads(body or b"{}")["offset"])
