@@ -92,9 +92,31 @@ def interruptible(fn: Callable[[], None], stop: threading.Event) -> None:
 
 
 def _say(text: str) -> None:
+    """One event line on stderr, timestamped (UTC, to the second): ``cancelctl: 2026-11-30 00:14:03 UTC <text>``."""
     from cancelctl.render import err
 
-    err(f"cancelctl: {text}")
+    err(f"cancelctl: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} {text}")
+
+
+def beats_shown(beats: bool | None) -> bool:
+    """Whether each heartbeat (deadman: each check-in) gets its line: ``--beats``/``--no-beats``, else only when
+    stderr is a terminal (a pipe, a journal or a cron mail gets the armed, late, fired and stopped lines only)."""
+    if beats is not None:
+        return beats
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+BeatsOpt = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--beats/--no-beats",
+        help="A timestamped line for each heartbeat (deadman: each check-in). Default: only when stderr is a "
+        "terminal.",
+    ),
+]
 
 
 def heartbeat(
@@ -109,6 +131,7 @@ def heartbeat(
             help="Seconds between heartbeats (Gemini cancels after 30 s of silence).",
         ),
     ] = 15.0,
+    beats: BeatsOpt = None,
 ) -> int:
     """Keep Gemini "Require Heartbeat" sessions alive (POST /v1/heartbeat) until SIGINT/SIGTERM; exit 1 once the 30
     s window is missed."""
@@ -122,9 +145,9 @@ def heartbeat(
             )
     creds = {p.name: credentials.resolve(p.name, p.venue) for p in profiles}
     stop = _stop_event()
-    beat = beater(profiles, creds, stop)
+    beat = beater(profiles, creds, stop, show=beats_shown(beats))
     names = [p.name for p in profiles]
-    _say(f"heartbeat: every {interval:g} s for {', '.join(names)}; Ctrl-C or SIGTERM stops")
+    _say(f"heartbeat armed: every {interval:g} s for {', '.join(names)}; Ctrl-C or SIGTERM stops")
     said: list[str] = []
 
     def say(text: str) -> None:
@@ -142,10 +165,11 @@ def heartbeat(
 
 
 def beater(
-    profiles: list[Profile], creds: dict[str, Credentials], stop: threading.Event
+    profiles: list[Profile], creds: dict[str, Credentials], stop: threading.Event, *, show: bool = False
 ) -> Callable[[str, float], None]:
     """The ``beat(name, seconds)`` of :func:`keep_alive` for these Gemini profiles (``heartbeat``, ``guard
-    --heartbeat``): one ``POST /v1/heartbeat`` bounded by ``seconds``; StopRequested at once when ``stop`` is set."""
+    --heartbeat``): one ``POST /v1/heartbeat`` bounded by ``seconds``; StopRequested at once when ``stop`` is set.
+    ``show``: a timestamped ``heartbeat beat`` line for each confirmed heartbeat."""
     from cancelctl.transport import Deadline
     from cancelctl.venues.gemini import Gemini
 
@@ -163,8 +187,11 @@ def beater(
             finally:
                 client.close()
 
+        started = time.monotonic()
         try:
             interruptible(send, stop)
+            if show:
+                _say(f"heartbeat beat: {name} ok ({time.monotonic() - started:.2f} s)")
         finally:
             deadline.close()  # a stopped beat sends nothing more
             if not warned:  # an unwritable state dir: said once, the heartbeats go on with in-memory nonces
@@ -215,10 +242,17 @@ def keep_alive(
                     stopped = True
                     break
                 except CancelctlError as e:
-                    say(f"heartbeat failed for profile {name}: {e.one_line()}")
+                    late = clock() - last_ok[name]
+                    say(
+                        f"heartbeat failed for profile {name}: {e.one_line()}; late: {late:.0f} s since the last "
+                        f"heartbeat (Gemini cancels at {window:g} s)"
+                    )
             silent = clock() - last_ok[name]
             if silent >= window:
-                say(f"profile {name}: no heartbeat for {silent:.0f} s: Gemini has cancelled that session's orders")
+                say(
+                    f"heartbeat fired: profile {name}: no heartbeat for {silent:.0f} s: Gemini has cancelled that "
+                    "session's orders"
+                )
                 return ExitCode.FAILED
         if stopped:
             break
@@ -295,16 +329,21 @@ def watch_file(
     *,
     say: Callable[[str], None] = _say,
     checked_in: Callable[[float], None] | None = None,
+    show_check_ins: bool = False,
+    say_late: bool = False,
 ) -> float | None:
     """Watch the check-in file ``path`` until it is older than ``ttl`` s (the seconds of silence then) or ``stop``
     is set (None). ``checked_in(t)`` is told every check-in seen (t: time.time()); the file exists (see
-    :func:`_check_in_file`). A deleted file is no check-in; one dated in the future counts as now, said once."""
+    :func:`_check_in_file`). A deleted file is no check-in; one dated in the future counts as now, said once.
+    ``show_check_ins``: a ``deadman check-in`` line for each; ``say_late``: a ``deadman late`` line once per gap,
+    at half the TTL."""
     last_mtime = path.stat().st_mtime
     last = min(last_mtime, time.time())
     if checked_in is not None:
         checked_in(last)
     poll = min(0.2, ttl / 10)
     warned_future = False
+    warned_late = False
     while not stop.wait(poll):
         try:
             mtime = path.stat().st_mtime
@@ -314,7 +353,10 @@ def watch_file(
         if (
             mtime != last_mtime
         ):  # a check-in; one dated in the future counts as now (a clock set wrong must not blind the switch)
+            if show_check_ins:
+                say(f"deadman check-in: {now - last:.1f} s after the previous one (TTL {ttl:g} s)")
             last_mtime, last = mtime, min(mtime, now)
+            warned_late = False
             if checked_in is not None:
                 checked_in(last)
             if mtime > now + FUTURE_SLACK_S and not warned_future:
@@ -324,6 +366,9 @@ def watch_file(
                     "check-in as now (check the clocks)"
                 )
         silent = now - last
+        if say_late and not warned_late and ttl / 2 < silent <= ttl:
+            warned_late = True
+            say(f"deadman late: no check-in for {silent:.1f} s; fires at {ttl:g} s")
         if silent > ttl:
             return silent
     return None
@@ -345,6 +390,7 @@ def deadman(
     quiet: QuietOpt = False,
     timeout: TimeoutOpt = 10.0,
     reason: ReasonOpt = None,
+    beats: BeatsOpt = None,
 ) -> int | Outcome:
     """Client-side dead-man's switch: panic on the profiles when the bot stops touching the check-in file for longer
     than --ttl."""
@@ -356,9 +402,9 @@ def deadman(
     _check_in_file(path)
     stop = _stop_event()
     _say(f"deadman armed for {', '.join(p.name for p in profiles)}: TTL {ttl:g} s; check in with: touch {path}")
-    silent = watch_file(path, ttl, stop)
+    silent = watch_file(path, ttl, stop, show_check_ins=beats_shown(beats), say_late=True)
     if silent is not None:
-        _say(f"deadman: no check-in for {silent:.1f} s (TTL {ttl:g} s): panic")
+        _say(f"deadman fired: no check-in for {silent:.1f} s (TTL {ttl:g} s): panic")
         opts.reason = opts.reason or f"deadman: no check-in for {silent:.1f} s (TTL {ttl:g} s)"
         sys.stderr.flush()
         from cancelctl import signals
