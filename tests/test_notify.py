@@ -96,7 +96,9 @@ def test_a_target_that_never_answers_cannot_hold_the_run(two, env):
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and "not confirmed within 1 s" in lines[0] and "json://" in lines[0]
     assert TOKEN not in proc.stderr
-    assert elapsed < 10  # start-up, the panic and a 1 s bound; a hung target would hold it 30 s
+    # The line above comes only from the bound killing the sender (apprise alone would wait its own 4 s read
+    # timeout); the wall time is only a sanity check, with room for a loaded machine.
+    assert elapsed < 25
 
 
 def test_a_refused_or_invalid_url_is_one_line_and_the_code_stays(two, env):
