@@ -394,6 +394,7 @@ class Guard:
         saved_env = {n: os.environ.get(n) for n in handoff.APPLIED}
         saved_cwd = os.getcwd()
         saved_out, saved_err, saved_argv = sys.stdout, sys.stderr, sys.argv
+        waiting: list[tuple[str, str, object]] = []  # notifications of the command (main.deferred)
         if decline is None:
             try:
                 os.chdir(str(request.get("cwd") or saved_cwd))
@@ -416,6 +417,7 @@ class Guard:
             sys.argv = ["cancelctl", *request["argv"]]  # the audit line records the caller's command
             signals.RECEIVED.clear()
             threading.Thread(target=listen, name="guard-listen", daemon=True).start()
+            main.deferred = waiting  # notifications after the caller's answer, never before it
             try:
                 code = main.run(list(request["argv"]), restore=True)
             except Decline as e:
@@ -425,6 +427,7 @@ class Guard:
                 frames.append((handoff.STDERR, f"cancelctl: error: the guard failed: {type(e).__name__}\n".encode()))
                 code = int(ExitCode.INTERNAL)
             finally:
+                main.deferred = None
                 done.set()
                 runner.admit = None
                 transport.start_override = None
@@ -459,6 +462,8 @@ class Guard:
             _say("the caller went away before its answer was sent")
         finally:
             conn.close()
+        if waiting:  # the caller has its answer (or went away): now the notifications
+            main.send_deferred(waiting)
 
     # ---- status ------------------------------------------------------------------------------
 

@@ -100,7 +100,23 @@ def _notify(flags: EarlyFlags, code: int, report: Report, reason: str | None) ->
     if not current.urls and not current.problem:
         return
     title, body = notify.message(flags.command, code, report, reason=reason)
+    if deferred is not None:  # run by a guard for a caller: sent once the caller has its answer
+        deferred.append((title, body, current))
+        return
     notify.send(title, body, current)
+
+
+#: A list while a guard (cancelctl.guard) runs a caller's command: the notifications wait in it until the guard
+#: has sent the caller its answer (then :func:`send_deferred`), so a slow target never delays the report.
+deferred: list[tuple[str, str, object]] | None = None
+
+
+def send_deferred(waiting: list[tuple[str, str, object]]) -> None:
+    """Send the notifications :func:`_notify` left in ``waiting`` (see :data:`deferred`); never raises."""
+    from cancelctl import notify
+
+    for title, body, current in waiting:
+        notify.send(title, body, current if isinstance(current, notify.Settings) else None)
 
 
 def run(argv: list[str] | None = None, *, restore: bool = True) -> int:

@@ -566,3 +566,26 @@ def test_no_guard_runs_cold_with_the_same_answer(guard, two, env, how):
     assert json.loads(proc.stdout)["results"][0]["cancelled_count"] == 2
     _, err = guard.stop()
     assert "ran cancel" not in err and "handed back" not in err  # the guard never saw it
+
+
+def test_a_notification_of_a_guarded_panic_waits_for_the_caller_s_answer(guard, two, env):
+    """The guard runs the panic, answers the caller, and only then sends the notification (docs/notifications.md)."""
+    pytest.importorskip("apprise")
+    from loopback import Loopback, response
+
+    with Loopback(lambda req: response(200, b"{}"), lifetime=60) as hook:
+        url = hook.url.replace("http://", "json://") + "/guarded"
+        text = (env.config_dir / "config.toml").read_text()
+        (env.config_dir / "config.toml").write_text(text + f'\n[notify]\nurls = ["{url}"]\n')
+        seed(two)
+        proc = env.run("panic", "--json")
+        answered = time.monotonic()
+        assert proc.returncode == 0, proc.stderr
+        deadline = time.monotonic() + 30
+        while not hook.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (note,) = hook.requests
+    assert note.time >= answered  # sent after the caller had its answer, never before
+    assert json.loads(note.body)["title"].startswith("cancelctl panic on ")
+    code, err = guard.stop()
+    assert "ran panic" in err, err  # the guard ran it
