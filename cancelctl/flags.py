@@ -113,6 +113,36 @@ def arrange(argv: list[str]) -> list[str]:
     return front + path + moved + rest
 
 
+def pieces(argv: list[str], *, options: frozenset[str] | None = None) -> list[str]:
+    """Every piece of ``argv``'s words a hurried paste may have put a value in, as the parser and cancelctl read it.
+
+    Each word whole, its parts between commas, blanks and ``=`` (``cancel order 1,<secret>``,
+    ``--profile=<secret>``), and what follows the option letter of a short option (``-p<secret>``,
+    ``-qp<secret>``). With ``options`` (e.g. ``{"--symbol"}``), only those options' values. The error funnel
+    registers the pieces that look like secrets (cancelctl.redact.looks_secret); never raises.
+    """
+    import re
+
+    if options is None:
+        words = list(argv)
+    else:
+        words = []
+        for i, word in enumerate(argv):
+            name, has_value, value = word.partition("=")
+            if has_value and name in options:
+                words.append(value)
+            elif word in options and i + 1 < len(argv):
+                words.append(argv[i + 1])
+    found: list[str] = []
+    for word in words:
+        parts = [word, *re.split(r"[\s,=]+", word)]
+        if word.startswith("-") and not word.startswith("--"):
+            k = next((k for k in range(1, len(word)) if "-" + word[k] in VALUE_OPTIONS), len(word))
+            parts += [word[k + 1 :], *re.split(r"[\s,=]+", word[k + 1 :])]
+        found += [p for p in parts if p and p not in found]
+    return found
+
+
 @dataclass(frozen=True)
 class EarlyFlags:
     """What the funnel needs to know of the command line."""

@@ -61,15 +61,16 @@ def _quiet_stdout() -> None:
 
 
 def _fail(e: CancelctlError, flags: EarlyFlags, argv: list[str], *, audited: bool) -> int:
+    from cancelctl import flags as flags_mod
     from cancelctl import redact, signals
     from cancelctl.errors import ExitCode
     from cancelctl.render import err, error_line, out_json
     from cancelctl.results import Report
 
     signals.reporting()
-    # A word the command line did not accept may be a pasted secret (`keys set main <secret>`):
-    # registered, so neither this line, the JSON document nor the audit line echoes it.
-    redact.register(*(w for w in argv if redact.looks_secret(w)))
+    # A word the command line did not accept may be a pasted secret (`keys set main <secret>`, `cancel order
+    # 1,<secret>`, `-p<secret>`): registered, so neither this line, the JSON document nor the audit line echoes it.
+    redact.register(*filter(redact.looks_secret, flags_mod.pieces(argv)))
     report = Report([], dry_run=flags.dry_run, error=e)
     if not audited and flags.command in CANCELLING:
         _audit(report, flags.reason, 0.0, argv)
@@ -185,6 +186,11 @@ def _run(argv: list[str] | None) -> int:
             )
         runner = sys.modules.get("cancelctl.runner")  # loaded whenever a command ran the runner
         if runner is not None and isinstance(rv, runner.Outcome):
+            from cancelctl import redact
+
+            # A pasted secret given as --symbol reaches the venue's answer ("not a market") and the audit line's
+            # command: registered, so neither echoes it (a real symbol is short; see redact.looks_secret).
+            redact.register(*filter(redact.looks_secret, flags_mod.pieces(argv, options=frozenset({"--symbol"}))))
             audited = rv.audit
             code = finish(rv)
             _notify(flags, code, rv.report, rv.opts.reason)

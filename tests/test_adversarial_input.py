@@ -1,0 +1,77 @@
+"""Adversarial input through the real process (review of issue 15, items 8 and 9): a secret pasted where the
+hurried-input rules now split words (commas, ``-pVALUE``, ``--opt=VALUE``) or as a symbol is never echoed; a
+secret key pasted as a Pacifica account never reaches the config file; usage errors name the command's --help."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cancelctl import flags, redact
+
+from conftest import GEMINI_KEY, GEMINI_SECRET, audit_lines, pacifica_keypair
+
+PASTED = "Zx9kQ2mVb7Lp4RtY8wN3cF6hAdvers1"  # what a secret looks like: long, letters and digits
+
+
+def _nowhere(env, proc) -> None:
+    """The pasted secret is in neither stream, the audit log nor (with --json) the one document."""
+    assert PASTED not in proc.stdout + proc.stderr
+    assert PASTED not in json.dumps(audit_lines(env))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["cancel", "order", "-p", "main", f"1,{PASTED}"],  # commas split IDs now: the redaction must follow
+        ["cancel", "order", "-p", "main", f"{PASTED},"],
+        ["cancel", "all", f"-p{PASTED}"],
+        ["cancel", "all", f"--profile={PASTED}"],
+        ["cancel", "all", "-p", f"main,{PASTED}"],
+        [f"-qp{PASTED}", "panic"],
+    ],
+)
+def test_a_secret_pasted_into_a_split_word_is_never_echoed(gemini, env, argv):
+    proc = env.run("--json", *argv)
+    assert proc.returncode in (2, 78), proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["exit_code"] == proc.returncode
+    assert "<redacted>" in proc.stderr
+    _nowhere(env, proc)
+    assert audit_lines(env), "a cancelling command's usage error still writes its audit line"
+
+
+def test_a_secret_pasted_as_a_pacifica_symbol_is_never_echoed(sim, env):
+    private, _ = pacifica_keypair(41)
+    sim.pacifica.add_account(private)
+    env.write_config({"pac": {"venue": "pacifica", "base_url": sim.url + "/api/v1"}})
+    env.secret("pac", "private_key", private)
+    for symbol in (["--symbol", PASTED], [f"--symbol={PASTED}"]):
+        proc = env.run("--json", "cancel", "pacifica", "-p", "pac", *symbol)
+        assert proc.returncode == 2, proc.stderr
+        assert json.loads(proc.stdout)["exit_code"] == 2
+        assert "not a Pacifica market" in proc.stderr
+        _nowhere(env, proc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(["-p", "--symbol", "--json", "panic", "1", ",", "main", "--", "-q"]), max_size=5),
+    st.sampled_from(["{}", "1,{}", "{},", "-p{}", "--profile={}", "--symbol={}", "-qp{}", "a, {} ,b", "-p=x,{}"]),
+    st.integers(0, 5),
+)
+def test_pieces_find_the_secret_wherever_the_parser_reads_it(words, shape, at):
+    """Wherever a pasted secret sits in a word the parser or the comma rule splits, flags.pieces has it whole."""
+    argv = list(words)
+    argv.insert(min(at, len(argv)), shape.format(PASTED))
+    assert PASTED in flags.pieces(argv)
+    assert PASTED in flags.pieces(["--symbol", PASTED], options=frozenset({"--symbol"}))
+    assert flags.pieces(["-p", PASTED], options=frozenset({"--symbol"})) == []
+
+
+def test_the_fixtures_secrets_are_real_ones():
+    """The sample secrets above look like secrets to redact.looks_secret (else these tests prove nothing)."""
+    assert redact.looks_secret(PASTED) and not redact.looks_secret("main") and GEMINI_KEY and GEMINI_SECRET
