@@ -72,6 +72,22 @@ def test_pieces_find_the_secret_wherever_the_parser_reads_it(words, shape, at):
     assert flags.pieces(["-p", PASTED], options=frozenset({"--symbol"})) == []
 
 
+def test_a_secret_key_pasted_as_the_pacifica_account_is_never_written(env):
+    private, public = pacifica_keypair(42)
+    env.secret("x", "private_key", private)  # only so the output scan knows it
+    for option in ("--account", "--agent-wallet"):
+        proc = env.run("profiles", "add", "pac", "--venue", "pacifica", option, private)
+        assert proc.returncode == 2, proc.stderr
+        assert "secret key" in proc.stderr and "keys set pac" in proc.stderr
+        config = env.config_dir / "config.toml"
+        assert not config.exists() or private not in config.read_text()
+    proc = env.run("profiles", "add", "pac", "--venue", "pacifica", "--account", "not-base58-0OIl")
+    assert proc.returncode == 2 and "public key" in proc.stderr
+    proc = env.run("profiles", "add", "pac", "--venue", "pacifica", "--account", public)
+    assert proc.returncode == 0, proc.stderr
+    assert public in (env.config_dir / "config.toml").read_text()
+
+
 def test_the_fixtures_secrets_are_real_ones():
     """The sample secrets above look like secrets to redact.looks_secret (else these tests prove nothing)."""
     assert redact.looks_secret(PASTED) and not redact.looks_secret("main") and GEMINI_KEY and GEMINI_SECRET

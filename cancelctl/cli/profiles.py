@@ -90,6 +90,12 @@ def profiles_add(
             f"a Pacifica --base-url ends in /api/v1, as https://api.pacifica.fi/api/v1 does: {base_url!r} does not",
             hint=f"use: --base-url {base_url.rstrip('/')}/api/v1",
         )
+    if venue == "pacifica":
+        from cancelctl.venues.pacifica import check_public_key
+
+        for option, value in (("--account", account), ("--agent-wallet", agent_wallet)):
+            if value is not None:
+                check_public_key(value, option, name)
     try:
         profile = config_mod.parse_profile(name, table, "profiles add")
     except ConfigError as e:

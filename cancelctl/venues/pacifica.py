@@ -206,6 +206,22 @@ def _public_key_ok(value: str) -> bool:
     return raw is not None and len(raw) == PUBLIC_KEY_BYTES
 
 
+def check_public_key(value: str, option: str, profile: str) -> None:
+    """UsageProblem (2) unless ``value`` is a Solana public key (base58, 32 bytes), for ``profiles add``'s
+    ``--account`` and ``--agent-wallet``: a secret key pasted there would be written to the config file in clear.
+    The message never quotes the value (https://solana.com/docs/core/accounts: an address is 32 bytes, base58)."""
+    if _public_key_ok(value):
+        return
+    raw = _b58decode(value)
+    secret = raw is not None and len(raw) == 2 * PUBLIC_KEY_BYTES
+    raise UsageProblem(
+        f"{option} takes a Solana public key (base58, 32 bytes), and the value given is not one"
+        + ("; it looks like a 64-byte secret key, which never goes in the config file" if secret else ""),
+        hint=f"nothing was written; give the wallet's address, and store a secret key with: "
+        f"cancelctl keys set {profile}",
+    )
+
+
 def load_keypair(private_key_b58: str, profile: Profile) -> tuple[SigningKey, str]:
     """(``nacl.signing.SigningKey``, base58 public key) from a base58 Solana secret key.
 
