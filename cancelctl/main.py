@@ -176,7 +176,7 @@ def _run(argv: list[str] | None) -> int:
         except typer.TyperException as e:  # usage errors from argument parsing
             from cancelctl.cli import usage_problem
 
-            return _fail(usage_problem(e), flags, argv, audited=audited)
+            return _fail(usage_problem(e, flags_mod.arrange(argv)), flags, argv, audited=audited)
         except typer.Abort:
             return _fail(
                 CancelctlError("aborted", exit_code=ExitCode.INTERRUPTED, kind="interrupted"),

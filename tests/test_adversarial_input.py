@@ -88,6 +88,31 @@ def test_a_secret_key_pasted_as_the_pacifica_account_is_never_written(env):
     assert public in (env.config_dir / "config.toml").read_text()
 
 
+@pytest.mark.parametrize(
+    ("argv", "path"),
+    [
+        (["cancel", "order", "1", "-p"], "cancelctl cancel order"),
+        (["-p", "main", "panic", "--reason"], "cancelctl panic"),
+        (["--json", "cancel", "all", "--timeout"], "cancelctl cancel all"),
+        (["profiles", "add", "x", "--venue"], "cancelctl profiles add"),
+    ],
+)
+def test_an_option_without_its_value_points_to_the_commands_help(gemini, env, argv, path):
+    proc = env.run(*argv)
+    assert proc.returncode == 2
+    assert "requires an argument" in proc.stderr
+    assert f"see {path} --help" in proc.stderr, proc.stderr
+    if "--json" in argv:
+        assert json.loads(proc.stdout)["exit_code"] == 2
+
+
+def test_a_group_alone_says_what_is_missing(env):
+    proc = env.run("cancel")
+    assert proc.returncode == 2
+    line = [w for w in proc.stderr.splitlines() if w.startswith("cancelctl: error:")]
+    assert line == ["cancelctl: error: a command is missing (see cancelctl cancel --help)"], proc.stderr
+
+
 def test_the_fixtures_secrets_are_real_ones():
     """The sample secrets above look like secrets to redact.looks_secret (else these tests prove nothing)."""
     assert redact.looks_secret(PASTED) and not redact.looks_secret("main") and GEMINI_KEY and GEMINI_SECRET

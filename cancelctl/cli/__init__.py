@@ -81,12 +81,14 @@ def build(command: str | None = None) -> typer.Typer:
     return app
 
 
-def usage_problem(e: Exception) -> UsageProblem:
+def usage_problem(e: Exception, argv: list[str] | None = None) -> UsageProblem:
     """A usage error from typer's parse as cancelctl's (exit 2), with the fix a hurried user needs.
 
     The hint names the ``--help`` of the command that refused the line (``cancelctl cancel order --help``,
     not the top level); a command typed in the wrong case or misspelt (``cancelctl PANIC``) gets the
-    command meant; a profile written as an argument (``cancelctl panic sim``) gets ``-p sim``.
+    command meant; a profile written as an argument (``cancelctl panic sim``) gets ``-p sim``. ``argv`` is
+    the line as typer read it (:func:`cancelctl.flags.arrange`): an error raised without a context (an option
+    missing its value, ``cancelctl cancel all -p``) names its command from there.
     """
     import difflib
     import re
@@ -94,8 +96,9 @@ def usage_problem(e: Exception) -> UsageProblem:
     from cancelctl.config import PROFILE_NAME
 
     message = e.format_message() if hasattr(e, "format_message") else str(e)
+    message = message if message.strip() else "a command is missing"  # a group alone (`cancelctl cancel`)
     ctx = getattr(e, "ctx", None)
-    path = ctx.command_path if ctx is not None else "cancelctl"
+    path = ctx.command_path if ctx is not None else " ".join(["cancelctl", *_command_path(argv or [])])
     command = ctx.command if ctx is not None else None
     hint = f"see {path} --help"
     unknown = re.match(r"No such command '(.*)'", message)
@@ -112,6 +115,17 @@ def usage_problem(e: Exception) -> UsageProblem:
             what = "a profile" if len(words) == 1 else "profiles"
             hint = f"to name {what}: {path} {' '.join(f'-p {w}' for w in words)}; {hint}"
     return UsageProblem(message, hint=hint)
+
+
+def _command_path(argv: list[str]) -> list[str]:
+    """The command words that begin an arranged ``argv`` (``["cancel", "all"]``), or [] when it does not begin
+    with a command."""
+    from cancelctl.flags import GROUPS
+
+    words = [w for w in argv[: argv.index("--") if "--" in argv else len(argv)] if not w.startswith("-")]
+    if not words or words[0] not in COMMANDS:
+        return []
+    return words[: 2 if words[0] in GROUPS else 1]
 
 
 def __getattr__(name: str) -> typer.Typer:
