@@ -107,7 +107,7 @@ PASSPHRASE_VAR = "CANCELCTL_KEYRING_PASSPHRASE"
 _UNLOCKING = threading.Lock()  # profiles resolve concurrently: one unlock, not one per thread
 
 
-def _unlock_file_keyring() -> None:
+def _unlock_file_keyring(*, writing: bool = False) -> None:
     """Give the encrypted-file keyring (``keyrings.cryptfile``, extra ``cryptfile``) its passphrase.
 
     That backend asks for its passphrase with getpass: under cron it would
@@ -118,22 +118,24 @@ def _unlock_file_keyring() -> None:
     without one, ConfigError (78) at once. Acts on a CryptFileKeyring that
     was selected (``PYTHON_KEYRING_BACKEND`` or keyringrc.cfg), and on one
     that keyring chained in by itself only once its file exists (before
-    that it cannot prompt). Runs inside the bounded keyring call: unlocking
-    costs one Argon2 derivation (about a second).
+    that a read cannot prompt), or before ``writing`` (``keys set``: the
+    chain writes to it first, and creating its file prompts "Please set a
+    password for your new keyring"). Runs inside the bounded keyring call:
+    unlocking costs one Argon2 derivation (about a second).
     """
     import keyring
 
     backend = keyring.get_keyring()
     with _UNLOCKING:
         for b in (backend, *getattr(backend, "backends", ())):
-            _unlock_one(b, chained=b is not backend)
+            _unlock_one(b, chained=b is not backend, writing=writing)
 
 
-def _unlock_one(b: Any, *, chained: bool) -> None:
+def _unlock_one(b: Any, *, chained: bool, writing: bool = False) -> None:
     """One backend of :func:`_unlock_file_keyring`; ConfigError (78) when it needs a passphrase it cannot have."""
     if type(b).__module__ != "keyrings.cryptfile.cryptfile" or getattr(b, "_keyring_key", None) is not None:
         return
-    if chained and not os.path.exists(b.file_path):
+    if chained and not writing and not os.path.exists(b.file_path):
         return
     passphrase = os.environ.get(PASSPHRASE_VAR)
     path = os.environ.get(PASSPHRASE_VAR + "_FILE")
@@ -272,6 +274,9 @@ def require_keyring(profile: str, venue: str, *, timeout: float = 10.0) -> None:
         name = f"{type(backend).__module__}.{type(backend).__name__}"
         if name in UNUSABLE_BACKENDS:
             raise KeyringUnavailable(f"no usable OS keyring (backend {name}): nothing would be stored", hint=hint)
+        # An encrypted-file keyring the chain would create on the write asks for a new passphrase then: it gets
+        # cancelctl's (or the run stops here, 78 naming the variable), never a prompt after the secrets were given.
+        _keyring_call(lambda: _unlock_file_keyring(writing=True), timeout=timeout)
         _keyring_call(keyring.get_password, SERVICE, profile, timeout=timeout)  # the entry is not parsed
     except KeyringUnavailable as e:
         raise KeyringUnavailable(e.message, hint=hint) from None

@@ -157,3 +157,22 @@ def test_selected_through_keyringrc_cfg(setup, env):
     proc, _ = run(env, "cancel", "all", extra=extra)
     assert proc.returncode == 0, proc.stderr
     assert setup.gemini.open_orders() == []
+
+
+def test_chained_without_a_file_keys_set_asks_for_the_passphrase_before_the_secrets(setup, env):
+    """The encrypted-file keyring chained in by keyring itself (installed with the extra, nothing selected): its
+    file does not exist yet, so a read does not prompt, but the write of `keys set` would create it and prompt
+    "Please set a password for your new keyring" after the secrets were given. Without the passphrase: 78 naming
+    the variable, no prompt, no file; with it: stored in that file, and the next cancel reads it."""
+    chained = {"PYTHON_KEYRING_BACKEND": "keyring.backends.chainer.ChainerBackend"}
+    proc, _ = run(env, "keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n", passphrase=None, extra=chained)
+    assert proc.returncode == 78 and "CANCELCTL_KEYRING_PASSPHRASE" in proc.stderr, proc.stderr
+    assert not any(p in proc.stdout + proc.stderr for p in PROMPTS), proc.stderr
+    assert not keyring_file(env).exists()
+    proc, _ = run(env, "keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n", extra=chained)
+    assert proc.returncode == 0, proc.stderr
+    assert keyring_file(env).exists() and SECRET.encode() not in keyring_file(env).read_bytes()
+    setup.gemini.add_order("primary", "UI")
+    proc, _ = run(env, "cancel", "all", extra=chained)
+    assert proc.returncode == 0, proc.stderr
+    assert setup.gemini.open_orders() == []
