@@ -116,3 +116,21 @@ def test_a_group_alone_says_what_is_missing(env):
 def test_the_fixtures_secrets_are_real_ones():
     """The sample secrets above look like secrets to redact.looks_secret (else these tests prove nothing)."""
     assert redact.looks_secret(PASTED) and not redact.looks_secret("main") and GEMINI_KEY and GEMINI_SECRET
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/v1", "http://127.0.0.1:8080/v1/", "https://api.gemini.com/v1"])
+def test_a_gemini_base_url_without_v1(env, url):
+    """Gemini's paths start with /v1: a base URL ending in it would make every request /v1/v1/... (exit 1 when the
+    button is pressed). Refused when the profile is added, with the URL to use."""
+    proc = env.run("profiles", "add", "g", "--venue", "gemini", "--base-url", url)
+    assert proc.returncode == 2 and "without /v1" in proc.stderr, proc.stderr
+    fixed = url.rstrip("/")[: -len("/v1")]
+    assert f"use: --base-url {fixed})" in proc.stderr
+    assert env.run("profiles", "add", "g", "--venue", "gemini", "--base-url", fixed).returncode == 0
+
+
+def test_a_gemini_base_url_ending_in_v1_fails_at_the_button(gemini, sim, env):
+    """Why the check above exists: such a profile (written by hand) cancels nothing."""
+    env.write_config({"main": {"venue": "gemini", "base_url": sim.url + "/v1"}})
+    proc = env.run("cancel", "all", "--json")
+    assert proc.returncode != 0 and json.loads(proc.stdout)["exit_code"] == proc.returncode

@@ -90,6 +90,14 @@ def profiles_add(
             f"a Pacifica --base-url ends in /api/v1, as https://api.pacifica.fi/api/v1 does: {base_url!r} does not",
             hint=f"use: --base-url {base_url.rstrip('/')}/api/v1",
         )
+    if venue == "gemini" and base_url is not None and base_url.rstrip("/").endswith("/v1"):
+        # Gemini's paths carry /v1 themselves (https://docs.gemini.com/rest-api/: POST /v1/order/cancel/all on
+        # https://api.gemini.com): a base URL ending in it makes every request /v1/v1/..., refused only when the
+        # button is pressed (EndpointMismatch, exit 1).
+        raise UsageProblem(
+            f"a Gemini --base-url is the host, as https://api.gemini.com is, without /v1: {base_url!r} ends in it",
+            hint=f"use: --base-url {base_url.rstrip('/')[: -len('/v1')]}",
+        )
     if venue == "pacifica":
         from cancelctl.venues.pacifica import check_public_key
 
