@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cancelctl.errors import ConfigError
 
@@ -20,17 +22,18 @@ SMALL_FILE_LIMIT = 1 << 20  # bytes: config files and secrets are a few hundred 
 CA_FILE_LIMIT = 16 << 20  # bytes: a CA bundle is about 200 KB
 
 
-def read_regular(
+@contextmanager
+def opened_regular(
     path: str | os.PathLike[str], what: str, *, limit: int = SMALL_FILE_LIMIT, hint: str | None = None
-) -> bytes:
-    """The bytes of ``path``, a regular file (symlinks to one are followed) of at most ``limit`` bytes.
+) -> Iterator[int]:
+    """A descriptor of ``path``, a regular file (symlinks to one are followed) of at most ``limit`` bytes; closed
+    on exit.
 
-    ``what`` names the file in the error (e.g. ``$CANCELCTL_MAIN_API_KEY_FILE (/run/x)``).
     Raises FileNotFoundError when it does not exist (callers decide whether
     that is an error), ConfigError (78) when it is not a regular file
     (FIFO, device, socket, directory), is larger than ``limit``, or cannot
-    be read. Never blocks: opened with ``O_NONBLOCK``, checked with
-    ``fstat`` before any read.
+    be opened. Never blocks: opened with ``O_NONBLOCK``, checked with
+    ``fstat`` before anything reads it.
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
@@ -45,6 +48,23 @@ def read_regular(
             raise ConfigError(f"{what} is not a regular file ({_kind(st.st_mode)})", hint=hint)
         if st.st_size > limit:
             raise ConfigError(f"{what} is larger than {limit} bytes", hint=hint)
+        yield fd
+    except OSError as e:
+        raise ConfigError(f"cannot read {what}: {e.strerror or type(e).__name__}", hint=hint) from None
+    finally:
+        os.close(fd)
+
+
+def read_regular(
+    path: str | os.PathLike[str], what: str, *, limit: int = SMALL_FILE_LIMIT, hint: str | None = None
+) -> bytes:
+    """The bytes of ``path``, checked as :func:`opened_regular` checks it, read up to ``limit`` bytes.
+
+    ``what`` names the file in the error (e.g. ``$CANCELCTL_MAIN_API_KEY_FILE (/run/x)``).
+    Raises FileNotFoundError when it does not exist, ConfigError (78) as
+    :func:`opened_regular` does, or when it grows past ``limit`` while read.
+    """
+    with opened_regular(path, what, limit=limit, hint=hint) as fd:
         chunks, size = [], 0
         while True:
             chunk = os.read(fd, 65536)
@@ -55,10 +75,6 @@ def read_regular(
                 raise ConfigError(f"{what} is larger than {limit} bytes", hint=hint)
             chunks.append(chunk)
         return b"".join(chunks)
-    except OSError as e:
-        raise ConfigError(f"cannot read {what}: {e.strerror or type(e).__name__}", hint=hint) from None
-    finally:
-        os.close(fd)
 
 
 def read_text(

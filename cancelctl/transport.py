@@ -223,17 +223,21 @@ def tls_context() -> ssl.SSLContext:
     import os
     import ssl
 
-    from cancelctl.files import CA_FILE_LIMIT, read_text
+    from cancelctl.files import CA_FILE_LIMIT, opened_regular
 
     cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
     if cafile:
         fix = "point SSL_CERT_FILE at a PEM bundle of CA certificates, or unset it"
         try:
-            pem = read_text(cafile, f"$SSL_CERT_FILE ({cafile})", limit=CA_FILE_LIMIT, hint=fix)
+            with opened_regular(cafile, f"$SSL_CERT_FILE ({cafile})", limit=CA_FILE_LIMIT, hint=fix) as fd:
+                # Loaded by path, not as cadata: OpenSSL then reads and parses the bundle without
+                # holding the GIL, so the load overlaps with the profile's imports instead of
+                # stalling them (docs/performance.md). Through /dev/fd it reads the very file checked
+                # above: a FIFO put in its place meanwhile cannot block the load.
+                checked = f"/dev/fd/{fd}"
+                return ssl.create_default_context(cafile=checked if os.path.exists(checked) else cafile)
         except FileNotFoundError:
             raise ConfigError(f"$SSL_CERT_FILE ({cafile}) does not exist", hint=fix) from None
-        try:
-            return ssl.create_default_context(cadata=pem)
         except (ssl.SSLError, ValueError):
             raise ConfigError(f"$SSL_CERT_FILE ({cafile}) holds no PEM certificate", hint=fix) from None
     if capath:

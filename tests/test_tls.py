@@ -54,7 +54,7 @@ def test_an_untrusted_certificate_is_refused_before_anything_is_sent(env, ca):
     """Not in certifi's bundle nor the machine's: the handshake fails, nothing is sent (75)."""
     with https_sim(ca, "127.0.0.1") as sim:
         order = configure(env, sim)
-        proc = env.run("cancel", "all", "--json", "--timeout", "1", extra_env={"SSL_CERT_FILE": "", "SSL_CERT_DIR": ""})
+        proc = env.run("cancel", "all", "--json", "--timeout", "2", extra_env={"SSL_CERT_FILE": "", "SSL_CERT_DIR": ""})
         assert proc.returncode == 75, proc.stderr
         assert "certificate verify failed" in proc.stderr
         assert sim.requests("/v1/") == [] and sim.gemini.orders[order].live
@@ -67,7 +67,7 @@ def test_a_certificate_for_another_host_is_refused(env, ca, tmp_path):
     with https_sim(ca, "venue.example") as sim:
         order = configure(env, sim)
         proc = env.run(
-            "cancel", "all", "--json", "--timeout", "1", extra_env={"SSL_CERT_FILE": str(bundle), "SSL_CERT_DIR": ""}
+            "cancel", "all", "--json", "--timeout", "2", extra_env={"SSL_CERT_FILE": str(bundle), "SSL_CERT_DIR": ""}
         )
         assert proc.returncode == 75, proc.stderr
         assert "certificate verify failed" in proc.stderr and "mismatch" in proc.stderr, proc.stderr
@@ -84,3 +84,29 @@ def test_an_exit_while_the_tls_context_is_still_loading_is_clean(sim, env):
     env.secret("m", "api_secret", "master-secret-1")
     codes = [env.run("cancel", "all", "-q").returncode for _ in range(15)]
     assert codes == [78] * 15
+
+
+def test_the_ca_bundle_is_loaded_by_path_so_openssl_reads_it_without_the_gil(ca, tmp_path, monkeypatch):
+    """``cadata=`` would parse the bundle while holding the GIL and stall the profile's imports while it
+    loads (docs/performance.md, "TLS context"); ``cafile=`` reads it in C with the GIL released. The
+    path given is the checked file itself (through /dev/fd where there is one)."""
+    import os
+
+    from cancelctl import transport
+
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    calls = []
+    real = ssl.create_default_context
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        if kwargs.get("cafile"):
+            assert os.path.samefile(kwargs["cafile"], bundle)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", spy)
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    context = transport.tls_context()
+    assert [sorted(c) for c in calls] == [["cafile"]]
+    assert context.cert_store_stats()["x509_ca"] == 1

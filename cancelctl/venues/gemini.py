@@ -30,7 +30,6 @@ Active Orders", "Heartbeat", "Master API keys", "Error Codes"):
 
 from __future__ import annotations
 
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +56,8 @@ from cancelctl.venues.base import (
 from cancelctl.venues.info import GEMINI
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     import httpx
 
 CANCEL = "/v1/order/cancel"
@@ -564,6 +565,7 @@ class Gemini(ClientBase):
         ``specs/openapi/rest.yaml``, ``GET /v1/pubticker/{symbol}``, schema
         ``Ticker``: ``bid``, ``ask``, ``last`` (decimal strings).
         """
+        from decimal import Decimal  # positions only: not imported before the first cancel
         from urllib.parse import quote
 
         from cancelctl import positions as pos
@@ -600,6 +602,8 @@ class Gemini(ClientBase):
         (``is_live`` not false) is cancelled by its order_id at once
         (:meth:`_cancel_rested`) and never counted as filled.
         """
+        from decimal import Decimal
+
         from cancelctl import positions as pos
 
         side = pos.closing_side(position["side"])
