@@ -11,6 +11,7 @@ from cancelctl import config as config_mod
 from cancelctl import credentials
 from cancelctl.cli.common import complete_profile
 from cancelctl.errors import ConfigError, UsageProblem
+from cancelctl.venues.info import VENUES, names
 
 app = typer.Typer(
     help="Store, list and delete secrets in the OS keyring (never on the command line).", no_args_is_help=True
@@ -22,7 +23,7 @@ def _profile(name: str) -> config_mod.Profile:
     if name not in config.profiles:
         raise ConfigError(
             f"no profile named {name!r} in {config.path}",
-            hint=f"first run: cancelctl profiles add {name} --venue gemini|pacifica",
+            hint=f"first run: cancelctl profiles add {name} --venue {names()}",
         )
     return config.profiles[name]
 
@@ -44,11 +45,6 @@ def _read_values(venue: str) -> dict[str, str]:
     return {field: credentials.clean_secret(value, field) for field, value in values.items()}
 
 
-def keys_order(name: str) -> str:
-    """The command again, with the order of the fields."""
-    return f"cancelctl keys set {name} and give the API key (account-... or master-...) first, then the secret"
-
-
 @app.command("set")
 def keys_set(name: Annotated[str, typer.Argument(metavar="PROFILE", autocompletion=complete_profile)]) -> int:
     """Store PROFILE's secrets: prompts with hidden input on a terminal; from a pipe, one line per field (gemini:
@@ -56,16 +52,12 @@ def keys_set(name: Annotated[str, typer.Argument(metavar="PROFILE", autocompleti
     profile = _profile(name)
     credentials.require_keyring(name, profile.venue)  # before anyone types a secret
     values = _read_values(profile.venue)
-    if profile.venue == "gemini":
-        from cancelctl.venues.gemini import check_key_pair
+    info = VENUES.get(profile.venue)
+    if info is not None and info.secret_check:  # refuse secrets that cannot work before storing them
+        from importlib import import_module
 
-        check_key_pair(
-            values["api_key"], values["api_secret"], name, fix=f"nothing was stored; run again: {keys_order(name)}"
-        )
-    if profile.venue == "pacifica":
-        from cancelctl.venues.pacifica import load_keypair
-
-        load_keypair(values["private_key"], profile)
+        module, _, function = info.secret_check.partition(":")
+        getattr(import_module(module), function)(values, profile)
     credentials.store(name, values)
     sys.stderr.write(f"stored {', '.join(values)} for profile {name!r} in the OS keyring\n")
     return 0
@@ -78,7 +70,7 @@ def keys_list() -> int:
     if not config.profiles:
         raise ConfigError(
             f"no profiles configured in {config.path}",
-            hint="add one with: cancelctl profiles add NAME --venue gemini|pacifica",
+            hint=f"add one with: cancelctl profiles add NAME --venue {names()}",
         )
     from cancelctl.cli.profiles import table
 

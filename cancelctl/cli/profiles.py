@@ -10,6 +10,7 @@ import typer
 from cancelctl import config as config_mod
 from cancelctl.cli.common import complete_profile
 from cancelctl.errors import ConfigError, UsageProblem
+from cancelctl.venues.info import VENUES, names
 
 app = typer.Typer(help="Manage profiles in the config file.", no_args_is_help=True)
 
@@ -38,7 +39,7 @@ def profiles_list() -> int:
     table(["PROFILE", "VENUE", "ENVIRONMENT", "ACCOUNT", "BASE URL"], rows)
     if not config.profiles:
         sys.stderr.write(
-            f"no profiles in {config.path}; add one with: cancelctl profiles add NAME --venue gemini|pacifica\n"
+            f"no profiles in {config.path}; add one with: cancelctl profiles add NAME --venue {names()}\n"
         )
     return 0
 
@@ -46,9 +47,13 @@ def profiles_list() -> int:
 @app.command("add")
 def profiles_add(
     name: Annotated[str, typer.Argument(metavar="NAME")],
-    venue: Annotated[str, typer.Option("--venue", help="gemini or pacifica.")],
+    venue: Annotated[str, typer.Option("--venue", help=f"{names(' or ')}.")],
     environment: Annotated[
-        Optional[str], typer.Option("--environment", help="gemini: production|sandbox; pacifica: mainnet|testnet.")
+        Optional[str],
+        typer.Option(
+            "--environment",
+            help="; ".join(f"{v.name}: {'|'.join(v.environments)}" for v in VENUES.values()) + ".",
+        ),
     ] = None,
     account: Annotated[
         Optional[str],

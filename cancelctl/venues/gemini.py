@@ -169,6 +169,15 @@ def check_key_pair(api_key: str, api_secret: str, profile: str, *, fix: str) -> 
         )
 
 
+def check_secrets(values: dict[str, str], profile: Profile) -> None:
+    """``keys set``: an API key and secret that look swapped are refused before they are stored (ConfigError, 78;
+    see :func:`check_key_pair`)."""
+    again = (
+        f"cancelctl keys set {profile.name} and give the API key (account-... or master-...) first, then the secret"
+    )
+    check_key_pair(values["api_key"], values["api_secret"], profile.name, fix=f"nothing was stored; run again: {again}")
+
+
 class InvalidNonce(NotSent):
     kind = "invalid_nonce"
     retry_after_floor = False  # our own wait for the clock (INVALID_NONCE_WAIT_S doubling), not the venue's

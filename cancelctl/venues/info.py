@@ -32,6 +32,9 @@ class VenueInfo:
     key kind, when the venue's keys have them. ``public_path``: an
     unsigned read for doctor's reachability and clock probes.
     ``docs``: the venue's API documentation (URL), the source of its facts.
+    ``secret_check``: ``module:function`` that ``keys set`` calls with the
+    values read and the profile before storing them (raises ConfigError
+    for secrets that cannot work), when the venue has one.
     """
 
     name: str
@@ -45,6 +48,7 @@ class VenueInfo:
     docs: str
     commands: frozenset[str] = frozenset()
     key_prefixes: dict[str, str] = field(default_factory=dict)
+    secret_check: str | None = None
 
     @property
     def default_environment(self) -> str:
@@ -67,6 +71,7 @@ GEMINI = VenueInfo(
     commands=frozenset({"cancel session", "heartbeat"}),
     # https://docs.gemini.com/rest-api/#master-api: master keys act for a named sub-account
     key_prefixes={"master-": "master", "account-": "account"},
+    secret_check="cancelctl.venues.gemini:check_secrets",
 )
 
 PACIFICA = VenueInfo(
@@ -81,6 +86,7 @@ PACIFICA = VenueInfo(
     public_path="/info",
     docs="https://docs.pacifica.fi/api-documentation/api",
     commands=frozenset({"cancel pacifica"}),
+    secret_check="cancelctl.venues.pacifica:check_secrets",
 )
 
 VENUES: dict[str, VenueInfo] = {v.name: v for v in (GEMINI, PACIFICA)}
@@ -89,3 +95,8 @@ VENUES: dict[str, VenueInfo] = {v.name: v for v in (GEMINI, PACIFICA)}
 def supporting(command: str) -> list[str]:
     """The venues that support ``command`` (one of the ``commands`` words)."""
     return [v.name for v in VENUES.values() if command in v.commands]
+
+
+def names(sep: str = "|") -> str:
+    """The venue names joined by ``sep`` (``gemini|pacifica``), for help texts and hints."""
+    return sep.join(VENUES)

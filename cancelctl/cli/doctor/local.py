@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from cancelctl.cli.doctor.model import Check
 from cancelctl.errors import CancelctlError, ConfigError, ExitCode, KeyringUnavailable
 from cancelctl.venues.info import VENUES
+from cancelctl.venues.info import names as venue_names
 
 if TYPE_CHECKING:
     from cancelctl.config import Profile
@@ -18,7 +19,7 @@ def config_checks(names: list[str]) -> tuple[list[Check], list[Any]]:
     """The ``config`` row and one ``profile`` row per profile checked; and the valid profiles."""
     from cancelctl import config as config_mod
 
-    add_hint = "create one with: cancelctl profiles add NAME --venue gemini|pacifica"
+    add_hint = f"create one with: cancelctl profiles add NAME --venue {venue_names()}"
     path = config_mod.config_path()
     rows: list[Check] = []
     try:
