@@ -471,3 +471,16 @@ def test_table_on_a_terminal(both, env):
     assert proc.returncode == 0, text
     assert "every check passed" in text and "clock" in text and "pac" in text
     assert "\t" not in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("where", ["option", "environment"])
+def test_a_timeout_that_is_not_a_number_is_a_usage_error(env, where):
+    """click's FloatRange lets nan through; doctor must not turn it into an unreachable venue (75)."""
+    env.write_config({"main": {"venue": "gemini", "base_url": "http://127.0.0.1:9"}})
+    if where == "option":
+        proc = env.run("doctor", "--timeout", "nan")
+    else:
+        proc = env.run("doctor", extra_env={"CANCELCTL_TIMEOUT": "nan"})
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cancelctl: error: ") and "--timeout" in lines[0], proc.stderr

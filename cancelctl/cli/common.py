@@ -61,12 +61,25 @@ DryRunOpt = Annotated[
         rich_help_panel=PANEL,
     ),
 ]
+
+
+def _seconds(value: float) -> float:
+    """``--timeout`` as given, when it is a number: click's FloatRange lets ``nan`` through (every bound
+    compares false), which would otherwise reach a command as a deadline that never comes or is always past."""
+    import math
+
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number of seconds (e.g. 10)")
+    return value
+
+
 TimeoutOpt = Annotated[
     float,
     typer.Option(
         "--timeout",
         metavar="SECONDS",
         envvar="CANCELCTL_TIMEOUT",
+        callback=_seconds,
         min=0.1,
         max=3600,
         help="Overall deadline for the whole run, retries included.",
