@@ -1,4 +1,4 @@
-"""Reading the small files the environment points at, safely: config, ``*_FILE`` secrets, CA bundles.
+"""Reading the small files the environment points at, safely: config, ``*_FILE`` secrets, CA bundles, state.
 
 A path in the environment or the config directory can name anything: a
 FIFO nobody writes to (``open`` blocks for ever), ``/dev/zero`` or a link to
@@ -20,6 +20,7 @@ from cancelctl.errors import ConfigError
 
 SMALL_FILE_LIMIT = 1 << 20  # bytes: config files and secrets are a few hundred bytes
 CA_FILE_LIMIT = 16 << 20  # bytes: a CA bundle is about 200 KB
+STATE_FILE_LIMIT = 4096  # bytes: a nonce counter or a pacing bucket is a few dozen
 
 
 @contextmanager

@@ -37,7 +37,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cancelctl.errors import NotSent
+from cancelctl.errors import ConfigError, NotSent
+from cancelctl.files import STATE_FILE_LIMIT, read_regular
 from cancelctl.locks import exclusive
 
 _registry_lock = threading.Lock()
@@ -95,9 +96,11 @@ class NonceSequence:
             self.queue = _queues.setdefault(self.key_id, FairLock())
 
     def _last(self) -> int:
+        """The last nonce recorded for the key; 0 when there is none or the file is not a small regular file
+        (a FIFO put there would otherwise block the cancel, with the key's lock held, for ever)."""
         try:
-            return int(self.path.read_text().strip() or 0)
-        except (OSError, ValueError):
+            return int(read_regular(self.path, str(self.path), limit=STATE_FILE_LIMIT).strip() or 0)
+        except (OSError, ValueError, ConfigError):
             return 0
 
     def _candidate(self) -> int:

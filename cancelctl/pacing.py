@@ -23,16 +23,20 @@ import os
 import time
 from pathlib import Path
 
+from cancelctl.errors import ConfigError
+from cancelctl.files import STATE_FILE_LIMIT, read_regular
 from cancelctl.transport import DeadlinePassed
 
 _local: dict[str, tuple[float, float]] = {}  # path -> (tokens, monotonic time), when the file is unusable
 
 
 def _read(path: Path) -> tuple[float, float] | None:
+    """(tokens, monotonic time) stored at ``path``; this process's own bucket when the file is missing,
+    unreadable or not a small regular file (a FIFO there must not block a cancel)."""
     try:
-        tokens, at = path.read_text().split()
+        tokens, at = read_regular(path, str(path), limit=STATE_FILE_LIMIT).split()
         return float(tokens), float(at)
-    except (OSError, ValueError):
+    except (OSError, ValueError, ConfigError):
         return _local.get(str(path))
 
 

@@ -138,6 +138,23 @@ def test_config_file_that_is_not_a_regular_file(env, kind):
     assert time.monotonic() - t0 < 2.5
 
 
+def test_nonce_and_pacing_files_that_are_fifos_do_not_block_the_cancel(gemini, env):
+    """The key's state files are read as small regular files: a FIFO in their place is no counter, not a hang."""
+    import hashlib
+    import os
+
+    order = gemini.add_order("primary", "UI")
+    nonces = env.state_dir / "nonces"
+    nonces.mkdir(parents=True, mode=0o700)
+    key_id = hashlib.sha256(GEMINI_KEY.encode()).hexdigest()[:24]
+    for suffix in (".last", ".pace"):
+        os.mkfifo(nonces / (key_id + suffix))
+    # Blocked on a FIFO, the run would end at its deadline with nothing sent (75).
+    proc = env.run("cancel", "all", "--json", "--timeout", "5", timeout=30)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert json.loads(proc.stdout)["results"][0]["cancelled"] == [str(order)]
+
+
 @pytest.mark.parametrize(
     "command,kind",
     [
