@@ -66,6 +66,29 @@ def keyring_file(env):
     return env.root / "data" / "python_keyring" / "cryptfile_pass.cfg"
 
 
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    """A keyring file holding profile main's secrets, written once by the real ``keys set`` (each Argon2 key
+    derivation costs about a second, so tests that only need a stored key copy this file)."""
+    from conftest import Env
+
+    template = Env(tmp_path_factory.mktemp("cryptfile-template"))
+    (template.root / "home").mkdir()
+    template.write_config({"main": {"venue": "gemini", "base_url": "http://127.0.0.1:9"}})
+    SECRETS_USED.update({SECRET, PASSPHRASE})
+    proc, _ = run(template, "keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n")
+    assert proc.returncode == 0, proc.stderr
+    return keyring_file(template).read_bytes()
+
+
+def install(env, stored: bytes) -> None:
+    """Profile main's secrets in ``env``'s encrypted-file keyring, as ``keys set`` left them."""
+    path = keyring_file(env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(stored)
+    path.chmod(0o600)
+
+
 def test_keys_set_then_cancel_all(setup, env):
     order = setup.gemini.add_order("primary", "UI")
     proc, _ = run(env, "keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n")
@@ -86,8 +109,8 @@ def test_keys_set_then_cancel_all(setup, env):
         assert SECRET not in p.stdout + p.stderr and PASSPHRASE not in p.stdout + p.stderr
 
 
-def test_passphrase_from_a_file(setup, env, tmp_path):
-    run(env, "keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n")
+def test_passphrase_from_a_file(setup, env, tmp_path, stored):
+    install(env, stored)
     phrase_file = tmp_path / "passphrase"
     phrase_file.write_text(PASSPHRASE + "\n")  # a trailing newline, as editors leave it
     setup.gemini.add_order("primary", "UI")
@@ -96,9 +119,8 @@ def test_passphrase_from_a_file(setup, env, tmp_path):
     assert setup.gemini.open_orders() == []
 
 
-def test_no_passphrase_is_78_at_once_and_never_a_prompt(setup, env):
-    proc, _ = run(env, "keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n")
-    assert proc.returncode == 0, proc.stderr
+def test_no_passphrase_is_78_at_once_and_never_a_prompt(setup, env, stored):
+    install(env, stored)
     setup.gemini.add_order("primary", "UI")
     for args in (("cancel", "all"), ("cancel", "all", "--json"), ("panic",), ("keys", "list")):
         proc, seconds = run(env, *args, passphrase=None)
@@ -118,8 +140,8 @@ def test_no_passphrase_is_78_at_once_and_never_a_prompt(setup, env):
     assert not keyring_file(env).exists()
 
 
-def test_wrong_passphrase_is_78_without_traceback(setup, env):
-    run(env, "keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n")
+def test_wrong_passphrase_is_78_without_traceback(setup, env, stored):
+    install(env, stored)
     wrong = "not the passphrase at all 51c"
     SECRETS_USED.add(wrong)
     proc, _ = run(env, "cancel", "all", passphrase=wrong)
