@@ -34,7 +34,10 @@ class VenueInfo:
     ``docs``: the venue's API documentation (URL), the source of its facts.
     ``secret_check``: ``module:function`` that ``keys set`` calls with the
     values read and the profile before storing them (raises ConfigError
-    for secrets that cannot work), when the venue has one.
+    for secrets that cannot work), when the venue has one. ``key_check``
+    and ``clock_limit``: ``module:function`` of doctor's key rules (profile,
+    credentials -> its ``key`` row) and of the clock skew its signing
+    tolerates (profile -> limit).
     """
 
     name: str
@@ -49,6 +52,8 @@ class VenueInfo:
     commands: frozenset[str] = frozenset()
     key_prefixes: dict[str, str] = field(default_factory=dict)
     secret_check: str | None = None
+    key_check: str | None = None
+    clock_limit: str | None = None
 
     @property
     def default_environment(self) -> str:
@@ -72,6 +77,8 @@ GEMINI = VenueInfo(
     # https://docs.gemini.com/rest-api/#master-api: master keys act for a named sub-account
     key_prefixes={"master-": "master", "account-": "account"},
     secret_check="cancelctl.venues.gemini:check_secrets",
+    key_check="cancelctl.cli.doctor.local:gemini_key",
+    clock_limit="cancelctl.cli.doctor.clock:gemini_limit",
 )
 
 PACIFICA = VenueInfo(
@@ -87,6 +94,8 @@ PACIFICA = VenueInfo(
     docs="https://docs.pacifica.fi/api-documentation/api",
     commands=frozenset({"cancel pacifica"}),
     secret_check="cancelctl.venues.pacifica:check_secrets",
+    key_check="cancelctl.cli.doctor.local:pacifica_key",
+    clock_limit="cancelctl.cli.doctor.clock:pacifica_limit",
 )
 
 VENUES: dict[str, VenueInfo] = {v.name: v for v in (GEMINI, PACIFICA)}

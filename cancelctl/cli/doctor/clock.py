@@ -22,30 +22,47 @@ def _pacifica_window_s() -> float:
 
 
 def limit_for(profile: Profile) -> Limit:
-    """The skew limit that matters for ``profile`` (a :class:`~cancelctl.config.Profile`).
+    """The skew limit that matters for ``profile``: the function its venue's
+    :class:`~cancelctl.venues.info.VenueInfo` names in ``clock_limit`` (below); no limit for a venue without one.
+    """
+    from importlib import import_module
 
-    * Gemini, ``nonce = "time-based"``: the nonce must be within ±30 s of
+    from cancelctl.venues.info import VENUES
+
+    info = VENUES.get(profile.venue)
+    if info is None or not info.clock_limit:
+        return Limit(None, 30.0, f"no clock rule known for venue {profile.venue!r}")
+    module, _, function = info.clock_limit.partition(":")
+    limit: Limit = getattr(import_module(module), function)(profile)
+    return limit
+
+
+def pacifica_limit(profile: Profile) -> Limit:
+    """Pacifica: a signed request is valid until ``timestamp + expiry_window`` (Pacifica's API docs, "Signing",
+    https://docs.pacifica.fi/api-documentation/api/signing), and cancelctl signs with a 5 000 ms window
+    (``signing/pacifica.py``). A venue clock that far ahead makes every cancel arrive expired; the docs say
+    nothing about timestamps from the future, so the same limit is used on both sides. Fail beyond the
+    window, warn beyond 2 s.
+    """
+    window = _pacifica_window_s()
+    return Limit(
+        window,
+        2.0,
+        f'signed requests expire {window:g} s after their timestamp (expiry_window, Pacifica docs "Signing")',
+    )
+
+
+def gemini_limit(profile: Profile) -> Limit:
+    """Gemini: the profile's nonce kind decides.
+
+    * ``nonce = "time-based"``: the nonce must be within ±30 s of
       Gemini's time (Gemini's REST API docs, "Private API invocation",
       https://docs.gemini.com/rest-api/#private-api-invocation): fail beyond 30 s, warn beyond 10 s.
-    * Gemini, millisecond nonces: Gemini does not compare them with its
+    * millisecond nonces: Gemini does not compare them with its
       clock, so skew never fails; beyond 30 s it warns, because this
       machine's nonces then lag those of a correctly clocked process using
       the same key by that much (``InvalidNonce``).
-    * Pacifica: a signed request is valid until ``timestamp +
-      expiry_window`` (Pacifica's API docs, "Signing",
-      https://docs.pacifica.fi/api-documentation/api/signing), and cancelctl signs with a 5 000 ms
-      window (``signing/pacifica.py``). A venue clock that far ahead makes
-      every cancel arrive expired; the docs say nothing about timestamps
-      from the future, so the same limit is used on both sides. Fail
-      beyond the window, warn beyond 2 s.
     """
-    if profile.venue == "pacifica":
-        window = _pacifica_window_s()
-        return Limit(
-            window,
-            2.0,
-            f'signed requests expire {window:g} s after their timestamp (expiry_window, Pacifica docs "Signing")',
-        )
     if profile.nonce == "time-based":
         return Limit(
             30.0,

@@ -163,44 +163,62 @@ def secrets_check(
 
 
 def key_check(p: Profile, creds: Credentials | None) -> Check:
-    """Signing-key sanity that needs no network; nothing is signed."""
+    """Signing-key sanity that needs no network; nothing is signed. The venue's rules are the function its
+    :class:`~cancelctl.venues.info.VenueInfo` names in ``key_check``."""
     if creds is None:
         return Check("key", p.name, "warn", "not checked: secrets missing or unreadable")
+    info = VENUES.get(p.venue)
+    if info is None or not info.key_check:
+        return Check("key", p.name, "warn", f"not checked: no key rules for venue {p.venue!r}")
+    from importlib import import_module
+
+    module, _, function = info.key_check.partition(":")
+    check: Check = getattr(import_module(module), function)(p, creds)
+    return check
+
+
+def gemini_key(p: Profile, creds: Credentials) -> Check:
+    """Gemini: the key's kind from its prefix, and the sub-account rules of master and account keys."""
     where = f"[profiles.{p.name}]"
     fix = f"run: cancelctl keys set {p.name}"
-    if p.venue == "gemini":
-        key, secret = creds["api_key"], creds["api_secret"]
-        from cancelctl.venues.gemini import key_kind
+    key, secret = creds["api_key"], creds["api_secret"]
+    from cancelctl.venues.gemini import key_kind
 
-        kind = key_kind(key)
-        if kind is None:
-            swapped = key_kind(secret) is not None
-            why = (
-                "api_key and api_secret look swapped"
-                if swapped
-                else "api_key does not look like a Gemini API key (account-... or master-...)"
-            )
-            return Check("key", p.name, "fail", f"{why} ({fix})", ExitCode.CONFIG)
-        if kind == "master" and not p.account:
-            return Check(
-                "key",
-                p.name,
-                "fail",
-                'a master key needs the sub-account to act on (Gemini: MissingAccounts): add account = '
-                f'"<sub-account>" to {where}',
-                ExitCode.CONFIG,
-            )
-        if kind == "account" and p.account:
-            return Check(
-                "key",
-                p.name,
-                "fail",
-                "an account key must not name an account (Gemini: AccountsOnGroupOnlyApi): remove account from "
-                f"{where}",
-                ExitCode.CONFIG,
-            )
-        scope = f" for sub-account {p.account}" if p.account else ""
-        return Check("key", p.name, "ok", f"{kind} key{scope}, {p.nonce} nonces", numbers={"key_kind": kind})
+    kind = key_kind(key)
+    if kind is None:
+        swapped = key_kind(secret) is not None
+        why = (
+            "api_key and api_secret look swapped"
+            if swapped
+            else "api_key does not look like a Gemini API key (account-... or master-...)"
+        )
+        return Check("key", p.name, "fail", f"{why} ({fix})", ExitCode.CONFIG)
+    if kind == "master" and not p.account:
+        return Check(
+            "key",
+            p.name,
+            "fail",
+            'a master key needs the sub-account to act on (Gemini: MissingAccounts): add account = '
+            f'"<sub-account>" to {where}',
+            ExitCode.CONFIG,
+        )
+    if kind == "account" and p.account:
+        return Check(
+            "key",
+            p.name,
+            "fail",
+            "an account key must not name an account (Gemini: AccountsOnGroupOnlyApi): remove account from "
+            f"{where}",
+            ExitCode.CONFIG,
+        )
+    scope = f" for sub-account {p.account}" if p.account else ""
+    return Check("key", p.name, "ok", f"{kind} key{scope}, {p.nonce} nonces", numbers={"key_kind": kind})
+
+
+def pacifica_key(p: Profile, creds: Credentials) -> Check:
+    """Pacifica: the keypair, account and agent wallet, as the client's constructor checks them."""
+    where = f"[profiles.{p.name}]"
+    fix = f"run: cancelctl keys set {p.name}"
     from cancelctl.config import state_dir
     from cancelctl.transport import Deadline
     from cancelctl.venues.base import open_client
@@ -210,7 +228,7 @@ def key_check(p: Profile, creds: Credentials | None) -> Check:
         client = open_client(p, creds, state_dir=state_dir(), deadline=Deadline(0.1), dry_run=True)
     except ConfigError as e:
         return Check.failed("key", p.name, e)
-    assert isinstance(client, Pacifica)  # the Gemini rules are above
+    assert isinstance(client, Pacifica)
     public, numbers = client.public_key, {"public_key": client.public_key, "agent_wallet": p.agent_wallet}
     if p.agent_wallet:
         return Check(
