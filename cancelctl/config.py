@@ -312,6 +312,9 @@ def select(
     ConfigError (78) naming the choices. Broken profiles (lenient loading)
     are returned like the others; the runner gives each its failed row.
     """
+    # `-p=main` reaches here as "=main" (click reads `-pVALUE`); no profile name starts with "=" (PROFILE_NAME), so a
+    # hurried `-p=main` means main rather than a refusal that cancels nothing.
+    names = [n[1:] if n.startswith("=") and len(n) > 1 else n for n in names or []]
     names = list(dict.fromkeys(names or ([] if button else env_profiles())))
     pool = {n: p for n, p in config.profiles.items() if venue is None or p.venue == venue}
     if names:

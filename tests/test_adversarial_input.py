@@ -134,3 +134,15 @@ def test_a_gemini_base_url_ending_in_v1_fails_at_the_button(gemini, sim, env):
     env.write_config({"main": {"venue": "gemini", "base_url": sim.url + "/v1"}})
     proc = env.run("cancel", "all", "--json")
     assert proc.returncode != 0 and json.loads(proc.stdout)["exit_code"] == proc.returncode
+
+
+def test_p_equals_name_is_the_profile(gemini, env):
+    """`-p=main` (as `--profile=main` is written) names main: click hands the cancel "=main", which no profile can
+    be called, so it never cancels nothing in a hurry."""
+    order = gemini.add_order("primary", "UI")
+    proc = env.run("-p=main", "cancel", "all", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["results"][0]["profile"] == "main"
+    assert gemini.open_orders() == [] and order
+    proc = env.run("panic", "-p=nope", "--json")
+    assert proc.returncode == 78 and "'nope'" in proc.stderr and "'=nope'" not in proc.stderr, proc.stderr
