@@ -34,13 +34,14 @@ def run(
     name: str,
     opts: Options,
     creds: dict[str, Credentials],
+    expect: int = 0,
 ) -> int:
     """One step of the drill: ``call`` on ``profiles`` through :func:`cancelctl.runner.run`, its report shown; its
-    exit code (no audit line)."""
+    exit code (no audit line). ``expect``: the exit code the step should end with; its verdict line says so."""
     from cancelctl import render
 
     outcome = runner.run(profiles, runner.Action(call, name), opts, creds)
-    render.report(outcome.report, outcome.opts)
+    render.report(outcome.report, outcome.opts, expected=expect)
     return outcome.exit_code
 
 
@@ -77,7 +78,7 @@ def gemini_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
         (
             "cancel order",
             3,
-            run([account], lambda c: c.cancel_orders([str(mine[0]), "404"]), "cancel_order", opts, creds),
+            run([account], lambda c: c.cancel_orders([str(mine[0]), "404"]), "cancel_order", opts, creds, 3),
         )
     )
     say("gemini: cancel session (the API key's own orders; the UI orders stay)")
@@ -159,7 +160,14 @@ def pacifica_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
         (
             "pacifica batch",
             3,
-            run([wallet], lambda c: c.cancel_orders([str(eth[0]), "404"], symbol="ETH"), "cancel_order", opts, creds),
+            run(
+                [wallet],
+                lambda c: c.cancel_orders([str(eth[0]), "404"], symbol="ETH"),
+                "cancel_order",
+                opts,
+                creds,
+                3,
+            ),
         )
     )
     say("pacifica: agent wallet, cancel all (every symbol, reduce-only and stop orders included)")

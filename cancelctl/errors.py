@@ -32,6 +32,22 @@ class ExitCode(IntEnum):
     TERMINATED = 143  # terminated (SIGTERM: timeout, systemd stop, kill; SIGHUP the same)
 
 
+#: What each exit code says to a person, in the verdict line (``docs/exit-codes.md``): each code its own words.
+EXIT_WORDS: dict[int, str] = {
+    ExitCode.OK: "done",
+    ExitCode.FAILED: "failed: the venue refused or answered with an error; nothing confirmed",
+    ExitCode.USAGE: "usage error: nothing was sent",
+    ExitCode.PARTIAL: "partial: some done, some rejected or still open",
+    ExitCode.AUTH: "credentials rejected by the venue; nothing confirmed",
+    ExitCode.UNKNOWN: "outcome unknown: sent, but no answer says what happened; run panic again",
+    ExitCode.INTERNAL: "internal error (a bug; --debug shows the traceback)",
+    ExitCode.UNAVAILABLE: "nothing was sent: venue unreachable or rate-limited; safe to retry",
+    ExitCode.CONFIG: "configuration or credentials unusable; nothing was sent",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C): orders without an answer are of unknown fate",
+    ExitCode.TERMINATED: "terminated (SIGTERM or SIGHUP): orders without an answer are of unknown fate",
+}
+
+
 def combine(codes: list[int]) -> int:
     """The run's exit code from each profile's code (contract, "Exit codes").
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cancelctl.errors import CancelctlError
+from cancelctl.errors import CancelctlError, ExitCode
 from cancelctl.redact import scrub
 from cancelctl.results import ProfileResult, Report
 
@@ -45,11 +46,36 @@ def error_line(e: CancelctlError, profile: str | None = None) -> str:
     return f"cancelctl: error: {where}{e.one_line()}"
 
 
-def rows(result: ProfileResult) -> list[tuple[str, str, str]]:
-    """(order ID, result, reason) rows for one profile; at least one row; every field one printable, bounded line."""
+SEE_ABOVE = "see the error above"
+
+
+def rows(result: ProfileResult, *, brief: bool = False) -> list[tuple[str, str, str]]:
+    """(order ID, result, reason) rows for one profile; at least one row; every field one printable, bounded line.
+
+    ``brief`` (a terminal showing the error lines too): the profile's error is not repeated in its rows; they
+    point to it (errors are said once).
+    """
     from cancelctl.text import one_line
 
-    return [(one_line(i, 100), one_line(r, 40), one_line(why)) for i, r, why in _rows(result)]
+    said = _said(result) if brief else {}
+    if brief and result.error is not None and result.error.exit_code == ExitCode.UNAVAILABLE:
+        said[result.status] = "not sent"  # a table says 75 in its own words; TSV keeps the status
+    return [
+        (one_line(i, 100), one_line(said.get(r, r) if i == "-" else r, 40), one_line(said.get(why, why)))
+        for i, r, why in _rows(result)
+    ]
+
+
+def _said(result: ProfileResult) -> dict[str, str]:
+    """Reasons that repeat the profile's error line, and the short text that replaces them in a table."""
+    said: dict[str, str] = {}
+    for e, lead in ((result.error, ""), (result.verify_error, "book unreadable after cancelling: ")):
+        if e is not None:
+            said[lead + e.one_line()] = (lead.split(":")[0] + ": " if lead else "") + SEE_ABOVE
+            said[f"not sent: {e.message}"] = f"not sent: {SEE_ABOVE}"
+    if result.positions_error is not None:
+        said[f"positions not read: {result.positions_error.one_line()}"] = f"positions not read: {SEE_ABOVE}"
+    return said
 
 
 def _rows(result: ProfileResult) -> list[tuple[str, str, str]]:
@@ -138,8 +164,44 @@ def position_rows(result: ProfileResult) -> list[tuple[str, str, str]]:
     return rows
 
 
-def report(report: Report, opts: Options) -> None:
-    """Print ``report`` as ``opts`` asks (json, quiet, table or TSV) and its errors on stderr."""
+@dataclass(frozen=True)
+class Terminal:
+    """What rendering knows of where it writes: whether stdout and stderr are terminals, and the width (columns;
+    None: ask the terminal). ``now``: the time the verdict line gives (epoch seconds; None: the current time)."""
+
+    stdout: bool = False
+    stderr: bool = False
+    width: int | None = None
+    now: float | None = None
+
+    @classmethod
+    def detect(cls) -> Terminal:
+        """This process's stdout and stderr; never raises (a closed stream is not a terminal)."""
+
+        def tty(stream: object) -> bool:
+            try:
+                return bool(stream.isatty())  # type: ignore[attr-defined]
+            except (AttributeError, ValueError, OSError):
+                return False
+
+        return cls(stdout=tty(sys.stdout), stderr=tty(sys.stderr))
+
+
+def report(report: Report, opts: Options, term: Terminal | None = None, *, expected: int | None = None) -> None:
+    """Print ``report`` as ``opts`` asks (json, quiet, table or TSV), its errors on stderr, then its verdict line.
+
+    A pure function of the report, the options and ``term`` (default: this
+    process's streams): ``cancelctl guard`` replays it. Errors are said once:
+    one stderr line each, and on a terminal the table's row points to it.
+    The verdict line (:func:`verdict`) goes to stderr when stderr is a
+    terminal (never with ``--json`` or ``-q``), else under the table on a
+    terminal, never into a pipe. ``expected``: the exit code a drill step
+    expects (the demo), said as expected rather than as a warning. A
+    failure to render (a bug) falls back to the tab-separated rows: it
+    never loses a row or changes the exit code; BrokenPipeError is raised
+    for the caller.
+    """
+    term = term or Terminal.detect()
     for r in report.results:
         profile = r.profile if len(report.results) > 1 else None
         if r.error is not None:
@@ -172,13 +234,115 @@ def report(report: Report, opts: Options) -> None:
                 out_json(req)
     if opts.quiet:
         return
-    if sys.stdout.isatty():
-        table(report)
+    if term.stdout:
+        try:
+            table(report, brief=term.stderr, width=term.width)
+        except (BrokenPipeError, KeyboardInterrupt):
+            raise
+        except Exception:  # noqa: BLE001 - a rendering bug must not lose a row: the plain rows instead
+            tsv(report)
     else:
-        for r in report.results:
-            for order_id, result, reason in rows(r):
-                action = "cancel_twap_order" if order_id in r.twap and r.orders is None else r.action
-                out("\t".join([r.profile, r.venue, action, order_id, result, reason]))
+        tsv(report)
+    if term.stdout or term.stderr:
+        say_verdict(report, term, expected=expected)
+
+
+def tsv(report: Report) -> None:
+    """The rows as tab-separated lines on stdout: profile, venue, action, order ID, result, reason."""
+    for r in report.results:
+        for order_id, result, reason in rows(r):
+            action = "cancel_twap_order" if order_id in r.twap and r.orders is None else r.action
+            out("\t".join([r.profile, r.venue, action, order_id, result, reason]))
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 order``, ``2 orders`` (``words``: the plural when it is not ``word + "s"``)."""
+    return f"{n} {word if n == 1 else words or word + 's'}"
+
+
+def verdict(report: Report, now: float | None = None, *, expected: int | None = None) -> str:
+    """The run in one line for people: counts, what verification saw, the time (UTC) and the exit code in words.
+
+    e.g. ``12 cancelled · 1 rejected · 0 unknown · no open orders left on 4/4 accounts · 2026-11-29 19:58:03 UTC
+    · exit 0: done``. ``now``: epoch seconds (default the current time). Never raises.
+    """
+    import time
+
+    from cancelctl.errors import EXIT_WORDS
+
+    code = int(report.exit_code)
+    words = EXIT_WORDS.get(code, "failed")
+    if report.dry_run and code == 0:
+        words = "dry run: nothing was sent"
+    if expected is not None and code == expected and code != 0:
+        words = f"{words.split(':')[0]}, as this step expects"
+    try:
+        parts = _counts(report)
+    except Exception:  # noqa: BLE001 - the exit code is said whatever the counts could not say
+        parts = []
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
+    return " · ".join([*parts, stamp, f"exit {code}: {words}"])
+
+
+def _counts(report: Report) -> list[str]:
+    results = report.results
+    n = len(results)
+    if not results:
+        return []
+    actions = {r.action for r in results}
+    parts: list[str] = []
+    if actions == {"list_orders"}:
+        listed = sum(len(r.orders or ()) for r in results)
+        read = sum(r.orders is not None and r.error is None for r in results)
+        parts.append(plural(listed, "open order") if listed else "no open orders")
+        parts.append(f"book read on {read}/{plural(n, 'account')}")
+    elif actions == {"positions"}:
+        held = sum(len(r.positions or ()) for r in results)
+        read = sum(r.positions is not None and r.positions_error is None and r.error is None for r in results)
+        parts.append(plural(held, "open position") if held else "flat (no open position)")
+        parts.append(f"read on {read}/{plural(n, 'account')}")
+    elif report.dry_run:
+        signed = sum(len(r.requests or ()) for r in results)
+        parts.append(f"{plural(signed, 'request')} signed, none sent")
+    else:
+        cancelled = sum(len(r.cancelled) + (r.cancelled_count or 0) for r in results)
+        rejected = [x for r in results for x in r.rejected]
+        not_sent = sum(x["reason"].startswith("not sent") for x in rejected)
+        parts += [f"{cancelled} cancelled", f"{len(rejected) - not_sent} rejected"]
+        if not_sent:
+            parts.append(f"{not_sent} not sent")
+        parts.append(f"{sum(len(r.unknown) for r in results)} unknown")
+        checked = [r for r in results if r.remaining is not None or r.verify_error is not None]
+        if checked:
+            clean = sum(r.remaining == [] and r.verify_error is None for r in results)
+            parts.append(f"no open orders left on {clean}/{plural(n, 'account')}")
+            still = sum(len(r.remaining or ()) for r in results)
+            if still:
+                parts.append(f"{still} still open")
+    read_positions = [r for r in results if r.positions is not None and r.action != "positions"]
+    if read_positions:
+        held = sum(len(r.positions or ()) for r in read_positions)
+        parts.append(plural(held, "position") + " open" if held else "flat (no position)")
+    return parts
+
+
+VERDICT_STYLES = {0: "green", 3: "yellow", 5: "yellow", 75: "yellow", 130: "yellow", 143: "yellow"}
+
+
+def say_verdict(report: Report, term: Terminal, *, expected: int | None = None) -> None:
+    """The verdict line: on stderr when it is a terminal, else on stdout (a terminal); coloured by exit code."""
+    line = scrub(verdict(report, term.now, expected=expected))
+    code = int(report.exit_code)
+    style = "green" if code == expected else VERDICT_STYLES.get(code, "red")
+    try:
+        from rich.console import Console
+        from rich.text import Text
+
+        Console(stderr=term.stderr, width=term.width, soft_wrap=True).print(Text(line, style=style))
+    except (BrokenPipeError, KeyboardInterrupt):
+        raise
+    except Exception:  # noqa: BLE001 - the line is said, without colour
+        (err if term.stderr else out)(line)
 
 
 STYLES = {
@@ -195,34 +359,71 @@ STYLES = {
     "ok": "green",
     "dry-run": "cyan",
     "warn": "yellow",
+    "not sent": "yellow",
     "fail": "red",
 }
 
 
+CUT_COLUMN = 20  # with ``cut``, the widest a column other than the last keeps when the table must shrink
+ID_COLUMN = 36  # an ID column (a UUID client order ID is 36 characters) is never cut
+
+
 def rich_table(
-    columns: Sequence[str], lines: Iterable[Sequence[str]], footer: str, *, styled: int, title: str | None = None
+    columns: Sequence[str],
+    lines: Iterable[Sequence[str]],
+    footer: str | None,
+    *,
+    styled: int,
+    title: str | None = None,
+    width: int | None = None,
+    cut: bool = False,
 ) -> None:
     """A rich table on stdout (a terminal): every cell scrubbed and shown as text (no markup), column ``styled``
-    coloured by :data:`STYLES`; then ``footer`` (rich markup)."""
+    coloured by :data:`STYLES`; then ``footer`` (rich markup) when given.
+
+    With ``cut``, cells never wrap onto a second line: a long venue reason
+    (a 44-character wallet address) is cut with "…" so a 60-column terminal
+    still shows one line per row (the full text is in the error line,
+    ``--json``, the tab-separated output and the audit log); the last column
+    gets the room the others leave. ``width``: columns (None: the terminal's).
+    """
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console()
+    console = Console(width=width)
     t = Table(title=title)
-    for col in columns:
-        t.add_column(col)
+    lines = [list(line) for line in lines]
+    if cut:  # every column one line: short words and IDs keep their width (up to CUT_COLUMN), the last gets the rest
+        natural = [max([len(col), *(len(line[n]) for line in lines if n < len(line))]) for n, col in enumerate(columns)]
+        widths = [
+            min(ID_COLUMN if "ID" in col else CUT_COLUMN, w) for col, w in zip(columns[:-1], natural[:-1], strict=True)
+        ]
+        room = console.width - 1 - sum(w + 3 for w in widths) - 3  # borders and padding: 3 a column, 1 at the end
+        widths.append(max(8, min(natural[-1], room)))
+    for n, col in enumerate(columns):
+        if cut:
+            t.add_column(col, no_wrap=True, overflow="ellipsis", width=widths[n])
+        else:
+            t.add_column(col)
     for line in lines:
         t.add_row(
             *(Text(scrub(cell), style=STYLES.get(cell, "red") if n == styled else "") for n, cell in enumerate(line))
         )
     console.print(t)
-    console.print(footer)
+    if footer is not None:
+        console.print(footer)
 
 
-def table(report: Report, title: str | None = None) -> None:
-    """The report as a table for people: profile, order ID, result, reason; then the verdict."""
-    code = report.exit_code
-    word = {0: "[green]done[/]", 3: "[yellow]partial[/]", 5: "[yellow]outcome unknown[/]"}.get(code, "[red]failed[/]")
-    lines = [(r.profile, order_id, result, reason) for r in report.results for order_id, result, reason in rows(r)]
-    rich_table(("profile", "order ID", "result", "reason"), lines, f"{word} (exit {code})", styled=2, title=title)
+def table(report: Report, title: str | None = None, *, brief: bool = False, width: int | None = None) -> None:
+    """The report as a table for people: profile, order ID, result, reason.
+
+    ``brief``: the error lines are on the same screen (stderr a terminal too), so a profile's error row
+    points to its line instead of repeating it.
+    """
+    lines = [
+        (r.profile, order_id, result, reason)
+        for r in report.results
+        for order_id, result, reason in rows(r, brief=brief)
+    ]
+    rich_table(("profile", "order ID", "result", "reason"), lines, None, styled=2, title=title, width=width, cut=True)

@@ -98,6 +98,12 @@ class Progress:
     stage: str = "credentials"
     client: VenueClient | None = None
     result: ProfileResult | None = None
+    action: str | None = None  # the action's name on this profile's venue
+    note: tuple[str, str] | None = None  # (stage, text) of the last event (a retry...), for the status line
+
+    def notify(self, text: str) -> None:
+        """The deadline's listener (:attr:`cancelctl.transport.Deadline.listener`): keep the event for this stage."""
+        self.note = (self.stage, text)
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,7 @@ def run_profile(
 
     action_name = action.name_on(profile.venue)
     progress = progress or Progress(profile, deadline)
+    progress.action = action_name
     client = None
     try:
         if profile.broken is not None:  # its own failed row; the other profiles are not held up by it
@@ -293,12 +300,17 @@ def run(
         progress.stage = "done"
 
     interrupted = None
+    status = None
     try:
         threads = [
             threading.Thread(target=work, args=(r,), name=f"profile-{r.profile.name}", daemon=True) for r in runs
         ]
         for t in threads:
             t.start()
+        if not opts.json and not opts.quiet:  # a terminal's status line, started after the first cancels are under way
+            from cancelctl import progress
+
+            status = progress.start(runs, opts)
         for t in threads:
             t.join(max(0.0, deadline.end + GRACE_S - time.monotonic()))
         signals.reporting()  # from here a signal is counted, never raised: the report below is always made
@@ -306,6 +318,9 @@ def run(
         interrupted = stopped_by(e.signum, "orders without an answer are of unknown fate")
     except KeyboardInterrupt:  # a caller that kept Python's own SIGINT handler
         interrupted = stopped_by(signal.SIGINT, "orders without an answer are of unknown fate")
+    finally:
+        if status is not None:
+            status.stop()
     final = []
     for r in runs:
         r.deadline.close()  # from here on, nothing more of this profile goes out

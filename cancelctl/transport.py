@@ -87,7 +87,23 @@ class Deadline:
     begins to go out afterwards (see :func:`send`), so a run that stops
     waiting for a profile knows for sure whether that profile sent anything
     (``wrote``). :meth:`fork` gives each profile its own gate on the same clock.
+
+    ``listener``: called with a short text for each event worth showing a
+    person while the run waits (a retry: ``Gemini unavailable (HTTP 503),
+    retry 2 in 0.4 s``); None (the default, a class attribute) when nobody
+    listens, so an event costs one attribute read. See :mod:`cancelctl.progress`.
     """
+
+    listener: Callable[[str], None] | None = None
+
+    def event(self, text: str) -> None:
+        """Tell the listener, if any, about ``text``; never raises."""
+        listener = self.listener
+        if listener is not None:
+            try:
+                listener(text)
+            except Exception:  # noqa: BLE001 - a listener's failure never touches the run
+                pass
 
     def __init__(self, seconds: float, *, start: float | None = None) -> None:
         import threading
@@ -479,6 +495,15 @@ def _why(e: Exception) -> str:
     return text.splitlines()[0][:200]
 
 
+def retry_note(exc: BaseException | None, n: int, seconds: float) -> str:
+    """``Gemini unavailable (HTTP 503), retry 2 in 0.4 s``: a retry as the status line shows it (``seconds``: the
+    wait)."""
+    from cancelctl.text import one_line
+
+    why = one_line(getattr(exc, "message", None) or type(exc).__name__, 80)
+    return f"{why}, retry {n} in {seconds:.1f} s"
+
+
 def with_retries(attempt: Callable[[], T], deadline: Deadline) -> T:
     """Call ``attempt`` until it returns, retrying NotSent and OutcomeUnknown.
 
@@ -527,16 +552,24 @@ def with_retries(attempt: Callable[[], T], deadline: Deadline) -> T:
         except (NotSent, OutcomeUnknown) as first:
             if out_of_time(first):
                 raise
-            time.sleep(delay(first, 1))
+            pause = delay(first, 1)
+            deadline.event(retry_note(first, 1, pause))
+            time.sleep(pause)
 
         import tenacity
 
         def failure(state: tenacity.RetryCallState) -> BaseException | None:
             return state.outcome.exception() if state.outcome else None
 
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = failure(state)
+            seconds = delay(exc, state.attempt_number + 1)
+            deadline.event(retry_note(exc, state.attempt_number + 1, seconds))
+            return seconds
+
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type((NotSent, OutcomeUnknown)),
-            wait=lambda state: delay(failure(state), state.attempt_number + 1),
+            wait=wait,
             stop=lambda state: out_of_time(failure(state)),
             reraise=True,
         )

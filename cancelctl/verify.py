@@ -125,6 +125,7 @@ def _verify(client: VenueClient, result: ProfileResult, scope: Callable[[OpenOrd
         if not still or deadline.remaining() <= READ_RESERVE_S:
             _settle(result, set(open_ids))
             return result
+        deadline.event(f"verifying: {len(still)} still open, cancelling by ID")
         again = _cancel_open(client, still)
         for order_id in again.cancelled:
             if order_id not in result.cancelled:

@@ -1,0 +1,229 @@
+"""What a trader sees at a real terminal: the real process under a pseudo terminal (stdlib ``pty``).
+
+The status line while it waits (stderr, only on a terminal, never with
+``-q`` or ``--json``, never in a pipe), the verdict line with each exit
+code's own words, errors said once, and tables that stay one line per row
+at 60 columns.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+
+from conftest import collect
+
+ALL = "/v1/order/cancel/all"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+VERDICT = re.compile(r"(\d+) cancelled · (\d+) rejected · .*\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC · exit (\d+): (.+)")
+
+
+def run_pty(env, *args: str, cols: int = 120, timeout: float = 30) -> tuple[int, str]:
+    """Run ``cancelctl *args`` with stdout and stderr on one pseudo terminal ``cols`` wide; (exit code, screen bytes
+    as text, escapes kept)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, cols, 0, 0))
+    e = env.environ()
+    e.update(TERM="xterm-256color", COLUMNS=str(cols))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cancelctl", *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=e
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the process closed its side
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        code = proc.wait(timeout=max(1.0, end - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    collect(" ".join(args), text)
+    return code, text
+
+
+def screen_lines(text: str) -> list[str]:
+    """The lines as the screen ends up showing them: what a carriage return or an erase (ESC [J) wrote over is gone."""
+    lines = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        line = line.rsplit("\x1b[J", 1)[-1].rstrip("\r").rsplit("\r", 1)[-1]
+        lines.append(ANSI.sub("", line))
+    return lines
+
+
+def verdicts(text: str) -> list[re.Match[str]]:
+    return [m for m in map(VERDICT.search, screen_lines(text)) if m]
+
+
+def test_status_line_shows_retries_then_the_verdict(sim, gemini, env):
+    """A venue in maintenance: the status line says so while cancelctl retries, then erases itself; one verdict."""
+    for _ in range(3):
+        gemini.add_order("primary", "UI")
+    sim.fail(ALL, "status", status=503, body="gemini", reason="Maintenance", times=4)
+    code, text = run_pty(env, "cancel", "all", "--timeout", "8")
+    assert code == 0, text
+    assert re.search(r"main \(gemini\): sending cancel-all · \d\.\d s", text), text
+    assert re.search(r"main \(gemini\): Gemini Maintenance[^\r]*, retry [2-4] in \d\.\d s · \d+\.\d s", text), text
+    assert "\x1b[J" in text  # the status line was erased before the report
+    found = verdicts(text)
+    assert len(found) == 1, text
+    assert found[0].group(1) == "3" and found[0].group(3) == "0" and found[0].group(4) == "done"
+    assert gemini.open_orders() == []
+
+
+def test_no_status_line_or_verdict_with_quiet_json_or_a_pipe(sim, gemini, env):
+    for _ in range(2):
+        gemini.add_order("primary", "UI")
+    sim.fail(ALL, "status", status=503, body="gemini", reason="Maintenance", times=2)
+    code, text = run_pty(env, "cancel", "all", "-q", "--timeout", "8")
+    assert code == 0 and "retry" not in text and not verdicts(text) and "\x1b[2K" not in text, text
+    gemini.add_order("primary", "UI")
+    sim.fail(ALL, "status", status=503, body="gemini", reason="Maintenance", times=2)
+    code, text = run_pty(env, "cancel", "all", "--json", "--timeout", "8")
+    assert code == 0 and "retry" not in text and not verdicts(text) and "\x1b[2K" not in text, text
+    assert '"exit_code": 0' in text
+    gemini.add_order("primary", "UI")
+    sim.fail(ALL, "status", status=503, body="gemini", reason="Maintenance", times=2)
+    proc = env.run("cancel", "all", "--timeout", "8")  # stdout and stderr are pipes
+    assert proc.returncode == 0 and proc.stderr == "" and "\x1b" not in proc.stdout, proc.stderr
+
+
+def test_each_exit_code_has_its_own_words_and_an_error_is_said_once(sim, gemini, env):
+    """75 says nothing was sent (safe to retry), not "failed"; the error's text is on screen once."""
+    gemini.add_order("primary", "UI")
+    sim.fail(ALL, "status", status=503, body="gemini", reason="Maintenance", times=-1)
+    code, text = run_pty(env, "cancel", "all", "--timeout", "1")
+    assert code == 75, text
+    (v,) = verdicts(text)
+    assert v.group(3) == "75" and v.group(4).startswith("nothing was sent") and "safe to retry" in v.group(4)
+    lines = [line for line in screen_lines(text) if "simulated Maintenance" in line and "retry" not in line]
+    assert len(lines) == 1 and lines[0].startswith("cancelctl: error:"), text
+    assert any("see the error above" in line for line in screen_lines(text)), text
+    assert "failed" not in v.group(0)
+
+
+WALLET = "9C6hybhQ6Aycep9jaUnP6uL9ZYvDjUp1aSkFWPUFJtpj"  # a 44-character Solana address, as venues quote them
+
+
+def test_a_long_reason_does_not_wrap_a_60_column_table(sim, gemini, env):
+    ids = [str(gemini.add_order("primary", "UI")) for _ in range(3)]
+    message = f"order belongs to wallet {WALLET}, which is not the account of this key {WALLET}"
+    payload = json.dumps({"result": "error", "reason": message, "message": message})
+    sim.fail("/v1/order/cancel", "status", status=400, payload=payload, times=2)
+    code, text = run_pty(env, "cancel", "order", *ids, "--timeout", "8", cols=60)
+    assert code == 3, text
+    table = [line for line in screen_lines(text) if line[:1] in "┏┃┡│└"]
+    assert all(len(line) <= 60 for line in table), text
+    rows = [line for line in table if line.startswith("│")]
+    assert len(rows) == 3 and {line.split("│")[2].strip() for line in rows} == set(ids), text
+    assert sum("rejected" in line for line in rows) == 2
+    (v,) = verdicts(text)
+    assert v.group(1) == "1" and v.group(2) == "2" and v.group(3) == "3"
+
+
+# -- the rendering as a pure function of the report (in-process) -------------------------------------------------
+
+
+def test_every_exit_code_has_its_own_words():
+    from cancelctl.errors import EXIT_WORDS, ExitCode
+
+    assert set(EXIT_WORDS) == set(ExitCode)
+    assert len(set(EXIT_WORDS.values())) == len(EXIT_WORDS)
+    assert not EXIT_WORDS[ExitCode.UNAVAILABLE].startswith("failed")
+    assert not EXIT_WORDS[ExitCode.INTERRUPTED].startswith("failed")
+
+
+def _results():
+    from hypothesis import strategies as st
+
+    from cancelctl.errors import AuthError, NotSent, OutcomeUnknown
+    from cancelctl.results import ProfileResult
+
+    ids = st.lists(st.from_regex(r"[1-9][0-9]{0,5}", fullmatch=True), max_size=4, unique=True)
+    errors = st.sampled_from([None, NotSent("venue unavailable"), OutcomeUnknown("no answer"), AuthError("bad key")])
+
+    @st.composite
+    def result(draw):
+        r = ProfileResult(
+            draw(st.sampled_from(["main", "pac"])),
+            "gemini",
+            draw(st.sampled_from(["cancel_all", "cancel_order", "cancel_all_orders", "list_orders", "positions"])),
+        )
+        r.cancelled = draw(ids)
+        for i in draw(ids):
+            r.reject(i, draw(st.sampled_from(["OrderNotFound", "not sent: venue unavailable", "x" * 90])))
+        r.unknown = draw(ids)
+        r.remaining = draw(st.one_of(st.none(), ids))
+        r.error = draw(errors)
+        r.cancelled_count = draw(st.one_of(st.none(), st.integers(0, 5)))
+        return r
+
+    return st.lists(result(), min_size=0, max_size=3)
+
+
+def test_the_verdict_and_table_never_raise_and_keep_every_row(capsys):
+    from hypothesis import given, settings
+
+    from cancelctl import render
+    from cancelctl.results import Report
+    from cancelctl.runner import Options
+
+    @settings(max_examples=60, deadline=None)
+    @given(_results())
+    def check(results):
+        report = Report(results)
+        line = render.verdict(report, 0.0)
+        code = int(report.exit_code)
+        assert (
+            line.endswith(f"exit {code}: " + line.split(f"exit {code}: ", 1)[1]) and "1970-01-01 00:00:00 UTC" in line
+        )
+        render.report(report, Options(), render.Terminal(stdout=True, stderr=True, width=60, now=0.0))
+        out = capsys.readouterr()
+        table = [x for x in out.out.splitlines() if x.startswith("│")]
+        assert len(table) == sum(len(render.rows(r)) for r in results)
+        assert all(len(x) <= 60 for x in out.out.splitlines())
+        assert out.err.splitlines()[-1] == line
+
+    check()
+
+
+def test_a_rendering_failure_loses_no_row(monkeypatch, capsys):
+    from cancelctl import render
+    from cancelctl.results import ProfileResult, Report
+    from cancelctl.runner import Options
+
+    def broken(*a, **k):
+        raise RuntimeError("a bug in the table")
+
+    monkeypatch.setattr(render, "rich_table", broken)
+    r = ProfileResult("main", "gemini", "cancel_order", cancelled=["11", "12"])
+    r.reject("13", "OrderNotFound")
+    render.report(Report([r]), Options(), render.Terminal(stdout=True, stderr=True, now=0.0))
+    out = capsys.readouterr()
+    assert [x.split("\t")[3:5] for x in out.out.splitlines()] == [
+        ["11", "cancelled"],
+        ["12", "cancelled"],
+        ["13", "rejected"],
+    ]
+    assert out.err.strip().endswith("exit 3: partial: some done, some rejected or still open")
