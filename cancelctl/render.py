@@ -112,7 +112,7 @@ def _rows(result: ProfileResult) -> list[tuple[str, str, str]]:
     rows += [  # one row per ID: a rejected order still open is its rejection row, which says so
         (i, "open", "still open after verification" + (" (TWAP order)" if i in twap else ""))
         for i in result.remaining or []
-        if i not in rejected
+        if i not in rejected and result.orders is None  # `orders --expect-none`: the listing's rows say it
     ]
     if result.dry_run and result.requests is not None:
         rows.append(("-", "dry-run", f"{len(result.requests)} request(s) signed, none sent"))
@@ -236,7 +236,10 @@ def report(report: Report, opts: Options, term: Terminal | None = None, *, expec
         return
     if term.stdout:
         try:
-            table(report, brief=term.stderr, width=term.width)
+            if report.results and all(r.action == "list_orders" for r in report.results):
+                orders_table(report, brief=term.stderr, width=term.width)
+            else:
+                table(report, brief=term.stderr, width=term.width)
         except (BrokenPipeError, KeyboardInterrupt):
             raise
         except Exception:  # noqa: BLE001 - a rendering bug must not lose a row: the plain rows instead
@@ -274,6 +277,8 @@ def verdict(report: Report, now: float | None = None, *, expected: int | None = 
     words = EXIT_WORDS.get(code, "failed")
     if report.dry_run and code == 0:
         words = "dry run: nothing was sent"
+    if code == ExitCode.PARTIAL and report.results and all(r.action == "list_orders" for r in report.results):
+        words = "orders are open (--expect-none)"
     if expected is not None and code == expected and code != 0:
         words = f"{words.split(':')[0]}, as this step expects"
     try:
@@ -364,8 +369,34 @@ STYLES = {
 }
 
 
-CUT_COLUMN = 20  # with ``cut``, the widest a column other than the last keeps when the table must shrink
-ID_COLUMN = 36  # an ID column (a UUID client order ID is 36 characters) is never cut
+MIN_COLUMN = 4  # with ``cut``, the narrowest a column is made when the table must shrink (an ID column: never cut)
+
+
+def fit_widths(columns: Sequence[str], lines: Sequence[Sequence[str]], width: int) -> list[int]:
+    """Column widths (characters) so that the table fits ``width``, one line per row.
+
+    Each column starts at its widest cell (or header). While the table is too
+    wide, the last column (the reason) shrinks first, down to 8; then the
+    widest column that is not an ID column loses one character at a time,
+    down to ``MIN_COLUMN``. An ID column (its header says "ID") keeps its
+    width: an order ID cut is no ID. Borders and padding take 3 characters a
+    column and 1 at the end.
+    """
+    natural = [max([len(col), *(len(line[n]) for line in lines if n < len(line))]) for n, col in enumerate(columns)]
+    widths = list(natural)
+
+    def over() -> int:
+        return sum(w + 3 for w in widths) + 1 - width
+
+    if over() > 0:
+        widths[-1] = max(min(8, natural[-1]), widths[-1] - over())
+    shrinkable = [n for n, col in enumerate(columns) if "ID" not in col]
+    while over() > 0:
+        n = max(shrinkable, key=lambda i: widths[i])
+        if widths[n] <= MIN_COLUMN:
+            break
+        widths[n] -= 1
+    return widths
 
 
 def rich_table(
@@ -394,13 +425,8 @@ def rich_table(
     console = Console(width=width)
     t = Table(title=title)
     lines = [list(line) for line in lines]
-    if cut:  # every column one line: short words and IDs keep their width (up to CUT_COLUMN), the last gets the rest
-        natural = [max([len(col), *(len(line[n]) for line in lines if n < len(line))]) for n, col in enumerate(columns)]
-        widths = [
-            min(ID_COLUMN if "ID" in col else CUT_COLUMN, w) for col, w in zip(columns[:-1], natural[:-1], strict=True)
-        ]
-        room = console.width - 1 - sum(w + 3 for w in widths) - 3  # borders and padding: 3 a column, 1 at the end
-        widths.append(max(8, min(natural[-1], room)))
+    if cut:
+        widths = fit_widths(columns, lines, console.width)
     for n, col in enumerate(columns):
         if cut:
             t.add_column(col, no_wrap=True, overflow="ellipsis", width=widths[n])
@@ -427,3 +453,55 @@ def table(report: Report, title: str | None = None, *, brief: bool = False, widt
         for order_id, result, reason in rows(r, brief=brief)
     ]
     rich_table(("profile", "order ID", "result", "reason"), lines, None, styled=2, title=title, width=width, cut=True)
+
+
+def order_kind(o: dict[str, Any]) -> str:
+    """``limit reduce-only stop TWAP``: what kind of order, in words (venue text made one bounded line)."""
+    from cancelctl.text import one_line
+
+    words = [str(o.get("order_type") or "")] if o.get("order_type") else []
+    words += [w for w, k in (("reduce-only", "reduce_only"), ("stop", "stop"), ("TWAP", "twap")) if o.get(k)]
+    return one_line(" ".join(words), 40)
+
+
+def order_cells(o: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(symbol, side, size, price) of an open order: one printable, bounded line each; "" where the venue gave none."""
+    from cancelctl.text import one_line
+
+    return tuple(  # type: ignore[return-value]
+        "" if o.get(k) is None else one_line(o.get(k), 40) for k in ("symbol", "side", "amount", "price")
+    )
+
+
+def order_lines(report: Report, *, brief: bool = False) -> list[tuple[str, ...]]:
+    """The ``orders`` table's rows: profile, order ID, symbol, side, size, price, kind; a profile with no open order
+    or an unread book gets one row saying so."""
+    from cancelctl.text import one_line
+
+    lines: list[tuple[str, ...]] = []
+    for r in report.results:
+        for o in r.orders or []:
+            lines.append((r.profile, one_line(o["order_id"], 100), *order_cells(dict(o)), order_kind(dict(o))))
+        if r.error is not None:
+            note = f"book not read: {SEE_ABOVE if brief else r.error.one_line()}"
+            lines.append((r.profile, "-", "", "", "", "", note))
+        elif not r.orders:
+            lines.append((r.profile, "-", "", "", "", "", "no open orders"))
+    return lines
+
+
+def orders_table(report: Report, *, brief: bool = False, width: int | None = None) -> None:
+    """``cancelctl orders`` for people: one row per open order, its details in their own columns."""
+    columns: tuple[str, ...] = ("profile", "order ID", "symbol", "side", "size", "price", "kind")
+    lines = order_lines(report, brief=brief)
+    keep = [n for n in range(len(columns)) if n < 2 or any(line[n] for line in lines)]  # no empty detail column
+    columns, lines = tuple(columns[n] for n in keep), [tuple(line[n] for n in keep) for line in lines]
+    rich_table(
+        columns,
+        lines,
+        None,
+        styled=-1,
+        width=width,
+        cut=True,
+    )
+

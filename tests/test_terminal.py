@@ -168,7 +168,7 @@ def _results():
         r = ProfileResult(
             draw(st.sampled_from(["main", "pac"])),
             "gemini",
-            draw(st.sampled_from(["cancel_all", "cancel_order", "cancel_all_orders", "list_orders", "positions"])),
+            draw(st.sampled_from(["cancel_all", "cancel_order", "cancel_all_orders", "cancel_session"])),
         )
         r.cancelled = draw(ids)
         for i in draw(ids):
@@ -227,3 +227,27 @@ def test_a_rendering_failure_loses_no_row(monkeypatch, capsys):
         ["13", "rejected"],
     ]
     assert out.err.strip().endswith("exit 3: partial: some done, some rejected or still open")
+
+
+def test_orders_has_its_own_table_a_count_and_expect_none(sim, gemini, env):
+    ids = [str(gemini.add_order("primary", "UI", symbol="btcusd", price="61000.00")) for _ in range(2)]
+    code, text = run_pty(env, "orders", "--expect-none", cols=60)
+    assert code == 3, text
+    lines = screen_lines(text)
+    header = next(line for line in lines if line.startswith("┃"))
+    assert [c.strip() for c in header.strip("┃").split("┃")] == ["profile", "order ID", "symbol", "side", "size", "price"]
+    rows = [line for line in lines if line.startswith("│")]
+    assert {r.split("│")[2].strip() for r in rows} == set(ids) and all("btcusd" in r for r in rows), text
+    assert not any("open" == cell.strip() for r in rows for cell in r.split("│"))
+    assert all(len(line) <= 60 for line in lines if line[:1] in "┏┃┡│└"), text
+    assert any(line.startswith("2 open orders · book read on 1/1 account · ") for line in lines), text
+    assert any(line.endswith("exit 3: orders are open (--expect-none)") for line in lines), text
+    # a script: the exit code alone, and the JSON document says which
+    proc = env.run("orders", "--expect-none", "--json")
+    assert proc.returncode == 3 and sorted(json.loads(proc.stdout)["results"][0]["remaining"]) == sorted(ids)
+    assert env.run("orders").returncode == 0  # without the option, listing open orders is not a failure
+    assert env.run("cancel", "all", "-q").returncode == 0
+    code, text = run_pty(env, "orders", "--expect-none", cols=60)
+    assert code == 0 and any("no open orders · book read on 1/1 account" in line for line in screen_lines(text)), text
+    proc = env.run("orders", "--expect-none")
+    assert proc.returncode == 0 and proc.stderr == ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from cancelctl import config as config_mod
@@ -12,7 +14,9 @@ from cancelctl.runner import Options
 from cancelctl.venues.base import VenueClient
 
 
-def _list(client: VenueClient) -> ProfileResult:
+def _list(client: VenueClient, expect_none: bool = False) -> ProfileResult:
+    """The open orders of ``client``'s account; with ``expect_none``, their IDs also in ``remaining`` (exit 3 when
+    any is open)."""
     from cancelctl.errors import CancelctlError
 
     result = ProfileResult(client.profile.name, client.venue, "list_orders")
@@ -20,6 +24,9 @@ def _list(client: VenueClient) -> ProfileResult:
         result.orders = client.open_orders()
     except CancelctlError as e:
         result.error = e
+        return result
+    if expect_none:
+        result.remaining = [o["order_id"] for o in result.orders]
     return result
 
 
@@ -30,6 +37,14 @@ def orders(
     quiet: QuietOpt = False,
     timeout: TimeoutOpt = 10.0,
     no_guard: NoGuardOpt = False,  # read by cancelctl.handoff before this parse
+    expect_none: Annotated[
+        bool,
+        typer.Option(
+            "--expect-none",
+            help="For scripts: exit 0 only when no order is open on any selected account, 3 when one is "
+            "(5, 75... when a book could not be read).",
+        ),
+    ] = False,
 ) -> runner.Outcome:
     """List open orders (read-only; sends no cancel)."""
     from cancelctl.flags import env_bool
@@ -37,4 +52,4 @@ def orders(
     debug = bool(ctx.find_root().params.get("debug")) or bool(env_bool("CANCELCTL_DEBUG"))
     opts = Options(profiles=list(profile or []), json=json, quiet=quiet, timeout=timeout, debug=debug)
     profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, every=True)
-    return runner.run(profiles, runner.Action(_list, "list_orders"), opts, audit=False)
+    return runner.run(profiles, runner.Action(lambda c: _list(c, expect_none), "list_orders"), opts, audit=False)
