@@ -34,6 +34,7 @@ SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 STAGES = {
     "credentials": "reading credentials",
     "verify": "verifying: reading the book",
+    "details": "reading the order history (which orders the cancel-all counted)",
     "positions": "reading positions",
     "done": "done",
 }

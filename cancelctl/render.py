@@ -95,7 +95,12 @@ def _rows(result: ProfileResult) -> list[tuple[str, str, str]]:
         if not rows and result.error is None:
             rows.append(("-", "none open", "no open orders"))
     twap = set(result.twap)
-    rows += [(i, "cancelled", "TWAP order" if i in twap else "") for i in result.cancelled]
+    seen = result.details
+    rows += [(o["order_id"], "would cancel", order_text(dict(o))) for o in result.would_cancel or ()]
+    rows += [
+        (i, "cancelled", order_text(dict(seen[i])) if i in seen else "TWAP order" if i in twap else "")
+        for i in result.cancelled
+    ]
     still_open = set(result.remaining or ())
     rejected = {r["id"] for r in result.rejected}
     rows += [
@@ -114,9 +119,18 @@ def _rows(result: ProfileResult) -> list[tuple[str, str, str]]:
         for i in result.remaining or []
         if i not in rejected and result.orders is None  # `orders --expect-none`: the listing's rows say it
     ]
+    if result.preview_error is not None:
+        rows.append(("-", "unknown", f"book not read: {result.preview_error.one_line()}"))
+    elif result.would_cancel == []:
+        rows.append(("-", "dry-run", "no open orders in scope: the real run would cancel none now"))
     if result.dry_run and result.requests is not None:
         rows.append(("-", "dry-run", f"{len(result.requests)} request(s) signed, none sent"))
-    if result.cancelled_count:
+    if result.cancelled_orders:  # Pacifica's count, named by its order history
+        rows[:0] = [
+            (o["order_id"], "cancelled", f"{order_text(dict(o))} (named by the order history)")
+            for o in result.cancelled_orders
+        ]
+    elif result.cancelled_count:
         rows.insert(0, ("-", "cancelled", f"{result.cancelled_count} order(s); the venue gives no IDs"))
     if result.error is not None and not (result.cancelled or result.rejected or result.unknown):
         rows.append(("-", result.status, result.error.one_line()))
@@ -222,17 +236,16 @@ def report(report: Report, opts: Options, term: Terminal | None = None, *, expec
             left = ", ".join(position_text(p) for p in r.positions)
             where = f"profile {profile}: " if profile else ""
             err(f"cancelctl: error: {where}{len(r.positions)} position(s) still open after closing: {left}")
+        if r.preview_error is not None:
+            where = f"profile {profile}: " if profile else ""
+            err(f"cancelctl: warning: {where}dry run: the book could not be read: {r.preview_error.one_line()}")
     if report.error is not None:
         err(error_line(report.error))
     if opts.json:
         out_json(report.as_json())
         return
-    if opts.dry_run:
-        for r in report.results:
-            for req in r.requests or []:
-                out(f"# {r.profile} ({r.venue}): would send")
-                out_json(req)
     if opts.quiet:
+        requests(report, opts)
         return
     if term.stdout:
         try:
@@ -246,8 +259,19 @@ def report(report: Report, opts: Options, term: Terminal | None = None, *, expec
             tsv(report)
     else:
         tsv(report)
+    requests(report, opts)  # a dry run: what it would cancel first, then the signed requests
     if term.stdout or term.stderr:
         say_verdict(report, term, expected=expected)
+
+
+def requests(report: Report, opts: Options) -> None:
+    """A dry run's signed requests, redacted, on stdout: a ``# profile (venue): would send`` line, then the JSON."""
+    if not opts.dry_run:
+        return
+    for r in report.results:
+        for req in r.requests or []:
+            out(f"# {r.profile} ({r.venue}): would send")
+            out_json(req)
 
 
 def tsv(report: Report) -> None:
@@ -276,7 +300,7 @@ def verdict(report: Report, now: float | None = None, *, expected: int | None = 
     code = int(report.exit_code)
     words = EXIT_WORDS.get(code, "failed")
     if report.dry_run and code == 0:
-        words = "dry run: nothing was sent"
+        words = "dry run: no cancel was sent"
     if code == ExitCode.PARTIAL and report.results and all(r.action == "list_orders" for r in report.results):
         words = "orders are open (--expect-none)"
     if expected is not None and code == expected and code != 0:
@@ -307,6 +331,12 @@ def _counts(report: Report) -> list[str]:
         parts.append(plural(held, "open position") if held else "flat (no open position)")
         parts.append(f"read on {read}/{plural(n, 'account')}")
     elif report.dry_run:
+        looked = [r for r in results if r.would_cancel is not None]
+        if looked or any(r.preview_error is not None for r in results):
+            would = sum(len(r.would_cancel or ()) for r in looked)
+            parts.append(
+                f"would cancel {plural(would, 'open order')} (book read on {len(looked)}/{plural(n, 'account')})"
+            )
         signed = sum(len(r.requests or ()) for r in results)
         parts.append(f"{plural(signed, 'request')} signed, none sent")
     else:
@@ -455,6 +485,16 @@ def table(report: Report, title: str | None = None, *, brief: bool = False, widt
     rich_table(("profile", "order ID", "result", "reason"), lines, None, styled=2, title=title, width=width, cut=True)
 
 
+def order_text(o: dict[str, Any]) -> str:
+    """``btcusd buy 0.5 @ 61000 reduce-only``: an order's details as cancelctl saw them, one bounded line."""
+    from cancelctl.text import one_line
+
+    symbol, side, size, price = order_cells(o)
+    text = " ".join(x for x in (symbol, side, size) if x) + (f" @ {price}" if price else "")
+    kind = " ".join(w for w, k in (("reduce-only", "reduce_only"), ("stop", "stop"), ("TWAP", "twap")) if o.get(k))
+    return one_line(f"{text} {kind}".strip())
+
+
 def order_kind(o: dict[str, Any]) -> str:
     """``limit reduce-only stop TWAP``: what kind of order, in words (venue text made one bounded line)."""
     from cancelctl.text import one_line
@@ -504,4 +544,3 @@ def orders_table(report: Report, *, brief: bool = False, width: int | None = Non
         width=width,
         cut=True,
     )
-

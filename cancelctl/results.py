@@ -82,6 +82,10 @@ class ProfileResult:
     dry_run: bool = False
     requests: list[dict[str, Any]] | None = None
     looked_up: list[dict[str, Any]] | None = None  # Pacifica cancel order without --symbol: {"id", "symbol", "stop"}
+    would_cancel: list[OpenOrder] | None = None  # --dry-run: the open orders the real run would cancel (book read)
+    preview_error: CancelctlError | None = None  # --dry-run: the book could not be read (the requests still shown)
+    details: dict[str, OpenOrder] = field(default_factory=dict)  # order_id -> what cancelctl saw of the order
+    cancelled_orders: list[OpenOrder] | None = None  # Pacifica cancel_all: the counted orders, named by the history
 
     def reject(self, order_id: str, reason: str) -> None:
         """Record ``order_id`` as rejected; the reason (often the venue's text) is made one bounded, printable line."""
@@ -185,6 +189,12 @@ class ProfileResult:
             doc["requests"] = self.requests
         if self.looked_up is not None:
             doc["looked_up"] = self.looked_up
+        if self.cancelled_orders is not None:
+            doc["cancelled_orders"] = self.cancelled_orders
+        if self.would_cancel is not None:
+            doc["would_cancel"] = self.would_cancel
+        if self.preview_error is not None:
+            doc["preview_error"] = self.preview_error.as_json()
         return doc
 
 

@@ -38,7 +38,7 @@ from cancelctl.errors import (
 )
 from cancelctl.results import ProfileResult, Report
 from cancelctl.transport import Deadline, run_start, warm_tls
-from cancelctl.verify import Scope
+from cancelctl.verify import Scope, answered
 
 if TYPE_CHECKING:
     from cancelctl.venues.base import VenueClient
@@ -87,7 +87,8 @@ class Outcome:
 class Progress:
     """Where one profile's run is, for the runner to read from another thread.
 
-    ``stage``: ``credentials`` -> ``action`` -> ``verify`` -> ``done``;
+    ``stage``: ``credentials`` -> ``action`` -> ``verify`` -> ``details`` (Pacifica's order history names what a
+    cancel-all counted) -> ``positions`` -> ``done``;
     ``client``: the venue client once it exists (its ``partial``, ``todo``
     and ``in_flight`` tell what was done); ``deadline``: the profile's own
     gate on the run's clock.
@@ -168,12 +169,21 @@ def run_profile(
         usable = result.error is None or isinstance(result.error, OutcomeUnknown)
         if opts.dry_run:
             result.requests = client.prepared
+            if action.scope is not None and action.scope is not answered:  # a session's orders: only its cancel says
+                from cancelctl.verify import preview
+
+                progress.stage = "verify"
+                preview(client, result, action.scope)
         elif opts.verify and action.scope is not None and usable:
             from cancelctl.verify import verify
 
             progress.stage = "verify"
             scope, done = action.scope, result
             verify(client, result, lambda order: scope(done, order))
+        identify = getattr(client, "identify_cancelled", None)  # Pacifica: name what a cancel-all only counted
+        if identify is not None and result.cancelled_count and not opts.dry_run:
+            progress.stage = "details"
+            identify(result)
         if action.after is not None and usable:
             progress.stage = "positions"
             action.after(client, result)
@@ -231,7 +241,9 @@ def unfinished(
         if i not in known:
             known.add(i)
             r.reject(i, f"not sent: {word}" if interrupted else "not sent: the deadline passed first")
-    if progress.stage == "positions":  # the orders' outcome is known; the positions are not
+    if progress.stage == "details":  # the orders' outcome is known; only the history's names of them are missing
+        pass
+    elif progress.stage == "positions":  # the orders' outcome is known; the positions are not
         if r.closed is not None:  # every closing order keeps its row, made final (none is left "sent")
             from cancelctl.positions import unsettled
 

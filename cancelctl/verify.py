@@ -87,6 +87,27 @@ def _cancel_open(client: VenueClient, orders: list[OpenOrder]) -> ProfileResult:
     return merged
 
 
+def preview(client: VenueClient, result: ProfileResult, scope: Scope) -> ProfileResult:
+    """``--dry-run``: read the book (read-only, even in a dry run) and keep in ``result.would_cancel`` the open orders
+    in ``scope`` (which the real run would cancel); never raises.
+
+    A book that cannot be read sets ``result.preview_error`` (said on
+    stderr; the dry run's requests are still shown and it still exits 0).
+    Pacifica's TWAP orders are listed by ``open_orders`` as verification
+    reads them; the scope decides (``cancel pacifica`` leaves them).
+    """
+    try:
+        with client.live():  # type: ignore[attr-defined]
+            orders = client.open_orders()
+        result.would_cancel = [o for o in orders if scope(result, o)]
+        result.details.update({o["order_id"]: o for o in result.would_cancel})
+    except CancelctlError as e:
+        result.preview_error = e
+    except Exception as e:  # noqa: BLE001 - whatever a venue sent, the dry run still shows its requests
+        result.preview_error = OutcomeUnknown(f"the book could not be read ({type(e).__name__})")
+    return result
+
+
 def verify(client: VenueClient, result: ProfileResult, scope: Callable[[OpenOrder], bool]) -> ProfileResult:
     """Make ``result`` say what remains open in ``scope`` (an order predicate); cancel stragglers by ID. Never raises.
 
@@ -126,6 +147,7 @@ def _verify(client: VenueClient, result: ProfileResult, scope: Callable[[OpenOrd
             _settle(result, set(open_ids))
             return result
         deadline.event(f"verifying: {len(still)} still open, cancelling by ID")
+        result.details.update({o["order_id"]: o for o in still})
         again = _cancel_open(client, still)
         for order_id in again.cancelled:
             if order_id not in result.cancelled:

@@ -116,14 +116,18 @@ def test_non_integer_id_is_usage_error_and_nothing_is_sent(gemini, env):
     assert live(gemini) == {a}
 
 
-def test_dry_run_sends_nothing_and_prints_no_secret(gemini, env):
-    a = gemini.add_order("primary", GEMINI_KEY)
+def test_dry_run_sends_no_cancel_and_prints_no_secret(gemini, env, sim):
+    a = gemini.add_order("primary", GEMINI_KEY, symbol="ethusd", price="2400.00")
     proc = env.run("cancel", "order", str(a), "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    assert gemini.keys[GEMINI_KEY].last_nonce is None and live(gemini) == {a}
+    # the book is read (read-only: POST /v1/orders), no cancel goes out
+    assert [r["path"] for r in sim.requests()] == ["/v1/orders"] and live(gemini) == {a}
     out = proc.stdout + proc.stderr
     assert GEMINI_SECRET not in out and GEMINI_KEY not in out
     assert "/v1/order/cancel" in out and str(a) in out and "<redacted>" in out
+    # which order the real run would cancel, with its details, before the signed request
+    row = proc.stdout.splitlines()[0].split("\t")
+    assert row[3:5] == [str(a), "would cancel"] and row[5].startswith("ethusd buy") and "@ 2400.00" in row[5]
 
 
 def test_dry_run_json(gemini, env):

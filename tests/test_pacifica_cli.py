@@ -294,10 +294,13 @@ def test_dry_run_sends_nothing_and_shows_no_signature(pac, env, sim):
     ids = seed(pac)
     proc = env.run("cancel", "order", str(ids["btc"]), str(ids["btc_ro"]), "--symbol", "BTC", "--dry-run", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert not sim.requests("/api/v1")
+    assert not cancels(sim)  # the book is read (GET, unsigned), nothing is cancelled
     assert book(pac) == set(ids.values())
     doc = parse_json(proc)
     assert doc["dry_run"] is True
+    assert sorted(o["order_id"] for o in doc["results"][0]["would_cancel"]) == sorted(
+        [str(ids["btc"]), str(ids["btc_ro"])]
+    )
     (req,) = doc["results"][0]["requests"]
     assert req["url"].endswith("/api/v1/orders/batch")
     assert [a["data"]["signature"] for a in req["body"]["actions"]] == ["<redacted>", "<redacted>"]
@@ -307,7 +310,15 @@ def test_dry_run_sends_nothing_and_shows_no_signature(pac, env, sim):
     proc = env.run("cancel", "all", "--dry-run")
     assert proc.returncode == 0 and "<redacted>" in proc.stdout
     assert not re.search(r"[1-9A-HJ-NP-Za-km-z]{80,}", proc.stdout + proc.stderr)
-    assert not sim.requests("/api/v1")
+    assert not cancels(sim)
+    assert {r["method"] for r in sim.requests("/api/v1")} == {"GET"}
+    would = [line.split("\t")[3] for line in proc.stdout.splitlines() if "\twould cancel\t" in line]
+    assert sorted(would) == sorted(str(i) for i in ids.values())
+
+
+def cancels(sim) -> list[dict]:
+    """The requests that could have cancelled something: every POST (Pacifica's reads are GETs)."""
+    return [r for r in sim.requests("/api/v1") if r["method"] != "GET"]
 
 
 def test_json_document_shape(pac, env):

@@ -20,6 +20,10 @@ import sys
 import termios
 import time
 
+import pytest
+
+from cancelctl.sim.pacifica import solana_keypair
+
 from conftest import collect
 
 ALL = "/v1/order/cancel/all"
@@ -235,7 +239,14 @@ def test_orders_has_its_own_table_a_count_and_expect_none(sim, gemini, env):
     assert code == 3, text
     lines = screen_lines(text)
     header = next(line for line in lines if line.startswith("┃"))
-    assert [c.strip() for c in header.strip("┃").split("┃")] == ["profile", "order ID", "symbol", "side", "size", "price"]
+    assert [c.strip() for c in header.strip("┃").split("┃")] == [
+        "profile",
+        "order ID",
+        "symbol",
+        "side",
+        "size",
+        "price",
+    ]
     rows = [line for line in lines if line.startswith("│")]
     assert {r.split("│")[2].strip() for r in rows} == set(ids) and all("btcusd" in r for r in rows), text
     assert not any("open" == cell.strip() for r in rows for cell in r.split("│"))
@@ -251,3 +262,95 @@ def test_orders_has_its_own_table_a_count_and_expect_none(sim, gemini, env):
     assert code == 0 and any("no open orders · book read on 1/1 account" in line for line in screen_lines(text)), text
     proc = env.run("orders", "--expect-none")
     assert proc.returncode == 0 and proc.stderr == ""
+
+
+# -- Pacifica's cancel-all counts; its order history names the orders ---------------------------------------------
+
+PAC_PRIVATE, PAC = solana_keypair(bytes(range(101, 133)))
+
+
+@pytest.fixture
+def pacifica(sim, env):
+    sim.pacifica.add_account(PAC_PRIVATE)
+    env.write_config({"pac": {"venue": "pacifica", "base_url": sim.url + "/api/v1"}})
+    env.secret("pac", "private_key", PAC_PRIVATE)
+    return sim.pacifica
+
+
+def test_pacifica_cancel_all_rows_are_named_by_the_order_history(sim, pacifica, env):
+    btc = pacifica.add_order(PAC, "BTC", side="bid", price="61000", amount="0.5")
+    eth = pacifica.add_order(PAC, "ETH", side="ask", price="2600", amount="3", reduce_only=True)
+    proc = env.run("cancel", "pacifica", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (r,) = json.loads(proc.stdout)["results"]
+    assert r["cancelled_count"] == 2 and r["cancelled"] == []  # the cancel's answer named none
+    named = {o["order_id"]: o for o in r["cancelled_orders"]}
+    assert set(named) == {str(btc), str(eth)}
+    assert (named[str(btc)]["symbol"], named[str(btc)]["side"], named[str(btc)]["amount"]) == ("BTC", "bid", "0.5")
+    assert named[str(eth)]["reduce_only"] is True
+    assert len(sim.requests("/api/v1/orders/history")) == 1
+    # at a terminal: a row per order, with its details (the run above as if it had been ten seconds ago)
+    with sim.lock:
+        for o in pacifica.orders.values():
+            o.updated_at -= 10_000
+    pacifica.add_order(PAC, "SOL", price="140", amount="12")
+    code, text = run_pty(env, "cancel", "pacifica")
+    assert code == 0, text
+    assert any("SOL bid 12 @ 140 (named by the order history)" in line for line in screen_lines(text)), text
+
+
+def test_pacifica_history_that_does_not_add_up_leaves_the_count(sim, pacifica, env):
+    """An order someone else cancelled meanwhile: three cancels in the history for a count of two, so no names."""
+    ours = [pacifica.add_order(PAC, "BTC") for _ in range(2)]
+    theirs = pacifica.add_order(PAC, "ETH", reduce_only=True)  # kept by --exclude-reduce-only, cancelled by "a bot"
+    sim.fail("/api/v1/orders/history", "delay", seconds=1.0, times=1)
+    proc = env.popen("cancel", "pacifica", "--exclude-reduce-only", "--json")
+    end = time.monotonic() + 20
+    while not sim.requests("/api/v1/orders/cancel_all") and time.monotonic() < end:
+        time.sleep(0.02)
+    with sim.lock:  # cancelled elsewhere while cancelctl is still to read the history
+        o = pacifica.orders[theirs]
+        o.live, o.updated_at = False, int(time.time() * 1000)
+    out, err = proc.communicate(timeout=30)
+    collect("cancel pacifica (history does not add up)", out + err)
+    assert proc.returncode == 0, err
+    (r,) = json.loads(out)["results"]
+    assert r["cancelled_count"] == 2 and "cancelled_orders" not in r and not pacifica.open_orders(PAC)
+    proc = env.run("cancel", "pacifica", "-p", "pac")
+    assert ours and "the venue gives no IDs" not in proc.stdout  # nothing left: 0 counted, nothing to name
+    pacifica.add_order(PAC, "BTC")
+    sim.fail("/api/v1/orders/history", "status", status=503, body="error", times=-1)  # down: retried 1.5 s at most
+    started = time.monotonic()
+    proc = env.run("cancel", "pacifica")
+    assert proc.returncode == 0 and "1 order(s); the venue gives no IDs" in proc.stdout, proc.stdout + proc.stderr
+    assert time.monotonic() - started < 8  # not the whole --timeout (10 s)
+
+
+def test_rows_carry_the_details_cancelctl_saw(sim, gemini, env):
+    """Gemini's cancel answer names the order's symbol, side, size and price; verification's read names a straggler."""
+    a = gemini.add_order("primary", "UI", symbol="ethusd", price="2400.00")
+    proc = env.run("cancel", "order", str(a))
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [line.split("\t") for line in proc.stdout.splitlines()]
+    assert row[3:5] == [str(a), "cancelled"] and row[5].startswith("ethusd buy ") and row[5].endswith("@ 2400.00")
+    stubborn = gemini.add_order("primary", "UI", symbol="solusd", price="140.00", refuse=1)
+    proc = env.run("panic")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r[3]: r for r in (line.split("\t") for line in proc.stdout.splitlines())}
+    assert rows[str(stubborn)][4] == "cancelled" and rows[str(stubborn)][5].startswith("solusd buy "), proc.stdout
+
+
+def test_a_dry_run_shows_what_it_would_cancel_then_the_requests(sim, gemini, env):
+    ids = [str(gemini.add_order("primary", "UI", symbol="btcusd", price="61000.00")) for _ in range(2)]
+    code, text = run_pty(env, "cancel", "all", "--dry-run")
+    assert code == 0, text
+    lines = screen_lines(text)
+    would = [line for line in lines if "would cancel" in line and line.startswith("│")]
+    assert {line.split("│")[2].strip() for line in would} == set(ids) and all("btcusd buy" in w for w in would)
+    first_request = next(n for n, line in enumerate(lines) if line.startswith("# main (gemini): would send"))
+    assert max(n for n, line in enumerate(lines) if "would cancel" in line and line.startswith("│")) < first_request
+    assert any(
+        line.startswith("would cancel 2 open orders (book read on 1/1 account) · 1 request signed") for line in lines
+    )
+    assert any(line.endswith("exit 0: dry run: no cancel was sent") for line in lines), text
+    assert [r["path"] for r in sim.requests()] == ["/v1/orders"] and len(gemini.open_orders()) == 2

@@ -57,7 +57,8 @@ DryRunOpt = Annotated[
     bool,
     typer.Option(
         "--dry-run",
-        help="Build and sign the real requests, print them redacted, send nothing, exit 0.",
+        help="Read the book and list what the real run would cancel, then build and sign the real requests and "
+        "print them redacted; send no cancel; exit 0.",
         rich_help_panel=PANEL,
     ),
 ]

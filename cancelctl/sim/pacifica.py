@@ -43,6 +43,14 @@ cannot be mirrored here:
   Config Keys", SDK ``rest/api_config_keys.py``) goes through the same checks
   as a cancel and answers the documented envelope around an empty list
   (the docs show no example of its answer);
+* ``GET /orders/history?account=&limit=&cursor=`` (docs "Get order
+  history", https://docs.pacifica.fi/api-documentation/api/rest-api/orders/get-order-history):
+  one summarized entry per order, ``order_status`` "open" or (here)
+  "cancelled", ``amount``, ``initial_price``, ``updated_at`` (ms, the
+  server's clock), in ``{"success": true, "data": [...], "next_cursor",
+  "has_more"}``; ``limit`` defaults to 100. The docs give no order of the
+  entries: the simulator lists the most recently updated first, and a
+  client must not rely on it;
 * a GET with a body never reaches the API: the edge (CloudFront) answers
   403 with an HTML page (API FAQ "403 CloudFront",
   https://docs.pacifica.fi/api-documentation/api/api-faq/403-cloudfront).
@@ -138,6 +146,28 @@ class SimOrder:
     live: bool = True
     refuse: int = 0  # cancel attempts to refuse before giving in
     created_at: int = 0
+    updated_at: int = 0  # ms on the server's clock: when it was cancelled (0: as created)
+
+    def history(self) -> dict:
+        """This order's entry in ``GET /orders/history`` (docs "Get order history")."""
+        return {
+            "order_id": self.order_id,
+            "client_order_id": self.client_order_id,
+            "symbol": self.symbol,
+            "side": self.side,
+            "initial_price": self.price,
+            "average_filled_price": "0",
+            "amount": self.amount,
+            "filled_amount": "0",
+            "order_status": "open" if self.live else "cancelled",
+            "order_type": "stop_limit" if self.stop else "limit",
+            "stop_price": self.price if self.stop else None,
+            "stop_parent_order_id": None,
+            "reduce_only": self.reduce_only,
+            "reason": None if self.live else "cancel",
+            "created_at": self.created_at,
+            "updated_at": self.updated_at or self.created_at,
+        }
 
     def view(self) -> dict:
         return {
@@ -382,6 +412,29 @@ class PacificaSim:
             if (raw := _b58decode(account)) is None or len(raw) != 32:
                 return bare("Invalid public key")
             return ok([o.view() for o in self.open_orders(account)])
+        if method == "GET" and route == "/orders/history":
+            q = parse_qs(query)
+            account = (q.get("account") or [""])[0]
+            if (raw := _b58decode(account)) is None or len(raw) != 32:
+                return bare("Invalid public key")
+            try:
+                limit = int((q.get("limit") or ["100"])[0])
+                start = int((q.get("cursor") or ["0"])[0])
+            except ValueError:
+                return fail(400, "Invalid request parameters", 400)
+            mine = sorted(
+                (o for o in self.orders.values() if o.account == account),
+                key=lambda o: (o.updated_at or o.created_at, o.order_id),
+                reverse=True,
+            )
+            page = mine[start : start + max(1, limit)]
+            more = start + len(page) < len(mine)
+            return 200, {
+                "success": True,
+                "data": [o.history() for o in page],
+                "next_cursor": str(start + len(page)) if more else None,
+                "has_more": more,
+            }
         if method == "GET" and route == "/orders/twap":
             account = (parse_qs(query).get("account") or [""])[0]
             if (raw := _b58decode(account)) is None or len(raw) != 32:
@@ -544,6 +597,7 @@ class PacificaSim:
             found.refuse -= 1
             return fail(422, f"Cancel rejected for {account}: {found.order_id}", CODE_UNKNOWN)
         found.live = False
+        found.updated_at = int(self.clock() * 1000)
         return ok()
 
     def _cancel(self, account: str, data: dict) -> tuple[int, dict]:
@@ -564,6 +618,7 @@ class PacificaSim:
                 o.refuse -= 1
                 continue
             o.live = False
+            o.updated_at = int(self.clock() * 1000)
             count += 1
         return ok({"cancelled_count": count})
 

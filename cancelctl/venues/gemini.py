@@ -429,6 +429,14 @@ class Gemini(ClientBase):
             )
         elif body.get("is_cancelled") is True:
             result.cancelled.append(order_id)
+            result.details[order_id] = {  # the order status object's own fields (what was left is what was cancelled)
+                "order_id": order_id,
+                "symbol": body.get("symbol"),
+                "side": body.get("side"),
+                "price": body.get("price"),
+                "amount": body.get("remaining_amount", body.get("original_amount")),
+                "client_order_id": body.get("client_order_id"),
+            }
         elif body.get("is_live") is False and body.get("is_cancelled") is False:
             reason = str(body["reason"]) if isinstance(body.get("reason"), str) else "filled"
             result.reject(order_id, f"order is closed, not cancelled ({reason[:100]})")

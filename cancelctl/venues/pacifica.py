@@ -74,6 +74,12 @@ CANCEL_ALL = "/orders/cancel_all"
 CANCEL_STOP = "/orders/stop/cancel"
 ORDERS = "/orders"
 TWAP_ORDERS = "/orders/twap"  # SDK rest/get_open_twap_order.py; docs "Get open TWAP orders"
+# docs "Get order history": https://docs.pacifica.fi/api-documentation/api/rest-api/orders/get-order-history
+HISTORY = "/orders/history"
+HISTORY_LIMIT = 100  # entries read (one page: the docs give no order of the entries, so no paging to a point)
+HISTORY_SLACK_MS = 500  # how far the venue's clock may be from ours around a cancel-all (ms); more: the count alone
+HISTORY_MIN_LEFT_S = 1.0  # the order history is read only with at least this much of the deadline left (s)
+HISTORY_MAX_S = 1.5  # the longest the order history look-up may take, retries included (s)
 CANCEL_TWAP = "/orders/twap/cancel"  # SDK rest/cancel_twap_order.py (operation cancel_twap_order)
 POSITIONS = "/positions"
 INFO = "/info"
@@ -571,6 +577,7 @@ class Pacifica(ClientBase):
         read is OutcomeUnknown (verification reads it again).
         """
         result = self._result("cancel_all_orders")
+        self.cancel_all_ms = now_ms()  # the order history's cancels are matched from here (identify_cancelled)
         checked = True
         if symbols:
             spelt, checked = self.market_symbols([validate_symbol(s) for s in symbols])
@@ -1004,6 +1011,75 @@ class Pacifica(ClientBase):
                 )
             orders.append(_normalise(o))
         return orders
+
+    cancel_all_ms: int | None = None  # when cancel_all began (ms, our clock)
+
+    def order_history(self) -> list[dict[str, Any]]:
+        """``GET /orders/history?account=&limit=100``: one page of the account's summarized order history.
+
+        Docs "Get order history"
+        (https://docs.pacifica.fi/api-documentation/api/rest-api/orders/get-order-history):
+        ``{"success": true, "data": [{"order_id", "client_order_id", "symbol",
+        "side", "initial_price", "amount", "filled_amount", "order_status",
+        "order_type", "reduce_only", "updated_at" (ms), ...}], "next_cursor",
+        "has_more"}``. Unsigned. Raises the contract's errors; an entry that
+        cannot be read makes the whole page OutcomeUnknown (a page read in part
+        is not read).
+        """
+        body = self._get(HISTORY, {"account": self.account, "limit": HISTORY_LIMIT})
+        data = _unwrap(body)
+        if not isinstance(data, list) or (isinstance(body, dict) and body.get("success") is not True):
+            raise OutcomeUnknown("Pacifica's order history came in an unexpected shape")
+        for o in data:
+            if (
+                not isinstance(o, dict)
+                or as_id(o.get("order_id")) is None
+                or not isinstance(o.get("order_status"), str)
+                or not isinstance(o.get("updated_at"), int)
+                or isinstance(o.get("updated_at"), bool)
+            ):
+                raise OutcomeUnknown("Pacifica's order history had an entry that cannot be read")
+        return data
+
+    def identify_cancelled(self, result: ProfileResult) -> None:
+        """After ``cancel_all_orders`` answered only a count: name the orders it cancelled from the order history.
+
+        The history's orders with ``order_status`` "cancelled", updated from
+        ``HISTORY_SLACK_MS`` before the cancel-all began to ``HISTORY_SLACK_MS``
+        after now, and not cancelled by ID in this run, are taken as the
+        cancel-all's only when there are exactly ``cancelled_count`` of them:
+        any other number (an order another process cancelled meanwhile, a
+        run a moment before, a page that does not reach back, clocks further
+        apart than the slack) leaves the count alone, never a guess. Their details go into
+        ``result.cancelled_orders`` (orders as :func:`_normalise` makes them,
+        ``amount`` what was cancelled). Read-only, never raises, never
+        changes the exit code; skipped with less than ``HISTORY_MIN_LEFT_S``
+        of the deadline left, and given ``HISTORY_MAX_S`` at most.
+        """
+        if not result.cancelled_count or self.cancel_all_ms is None or self.dry_run:
+            return
+        if self.deadline.remaining() < HISTORY_MIN_LEFT_S:
+            return
+        try:
+            with self.deadline.capped(HISTORY_MAX_S):
+                history = self.order_history()
+        except CancelctlError:
+            return
+        known = set(result.cancelled) | set(result.unknown) | {r["id"] for r in result.rejected}
+        since, until = self.cancel_all_ms - HISTORY_SLACK_MS, now_ms() + HISTORY_SLACK_MS
+        hits = [
+            o
+            for o in history
+            if o["order_status"] == "cancelled"
+            and since <= o["updated_at"] <= until
+            and cast(str, as_id(o["order_id"])) not in known
+        ]
+        ids = {as_id(o["order_id"]) for o in hits}
+        if len(hits) != result.cancelled_count or len(ids) != len(hits):
+            return
+        result.cancelled_orders = [
+            _normalise({**o, "price": o.get("initial_price"), "initial_amount": o.get("amount")}) for o in hits
+        ]
 
     def open_twap_orders(self) -> list[OpenOrder]:
         """``GET /orders/twap?account=``: the open TWAP orders (not in ``GET /orders``).
