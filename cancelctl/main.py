@@ -44,7 +44,31 @@ def finish(outcome: Outcome) -> int:
         render.report(outcome.report, outcome.opts)
     except BrokenPipeError:
         _quiet_stdout()
+    except Exception:  # noqa: BLE001 - a rendering bug changes neither the exit code nor which rows are said
+        _plain_rows(outcome.report)
     return int(outcome.report.exit_code)
+
+
+def _plain_rows(report: Report) -> None:
+    """After a rendering bug: every ID with its fate, tab-separated on stdout, and one stderr line; never raises."""
+    try:
+        from cancelctl.redact import scrub
+
+        lines = []
+        for r in report.results:
+            fates = [(i, "cancelled") for i in r.cancelled] + [(x["id"], "rejected") for x in r.rejected]
+            fates += [(i, "unknown") for i in r.unknown] + [(i, "open") for i in r.remaining or ()]
+            lines += [f"{r.profile}\t{r.venue}\t{r.action}\t{i}\t{fate}" for i, fate in fates]
+            if r.cancelled_count:
+                lines.append(f"{r.profile}\t{r.venue}\t{r.action}\t-\tcancelled\t{r.cancelled_count} order(s)")
+        sys.stdout.write("".join(scrub(line) + "\n" for line in lines))
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"cancelctl: error: the report could not be shown in full (a bug); exit {int(report.exit_code)}\n"
+        )
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - the exit code is still returned
+        pass
 
 
 def _quiet_stdout() -> None:

@@ -354,3 +354,20 @@ def test_a_dry_run_shows_what_it_would_cancel_then_the_requests(sim, gemini, env
     )
     assert any(line.endswith("exit 0: dry run: no cancel was sent") for line in lines), text
     assert [r["path"] for r in sim.requests()] == ["/v1/orders"] and len(gemini.open_orders()) == 2
+
+
+def test_a_bug_anywhere_in_the_report_keeps_the_exit_code_and_the_rows(monkeypatch, capsys):
+    from cancelctl import main, render
+    from cancelctl.results import ProfileResult, Report
+    from cancelctl.runner import Options, Outcome
+
+    def broken(*a, **k):
+        raise ValueError("a bug in rendering")
+
+    monkeypatch.setattr(render, "report", broken)
+    r = ProfileResult("main", "gemini", "cancel_order", cancelled=["11"])
+    r.reject("13", "OrderNotFound")
+    assert main.finish(Outcome(Report([r]), Options(), audit=False)) == 3
+    out = capsys.readouterr()
+    assert [x.split("\t")[3:5] for x in out.out.splitlines()] == [["11", "cancelled"], ["13", "rejected"]]
+    assert "could not be shown in full" in out.err and "exit 3" in out.err
