@@ -75,6 +75,8 @@ def _said(result: ProfileResult) -> dict[str, str]:
             said[f"not sent: {e.message}"] = f"not sent: {SEE_ABOVE}"
     if result.positions_error is not None:
         said[f"positions not read: {result.positions_error.one_line()}"] = f"positions not read: {SEE_ABOVE}"
+    if result.preview_error is not None:
+        said[f"book not read: {result.preview_error.one_line()}"] = f"book not read: {SEE_ABOVE}"
     return said
 
 

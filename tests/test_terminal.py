@@ -371,3 +371,28 @@ def test_a_bug_anywhere_in_the_report_keeps_the_exit_code_and_the_rows(monkeypat
     out = capsys.readouterr()
     assert [x.split("\t")[3:5] for x in out.out.splitlines()] == [["11", "cancelled"], ["13", "rejected"]]
     assert "could not be shown in full" in out.err and "exit 3" in out.err
+
+
+def test_every_error_is_said_once_on_a_terminal(capsys):
+    """Each kind of error a result carries: its text once on the screen (the stderr line), the row points to it."""
+    from cancelctl import render
+    from cancelctl.errors import NotSent, OutcomeUnknown
+    from cancelctl.results import ProfileResult, Report
+    from cancelctl.runner import Options
+
+    texts = {
+        "error": "HTTP 403 from Pacifica: account 9C6hybhQ6Aycep9jaUnP6uL9ZYvDjUp1aSkFWPUFJtpj is unknown zq7x",
+        "verify_error": "the book could not be read 7f3a",
+        "positions_error": "positions endpoint broke 91ab",
+        "preview_error": "the order list broke c0de",
+    }
+    for field, text in texts.items():
+        r = ProfileResult("main", "pacifica", "cancel_all_orders", dry_run=field == "preview_error")
+        error = NotSent(text) if field == "error" else OutcomeUnknown(text)
+        setattr(r, field, error)
+        if field == "error":
+            r.reject("55", f"not sent: {text}")
+        render.report(Report([r]), Options(), render.Terminal(stdout=True, stderr=True, width=120, now=0.0))
+        out = capsys.readouterr()
+        assert (out.out + out.err).count(text[-4:]) == 1, (field, out.out, out.err)
+        assert "see the error above" in out.out, (field, out.out)
