@@ -553,7 +553,8 @@ def with_retries(attempt: Callable[[], T], deadline: Deadline) -> T:
             if out_of_time(first):
                 raise
             pause = delay(first, 1)
-            deadline.event(retry_note(first, 1, pause))
+            if getattr(deadline, "listener", None) is not None:  # the note is made only for someone who listens
+                deadline.event(retry_note(first, 1, pause))
             time.sleep(pause)
 
         import tenacity
@@ -564,7 +565,8 @@ def with_retries(attempt: Callable[[], T], deadline: Deadline) -> T:
         def wait(state: tenacity.RetryCallState) -> float:
             exc = failure(state)
             seconds = delay(exc, state.attempt_number + 1)
-            deadline.event(retry_note(exc, state.attempt_number + 1, seconds))
+            if getattr(deadline, "listener", None) is not None:
+                deadline.event(retry_note(exc, state.attempt_number + 1, seconds))
             return seconds
 
         retrying = tenacity.Retrying(

@@ -146,7 +146,8 @@ def _verify(client: VenueClient, result: ProfileResult, scope: Callable[[OpenOrd
         if not still or deadline.remaining() <= READ_RESERVE_S:
             _settle(result, set(open_ids))
             return result
-        deadline.event(f"verifying: {len(still)} still open, cancelling by ID")
+        if getattr(deadline, "listener", None) is not None:
+            deadline.event(f"verifying: {len(still)} still open, cancelling by ID")
         result.details.update({o["order_id"]: o for o in still})
         again = _cancel_open(client, still)
         for order_id in again.cancelled:
