@@ -396,3 +396,31 @@ def test_every_error_is_said_once_on_a_terminal(capsys):
         out = capsys.readouterr()
         assert (out.out + out.err).count(text[-4:]) == 1, (field, out.out, out.err)
         assert "see the error above" in out.out, (field, out.out)
+
+
+def test_retry_events_cost_nothing_without_a_listener_and_reach_one(monkeypatch):
+    from cancelctl import transport
+    from cancelctl.errors import NotSent
+
+    calls = []
+
+    def attempt():
+        calls.append(1)
+        if len(calls) < 3:
+            raise NotSent("Gemini unavailable (HTTP 503)")
+        return "answered"
+
+    def formatted(*args):
+        raise AssertionError("a note was made with nobody listening")
+
+    monkeypatch.setattr(transport, "retry_note", formatted)
+    assert transport.with_retries(attempt, transport.Deadline(5)) == "answered"
+    monkeypatch.undo()
+    calls.clear()
+    deadline, seen = transport.Deadline(5), []
+    deadline.listener = seen.append
+    assert transport.with_retries(attempt, deadline) == "answered"
+    assert seen == [
+        "Gemini unavailable (HTTP 503), retry 1 in 0.1 s",
+        "Gemini unavailable (HTTP 503), retry 2 in 0.2 s",
+    ]
