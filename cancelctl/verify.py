@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 FIRST_PAUSE_S = 0.1  # pause before the second read of the book; doubles each round
 MAX_PAUSE_S = 1.0  # the longest pause between two reads (s)
+PREVIEW_MAX_S = 2.0  # the longest a dry run's read of the book may take (s); one attempt, no retry
 READ_RESERVE_S = 0.3  # time kept back at the end of the deadline for the last read of the book (s)
 #: Which open orders an action answers for, given its result: (result, order) -> in scope.
 Scope = Callable[[ProfileResult, OpenOrder], bool]
@@ -91,13 +92,16 @@ def preview(client: VenueClient, result: ProfileResult, scope: Scope) -> Profile
     """``--dry-run``: read the book (read-only, even in a dry run) and keep in ``result.would_cancel`` the open orders
     in ``scope`` (which the real run would cancel); never raises.
 
-    A book that cannot be read sets ``result.preview_error`` (said on
-    stderr; the dry run's requests are still shown and it still exits 0).
+    One attempt per request, ``PREVIEW_MAX_S`` at most: a dry run against a
+    venue that cannot be reached says so at once rather than retrying to
+    the deadline. A book that cannot be read sets ``result.preview_error``
+    (said on stderr; the dry run's requests are still shown and it still
+    exits 0).
     Pacifica's TWAP orders are listed by ``open_orders`` as verification
     reads them; the scope decides (``cancel pacifica`` leaves them).
     """
     try:
-        with client.live():  # type: ignore[attr-defined]
+        with client.live(), client.once(), client.deadline.capped(PREVIEW_MAX_S):  # type: ignore[attr-defined]
             orders = client.open_orders()
         result.would_cancel = [o for o in orders if scope(result, o)]
         result.details.update({o["order_id"]: o for o in result.would_cancel})

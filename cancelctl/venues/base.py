@@ -293,6 +293,8 @@ class ClientBase:
         if self._client is None:
             self._client = new_client(self.profile.name)
         client = self._client
+        if not self.retries:
+            return attempt(client)
         return with_retries(lambda: attempt(client), self.deadline)
 
     def _result(self, action: str, ids: list[str] | None = None) -> ProfileResult:
@@ -333,6 +335,18 @@ class ClientBase:
                     continue
                 if body is not None:  # None: a dry run
                     record(chunk, body)
+
+    retries = True  # False inside :meth:`once`
+
+    @contextmanager
+    def once(self) -> Iterator[None]:
+        """One attempt per request inside the block, no retry: a look that is not worth the run's deadline (a dry
+        run's read of the book)."""
+        was, self.retries = self.retries, False
+        try:
+            yield
+        finally:
+            self.retries = was
 
     @contextmanager
     def live(self) -> Iterator[None]:
