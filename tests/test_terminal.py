@@ -88,7 +88,7 @@ def test_status_line_shows_retries_then_the_verdict(sim, gemini, env):
     code, text = run_pty(env, "cancel", "all", "--timeout", "8")
     assert code == 0, text
     assert re.search(r"main \(gemini\): sending cancel-all · \d\.\d s", text), text
-    assert re.search(r"main \(gemini\): Gemini Maintenance[^\r]*, retry [2-4] in \d\.\d s · \d+\.\d s", text), text
+    assert re.search(r"main \(gemini\): Gemini Maintenance[^\r]*, retry \d+ in \d\.\d s · \d+\.\d s", text), text
     assert "\x1b[J" in text  # the status line was erased before the report
     found = verdicts(text)
     assert len(found) == 1, text
