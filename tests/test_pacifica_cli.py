@@ -316,10 +316,6 @@ def test_dry_run_sends_nothing_and_shows_no_signature(pac, env, sim):
     assert sorted(would) == sorted(str(i) for i in ids.values())
 
 
-def cancels(sim) -> list[dict]:
-    """The requests that could have cancelled something: every POST (Pacifica's reads are GETs)."""
-    return [r for r in sim.requests("/api/v1") if r["method"] != "GET"]
-
 
 def test_json_document_shape(pac, env):
     seed(pac)
