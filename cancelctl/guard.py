@@ -303,7 +303,12 @@ class Guard:
                     return
                 time.sleep(0.05)
                 continue
-            self.greet(conn)  # here, not in a thread of its own: one thread switch less before the cancel
+            try:
+                self.greet(conn)  # here, not in a thread of its own: one thread switch less before the cancel
+            except Exception as e:  # noqa: BLE001 - one odd caller must not end the accepting for every later one
+                _say(f"dropped a request: {type(e).__name__}")
+                with contextlib.suppress(OSError):
+                    conn.close()
 
     def greet(self, conn: socket.socket) -> None:
         """Check the caller, read its request, answer ready/busy; queue it for the main thread once it says go."""
@@ -312,16 +317,15 @@ class Guard:
             if handoff.peer_uid(conn) != os.getuid():
                 _say("refused a connection from another user")
                 return
-            conn.settimeout(READ_REQUEST_S)
-            kind, payload = handoff.read_frame(conn)
+            until = time.monotonic() + READ_REQUEST_S  # for the request and the "go" together, however they trickle
+            kind, payload = handoff.read_frame(conn, until)
             if kind == handoff.STATUS:
                 conn.sendall(handoff.frame(handoff.EXIT, json.dumps(self.status()).encode()))
                 return
             if kind != handoff.REQUEST:
                 return
             request = json.loads(payload.decode("utf-8", "surrogateescape"))
-            argv = request.get("argv")
-            if not isinstance(argv, list) or not all(isinstance(w, str) for w in argv) or handoff.words(argv) is None:
+            if not well_formed(request) or handoff.words(request["argv"]) is None:
                 conn.sendall(handoff.frame(handoff.BUSY, b"not a command the guard runs"))
                 return
             if self.stop.is_set() or not self.busy.acquire(blocking=False):
@@ -329,7 +333,7 @@ class Guard:
                 return
             try:
                 conn.sendall(handoff.frame(handoff.READY))
-                kind, _ = handoff.read_frame(conn)
+                kind, _ = handoff.read_frame(conn, until)
                 if kind != handoff.GO:
                     return
                 conn.settimeout(None)
@@ -339,7 +343,7 @@ class Guard:
             finally:
                 if not queued:
                     self.busy.release()
-        except (OSError, EOFError, ValueError, UnicodeDecodeError):
+        except (OSError, EOFError, ValueError, UnicodeDecodeError, RecursionError):
             return
         finally:
             if not queued:
@@ -359,7 +363,7 @@ class Guard:
                 raise Decline(f"profile {p.name} is not held by the guard")
             if p.broken is not None or h.profile != p:
                 raise Decline(f"profile {p.name} changed since the guard started")
-            creds[p.name] = h.creds
+            creds[p.name] = h.creds = reread(h)
         return creds
 
     def serve(self, conn: socket.socket, request: dict[str, Any]) -> None:
@@ -495,6 +499,50 @@ class Guard:
         }
 
 
+def reread(held: Held) -> Credentials:
+    """``held``'s credentials with every field that came from a ``*_FILE`` read again (a file read, no keyring): a
+    key rotated in its file is used at once, as cold would, never the one read at start. Decline when a file can no
+    longer be read (the cold run says why). Keyring entries are not re-read (``docs/design.md``, "The guard")."""
+    from cancelctl import credentials
+
+    files = [f for f, source in held.creds.sources.items() if source.endswith("_FILE")]
+    if not files:
+        return held.creds
+    values, sources = dict(held.creds.items()), dict(held.creds.sources)
+    try:
+        for f in files:
+            found = credentials._from_env(held.profile.name, f)
+            if found is None:
+                raise Decline(f"profile {held.profile.name}: its {f} file is no longer set")
+            values[f], sources[f] = found
+    except CancelctlError as e:
+        raise Decline(f"profile {held.profile.name}: {e.one_line()}") from None
+    if values == dict(held.creds.items()):
+        return held.creds
+    _say(f"profile {held.profile.name}: credentials re-read from their files (changed since the last command)")
+    return credentials.Credentials(values, sources)
+
+
+def well_formed(request: object) -> bool:
+    """A request of the shape :func:`cancelctl.handoff._hand_off` sends: an object whose ``argv`` is a list of
+    strings, whose ``tty``, ``env`` and ``secrets`` (when present) are objects, ``env`` of strings, and whose
+    ``start`` (s, monotonic clock) is a number a float holds. Anything
+    else is refused before it can reach :meth:`Guard.serve` (where a list in place of an object would end the
+    guard)."""
+    if not isinstance(request, dict):
+        return False
+    argv = request.get("argv")
+    if not isinstance(argv, list) or not all(isinstance(w, str) for w in argv):
+        return False
+    for key in ("tty", "env", "secrets"):
+        if not isinstance(request.get(key) or {}, dict):
+            return False
+    start = request.get("start")
+    if isinstance(start, int) and not -(2**53) < start < 2**53:  # float() of a larger one raises
+        return False
+    return all(isinstance(v, str) for v in (request.get("env") or {}).values())
+
+
 # ---- start-up ------------------------------------------------------------------------------------
 
 
@@ -542,13 +590,20 @@ def lock(path: str) -> int:
 
 
 def listen(path: str) -> socket.socket:
-    """Bind the guard's socket at ``path`` (0600 from its creation), replacing a stale one."""
+    """Bind the guard's socket at ``path`` (0600 from its creation), replacing a stale one; ConfigError (78) when
+    it cannot be bound (a path too long for ``AF_UNIX``)."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # the lock is ours: a socket file left here belongs to a guard that is gone
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)
     try:
         sock.bind(path)
+    except OSError as e:  # a path longer than sun_path (108 bytes on Linux) is the usual one: say so, not a bug
+        sock.close()
+        why = e.strerror or str(e) or type(e).__name__
+        raise ConfigError(
+            f"cannot listen on {path}: {why}", hint="set XDG_RUNTIME_DIR to a shorter private directory"
+        ) from None
     finally:
         os.umask(old)
     os.chmod(path, 0o600)

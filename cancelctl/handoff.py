@@ -83,6 +83,9 @@ NOT_COMPARED = frozenset({"CANCELCTL_NO_GUARD", "CANCELCTL_COMPLETE", BUDGET_VAR
 REQUEST, GO, INTERRUPT, STATUS = b"Q", b"G", b"I", b"S"  # client -> guard
 READY, BUSY, DECLINED, STDOUT, STDERR, EXIT = b"R", b"B", b"D", b"O", b"E", b"X"  # guard -> client
 TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
+#: ``time.monotonic()`` when the cold path took over from a guard that had said "go" and then gave no answer (None:
+#: it did not): :func:`cancelctl.transport.run_start` counts the cold run's ``--timeout`` from here.
+resumed: float | None = None
 
 
 def socket_dir() -> str:
@@ -211,18 +214,27 @@ def frame(kind: bytes, payload: bytes = b"") -> bytes:
     return kind + len(payload).to_bytes(4, "big") + payload
 
 
-def read_frame(sock: Any) -> tuple[bytes, bytes]:
-    """One frame from ``sock``; EOFError when the peer closed (or sent a torn frame)."""
-    head = _read_exact(sock, 5)
+def read_frame(sock: Any, deadline: float | None = None) -> tuple[bytes, bytes]:
+    """One frame from ``sock``; EOFError when the peer closed (or sent a torn frame); TimeoutError when
+    ``deadline`` (``time.monotonic()``, s) passes first, however the peer trickles its bytes (a socket timeout
+    alone bounds each ``recv``, not the frame)."""
+    head = _read_exact(sock, 5, deadline)
     size = int.from_bytes(head[1:], "big")
     if size > 64 << 20:
         raise EOFError("frame too large")
-    return head[:1], _read_exact(sock, size)
+    return head[:1], _read_exact(sock, size, deadline)
 
 
-def _read_exact(sock: Any, n: int) -> bytes:
+def _read_exact(sock: Any, n: int, deadline: float | None = None) -> bytes:
+    import time
+
     chunks = []
     while n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out")
+            sock.settimeout(left)
         chunk = sock.recv(min(n, 1 << 20))
         if not chunk:
             raise EOFError("closed")
@@ -323,7 +335,7 @@ def _hand_off(sock: Any, argv: list[str], began: float, allowed: float) -> int |
     try:
         sock.settimeout(max(0.001, allowed - (time.monotonic() - began)))
         sock.sendall(frame(REQUEST, dumps(request).encode("ascii")))
-        kind, _ = read_frame(sock)
+        kind, _ = read_frame(sock, began + allowed)
         if kind != READY:
             return None  # busy, or a request it does not take: nothing was done
         sock.sendall(frame(GO))  # from here the guard runs the command; this process only shows its answer
@@ -401,20 +413,29 @@ def _answer(sock: Any, argv: list[str]) -> int | None:
     until = time.monotonic() + _timeout(argv) + 5.0
     try:
         while True:
-            sock.settimeout(max(0.01, until - time.monotonic()))
             try:
-                kind, payload = read_frame(sock)
+                kind, payload = read_frame(sock, until)
             except (OSError, EOFError) as e:
                 if wrote:
                     os.write(2, b"cancelctl: error: the guard stopped in the middle of its report; outcome unknown\n")
                     return 5
                 why = "did not answer in time" if isinstance(e, TimeoutError) else "stopped before answering"
                 os.write(2, f"cancelctl: warning: the guard {why}; running without it\n".encode())
+                _resume()
                 return None
             if kind == DECLINED:
+                _resume()
                 return None
             if kind == EXIT:
-                return int(payload.decode() or "70")
+                code = payload.decode("ascii", "replace")
+                if code.isdecimal() and len(code) <= 3 and int(code) <= 255:
+                    return int(code)
+                if wrote:  # part of a report, then no exit code: what was done is not known
+                    os.write(2, b"cancelctl: error: the guard ended its report without an exit code; outcome unknown\n")
+                    return 5
+                os.write(2, b"cancelctl: warning: the guard answered no exit code; running without it\n")
+                _resume()
+                return None
             if kind == STDOUT and stdout_ok:
                 wrote = True
                 stdout_ok = _write(1, payload)
@@ -427,6 +448,14 @@ def _answer(sock: Any, argv: list[str]) -> int | None:
                 signal.signal(sig, signal.SIG_IGN if seen else handler)
             except (ValueError, OSError, TypeError):
                 pass
+
+
+def _resume() -> None:
+    """The cold path takes over after "go": its ``--timeout`` counts from now (:data:`resumed`)."""
+    import time
+
+    global resumed
+    resumed = time.monotonic()
 
 
 def _write(fd: int, data: bytes) -> bool:

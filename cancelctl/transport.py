@@ -56,10 +56,19 @@ def run_start() -> float:
     process started (Linux: ``/proc/self/stat``, 10 ms resolution), so the
     interpreter's start-up counts against ``--timeout`` as the user's clock
     sees it; otherwise (a dead-man's switch firing, a test calling
-    ``main.run`` in-process, no ``/proc``) it is now.
+    ``main.run`` in-process, no ``/proc``) it is now. After a guard took the
+    command and then failed to answer (:data:`cancelctl.handoff.resumed`), it
+    is the moment the cold path took over: the guard's wait already spent the
+    caller's ``--timeout``, and a cold run counted from the process start
+    could not send a single cancel.
     """
     if start_override is not None:
         return start_override
+    import sys
+
+    resumed = getattr(sys.modules.get("cancelctl.handoff"), "resumed", None)
+    if isinstance(resumed, float):  # a guard took the command and never answered: the cold run gets its own time
+        return resumed
     now = time.monotonic()
     try:
         import os
