@@ -671,8 +671,9 @@ def warm_imports() -> None:
 def run(names: list[str], settings: Settings) -> int:
     """Run the guard in the foreground until SIGINT, SIGTERM or SIGHUP; the exit code (0 after a clean stop)."""
     from cancelctl import handoff as h
-    from cancelctl import runner, transport
+    from cancelctl import runner, signals, transport
 
+    signals.BACKSTOP = False  # a signal while a caller's command reports must not end the guard (signals.BACKSTOP)
     directory = h.socket_dir()
     prepare_dir(directory)
     lock_fd = lock(os.path.join(directory, h.LOCK_NAME))

@@ -32,6 +32,10 @@ HANDLED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP"
 BACKSTOP_S = 2.0  # s after a signal that arrived while reporting before the process ends regardless
 
 RECEIVED: list[int] = []  # every handled signal, in order
+#: Whether a signal counted while reporting arms the backstop. ``cancelctl guard`` turns it off: its commands are a
+#: caller's, whose own process has its backstop (:func:`cancelctl.handoff._answer`); a caller's Ctrl-C landing while
+#: the guard renders must not end the resident guard (and its heartbeat and dead-man's switch) two seconds later.
+BACKSTOP = True
 _state = {"raise": True, "backstop": False}
 
 
@@ -68,7 +72,7 @@ def _handler(signum: int, frame: object) -> None:
     if _state["raise"]:
         _state["raise"] = False  # the second and later signals never interrupt the report
         raise Interrupted(signum)
-    if not _state["backstop"]:
+    if not _state["backstop"] and BACKSTOP:
         _state["backstop"] = True
         timer = threading.Timer(BACKSTOP_S, os._exit, args=(exit_code(signum),))
         timer.daemon = True

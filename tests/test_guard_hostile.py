@@ -7,6 +7,7 @@ socket served by a thread of this test (the same user, so the peer check passes)
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import threading
 import time
@@ -257,3 +258,32 @@ def test_a_runtime_dir_too_long_for_a_unix_socket_is_one_line(main, env, tmp_pat
     proc = env.run("panic", "-q", extra_env={"XDG_RUNTIME_DIR": str(deep)}, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert main.gemini.open_orders() == []
+
+
+def test_a_caller_s_ctrl_c_while_the_guard_reports_does_not_end_the_guard(sim, env):
+    """A caller's Ctrl-C is forwarded to the guard's command; landing while that command renders its report (a
+    long book: the report is most of the run) it armed the cold path's backstop, which ended the whole guard with
+    os._exit(130) two seconds later: no ordered stop, heartbeat and dead-man's switch gone. The guard must stay up."""
+    sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET)
+    env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
+    env.secret("main", "api_key", GEMINI_KEY)
+    env.secret("main", "api_secret", GEMINI_SECRET)
+    env.vars.update(ROOMY)
+    for _ in range(3000):
+        sim.gemini.add_order()
+    g = Running(env)
+    try:
+        t0 = time.monotonic()
+        assert env.run("orders", "--json", timeout=60).returncode == 0
+        full = time.monotonic() - t0
+        for fraction in (0.5, 0.7, 0.9):
+            c = env.popen("orders", "--json")
+            time.sleep(full * fraction)
+            c.send_signal(signal.SIGINT)
+            c.communicate(timeout=60)
+        time.sleep(2.5)  # the backstop's 2 s
+        assert g.proc.poll() is None, f"the guard ended ({g.proc.returncode}) after a caller's Ctrl-C"
+    finally:
+        code, err = g.stop()
+    assert code == 0, err
+    assert "stopped after" in err, err
