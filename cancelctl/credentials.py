@@ -126,9 +126,13 @@ def _unlock_file_keyring(*, writing: bool = False) -> None:
     import keyring
 
     backend = keyring.get_keyring()
+    chain = tuple(getattr(backend, "backends", ()))
     with _UNLOCKING:
-        for b in (backend, *getattr(backend, "backends", ())):
-            _unlock_one(b, chained=b is not backend, writing=writing)
+        _unlock_one(backend, chained=False, writing=writing)
+        for i, b in enumerate(chain):
+            # keyring's chain writes to its first backend only (ChainerBackend.set_password): a cryptfile keyring
+            # behind a Secret Service is never created by the write, so it needs no passphrase before it.
+            _unlock_one(b, chained=True, writing=writing and i == 0)
 
 
 def _unlock_one(b: Any, *, chained: bool, writing: bool = False) -> None:
