@@ -92,7 +92,12 @@ def guard(two, env):
 
 
 def seed(sim) -> list[str]:
-    """Resting orders on both profiles; their IDs in a fixed order (the names the comparison uses)."""
+    """Resting orders on both profiles; their IDs in a fixed order (the names the comparison uses).
+
+    Pacifica's orders of earlier runs go first, the cancelled ones too: a run's order history would otherwise show
+    the previous run's cancels inside its 0.5 s window, and two runs a moment apart name different orders
+    (venues.pacifica.identify_cancelled), the way two real panics a moment apart would."""
+    sim.pacifica.orders.clear()
     return [
         str(sim.gemini.add_order()),
         str(sim.gemini.add_order(session="bot")),
