@@ -425,3 +425,24 @@ def test_look_up_invariants(shared_sim, book, picks, strangers):
     stops = {i for i, (_, stop) in zip(placed, book) if stop} & set(open_ids)
     plain = set(open_ids) - stops
     assert len(posts) == len(stops) + (1 if plain else 0)  # stops one by one; the rest in one request
+
+
+def test_an_id_listed_twice_with_two_symbols_is_not_sent(pac, env, sim):
+    """A book naming one order_id on two symbols does not say which: no cancel on a guessed symbol."""
+    ids = seed(pac)
+    twin, other = ids["btc"], ids["sol"]
+
+    def entry(order_id: int, symbol: str) -> dict:
+        return {"order_id": order_id, "symbol": symbol, "side": "bid", "price": "1", "initial_amount": "1",
+                "filled_amount": "0", "cancelled_amount": "0", "order_type": "limit", "reduce_only": False}
+
+    data = [entry(twin, "BTC"), entry(twin, "ETH"), entry(other, "SOL")]
+    sim.fail("/api/v1/orders", status=200, payload=json.dumps({"success": True, "data": data}),
+             content_type="application/json", times=1)
+    proc = env.run("cancel", "order", str(twin), str(other), "--json")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    r = parse_json(proc)["results"][0]
+    assert r["cancelled"] == [str(other)] and r["unknown"] == []
+    assert [x["id"] for x in r["rejected"]] == [str(twin)] and r["rejected"][0]["reason"].startswith("not sent: ")
+    assert [x["path"] for x in cancels(sim)] == ["/api/v1/orders/cancel"]  # the other alone: the twin never sent
+    assert twin in book(pac)

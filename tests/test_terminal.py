@@ -300,16 +300,17 @@ def test_pacifica_cancel_all_rows_are_named_by_the_order_history(sim, pacifica, 
 
 
 def test_pacifica_history_that_does_not_add_up_leaves_the_count(sim, pacifica, env):
-    """An order someone else cancelled meanwhile: three cancels in the history for a count of two, so no names."""
+    """An order someone else placed and cancelled meanwhile: three cancels in the history for a count of two, so no
+    names. (A reduce-only order a bot cancelled would not do: --exclude-reduce-only kept it out of the cancel-all's
+    scope, so the history's two in-scope cancels are named.)"""
     ours = [pacifica.add_order(PAC, "BTC") for _ in range(2)]
-    theirs = pacifica.add_order(PAC, "ETH", reduce_only=True)  # kept by --exclude-reduce-only, cancelled by "a bot"
     sim.fail("/api/v1/orders/history", "delay", seconds=1.0, times=1)
     proc = env.popen("cancel", "pacifica", "--exclude-reduce-only", "--json")
     end = time.monotonic() + 20
     while not sim.requests("/api/v1/orders/cancel_all") and time.monotonic() < end:
         time.sleep(0.02)
-    with sim.lock:  # cancelled elsewhere while cancelctl is still to read the history
-        o = pacifica.orders[theirs]
+    with sim.lock:  # placed and cancelled elsewhere while cancelctl is still to read the history
+        o = pacifica.orders[pacifica.add_order(PAC, "ETH")]
         o.live, o.updated_at = False, int(time.time() * 1000)
     out, err = proc.communicate(timeout=30)
     collect("cancel pacifica (history does not add up)", out + err)
@@ -424,3 +425,22 @@ def test_retry_events_cost_nothing_without_a_listener_and_reach_one(monkeypatch)
         "Gemini unavailable (HTTP 503), retry 1 in 0.1 s",
         "Gemini unavailable (HTTP 503), retry 2 in 0.2 s",
     ]
+
+
+def test_pacifica_history_outside_the_cancel_all_scope_is_never_named(sim, pacifica, env):
+    """cancel pacifica --symbol BTC counts one; a history that shows only an ETH order cancelled (another process's
+    cancel, the BTC one not yet listed) adds up to one, but an ETH order is not this run's: the count stays unnamed.
+    Likewise a reduce-only order under --exclude-reduce-only, and an order the verification still saw open."""
+    btc = pacifica.add_order(PAC, "BTC")
+    eth = pacifica.add_order(PAC, "ETH", reduce_only=True)
+    now = int(time.time() * 1000)
+    entry = {**pacifica.orders[eth].history(), "order_status": "cancelled", "updated_at": now}
+    page = json.dumps({"success": True, "data": [entry], "next_cursor": None, "has_more": False})
+    for args in (["--symbol", "BTC"], ["--exclude-reduce-only"]):
+        pacifica.orders[btc].live = True
+        sim.fail("/api/v1/orders/history", status=200, payload=page, content_type="application/json", times=1)
+        proc = env.run("cancel", "pacifica", *args, "--json")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        (r,) = json.loads(proc.stdout)["results"]
+        assert r["cancelled_count"] == 1 and "cancelled_orders" not in r, r
+        assert eth in {o.order_id for o in pacifica.open_orders(PAC)}

@@ -578,9 +578,11 @@ class Pacifica(ClientBase):
         """
         result = self._result("cancel_all_orders")
         self.cancel_all_ms = now_ms()  # the order history's cancels are matched from here (identify_cancelled)
+        self.cancel_all_scope = (None, bool(exclude_reduce_only))
         checked = True
         if symbols:
             spelt, checked = self.market_symbols([validate_symbol(s) for s in symbols])
+            self.cancel_all_scope = ({s.upper() for s in spelt}, bool(exclude_reduce_only))
             payloads = [
                 {"symbol": s, "all_symbols": False, "exclude_reduce_only": bool(exclude_reduce_only)} for s in spelt
             ]
@@ -815,7 +817,8 @@ class Pacifica(ClientBase):
         cancelled only by ``/orders/stop/cancel``: a plain cancel of it answers "Order not found"
         (https://docs.pacifica.fi/api-documentation/api/rest-api/orders/cancel-stop-order).
 
-        An ID not in the book is rejected "not sent" (filled, cancelled, or not this account's); every look-up
+        An ID not in the book is rejected "not sent" (filled, cancelled, or not this account's), and so is an ID
+        the book lists twice with different symbols or kinds (which one is unsaid: never a guess); every look-up
         is recorded in ``result.looked_up``. When the book cannot be read whole, every ID is rejected "not
         sent" and ``result.error`` says why (NotSent 75 stays 75: nothing was sent; an unreadable book is exit
         1 with the fix: give --symbol).
@@ -841,17 +844,28 @@ class Pacifica(ClientBase):
             for i in ids:
                 result.reject(i, f"not sent: {error.message}")
             return {}
-        found = {_key(str(o.get(field)), client_order_id): o for o in book if o.get(field) is not None}
+        found: dict[str, OpenOrder] = {}
+        twins: dict[str, set[tuple[object, bool]]] = {}  # an ID the book lists as two orders: which one is unsaid
+        for o in book:
+            if o.get(field) is not None:
+                key = _key(str(o.get(field)), client_order_id)
+                twins.setdefault(key, set()).add((o.get("symbol"), bool(o.get("stop"))))
+                found[key] = o
         kinds: dict[str, tuple[str | None, bool]] = {}
         result.looked_up = []
         for i in ids:
-            o = found.get(_key(i, client_order_id))
-            if o is None:
+            hit = found.get(_key(i, client_order_id))
+            if hit is not None and len(twins[_key(i, client_order_id)]) > 1:
+                named = ", ".join(sorted(f"{s}{' (stop)' if st else ''}" for s, st in twins[_key(i, client_order_id)]))
+                result.reject(i, f"not sent: the open orders list {i} more than once ({named}); give --symbol")
+                result.looked_up.append({"id": i, "symbol": None, "stop": None})
+                continue
+            if hit is None:
                 result.reject(i, f"not sent: {NOT_OPEN}")
                 result.looked_up.append({"id": i, "symbol": None, "stop": None})
                 continue
-            kinds[i] = (o.get("symbol"), bool(o.get("stop")))
-            result.looked_up.append({"id": i, "symbol": o.get("symbol"), "stop": bool(o.get("stop"))})
+            kinds[i] = (hit.get("symbol"), bool(hit.get("stop")))
+            result.looked_up.append({"id": i, "symbol": hit.get("symbol"), "stop": bool(hit.get("stop"))})
         return kinds
 
     def _single_row(
@@ -1013,6 +1027,8 @@ class Pacifica(ClientBase):
         return orders
 
     cancel_all_ms: int | None = None  # when cancel_all began (ms, our clock)
+    #: what cancel_all could cancel: (its symbols upper-cased, None for all; whether reduce-only orders were kept)
+    cancel_all_scope: tuple[set[str] | None, bool] = (None, False)
 
     def order_history(self) -> list[dict[str, Any]]:
         """``GET /orders/history?account=&limit=100``: one page of the account's summarized order history.
@@ -1046,7 +1062,9 @@ class Pacifica(ClientBase):
 
         The history's orders with ``order_status`` "cancelled", updated from
         ``HISTORY_SLACK_MS`` before the cancel-all began to ``HISTORY_SLACK_MS``
-        after now, and not cancelled by ID in this run, are taken as the
+        after now, within the cancel-all's scope (its symbols; not reduce-only
+        under ``exclude_reduce_only``), not seen open by the verification and
+        not cancelled by ID in this run, are taken as the
         cancel-all's only when there are exactly ``cancelled_count`` of them:
         any other number (an order another process cancelled meanwhile, a
         run a moment before, a page that does not reach back, clocks further
@@ -1066,6 +1084,8 @@ class Pacifica(ClientBase):
         except CancelctlError:
             return
         known = set(result.cancelled) | set(result.unknown) | {r["id"] for r in result.rejected}
+        known |= {str(i) for i in result.remaining or []}  # seen open after the cancel: not cancelled by it
+        symbols, kept_reduce_only = self.cancel_all_scope
         since, until = self.cancel_all_ms - HISTORY_SLACK_MS, now_ms() + HISTORY_SLACK_MS
         hits = [
             o
@@ -1073,6 +1093,8 @@ class Pacifica(ClientBase):
             if o["order_status"] == "cancelled"
             and since <= o["updated_at"] <= until
             and cast(str, as_id(o["order_id"])) not in known
+            and (symbols is None or str(o.get("symbol")).upper() in symbols)  # outside its scope: not its cancel
+            and not (kept_reduce_only and o.get("reduce_only") is not False)
         ]
         ids = {as_id(o["order_id"]) for o in hits}
         if len(hits) != result.cancelled_count or len(ids) != len(hits):
