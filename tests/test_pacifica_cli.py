@@ -446,3 +446,17 @@ def test_an_id_listed_twice_with_two_symbols_is_not_sent(pac, env, sim):
     assert [x["id"] for x in r["rejected"]] == [str(twin)] and r["rejected"][0]["reason"].startswith("not sent: ")
     assert [x["path"] for x in cancels(sim)] == ["/api/v1/orders/cancel"]  # the other alone: the twin never sent
     assert twin in book(pac)
+
+
+def test_dry_run_look_up_is_one_attempt(pac, env, sim):
+    """A dry run's look-up of the symbols is a read like its preview: one attempt, never retried to --timeout."""
+    ids = seed(pac)
+    sim.fail("/api/v1/orders", status=503, body="error", times=-1)
+    started = time.monotonic()
+    proc = env.run("cancel", "order", str(ids["btc"]), "--dry-run", "--json", "--timeout", "30")
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # a dry run exits 0 (contract)
+    assert [x["id"] for x in parse_json(proc)["results"][0]["rejected"]] == [str(ids["btc"])]
+    gets = [x for x in sim.requests("/api/v1/orders") if x["method"] == "GET"]
+    assert 1 <= len(gets) <= 2, gets  # the look-up once (and the preview's read once), not retried
+    assert cancels(sim) == [] and len(book(pac)) == 5
+    assert time.monotonic() - started < 20  # loose: the point is the count above

@@ -823,14 +823,22 @@ class Pacifica(ClientBase):
         sent" and ``result.error`` says why (NotSent 75 stays 75: nothing was sent; an unreadable book is exit
         1 with the fix: give --symbol).
         """
+        from contextlib import ExitStack
         from urllib.parse import urlencode
 
         url = f"{self.profile.base_url}{TWAP_ORDERS if twap else ORDERS}?{urlencode({'account': self.account})}"
         request = PreparedRequest(method="GET", url=url, headers={"Accept": "application/json"})
         field = "client_order_id" if client_order_id else "order_id"
         try:
-            # sent in a dry run too: a read, and the symbols are what the signed cancels need
-            body = self._retrying(lambda client: self._interpret(send(client, request, self.deadline)))
+            # sent in a dry run too: a read, and the symbols are what the signed cancels need; there one attempt
+            # of PREVIEW_MAX_S at most, like its read of the book (a venue out of reach is said at once)
+            with ExitStack() as stack:
+                if self.dry_run:
+                    from cancelctl.verify import PREVIEW_MAX_S
+
+                    stack.enter_context(self.once())
+                    stack.enter_context(self.deadline.capped(PREVIEW_MAX_S))
+                body = self._retrying(lambda client: self._interpret(send(client, request, self.deadline)))
             book = self._twap_book(body) if twap else self._order_book(body)
         except CancelctlError as e:
             error = e
