@@ -484,3 +484,16 @@ def test_a_timeout_that_is_not_a_number_is_a_usage_error(env, where):
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cancelctl: error: ") and "--timeout" in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("payload", ["{}", "[]", '{"success": null, "data": []}', "7"])
+def test_doctor_pacifica_200_without_success_is_not_key_accepted(sim, env, payload):
+    """A 200 that does not say ``success: true`` is not the venue accepting the key: doctor never says so."""
+    sim.pacifica.add_account(MAIN_PRIVATE)
+    env.write_config({"k": {"venue": "pacifica", "base_url": sim.url + "/api/v1"}})
+    env.secret("k", "private_key", MAIN_PRIVATE)
+    sim.fail("/api/v1/account/api_keys", status=200, payload=payload, content_type="application/json", times=-1)
+    proc = env.run("doctor", "--json")
+    auth = by_check(doc(proc), "auth", "k")
+    assert auth["status"] != "ok" and "key accepted" not in auth["detail"], auth
+    assert proc.returncode != 0 and "key accepted" not in proc.stdout + proc.stderr

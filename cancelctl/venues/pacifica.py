@@ -985,12 +985,15 @@ class Pacifica(ClientBase):
         answers, so a wrong key ("Verification failed"), an unbound agent wallet ("Unauthorized") and an account
         it does not know (422 "Account not found", error code 1 ACCOUNT_NOT_FOUND,
         https://docs.pacifica.fi/api-documentation/api/error-codes) are refused here as a cancel would be. The
-        answer's content (it may list API config keys) is never shown. Returns the detail line; raises the
+        answer's content (it may list API config keys) is never shown; only ``"success": true`` proves the key (any
+        other 2xx body is OutcomeUnknown). Returns the detail line; raises the
         contract's errors (AuthError 4, ConfigError 78, NotSent 75, ...).
         """
         body = self._post(API_KEYS, "list_api_keys", {})
         if body is None:
             raise OutcomeUnknown("Pacifica answered the signed read without a body")
+        if not (isinstance(body, dict) and body.get("success") is True):  # a 200 alone is not an acceptance
+            raise OutcomeUnknown("Pacifica's answer to the signed read did not say success: the key is not proven")
         signer = f"agent wallet {self.agent_wallet}" if self.agent_wallet else "its own key"
         return f"key accepted: signed list_api_keys for account {self.account} ({signer})"
 
