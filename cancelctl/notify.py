@@ -12,7 +12,8 @@ the config's list) or the config file::
 
 apprise (https://github.com/caronc/apprise, the optional extra
 ``cancelctl[notify]``) is imported only when URLs are configured, and
-only in a child process (``python -m cancelctl.notify``) that gets the
+only in a child process (``python -P -m cancelctl.notify``: never a module
+from the working directory) that gets the
 URLs and the message on its stdin (never in argv: an apprise URL holds
 its service's token) and is killed when the bound passes, so a target
 that never answers cannot hold cancelctl past ``timeout`` seconds. A
@@ -185,7 +186,8 @@ def _send(title: str, body: str, s: Settings) -> bool | None:
     payload = json.dumps({"urls": s.urls, "title": title, "body": body, "timeout": s.timeout})
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cancelctl.notify"],
+        # -P: not the working directory first on sys.path (as -m would put it): an apprise.py there is not apprise
+        [sys.executable, "-P", "-m", "cancelctl.notify"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -213,3 +213,25 @@ def test_message_and_scheme_units():
     title, body = notify.message("panic", 5, reason="pasted S3cretValue-abcdef123 here\nforged")
     assert "exit 5 (outcome unknown)" in title
     assert "S3cretValue-abcdef123" not in body and "\nforged" not in body
+
+
+def test_the_notify_child_never_imports_from_the_working_directory(two, env, tmp_path):
+    """The installed ``cancelctl`` never looks in the directory it is run from; nor may its notify child (a
+    ``python -m`` child puts that directory first on sys.path: an apprise.py there would get the URLs)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cwd = tmp_path / "somewhere"
+    cwd.mkdir()
+    marker = tmp_path / "shadowed"
+    (cwd / "apprise.py").write_text(f"open({str(marker)!r}, 'w').write('imported')\nraise ImportError('shadow')\n")
+    with hook() as server:
+        notify_config(env, [json_url(server)])
+        script = Path(sys.executable).parent / "cancelctl"
+        proc = subprocess.run(
+            [str(script), "panic"], cwd=cwd, env=env.environ(), capture_output=True, text=True, timeout=60
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not marker.exists(), "the notify child imported apprise.py from the working directory"
+    assert len(notes(server)) == 1, proc.stderr
