@@ -103,8 +103,14 @@ class Progress:
     note: tuple[str, str] | None = None  # (stage, text) of the last event (a retry...), for the status line
 
     def notify(self, text: str) -> None:
-        """The deadline's listener (:attr:`cancelctl.transport.Deadline.listener`): keep the event for this stage."""
-        self.note = (self.stage, text)
+        """The deadline's listener (:attr:`cancelctl.transport.Deadline.listener`): keep the event for this stage.
+
+        The text can carry a venue's words: it is made one printable line with every registered secret redacted
+        before it is kept, as every other venue text is (only called when a status line listens)."""
+        from cancelctl.redact import scrub
+        from cancelctl.text import one_line
+
+        self.note = (self.stage, scrub(one_line(text)))
 
 
 @dataclass(frozen=True)

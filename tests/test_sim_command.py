@@ -80,7 +80,8 @@ def test_sim_serves_both_venues_and_reseeds_without_a_restart(env):
         assert [p["symbol"] for p in pac["positions"]] == ["BTC"]  # reported, not closed: exit 0 all the same
         assert all(r["remaining"] == [] for r in doc["results"])
 
-        again = env.run("sim", "--seed", "--port", str(port))
+        # A proxy in the environment is never asked to reach the simulator on loopback.
+        again = env.run("sim", "--seed", "--port", str(port), extra_env={"HTTP_PROXY": "http://127.0.0.1:9"})
         assert again.returncode == 0, again.stderr
         assert again.stderr.strip() == (
             f"cancelctl: re-seeded the simulator on 127.0.0.1:{port}: "

@@ -444,3 +444,22 @@ def test_pacifica_history_outside_the_cancel_all_scope_is_never_named(sim, pacif
         (r,) = json.loads(proc.stdout)["results"]
         assert r["cancelled_count"] == 1 and "cancelled_orders" not in r, r
         assert eth in {o.order_id for o in pacifica.open_orders(PAC)}
+
+
+def test_a_status_line_note_is_one_line_with_secrets_redacted():
+    """A retry note can carry a venue's words: kept as one printable line, every registered secret redacted."""
+    from cancelctl import redact
+    from cancelctl.runner import Progress
+    from cancelctl.transport import Deadline
+
+    secret = "Zq8vN3kLm2Xw9TbR7cY4pJ6h"
+    redact.register(secret)
+    try:
+        p = Progress(profile=None, deadline=Deadline(5))  # type: ignore[arg-type]
+        p.notify(f"503: \x1b[2Jbusy {secret}\nretry 2 in 0.4 s")
+        assert p.note is not None
+        text = p.note[1]
+        assert secret not in text and "<redacted>" in text
+        assert "\x1b" not in text and "\n" not in text
+    finally:
+        redact.SECRETS.discard(secret)

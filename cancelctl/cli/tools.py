@@ -86,7 +86,7 @@ def _reseed(port: int) -> int:
         raise UsageProblem("--seed needs the running simulator's port", hint="e.g. cancelctl sim --seed --port 8080")
     url = f"http://127.0.0.1:{port}/_sim/seed"
     try:
-        answer = httpx.post(url, timeout=5.0)
+        answer = httpx.post(url, timeout=5.0, trust_env=False)  # loopback: never through $HTTP_PROXY
         counts = json.loads(answer.content) if answer.status_code == 200 else None
         if not isinstance(counts, dict) or not all(isinstance(counts.get(k), int) for k in _COUNTS):
             raise ValueError("not the simulator's answer")
