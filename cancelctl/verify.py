@@ -137,14 +137,20 @@ def verify(client: VenueClient, result: ProfileResult, scope: Callable[[OpenOrde
 def _verify(client: VenueClient, result: ProfileResult, scope: Callable[[OpenOrder], bool]) -> ProfileResult:
     deadline = client.deadline
     pause = FIRST_PAUSE_S
+    # IDs the venue answered "cancelled" and a later read still listed: its word about them is worth nothing
+    contradicted: set[str] = set()
+    since_read: set[str] = set()  # IDs answered "cancelled" by a re-cancel after the last read
     while True:
+        answered_before = set(result.cancelled)
         try:
             still = [o for o in client.open_orders() if scope(o)]
         except CancelctlError as e:
-            if not _settle_on_last_read(result, e):
+            if not _settle_on_last_read(result, e, since_read - contradicted):
                 result.verify_error = e
             return result
+        since_read = set()
         open_ids = [o["order_id"] for o in still]
+        contradicted |= answered_before & set(open_ids)
         result.remaining = open_ids
         result.twap += [o["order_id"] for o in still if o.get("twap") and o["order_id"] not in result.twap]
         if not still or deadline.remaining() <= READ_RESERVE_S:
@@ -154,6 +160,7 @@ def _verify(client: VenueClient, result: ProfileResult, scope: Callable[[OpenOrd
             deadline.event(f"verifying: {len(still)} still open, cancelling by ID")
         result.details.update({o["order_id"]: o for o in still})
         again = _cancel_open(client, still)
+        since_read = set(again.cancelled)
         for order_id in again.cancelled:
             if order_id not in result.cancelled:
                 result.cancelled.append(order_id)
@@ -163,21 +170,24 @@ def _verify(client: VenueClient, result: ProfileResult, scope: Callable[[OpenOrd
         pause = min(pause * 2, MAX_PAUSE_S)
 
 
-def _settle_on_last_read(result: ProfileResult, e: CancelctlError) -> bool:
+def _settle_on_last_read(result: ProfileResult, e: CancelctlError, confirmed: set[str]) -> bool:
     """After a round whose read could not even be sent (the deadline, or the key's pacing, came first):
-    settle on the book read last, less what was confirmed cancelled since. True when that was possible.
+    settle on the book read last, less ``confirmed`` (the IDs a re-cancel answered "cancelled" after that
+    read). True when that was possible.
 
     Only a read that never went out qualifies (``DeadlinePassed``): it says
     nothing about the book, and the earlier read plus the answers to the
     re-cancels since is all that is known. A read that failed on the wire
-    is a book not read (exit 5).
+    is a book not read (exit 5). An answer given before the last read is
+    not a confirmation: that read listed the order after it. The caller
+    leaves out of ``confirmed`` the IDs the venue already answered
+    "cancelled" and then still listed: they stay open.
     """
     from cancelctl.transport import DeadlinePassed
 
     if not isinstance(e, DeadlinePassed) or result.remaining is None:
         return False
-    cancelled = set(result.cancelled)
-    result.remaining = [i for i in result.remaining if i not in cancelled]
+    result.remaining = [i for i in result.remaining if i not in confirmed]
     _settle(result, set(result.remaining) | set(result.unknown))
     return True
 

@@ -1,0 +1,66 @@
+"""Verification's last word, in-process and deterministic: which answers may take an order off the book.
+
+The real-process cases live in tests/test_outcome_integrity.py; whether their
+second read of the book goes out depends on the key's pacing, so the branch
+where it does not (``DeadlinePassed``) is pinned here with a scripted client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cancelctl.results import ProfileResult
+from cancelctl.transport import Deadline, DeadlinePassed
+from cancelctl.verify import everything, verify
+
+
+class Scripted:
+    """A venue client whose reads of the book follow a script; an entry that is an exception is raised."""
+
+    def __init__(self, reads: list[Any], cancel_answers: list[str]) -> None:
+        self.reads = reads
+        self.cancel_answers = cancel_answers
+        self.deadline = Deadline(5.0)
+        self.cancels: list[list[str]] = []
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        step = self.reads.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return [{"order_id": i, "symbol": "btcusd"} for i in step]
+
+    def cancel_orders(self, ids: list[str], **_: Any) -> ProfileResult:
+        self.cancels.append(list(ids))
+        return ProfileResult("g", "gemini", "cancel_order", cancelled=[i for i in ids if i in self.cancel_answers])
+
+
+def run(reads: list[Any], answered: list[str], cancel_answers: list[str]) -> tuple[ProfileResult, Scripted]:
+    client = Scripted(reads, cancel_answers)
+    result = ProfileResult("g", "gemini", "cancel_order", cancelled=list(answered))
+    return verify(client, result, lambda o: everything(result, o)), client  # type: ignore[arg-type]
+
+
+def test_an_order_answered_cancelled_then_listed_stays_open_when_the_next_read_cannot_go_out():
+    # answered "cancelled", listed by the read after, answered "cancelled" again, and no read since
+    result, client = run([["5"], DeadlinePassed("no time left")], answered=["5"], cancel_answers=["5"])
+    assert client.cancels == [["5"]]
+    assert result.remaining == ["5"] and result.cancelled == [] and result.verify_error is None
+
+
+def test_an_answer_given_before_the_last_read_never_takes_an_order_off_the_book():
+    # the re-cancel was not answered "cancelled"; the first answer came before the read that listed it
+    result, _ = run([["5"], DeadlinePassed("no time left")], answered=["5"], cancel_answers=[])
+    assert result.remaining == ["5"] and result.cancelled == []
+
+
+def test_a_straggler_confirmed_by_its_re_cancel_after_the_last_read_is_cancelled():
+    # 7 was never answered before: the read found it, its cancel by ID confirmed it, nothing contradicts that
+    result, _ = run([["7"], DeadlinePassed("no time left")], answered=["5"], cancel_answers=["7"])
+    assert result.remaining == [] and sorted(result.cancelled) == ["5", "7"]
+
+
+def test_a_read_that_failed_on_the_wire_is_a_book_not_read():
+    from cancelctl.errors import OutcomeUnknown
+
+    result, _ = run([["7"], OutcomeUnknown("reset")], answered=[], cancel_answers=["7"])
+    assert result.verify_error is not None
