@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,9 @@ class Profile:
     nonce: str = "milliseconds"
     agent_wallet: str | None = None
     broken: ConfigError | None = None  # why this profile's table cannot be used (lenient loading only)
+    # a broken profile's table as the file has it: written back unchanged by save(), so that adding or removing
+    # another profile never loses what the user wrote, nor turns it into something else
+    raw: Any = field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -52,6 +55,8 @@ class Profile:
         return (self.base_url_override or VENUES[self.venue].environments[self.environment]).rstrip("/")
 
     def to_toml(self) -> dict[str, Any]:
+        if self.broken is not None:
+            return self.raw  # type: ignore[no-any-return]  # whatever the file had, a table or not
         data: dict[str, Any] = {"venue": self.venue, "environment": self.environment}
         if self.account:
             data["account"] = self.account
@@ -71,6 +76,7 @@ class Config:
     default_profile: str | None = None
     exists: bool = True
     default_error: ConfigError | None = None  # an invalid default_profile, raised only when selection needs it
+    default_raw: Any = None  # that invalid default_profile as written: kept by save() until the user changes it
     other: dict[str, Any] | None = None  # every other top-level key ([notify]...): kept as it is by save()
 
 
@@ -195,6 +201,7 @@ def _broken(name: str, table: object, error: ConfigError) -> Profile:
         venue=venue if isinstance(venue, str) and venue.isprintable() and len(venue) <= 32 else "?",
         environment="",
         broken=error,
+        raw=table,
     )
 
 
@@ -239,7 +246,7 @@ def load(path: Path | None = None, *, strict: bool = True) -> Config:
         error = ConfigError(f"{path}: default_profile {default!r} is not a configured profile")
         if strict:
             raise error
-        return Config(path=path, profiles=profiles, default_error=error, other=other)
+        return Config(path=path, profiles=profiles, default_error=error, default_raw=default, other=other)
     return Config(path=path, profiles=profiles, default_profile=default, other=other)
 
 
@@ -281,6 +288,8 @@ def save(config: Config) -> None:
     data: dict[str, Any] = {}
     if config.default_profile:
         data["default_profile"] = config.default_profile
+    elif config.default_error is not None and config.default_raw is not None:
+        data["default_profile"] = config.default_raw
     data.update(config.other or {})
     data["profiles"] = {name: p.to_toml() for name, p in sorted(config.profiles.items())}
     config.path.parent.mkdir(parents=True, exist_ok=True)

@@ -190,3 +190,60 @@ def test_a_pacifica_base_url_ends_in_api_v1(env, url):
     assert env.run("profiles", "list").stdout == ""
     good = env.run("profiles", "add", "pac", "--venue", "pacifica", "--base-url", url.rstrip("/") + "/api/v1")
     assert good.returncode == 0 and env.run("profiles", "list").stdout.startswith("pac*\tpacifica"), good.stderr
+
+
+BROKEN_CONFIG = """\
+default_profile = "gone"
+
+[profiles.good]
+venue = "gemini"
+base_url = "http://127.0.0.1:9"
+
+[profiles.bad]
+venue = "krakken"
+api_secret = "not-a-secret-but-a-misplaced-key"
+
+[profiles.odd]
+venue = "pacifica"
+environment = "moonnet"
+"""
+
+
+def test_one_broken_profile_never_blocks_listing_adding_removing_or_storing_the_others(env):
+    """Contract: a broken profile never disarms the others. `profiles`/`keys` commands went 78 for every profile
+    when one table was unusable, so even `profiles remove bad` (the fix) could not run."""
+    import tomllib
+
+    env.config_dir.mkdir(parents=True)
+    path = env.config_dir / "config.toml"
+    path.write_text(BROKEN_CONFIG)
+    listed = env.run("profiles", "list")
+    names = [line.split("\t")[:3] for line in listed.stdout.splitlines()]
+    assert names == [["good", "gemini", "production"], ["bad", "krakken", "broken"], ["odd", "pacifica", "broken"]]
+    assert listed.returncode == 78, listed.stderr
+    assert "profile 'bad'" in listed.stderr and "moonnet" in listed.stderr and "'gone'" in listed.stderr
+    keys = env.run("keys", "list")
+    assert [line.split("\t")[0] for line in keys.stdout.splitlines()] == ["good", "bad", "odd"]
+    assert keys.returncode == 78 and "Traceback" not in keys.stderr
+    refused = env.run("keys", "set", "bad", input="a\nb\n")  # its own table is the problem: said, nothing stored
+    assert refused.returncode == 78 and "krakken" in refused.stderr
+    added = env.run("profiles", "add", "new", "--venue", "gemini")
+    assert added.returncode == 0, added.stderr
+    data = tomllib.loads(path.read_text())
+    # what the user wrote in the broken tables (and the invalid default) is kept as written, not rewritten
+    assert data["profiles"]["bad"] == {"venue": "krakken", "api_secret": "not-a-secret-but-a-misplaced-key"}
+    assert data["profiles"]["odd"] == {"venue": "pacifica", "environment": "moonnet"}
+    assert data["default_profile"] == "gone" and "new" in data["profiles"]
+    removed = env.run("profiles", "remove", "bad")
+    assert removed.returncode == 0, removed.stderr
+    assert "bad" not in tomllib.loads(path.read_text())["profiles"]
+
+
+def test_a_broken_profile_does_not_stop_the_heartbeat_of_another(env):
+    env.config_dir.mkdir(parents=True)
+    (env.config_dir / "config.toml").write_text(BROKEN_CONFIG)
+    # no secrets: the heartbeat gets as far as the good profile's credentials (78 naming them), not the bad table
+    proc = env.run("heartbeat", "-p", "good", timeout=30)
+    assert proc.returncode == 78 and "CANCELCTL_GOOD_API_KEY" in proc.stderr and "krakken" not in proc.stderr
+    mine = env.run("heartbeat", "-p", "bad", timeout=30)
+    assert mine.returncode == 78 and "krakken" in mine.stderr and "Traceback" not in mine.stderr

@@ -22,7 +22,7 @@ def complete_profile(incomplete: str) -> list[str]:
     try:
         from cancelctl import config
 
-        names = list(config.load().profiles)
+        names = list(config.load(strict=False).profiles)  # a broken profile is still a name to complete
     except Exception:  # noqa: BLE001 - completion offers nothing rather than failing
         return []
     return [n for n in names if n.startswith(incomplete)]

@@ -19,13 +19,18 @@ app = typer.Typer(
 
 
 def _profile(name: str) -> config_mod.Profile:
-    config = config_mod.load()
+    """Profile ``name``; ConfigError (78) when it is not configured or its own table is unusable (another profile's
+    mistake does not matter here)."""
+    config = config_mod.load(strict=False)
     if name not in config.profiles:
         raise ConfigError(
             f"no profile named {name!r} in {config.path}",
             hint=f"first run: cancelctl profiles add {name} --venue {names()}",
         )
-    return config.profiles[name]
+    profile = config.profiles[name]
+    if profile.broken is not None:
+        raise profile.broken
+    return profile
 
 
 def _read_values(venue: str) -> dict[str, str]:
@@ -66,13 +71,13 @@ def keys_set(name: Annotated[str, typer.Argument(metavar="PROFILE", autocompleti
 @app.command("list")
 def keys_list() -> int:
     """Which secrets each profile has and where they come from (env, file, keyring); never their values."""
-    config = config_mod.load()
+    config = config_mod.load(strict=False)  # every profile is listed; a broken one is said on stderr (exit 78)
     if not config.profiles:
         raise ConfigError(
             f"no profiles configured in {config.path}",
             hint=f"add one with: cancelctl profiles add NAME --venue {names()}",
         )
-    from cancelctl.cli.profiles import table
+    from cancelctl.cli.profiles import broken_profiles, table
 
     rows = []
     for name, profile in config.profiles.items():
@@ -83,7 +88,7 @@ def keys_list() -> int:
             text = f"unknown ({e.message})"
         rows.append([name, profile.venue, text])
     table(["PROFILE", "VENUE", "SECRETS (where each comes from)"], rows)
-    return 0
+    return broken_profiles(config)
 
 
 @app.command("delete")

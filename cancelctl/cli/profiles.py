@@ -30,10 +30,16 @@ def table(header: list[str], rows: list[list[str]]) -> None:
 
 @app.command("list")
 def profiles_list() -> int:
-    """The configured profiles: name (* marks the default), venue, environment, account, base URL."""
-    config = config_mod.load()
+    """The configured profiles: name (* marks the default), venue, environment, account, base URL.
+
+    A profile whose table cannot be used is listed all the same (environment ``broken``) and named on stderr
+    with its error and fix; the exit code is then 78, after every row.
+    """
+    config = config_mod.load(strict=False)
     rows = [
         [name + ("*" if name == config.default_profile else ""), p.venue, p.environment, p.account or "-", p.base_url]
+        if p.broken is None
+        else [name, p.venue, "broken", "-", "-"]
         for name, p in config.profiles.items()
     ]
     table(["PROFILE", "VENUE", "ENVIRONMENT", "ACCOUNT", "BASE URL"], rows)
@@ -41,7 +47,20 @@ def profiles_list() -> int:
         sys.stderr.write(
             f"no profiles in {config.path}; add one with: cancelctl profiles add NAME --venue {names()}\n"
         )
-    return 0
+    return broken_profiles(config)
+
+
+def broken_profiles(config: config_mod.Config) -> int:
+    """Say each broken profile (and an invalid default_profile) on stderr, one line each; 78 if any, else 0."""
+    from cancelctl.errors import ExitCode
+    from cancelctl.render import err, error_line
+
+    problems = [p.broken for p in config.profiles.values() if p.broken is not None]
+    if config.default_error is not None:
+        problems.append(config.default_error)
+    for e in problems:
+        err(error_line(e))
+    return ExitCode.CONFIG if problems else 0
 
 
 @app.command("add")
@@ -76,7 +95,7 @@ def profiles_add(
 ) -> int:
     """Add profile NAME (then store its secrets with `cancelctl keys set NAME`)."""
     config_mod.validate_profile_name(name)
-    config = config_mod.load()
+    config = config_mod.load(strict=False)  # another profile's mistake never stops adding this one
     if name in config.profiles and not replace:
         raise UsageProblem(f"profile {name!r} exists", hint="use --replace to overwrite it")
     table = {
@@ -136,7 +155,7 @@ def profiles_remove(
     """
     from cancelctl import credentials
 
-    config = config_mod.load()
+    config = config_mod.load(strict=False)  # a broken profile can be removed (that may be the fix)
     if name not in config.profiles:
         raise ConfigError(f"no profile named {name!r} in {config.path}")
     venue = config.profiles[name].venue

@@ -136,8 +136,11 @@ def heartbeat(
     """Keep Gemini "Require Heartbeat" sessions alive (POST /v1/heartbeat) until SIGINT/SIGTERM; exit 1 once the 30
     s window is missed."""
 
-    profiles = config_mod.select(config_mod.load(), list(profile or []))
+    # another profile's mistake never stops the heartbeat of these (Gemini would cancel their orders 30 s later)
+    profiles = config_mod.select(config_mod.load(strict=False), list(profile or []))
     for p in profiles:
+        if p.broken is not None:
+            raise p.broken
         if "heartbeat" not in VENUES[p.venue].commands:
             raise UsageProblem(
                 f"profile {p.name!r} is on {p.venue}, which has no heartbeat",
