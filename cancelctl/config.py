@@ -311,7 +311,7 @@ def select(
 ) -> list[Profile]:
     """The profiles a command acts on (contract, "Profile selection").
 
-    ``-p`` names, else ``CANCELCTL_PROFILE`` (comma-separated), else
+    ``-p`` names (each may be comma-separated, as the variable is), else ``CANCELCTL_PROFILE`` (comma-separated), else
     ``default_profile``, else the only profile there is (the only one of
     ``venue`` when given); ``every=True`` (``orders``) takes all profiles
     when neither ``-p`` nor ``CANCELCTL_PROFILE`` names any. ``button=True``
@@ -324,6 +324,12 @@ def select(
     # `-p=main` reaches here as "=main" (click reads `-pVALUE`); no profile name starts with "=" (PROFILE_NAME), so a
     # hurried `-p=main` means main rather than a refusal that cancels nothing.
     names = [n[1:] if n.startswith("=") and len(n) > 1 else n for n in names or []]
+    # `-p a,b` (or `-p a,`) as CANCELCTL_PROFILE=a,b is read: no profile name has a comma (PROFILE_NAME), so it can
+    # only mean both; refusing it would cancel nothing on the one command that must not jam.
+    if any("," in n for n in names):
+        names = [part.strip() for n in names for part in n.split(",") if part.strip()]
+        if not names:  # `-p ,` names nothing: never read as "no -p" (for panic: every profile)
+            raise UsageProblem("-p names no profile", hint="give a profile name: -p NAME")
     names = list(dict.fromkeys(names or ([] if button else env_profiles())))
     pool = {n: p for n, p in config.profiles.items() if venue is None or p.venue == venue}
     if names:

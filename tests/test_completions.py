@@ -155,8 +155,16 @@ run([])
     assert proc.stderr == ""
 
 
-@pytest.mark.parametrize("config", ["this is [not toml\n", '[profiles.x]\nvenue = "kraken"\n'])
-def test_a_broken_config_completes_nothing_and_says_nothing(env, config):
+@pytest.mark.parametrize(
+    ("config", "offered"),
+    [
+        ("this is [not toml\n", []),
+        # one unusable table is one broken profile, not a broken file: its name is still offered (the trader may be
+        # typing `profiles remove x`), and the others' names too
+        ('[profiles.x]\nvenue = "kraken"\n[profiles.y]\nvenue = "gemini"\n', ["x", "y"]),
+    ],
+)
+def test_a_broken_config_completes_nothing_and_says_nothing(env, config, offered):
     env.config_dir.mkdir(parents=True)
     (env.config_dir / "config.toml").write_text(config)
-    assert replies(bash_complete(env, ["cancelctl", "cancel", "all", "-p", ""])) == []
+    assert sorted(replies(bash_complete(env, ["cancelctl", "cancel", "all", "-p", ""]))) == offered

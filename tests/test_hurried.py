@@ -3,13 +3,15 @@ errors that name the fix. The real process against the simulator."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cancelctl import flags
 
-from conftest import parse_json
+from conftest import GEMINI_KEY, GEMINI_SECRET, parse_json
 
 # -- moving options: a pure function of argv ------------------------------------------------------------------------
 
@@ -105,6 +107,18 @@ def test_commas_between_ids(gemini, env):
     assert [o.order_id for o in gemini.open_orders()] == [keep]
 
 
+def test_blanks_inside_one_argument_separate_order_ids(gemini, env):
+    """A pasted column or a quoted `"$IDS"`: `"1 2"` is two order_ids (numbers on both venues), as `1,2` is."""
+    ids = [gemini.add_order() for _ in range(3)]
+    keep = gemini.add_order()
+    proc = env.run("cancel", "order", f" {ids[0]} {ids[1]}\n{ids[2]} ", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(parse_json(proc)["results"][0]["cancelled"]) == sorted(map(str, ids))
+    assert [o.order_id for o in gemini.open_orders()] == [keep]
+    blank = env.run("cancel", "order", "   ")  # nothing but blanks is still no order ID, never a silent no-op
+    assert blank.returncode == 2, blank.stderr
+
+
 def test_only_commas_is_no_id(gemini, env, sim):
     proc = env.run("cancel", "order", ",", ",,")
     assert proc.returncode == 2 and "no order ID" in proc.stderr
@@ -148,3 +162,20 @@ def test_every_cancel_command_help_ends_with_examples():
         assert all(f"{line} ".startswith(f"  cancelctl {' '.join(path)} ") for line in epilog[1:]), path
         assert path == ("deadman",) or any({"-y", "--yes"} <= set(p.opts) for p in command.params), path
     assert "never asks for confirmation, by design" in " ".join(root.commands["panic"].help.split())
+
+
+def test_p_with_commas_is_read_as_the_variable_is(sim, env):
+    """`-p a,b` means a and b, as CANCELCTL_PROFILE=a,b does (no profile name has a comma); `-p ,` names nothing
+    and is refused, never read as "no -p" (which for panic is every profile)."""
+    env.write_config(
+        {n: {"venue": "gemini", "base_url": sim.url} for n in ("a", "b", "c")},
+    )
+    for n in ("a", "b", "c"):
+        env.secret(n, "api_key", GEMINI_KEY)
+        env.secret(n, "api_secret", GEMINI_SECRET)
+    proc = env.run("cancel", "all", "-p", "a, b", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [r["profile"] for r in json.loads(proc.stdout)["results"]] == ["a", "b"]
+    nothing = env.run("panic", "-p", ",", "--dry-run", "--json")
+    assert nothing.returncode == 2 and "-p names no profile" in nothing.stderr
+    assert json.loads(nothing.stdout)["exit_code"] == 2
