@@ -86,6 +86,10 @@ class ProfileResult:
     preview_error: CancelctlError | None = None  # --dry-run: the book could not be read (the requests still shown)
     details: dict[str, OpenOrder] = field(default_factory=dict)  # order_id -> what cancelctl saw of the order
     cancelled_orders: list[OpenOrder] | None = None  # Pacifica cancel_all: the counted orders, named by the history
+    #: a doubt no read of the book can clear (a symbol that could not be checked against the venue's markets and
+    #: that the cancel-all found nothing under): verification seeing none open in scope does not make it done
+    unsettled: CancelctlError | None = None
+    rounds: Any = None  # verification's state between reads (cancelctl.verify.Rounds), for a run cut short
 
     def reject(self, order_id: str, reason: str) -> None:
         """Record ``order_id`` as rejected; the reason (often the venue's text) is made one bounded, printable line."""
@@ -135,7 +139,7 @@ class ProfileResult:
         done = bool(self.cancelled) or bool(self.cancelled_count)
         if self.verify_error is not None:
             return ExitCode.UNKNOWN
-        if self.remaining == [] and self.action in BOOK_VERIFIED_ACTIONS:
+        if self.remaining == [] and self.action in BOOK_VERIFIED_ACTIONS and self.unsettled is None:
             return ExitCode.OK  # verified: no open orders in the whole scope
         if self.unknown:
             return ExitCode.UNKNOWN

@@ -185,7 +185,7 @@ def run_profile(
 
             progress.stage = "verify"
             scope, done = action.scope, result
-            verify(client, result, lambda order: scope(done, order))
+            verify(client, result, lambda order: scope(done, order), getattr(scope, "row_id", None))
         identify = getattr(client, "identify_cancelled", None)  # Pacifica: name what a cancel-all only counted
         if identify is not None and result.cancelled_count and not opts.dry_run:
             progress.stage = "details"
@@ -263,6 +263,9 @@ def unfinished(
             kind=kind,
         )
     elif progress.stage == "verify":
+        from cancelctl.verify import settle_cut
+
+        settle_cut(r)  # one row per ID: what the last read listed stays open, whatever was answered before it
         r.verify_error = OutcomeUnknown(
             f"{word} while verifying" if interrupted else "the book was not read back before the deadline", kind=kind
         )

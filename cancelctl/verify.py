@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cancelctl.errors import CancelctlError, OutcomeUnknown
@@ -32,16 +33,38 @@ def everything(result: ProfileResult, order: OpenOrder) -> bool:
     return True
 
 
-def ids_scope(ids: Sequence[str], *, client_order_id: bool = False) -> Scope:
+class IdsScope:
+    """The orders with these IDs (client order IDs with ``client_order_id``, compared without regard to case).
+
+    :meth:`row_id` names a listed order by the ID that was asked for: with
+    client order IDs that is its ``client_order_id`` in the spelling given,
+    never its ``order_id`` (a row per asked ID, never one for an ID nobody
+    asked about).
+    """
+
+    def __init__(self, ids: Sequence[str], *, client_order_id: bool = False) -> None:
+        self.client_order_id = client_order_id
+        self.key = "client_order_id" if client_order_id else "order_id"
+        self.wanted = {(i.lower() if client_order_id else i): i for i in ids}
+
+    def _value(self, o: OpenOrder) -> str | None:
+        value = o.get(self.key)
+        if not isinstance(value, str):
+            return None
+        return value.lower() if self.client_order_id else value
+
+    def __call__(self, result: ProfileResult, o: OpenOrder) -> bool:
+        return self._value(o) in self.wanted
+
+    def row_id(self, o: OpenOrder) -> str:
+        """The asked ID a listed order in scope answers for."""
+        value = self._value(o)
+        return self.wanted[value] if value in self.wanted else o["order_id"]
+
+
+def ids_scope(ids: Sequence[str], *, client_order_id: bool = False) -> IdsScope:
     """The orders with these IDs (client order IDs with ``client_order_id``, compared without regard to case)."""
-    wanted = {i.lower() for i in ids} if client_order_id else set(ids)
-    key = "client_order_id" if client_order_id else "order_id"
-
-    def scope(result: ProfileResult, o: OpenOrder) -> bool:
-        value = o.get(key)
-        return isinstance(value, str) and (value.lower() if client_order_id else value) in wanted
-
-    return scope
+    return IdsScope(ids, client_order_id=client_order_id)
 
 
 def answered(result: ProfileResult, order: OpenOrder) -> bool:
@@ -112,7 +135,25 @@ def preview(client: VenueClient, result: ProfileResult, scope: Scope) -> Profile
     return result
 
 
-def verify(client: VenueClient, result: ProfileResult, scope: Callable[[OpenOrder], bool]) -> ProfileResult:
+@dataclass
+class Rounds:
+    """What verification knows between reads of the book (kept on the result, so a cut run can settle its rows).
+
+    ``contradicted``: IDs the venue answered "cancelled" and a later read
+    still listed (its word about them is worth nothing); ``since_read``:
+    IDs a re-cancel answered "cancelled" after the last read.
+    """
+
+    contradicted: set[str] = field(default_factory=set)
+    since_read: set[str] = field(default_factory=set)
+
+
+def verify(
+    client: VenueClient,
+    result: ProfileResult,
+    scope: Callable[[OpenOrder], bool],
+    row_id: Callable[[OpenOrder], str] | None = None,
+) -> ProfileResult:
     """Make ``result`` say what remains open in ``scope`` (an order predicate); cancel stragglers by ID. Never raises.
 
     Rounds are paced over the deadline: read the book; if orders in scope
@@ -121,47 +162,69 @@ def verify(client: VenueClient, result: ProfileResult, scope: Callable[[OpenOrde
     (``READ_RESERVE_S`` is kept for the last read). So an order the
     matching engine releases a second after the cancel is still caught.
     A book that cannot be read whole sets ``verify_error`` (exit 5); the
-    rows already known are kept.
+    rows already known are kept, one per ID, settled on the last read
+    (:func:`settle_cut`). ``row_id`` names a listed order by the ID its row
+    has (the asked client order ID; default its ``order_id``).
     """
+    rounds = result.rounds = Rounds()
     try:
-        return _verify(client, result, scope)
+        return _verify(client, result, scope, row_id or _order_id, rounds)
     except CancelctlError as e:
         result.verify_error = e
     except Exception as e:  # noqa: BLE001 - whatever a venue sent, the rows known so far stay and the book counts as unread
         result.verify_error = OutcomeUnknown(
             f"the book could not be checked ({type(e).__name__})", hint="see what is still open: cancelctl orders"
         )
+    settle_cut(result)
     return result
 
 
-def _verify(client: VenueClient, result: ProfileResult, scope: Callable[[OpenOrder], bool]) -> ProfileResult:
+def _order_id(o: OpenOrder) -> str:
+    return o["order_id"]
+
+
+def _verify(
+    client: VenueClient,
+    result: ProfileResult,
+    scope: Callable[[OpenOrder], bool],
+    row_id: Callable[[OpenOrder], str],
+    rounds: Rounds,
+) -> ProfileResult:
+    from cancelctl.transport import DeadlinePassed
+
     deadline = client.deadline
     pause = FIRST_PAUSE_S
-    # IDs the venue answered "cancelled" and a later read still listed: its word about them is worth nothing
-    contradicted: set[str] = set()
-    since_read: set[str] = set()  # IDs answered "cancelled" by a re-cancel after the last read
     while True:
         answered_before = set(result.cancelled)
         try:
             still = [o for o in client.open_orders() if scope(o)]
         except CancelctlError as e:
-            if not _settle_on_last_read(result, e, since_read - contradicted):
+            # Only a read that never went out (the deadline, or the key's pacing, came first) says nothing
+            # about the book: the last read plus the answers since is all that is known. A read that failed
+            # on the wire is a book not read (exit 5). Either way each ID keeps one row, settled on the last read.
+            if not isinstance(e, DeadlinePassed) or result.remaining is None:
                 result.verify_error = e
+            settle_cut(result)
             return result
-        since_read = set()
-        open_ids = [o["order_id"] for o in still]
-        contradicted |= answered_before & set(open_ids)
+        rounds.since_read = set()
+        open_ids = list(dict.fromkeys(row_id(o) for o in still))  # an order listed twice is one order
+        rounds.contradicted |= answered_before & set(open_ids)
         result.remaining = open_ids
-        result.twap += [o["order_id"] for o in still if o.get("twap") and o["order_id"] not in result.twap]
+        result.twap += [i for i in dict.fromkeys(row_id(o) for o in still if o.get("twap")) if i not in result.twap]
         if not still or deadline.remaining() <= READ_RESERVE_S:
             _settle(result, set(open_ids))
             return result
         if getattr(deadline, "listener", None) is not None:
-            deadline.event(f"verifying: {len(still)} still open, cancelling by ID")
-        result.details.update({o["order_id"]: o for o in still})
-        again = _cancel_open(client, still)
-        since_read = set(again.cancelled)
-        for order_id in again.cancelled:
+            deadline.event(f"verifying: {len(open_ids)} still open, cancelling by ID")
+        result.details.update({row_id(o): o for o in still})
+        again = set(_cancel_open(client, still).cancelled)
+        rows: dict[str, set[str]] = {}  # row ID -> the listed order_ids it stands for
+        for o in still:
+            rows.setdefault(row_id(o), set()).add(o["order_id"])
+        # a row is confirmed when the venue answered "cancelled" for every order listed under it
+        confirmed = [i for i, ids in rows.items() if ids <= again]
+        rounds.since_read = set(confirmed)
+        for order_id in confirmed:
             if order_id not in result.cancelled:
                 result.cancelled.append(order_id)
         wait = min(pause, deadline.remaining() - READ_RESERVE_S)
@@ -170,26 +233,22 @@ def _verify(client: VenueClient, result: ProfileResult, scope: Callable[[OpenOrd
         pause = min(pause * 2, MAX_PAUSE_S)
 
 
-def _settle_on_last_read(result: ProfileResult, e: CancelctlError, confirmed: set[str]) -> bool:
-    """After a round whose read could not even be sent (the deadline, or the key's pacing, came first):
-    settle on the book read last, less ``confirmed`` (the IDs a re-cancel answered "cancelled" after that
-    read). True when that was possible.
+def settle_cut(result: ProfileResult) -> None:
+    """Rows after verification stopped short of a last read (no time for it, a read that failed, a run cut):
+    settle on the book read last, less the IDs a re-cancel answered "cancelled" after that read.
 
-    Only a read that never went out qualifies (``DeadlinePassed``): it says
-    nothing about the book, and the earlier read plus the answers to the
-    re-cancels since is all that is known. A read that failed on the wire
-    is a book not read (exit 5). An answer given before the last read is
-    not a confirmation: that read listed the order after it. The caller
-    leaves out of ``confirmed`` the IDs the venue already answered
-    "cancelled" and then still listed: they stay open.
+    An answer given before the last read is not a confirmation: that read
+    listed the order after it. The IDs the venue already answered
+    "cancelled" and then still listed stay open whatever it answers later.
+    Nothing to settle when no read came back (``remaining`` is None).
+    Whether the book counts as read is the caller's (``verify_error``).
     """
-    from cancelctl.transport import DeadlinePassed
-
-    if not isinstance(e, DeadlinePassed) or result.remaining is None:
-        return False
+    rounds = result.rounds
+    if result.remaining is None or rounds is None:
+        return
+    confirmed = rounds.since_read - rounds.contradicted
     result.remaining = [i for i in result.remaining if i not in confirmed]
     _settle(result, set(result.remaining) | set(result.unknown))
-    return True
 
 
 def _settle(result: ProfileResult, still_open: set[str]) -> None:

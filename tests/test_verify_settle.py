@@ -64,3 +64,21 @@ def test_a_read_that_failed_on_the_wire_is_a_book_not_read():
 
     result, _ = run([["7"], OutcomeUnknown("reset")], answered=[], cancel_answers=["7"])
     assert result.verify_error is not None
+
+
+def test_a_client_order_id_answered_cancelled_then_listed_stays_open_when_the_next_read_cannot_go_out():
+    # the same as the first case, asked by client order ID: the book lists the order under its order_id 77
+    from cancelctl.verify import ids_scope
+
+    uuid = "0b7f5b1c-3c3a-4d7e-9f00-6a2b9c1d2e3f"
+
+    class ByClientId(Scripted):
+        def open_orders(self) -> list[dict[str, Any]]:
+            return [{**o, "client_order_id": uuid.upper()} for o in super().open_orders()]
+
+    client = ByClientId([["77"], DeadlinePassed("no time left")], cancel_answers=["77"])
+    result = ProfileResult("p", "pacifica", "cancel_order", cancelled=[uuid])
+    scope = ids_scope([uuid], client_order_id=True)
+    verify(client, result, lambda o: scope(result, o), scope.row_id)  # type: ignore[arg-type]
+    assert client.cancels == [["77"]]
+    assert result.remaining == [uuid] and result.cancelled == [] and result.verify_error is None

@@ -609,11 +609,14 @@ class Pacifica(ClientBase):
                     f"{scope}Pacifica's cancel_all answer did not say how many orders it cancelled"
                 )
             elif count == 0 and not checked:  # "nothing cancelled" for a symbol that may be no market at all
-                result.error = result.error or OutcomeUnknown(
+                doubt = OutcomeUnknown(
                     f"{scope}nothing was cancelled, and the list of Pacifica markets could not be read to check "
                     "that it is one",
                     hint=f"see what is open: cancelctl orders -p {self.profile.name}",
                 )
+                # no read of the book can say the symbol is a market: verification seeing none open is no "done"
+                result.unsettled = result.unsettled or doubt
+                result.error = result.error or doubt
             else:
                 result.cancelled_count = (result.cancelled_count or 0) + count
         if (
