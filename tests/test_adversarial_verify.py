@@ -149,3 +149,23 @@ def test_an_unchecked_symbol_is_not_made_done_by_verification(pac, env):
     verified = env.run("cancel", "pacifica", "--symbol", "BTCX", "--verify", "--timeout", "3")
     assert plain.returncode == 5, plain.stderr
     assert verified.returncode == 5, verified.stdout + verified.stderr
+
+
+def test_a_key_refused_for_its_address_in_one_guarded_command_is_tried_again_in_the_next(gem, env):
+    """A cold run that meets an IP allow-list refusal stops using the key for the rest of that process; a guard is
+    one process for many commands: once the trader fixed the allow-list, its next command must still be sent."""
+    from test_guard import ROOMY, Running
+
+    refused = {"result": "error", "reason": "ApiKeyIpFilteringFailure", "message": "IP not allowed"}
+    gem.script(G_CANCEL, reply(403, refused), reply(200, gcancelled(5)))
+    env.vars.update(ROOMY)
+    guard = Running(env)
+    try:
+        first = env.run("cancel", "order", "5", "--json", "--timeout", "3")
+        second = env.run("cancel", "order", "5", "--json", "--timeout", "3")
+    finally:
+        _, err = guard.stop()
+    assert err.count("ran cancel order") == 2, err  # both ran in the guard
+    assert first.returncode == 4
+    assert len(gem.requests(G_CANCEL)) == 2  # the second command was sent, as a cold run sends it
+    assert second.returncode == 0 and rows(one_result(second)) == {"5": "cancelled"}

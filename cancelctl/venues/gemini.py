@@ -184,9 +184,10 @@ class InvalidNonce(NotSent):
 
 
 # Reasons after which no request with the same key can pass (from this address): the
-# key is not used again in this process (every later request gets the same error unsent).
+# key is not used again in this run, by any of its profiles (every later request gets the same error unsent).
+# Per run, not per process: a guard runs many commands, and the trader may have fixed the allow-list meanwhile.
 KEY_BLOCKING = {"ApiKeyIpFilteringFailure", "RemoteAddressForbidden"}
-_blocked: dict[str, CancelctlError] = {}  # api key -> the error that blocked it
+_blocked: dict[tuple[str, float], CancelctlError] = {}  # (api key, the run's start) -> the error that blocked it
 
 
 class Gemini(ClientBase):
@@ -211,6 +212,7 @@ class Gemini(ClientBase):
             fix = f"run: {set_command(profile.name)}" if "keyring" in src else f"swap ${src[0]} and ${src[1]}"
             check_key_pair(self.api_key, self._secret, profile.name, fix=f"the key goes in api_key: {fix}")
         self.deadline = deadline
+        self._block_key = (self.api_key, deadline.start)  # every profile of one run shares its deadline's start
         self.dry_run = dry_run
         self.master = key_kind(self.api_key) == "master"
         if self.master and not profile.account:
@@ -251,7 +253,7 @@ class Gemini(ClientBase):
         if self.dry_run:
             self._dry(self._sign(path, fields, self.nonces.peek()))
             return None
-        blocked = _blocked.get(self.api_key)
+        blocked = _blocked.get(self._block_key)
         if blocked is not None:
             raise blocked
         invalid_nonces = 0
@@ -262,9 +264,9 @@ class Gemini(ClientBase):
             # across the waits between retries: other profiles on the key get their turn.
             with self.nonces.turn(self.deadline.remaining()) as take:
                 if (
-                    self.api_key in _blocked
+                    self._block_key in _blocked
                 ):  # refused for this address earlier in the run: nothing more goes out on the key
-                    raise _blocked[self.api_key]
+                    raise _blocked[self._block_key]
                 pacing.take(
                     self.nonces.path.with_suffix(".pace"),
                     rate=RATE_PER_S,
@@ -306,7 +308,7 @@ class Gemini(ClientBase):
             self._interpret(answer, path)
         except AuthError as e:
             if e.venue_reason in KEY_BLOCKING:
-                _blocked[self.api_key] = e
+                _blocked[self._block_key] = e
         except Exception:  # noqa: BLE001 - the answer is interpreted (and its errors raised) by the caller
             pass
 
