@@ -29,7 +29,9 @@ GEMINI_KEY = "account-TESTKEYabcdefghij12"
 GEMINI_SECRET = "TESTSECRET1234567890abcdefgh"
 
 # Every process's output is collected here (labels for failure messages) and
-# scanned for secrets as it is collected: see collect().
+# scanned for secrets as it is collected: see collect(). Under pytest-xdist each worker has its own
+# copies: a test registers its secrets (Env.secret, SECRETS_USED.add) in the worker that runs it, before
+# any process that could print them, and module-level registrations run in every worker's collection.
 OUTPUTS: list[tuple[str, str]] = []
 SECRETS_USED: set[str] = {GEMINI_SECRET}
 MIN_SECRET = 8  # characters; shorter "secrets" (test typos) are not scrubbed by cancelctl either
@@ -40,9 +42,60 @@ SIGNATURE_HEADER = re.compile(r"X-GEMINI-SIGNATURE\W+[0-9a-f]{96}", re.I)
 # PYTHONDONTWRITEBYTECODE (this CI machine's does), each of them would compile every module it imports
 # from source again: about 0.1 s of CPU a process, over a thousand processes. They keep their bytecode in
 # one cache directory outside the checkout instead (Python checks each entry against its source's mtime
-# and size, as with __pycache__); the test process itself is left as it was started.
+# and size, as with __pycache__); the test process itself is left as it was started. The pytest-xdist
+# workers share that directory: Python writes each entry to a temporary file and renames it into place.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 os.environ["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), f"cancelctl-tests-pycache-{os.getuid()}")
+
+
+# The suite runs in two pytest-xdist workers (pyproject.toml). Tests that hold the real process to a
+# wall-clock bound (the contract's --timeout + 0.5 s, start-up included; a deadman's TTL; a heartbeat's
+# window) and tests that start a burst of processes at once form one unit of work, "clock": they run one
+# after the other in one worker, so a burst of twenty processes never starves the start-up of a --timeout 1
+# run next to it. Nothing else changes for them: the same processes, the same bounds (docs/performance.md,
+# "Test suite time"). The unit is made by the scheduler below, not by xdist_group marks: with pytest 9.2,
+# --dist loadgroup silently stops grouping (pytest-dev/pytest-xdist#1386).
+CLOCK_FILES = {"test_faults.py", "test_robustness.py"}
+CLOCK_TESTS = {
+    # wall-clock bounds seen to need a free core
+    "test_doctor.py::test_stalled_keyring_is_bounded",
+    "test_guard.py::test_a_notification_of_a_guarded_panic_waits_for_the_caller_s_answer",
+    "test_json_schema.py::test_unknown_outcome",
+    "test_keyring_cryptfile.py::test_keys_set_then_cancel_all",
+    "test_outcome_integrity.py::test_an_order_answered_cancelled_but_still_listed_has_one_row_open",
+    "test_pacifica_cli.py::test_an_unreadable_book_sends_nothing",
+    "test_pacifica_cli.py::test_server_error_is_exit_5",
+    "test_pacifica_cli.py::test_unreadable_200_is_exit_5",
+    "test_panic.py::test_deadman_fires_within_ttl_plus_one_second_and_not_before",
+    "test_panic.py::test_heartbeat_keeps_the_session_alive_past_the_window",
+    "test_twap.py::test_verification_catches_a_twap_the_first_listing_missed",
+    "test_watch_events.py::test_heartbeat_on_a_terminal_prints_each_beat",
+    # bursts of concurrent processes
+    "test_structure.py::test_every_module_imports_alone_in_a_fresh_interpreter",
+    "test_gemini_cli.py::test_ten_concurrent_processes_on_one_key_never_fail_on_nonce",
+    "test_gemini_cli.py::test_cancel_all_with_many_concurrent_on_one_key",
+    "test_venue_shapes.py::test_pacing_is_shared_by_processes_on_one_key",
+    "test_tls.py::test_an_exit_while_the_tls_context_is_still_loading_is_clean",
+    "test_panic.py::test_audit_log_under_concurrent_runs",
+}
+
+
+def clock_bound(nodeid: str) -> bool:
+    """Whether the test ``nodeid`` (``tests/test_x.py::test_name[params]``) belongs to the "clock" unit."""
+    path, _, rest = nodeid.partition("::")
+    name = path.rsplit("/", 1)[-1]
+    return name in CLOCK_FILES or f"{name}::{rest.split('[', 1)[0]}" in CLOCK_TESTS
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's load-by-scope scheduler, each test its own scope except the "clock" unit."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ClockUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "clock" if clock_bound(nodeid) else nodeid
+
+    return ClockUnit(config, log)
 
 
 def vectors(name: str) -> dict:
