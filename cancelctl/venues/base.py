@@ -54,16 +54,25 @@ class Reason:
     kind: str | None = None
 
 
-def status_error(answer: Answer, title: str, *, message: str | None = None, plain: str = "") -> CancelctlError | None:
+def status_error(
+    answer: Answer,
+    title: str,
+    *,
+    message: str | None = None,
+    plain: str = "",
+    rate_limit_wait: Callable[[Answer], float | None] | None = None,
+) -> CancelctlError | None:
     """The error for a status that says "try again" or "no answer", whatever the body: 429, 503, other 5xx; else None.
 
-    429 and 503: NotSent (75, with the answer's Retry-After); any other 5xx:
-    OutcomeUnknown (5). ``message`` is the venue's error text when it sent
-    one; ``plain`` is added to a 5xx line without it.
+    429 and 503: NotSent (75, with the answer's Retry-After; a 429's wait
+    is ``rate_limit_wait(answer)`` when the venue says it another way); any
+    other 5xx: OutcomeUnknown (5). ``message`` is the venue's error text
+    when it sent one; ``plain`` is added to a 5xx line without it.
     """
     tail = f": {message}" if message else ""
     if answer.status == 429:
-        return NotSent(f"{title} rate limit (HTTP 429){tail}", retry_after=answer.retry_after(), venue_reason=message)
+        wait = answer.retry_after() if rate_limit_wait is None else rate_limit_wait(answer)
+        return NotSent(f"{title} rate limit (HTTP 429){tail}", retry_after=wait, venue_reason=message)
     if answer.status == 503:
         return NotSent(f"{title} unavailable (HTTP 503){tail}", retry_after=answer.retry_after(), venue_reason=message)
     if answer.status >= 500:
@@ -310,31 +319,42 @@ class ClientBase:
         ids: list[str],
         size: int,
         send: Callable[[list[str]], object],
-        record: Callable[[list[str], object], None],
+        record: Callable[[list[str], object], CancelctlError | None],
         *,
         handled: Callable[[list[str], CancelctlError], bool] | None = None,
-    ) -> None:
+        after: list[str] | None = None,
+    ) -> bool:
         """One request per ``size`` IDs, in order: ``send(chunk)`` (None in a dry run), then ``record(chunk, body)``.
 
         Each chunk is marked in flight while it is sent and recorded. A
         failed request gets its rows from :func:`fail_rows`, unless
         ``handled(chunk, error)`` returns True (the venue settles those IDs
         itself); a credential or configuration failure stops the run, the
-        IDs not sent rejected.
+        IDs not sent (and ``after``, the IDs the caller would send next)
+        rejected "not sent". ``record`` returns the error that stops the
+        run the same way when an answer says nothing more may be sent
+        (None: go on). True when the run stopped.
         """
         for start in range(0, len(ids), size):
             chunk = ids[start : start + size]
+            rest = ids[start + len(chunk) :] + (after or [])
             with self.sending(chunk):
                 try:
                     body = send(chunk)
                 except CancelctlError as e:
                     if handled is not None and handled(chunk, e):
                         continue
-                    if fail_rows(result, e, chunk, ids[start + len(chunk) :]):
-                        break
+                    if fail_rows(result, e, chunk, rest):
+                        return True
                     continue
-                if body is not None:  # None: a dry run
-                    record(chunk, body)
+                if body is None:  # a dry run
+                    continue
+                stop = record(chunk, body)
+                if stop is not None:
+                    for i in rest:
+                        result.reject(i, f"not sent: {stop.message}")
+                    return True
+        return False
 
     retries = True  # False inside :meth:`once`
 

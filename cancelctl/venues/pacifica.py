@@ -63,7 +63,15 @@ from cancelctl.results import OpenOrder, ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import pacifica as signing
 from cancelctl.transport import Answer, Deadline, new_client, send
-from cancelctl.venues.base import ClientBase, Reason, as_id, bad_order_ids, fail_rows, once_sent, refusal
+from cancelctl.venues.base import (
+    ClientBase,
+    Reason,
+    as_id,
+    bad_order_ids,
+    once_sent,
+    refusal,
+    status_error,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -520,22 +528,9 @@ class Pacifica(ClientBase):
             if isinstance(body, dict) and body.get("success") is False:
                 raise self._error(message or "request failed", status=answer.status)
             return body
-        if answer.status == 429:
-            raise NotSent(
-                f"Pacifica rate limit (HTTP 429){': ' + message if message else ''}",
-                retry_after=ratelimit_wait(answer.headers),
-                venue_reason=message,
-            )
-        if answer.status == 503:
-            raise NotSent(
-                f"Pacifica unavailable (HTTP 503){': ' + message if message else ''}",
-                retry_after=answer.retry_after(),
-                venue_reason=message,
-            )
-        if answer.status >= 500:
-            raise OutcomeUnknown(
-                f"HTTP {answer.status} from Pacifica{': ' + message if message else ''}", venue_reason=message
-            )
+        error = status_error(answer, "Pacifica", message=message, rate_limit_wait=lambda a: ratelimit_wait(a.headers))
+        if error is not None:
+            raise error
         if answer.status == 403 and (body is None or (isinstance(body, str) and body.lstrip()[:1] == "<")):
             raise VenueRefused(
                 f"HTTP 403 {EDGE_403}",
@@ -761,9 +756,9 @@ class Pacifica(ClientBase):
         singles = [i for i in todo if twap or kinds[i][1]] + (plain if len(plain) == 1 else [])
         batched = plain if len(plain) > 1 else []
         gone: list[str] = []  # "not found" after an attempt that may have cancelled it
-        stopped = False
-        # TWAP and stop orders (and a lone order): one request each (a batch takes neither)
-        for n, order_id in enumerate(singles):
+
+        def send_single(chunk: list[str]) -> object:
+            order_id = chunk[0]
             path, op = (
                 (CANCEL_TWAP, "cancel_twap_order")
                 if twap
@@ -771,41 +766,32 @@ class Pacifica(ClientBase):
                 if kinds[order_id][1]
                 else (CANCEL, "cancel_order")
             )
-            with self.sending([order_id]):
-                self.unanswered = False
-                try:
-                    body = self._post(path, op, payload(order_id))
-                except CancelctlError as e:
-                    if self.unanswered and _not_found(e.venue_reason):
-                        gone.append(order_id)
-                        continue
-                    if fail_rows(result, e, [order_id], singles[n + 1 :] + batched):
-                        stopped = True
-                        break
-                    continue
-                if body is not None:
-                    self._single_row(result, order_id, body, gone, client_order_id)
-        for start in range(0, 0 if stopped else len(batched), signing.BATCH_LIMIT):
-            chunk = batched[start : start + signing.BATCH_LIMIT]
+            self.unanswered = False
+            return self._post(path, op, payload(order_id))
+
+        def lost_single(chunk: list[str], e: CancelctlError) -> bool:
+            if self.unanswered and _not_found(e.venue_reason):
+                gone.append(chunk[0])
+                return True
+            return False
+
+        def single_row(chunk: list[str], body: object) -> None:
+            self._single_row(result, chunk[0], body, gone, client_order_id)
+
+        def send_batch(chunk: list[str]) -> object:
             payloads = [payload(i) for i in chunk]
-            with self.sending(chunk):
-                self.unanswered = False
-                try:
-                    body = self._request(lambda ts, p=payloads: self._prepare_batch(p, ts))  # type: ignore[misc]
-                except CancelctlError as e:
-                    if fail_rows(result, e, chunk, batched[start + len(chunk) :]):
-                        break
-                    continue
-                if body is None:  # dry run
-                    continue
-                self._batch_rows(result, chunk, body, gone, client_order_id)
-                if self.blocked is not None or isinstance(result.error, (AuthError, ConfigError)):
-                    for i in batched[start + len(chunk) :]:  # credentials: nothing more is sent for this profile
-                        result.reject(
-                            i,
-                            f"not sent: {(result.error or self.blocked).message}",  # type: ignore[union-attr]
-                        )
-                    break
+            self.unanswered = False
+            return self._request(lambda ts: self._prepare_batch(payloads, ts))
+
+        def batch_rows(chunk: list[str], body: object) -> CancelctlError | None:
+            self._batch_rows(result, chunk, body, gone, client_order_id)
+            if self.blocked is not None or isinstance(result.error, (AuthError, ConfigError)):
+                return result.error or self.blocked  # credentials: nothing more is sent for this profile
+            return None
+
+        # TWAP and stop orders (and a lone order): one request each (a batch takes neither); the rest 10 a request
+        if not self._in_chunks(result, singles, 1, send_single, single_row, handled=lost_single, after=batched):
+            self._in_chunks(result, batched, signing.BATCH_LIMIT, send_batch, batch_rows)
         if gone:
             with self.sending(gone):
                 self._settle_gone(result, gone, client_order_id)
