@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GEMINI_KEY, SECRETS_USED, collect
+from conftest import GEMINI_KEY, SECRETS_USED, collect, pacifica_keypair
 
 SECRET = "keys-profiles-secret-9a0c7e55d1"
 SECRETS_USED.add(SECRET)
@@ -247,3 +247,18 @@ def test_a_broken_profile_does_not_stop_the_heartbeat_of_another(env):
     assert proc.returncode == 78 and "CANCELCTL_GOOD_API_KEY" in proc.stderr and "krakken" not in proc.stderr
     mine = env.run("heartbeat", "-p", "bad", timeout=30)
     assert mine.returncode == 78 and "krakken" in mine.stderr and "Traceback" not in mine.stderr
+
+
+def test_keys_set_checks_a_pacifica_key_before_storing_it(env):
+    """keys set on a Pacifica profile: a usable secret key is stored; text that is no Solana secret key is refused
+    (78) and nothing is stored (the venue description's secret check)."""
+    env.write_config({"pac": {"venue": "pacifica"}})
+    extra = keyring(env)
+    proc = env.run("keys", "set", "pac", input="not-a-base58-key\n", extra_env=extra)
+    assert proc.returncode == 78 and "not base58" in proc.stderr, proc.stderr
+    assert stored(env) == {}
+    secret, _ = pacifica_keypair(41)
+    SECRETS_USED.add(secret)
+    proc = env.run("keys", "set", "pac", input=f"{secret}\n", extra_env=extra)
+    assert proc.returncode == 0, proc.stderr
+    assert secret in json.dumps(stored(env))

@@ -236,6 +236,12 @@ def check_public_key(value: str, option: str, profile: str) -> None:
     )
 
 
+def check_secrets(values: dict[str, str], profile: Profile) -> None:
+    """``keys set``: a private key that is not a Solana secret key (base58, 64 bytes, its second half the public key
+    of its first) is refused before it is stored (ConfigError, 78; see :func:`load_keypair`)."""
+    load_keypair(values["private_key"], profile)
+
+
 def load_keypair(private_key_b58: str, profile: Profile) -> tuple[SigningKey, str]:
     """(``nacl.signing.SigningKey``, base58 public key) from a base58 Solana secret key.
 
