@@ -175,6 +175,10 @@ def test_every_venue_description_names_a_working_client():
         assert info.default_environment in info.environments and info.secret_fields
         assert all(url.startswith("https://") and not url.endswith("/") for url in info.environments.values())
         assert info.docs.startswith("https://")
+        for ref in (info.secret_check, info.key_check, info.clock_limit, info.profile_check):
+            if ref is not None:  # every "module:function" a description names is there
+                where, _, function = ref.partition(":")
+                assert callable(getattr(import_module(where), function)), ref
 
 
 def test_an_unknown_venue_is_never_treated_as_another():

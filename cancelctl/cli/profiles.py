@@ -10,7 +10,7 @@ import typer
 from cancelctl import config as config_mod
 from cancelctl.cli.common import complete_profile
 from cancelctl.errors import ConfigError, UsageProblem
-from cancelctl.venues.info import VENUES, names
+from cancelctl.venues.info import VENUES, VenueInfo, names
 
 app = typer.Typer(help="Manage profiles in the config file.", no_args_is_help=True)
 
@@ -107,27 +107,15 @@ def profiles_add(
         "agent_wallet": agent_wallet,
     }
     table = {k: v for k, v in table.items() if v is not None}
-    if venue == "pacifica" and base_url is not None and not base_url.rstrip("/").endswith("/api/v1"):
-        # Every Pacifica path is under /api/v1 (https://docs.pacifica.fi/api-documentation/api/rest-api): without
-        # it each request would be a 404, found only when the button is pressed.
-        raise UsageProblem(
-            f"a Pacifica --base-url ends in /api/v1, as https://api.pacifica.fi/api/v1 does: {base_url!r} does not",
-            hint=f"use: --base-url {base_url.rstrip('/')}/api/v1",
-        )
-    if venue == "gemini" and base_url is not None and base_url.rstrip("/").endswith("/v1"):
-        # Gemini's paths carry /v1 themselves (https://docs.gemini.com/rest-api/: POST /v1/order/cancel/all on
-        # https://api.gemini.com): a base URL ending in it makes every request /v1/v1/..., refused only when the
-        # button is pressed (EndpointMismatch, exit 1).
-        raise UsageProblem(
-            f"a Gemini --base-url is the host, as https://api.gemini.com is, without /v1: {base_url!r} ends in it",
-            hint=f"use: --base-url {base_url.rstrip('/')[: -len('/v1')]}",
-        )
-    if venue == "pacifica":
-        from cancelctl.venues.pacifica import check_public_key
+    info = VENUES.get(venue)  # an unknown venue is refused by parse_profile below
+    if info is not None:
+        if base_url is not None:
+            check_base_url(info, base_url)
+        if info.profile_check:  # values that must not go in the config file, refused before it is written
+            from importlib import import_module
 
-        for option, value in (("--account", account), ("--agent-wallet", agent_wallet)):
-            if value is not None:
-                check_public_key(value, option, name)
+            module, _, function = info.profile_check.partition(":")
+            getattr(import_module(module), function)(name, table)
     try:
         profile = config_mod.parse_profile(name, table, "profiles add")
     except ConfigError as e:
@@ -138,6 +126,26 @@ def profiles_add(
     config_mod.save(config)
     sys.stderr.write(f"added profile {name!r} ({venue}) to {config.path}; now run: cancelctl keys set {name}\n")
     return 0
+
+
+def check_base_url(info: VenueInfo, base_url: str) -> None:
+    """UsageProblem (2) for a ``--base-url`` the venue's paths cannot hang below
+    (:attr:`VenueInfo.base_path <cancelctl.venues.info.VenueInfo.base_path>` missing, or
+    :attr:`~cancelctl.venues.info.VenueInfo.own_prefix` at its end): every request would fail, found only when the
+    button is pressed."""
+    url = base_url.rstrip("/")
+    example = next(iter(info.environments.values()))
+    if info.base_path and not url.endswith(info.base_path):
+        raise UsageProblem(
+            f"a {info.title} --base-url ends in {info.base_path}, as {example} does: {base_url!r} does not",
+            hint=f"use: --base-url {url}{info.base_path}",
+        )
+    if info.own_prefix and url.endswith(info.own_prefix):
+        raise UsageProblem(
+            f"a {info.title} --base-url is the host, as {example} is, without {info.own_prefix}: {base_url!r} ends "
+            "in it",
+            hint=f"use: --base-url {url[: -len(info.own_prefix)]}",
+        )
 
 
 @app.command("remove")

@@ -38,6 +38,16 @@ class VenueInfo:
     and ``clock_limit``: ``module:function`` of doctor's key rules (profile,
     credentials -> its ``key`` row) and of the clock skew its signing
     tolerates (profile -> limit).
+
+    ``base_path``: the path every base URL of the venue ends in (its REST
+    paths hang below it), so ``profiles add`` refuses a ``--base-url``
+    without it; ``own_prefix``: the path the venue's REST paths begin with
+    themselves, so a ``--base-url`` ending in it is refused (every request
+    would go to that path twice). ``profile_check``: ``module:function``
+    that ``profiles add`` calls with the profile name and the options given
+    (``{key: value}``, keys of ``profile_keys``) before writing the profile
+    (raises UsageProblem for a value that must not go in the config file),
+    when the venue has one.
     """
 
     name: str
@@ -54,6 +64,9 @@ class VenueInfo:
     secret_check: str | None = None
     key_check: str | None = None
     clock_limit: str | None = None
+    base_path: str | None = None
+    own_prefix: str | None = None
+    profile_check: str | None = None
 
     @property
     def default_environment(self) -> str:
@@ -79,6 +92,10 @@ GEMINI = VenueInfo(
     secret_check="cancelctl.venues.gemini:check_secrets",
     key_check="cancelctl.cli.doctor.local:gemini_key",
     clock_limit="cancelctl.cli.doctor.clock:gemini_limit",
+    # Gemini's paths carry /v1 themselves (https://docs.gemini.com/rest-api/: POST /v1/order/cancel/all on
+    # https://api.gemini.com): a base URL ending in it makes every request /v1/v1/..., refused only when the
+    # button is pressed (EndpointMismatch, exit 1).
+    own_prefix="/v1",
 )
 
 PACIFICA = VenueInfo(
@@ -96,6 +113,10 @@ PACIFICA = VenueInfo(
     secret_check="cancelctl.venues.pacifica:check_secrets",
     key_check="cancelctl.cli.doctor.local:pacifica_key",
     clock_limit="cancelctl.cli.doctor.clock:pacifica_limit",
+    # Every Pacifica path is under /api/v1 (https://docs.pacifica.fi/api-documentation/api/rest-api): without
+    # it each request would be a 404, found only when the button is pressed.
+    base_path="/api/v1",
+    profile_check="cancelctl.venues.pacifica:check_profile",
 )
 
 VENUES: dict[str, VenueInfo] = {v.name: v for v in (GEMINI, PACIFICA)}

@@ -242,6 +242,14 @@ def check_secrets(values: dict[str, str], profile: Profile) -> None:
     load_keypair(values["private_key"], profile)
 
 
+def check_profile(name: str, options: dict[str, str]) -> None:
+    """``profiles add``: ``account`` and ``agent_wallet``, when given, must be Solana public keys (UsageProblem, 2;
+    see :func:`check_public_key`), checked before the config file is written."""
+    for key, option in (("account", "--account"), ("agent_wallet", "--agent-wallet")):
+        if options.get(key) is not None:
+            check_public_key(options[key], option, name)
+
+
 def load_keypair(private_key_b58: str, profile: Profile) -> tuple[SigningKey, str]:
     """(``nacl.signing.SigningKey``, base58 public key) from a base58 Solana secret key.
 
