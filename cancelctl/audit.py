@@ -137,23 +137,12 @@ def tail(path: Path, n: int) -> Tail:
     counts in ``skipped``.
     """
     import json
-    import stat
 
-    from cancelctl.errors import ConfigError
+    from cancelctl.files import opened_regular
 
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     hint = f"the audit log is {path}; move it aside to start a new one"
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise
-    except OSError as e:
-        raise ConfigError(f"cannot read the audit log {path}: {e.strerror or type(e).__name__}", hint=hint) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"the audit log {path} is not a regular file", hint=hint)
-        end = st.st_size
+    with opened_regular(path, f"the audit log {path}", limit=None, hint=hint) as fd:
+        end = os.fstat(fd).st_size
         pos = end
         chunks: list[bytes] = []
         newlines = 0
@@ -164,10 +153,6 @@ def tail(path: Path, n: int) -> Tail:
             chunk = os.pread(fd, size, pos)
             chunks.append(chunk)
             newlines += chunk.count(b"\n")
-    except OSError as e:
-        raise ConfigError(f"cannot read the audit log {path}: {e.strerror or type(e).__name__}", hint=hint) from None
-    finally:
-        os.close(fd)
     data = b"".join(reversed(chunks))
     lines = data.split(b"\n")
     cut = False

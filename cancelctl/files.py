@@ -25,16 +25,17 @@ STATE_FILE_LIMIT = 4096  # bytes: a nonce counter or a pacing bucket is a few do
 
 @contextmanager
 def opened_regular(
-    path: str | os.PathLike[str], what: str, *, limit: int = SMALL_FILE_LIMIT, hint: str | None = None
+    path: str | os.PathLike[str], what: str, *, limit: int | None = SMALL_FILE_LIMIT, hint: str | None = None
 ) -> Iterator[int]:
-    """A descriptor of ``path``, a regular file (symlinks to one are followed) of at most ``limit`` bytes; closed
-    on exit.
+    """A descriptor of ``path``, a regular file (symlinks to one are followed) of at most ``limit`` bytes (None: any
+    size, for a caller that reads only part of it); closed on exit.
 
     Raises FileNotFoundError when it does not exist (callers decide whether
     that is an error), ConfigError (78) when it is not a regular file
     (FIFO, device, socket, directory), is larger than ``limit``, or cannot
-    be opened. Never blocks: opened with ``O_NONBLOCK``, checked with
-    ``fstat`` before anything reads it.
+    be opened or read (an OSError inside the block too). Never blocks:
+    opened with ``O_NONBLOCK``, checked with ``fstat`` before anything
+    reads it.
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
@@ -47,7 +48,7 @@ def opened_regular(
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ConfigError(f"{what} is not a regular file ({_kind(st.st_mode)})", hint=hint)
-        if st.st_size > limit:
+        if limit is not None and st.st_size > limit:
             raise ConfigError(f"{what} is larger than {limit} bytes", hint=hint)
         yield fd
     except OSError as e:
