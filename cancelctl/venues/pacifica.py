@@ -1022,23 +1022,7 @@ class Pacifica(ClientBase):
     def _order_book(body: object) -> list[OpenOrder]:
         """The entries of a ``GET /orders`` answer; OutcomeUnknown unless every entry can be read (a book read in
         part is a book not read)."""
-        data = _unwrap(body)
-        if not isinstance(data, list) or (
-            isinstance(body, dict) and "success" in body and body.get("success") is not True
-        ):
-            raise OutcomeUnknown("Pacifica's order list came in an unexpected shape")
-        orders = []
-        for o in data:
-            if (
-                not isinstance(o, dict)
-                or as_id(o.get("order_id")) is None
-                or not (isinstance(o.get("symbol"), str) and SYMBOL.fullmatch(o["symbol"]))
-            ):
-                raise OutcomeUnknown(
-                    "Pacifica's order list had an entry that cannot be read (no usable order_id or symbol)"
-                )
-            orders.append(_normalise(o))
-        return orders
+        return _book(body, "order list", _normalise)
 
     cancel_all_ms: int | None = None  # when cancel_all began (ms, our clock)
     #: what cancel_all could cancel: (its symbols upper-cased, None for all; whether reduce-only orders were kept)
@@ -1135,23 +1119,7 @@ class Pacifica(ClientBase):
     @staticmethod
     def _twap_book(body: object) -> list[OpenOrder]:
         """The entries of a ``GET /orders/twap`` answer; OutcomeUnknown unless every entry can be read."""
-        data = _unwrap(body)
-        if not isinstance(data, list) or (
-            isinstance(body, dict) and "success" in body and body.get("success") is not True
-        ):
-            raise OutcomeUnknown("Pacifica's TWAP order list came in an unexpected shape")
-        twaps = []
-        for o in data:
-            if (
-                not isinstance(o, dict)
-                or as_id(o.get("order_id")) is None
-                or not (isinstance(o.get("symbol"), str) and SYMBOL.fullmatch(o["symbol"]))
-            ):
-                raise OutcomeUnknown(
-                    "Pacifica's TWAP order list had an entry that cannot be read (no usable order_id or symbol)"
-                )
-            twaps.append(_normalise_twap(o))
-        return twaps
+        return _book(body, "TWAP order list", _normalise_twap)
 
     def _get(self, path: str, query: dict[str, Any] | None = None) -> object:
         """An unsigned GET (no body: the edge refuses a GET with one); the parsed answer, None in a dry run."""
@@ -1290,6 +1258,25 @@ class Pacifica(ClientBase):
             row.update(status="unknown", reason="Pacifica's answer named another order", lost=True)
             return
         row.update(status="sent", order_id=order_id)
+
+
+def _book(body: object, what: str, normalise: Callable[[dict[str, Any]], OpenOrder]) -> list[OpenOrder]:
+    """The orders of a list answer (bare, or ``data`` of an envelope whose ``success`` is true), each through
+    ``normalise``; OutcomeUnknown (``what`` names the list) unless every entry has a usable ``order_id`` and
+    ``symbol``."""
+    data = _unwrap(body)
+    if not isinstance(data, list) or (isinstance(body, dict) and "success" in body and body.get("success") is not True):
+        raise OutcomeUnknown(f"Pacifica's {what} came in an unexpected shape")
+    orders = []
+    for o in data:
+        if (
+            not isinstance(o, dict)
+            or as_id(o.get("order_id")) is None
+            or not (isinstance(o.get("symbol"), str) and SYMBOL.fullmatch(o["symbol"]))
+        ):
+            raise OutcomeUnknown(f"Pacifica's {what} had an entry that cannot be read (no usable order_id or symbol)")
+        orders.append(normalise(o))
+    return orders
 
 
 def _remaining(o: dict[str, Any]) -> str | None:
