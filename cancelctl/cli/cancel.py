@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from cancelctl import config as config_mod
 from cancelctl import runner
 from cancelctl.cli.common import (
     DryRunOpt,
@@ -20,6 +19,7 @@ from cancelctl.cli.common import (
     YesOpt,
     examples,
     options,
+    selected,
 )
 from cancelctl.errors import UsageProblem
 from cancelctl.runner import Action
@@ -76,7 +76,7 @@ def cancel_all(
     """Cancel every open order of the account: Gemini cancel-all (every session, UI orders included); Pacifica all
     symbols, then each TWAP order."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
-    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
+    profiles = selected(opts)
     return runner.run(profiles, WIDEST, opts)
 
 
@@ -101,7 +101,7 @@ def cancel_session(
 ) -> runner.Outcome:
     """Gemini only: cancel the orders of this API key's session (other sessions and UI orders stay)."""
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
-    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
+    profiles = selected(opts)
     for p in profiles:
         if p.broken is None and "cancel session" not in VENUES[p.venue].commands:
             raise UsageProblem(
@@ -165,7 +165,7 @@ def cancel_order(
     so on stderr; an ID not open there is rejected, not sent.
     """
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
-    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
+    profiles = selected(opts)
     # Commas separate IDs as blanks do: `1, 2,3` and `1,2,` are three IDs (what a comma leaves empty is
     # nothing); an argument that is empty without a comma (`""`, an unset variable) stays an error below. An
     # order_id is a number on both venues, so blanks inside one argument (`"1 2"`, a pasted column, `$IDS`
@@ -259,7 +259,7 @@ def cancel_pacifica(
     cancels one).
     """
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
-    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, venue="pacifica")
+    profiles = selected(opts, venue="pacifica")
     for p in profiles:
         if p.broken is None and "cancel pacifica" not in VENUES[p.venue].commands:
             raise UsageProblem(f"profile {p.name!r} is on {p.venue}", hint=f"use: cancelctl cancel all -p {p.name}")

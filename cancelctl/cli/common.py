@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from cancelctl.runner import Options
+
+if TYPE_CHECKING:
+    from cancelctl.config import Profile
 
 PANEL = "Common options"
 
@@ -144,6 +147,16 @@ def options(
         reason=reason,
         debug=debug,
     )
+
+
+def selected(
+    opts: Options, *, venue: str | None = None, every: bool = False, button: bool = False
+) -> list[Profile]:
+    """The profiles a command acts on (:func:`cancelctl.config.select` of ``opts.profiles``), from the config file
+    read leniently: a broken profile is a row of its own and never stops the others."""
+    from cancelctl import config
+
+    return config.select(config.load(strict=False), opts.profiles, venue=venue, every=every, button=button)
 
 
 def examples(*lines: str) -> str:

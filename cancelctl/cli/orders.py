@@ -6,11 +6,9 @@ from typing import Annotated
 
 import typer
 
-from cancelctl import config as config_mod
 from cancelctl import runner
-from cancelctl.cli.common import JsonOpt, NoGuardOpt, ProfileOpt, QuietOpt, TimeoutOpt
+from cancelctl.cli.common import JsonOpt, NoGuardOpt, ProfileOpt, QuietOpt, TimeoutOpt, options, selected
 from cancelctl.results import ProfileResult
-from cancelctl.runner import Options
 from cancelctl.venues.base import VenueClient
 
 
@@ -47,9 +45,6 @@ def orders(
     ] = False,
 ) -> runner.Outcome:
     """List open orders (read-only; sends no cancel)."""
-    from cancelctl.flags import env_bool
-
-    debug = bool(ctx.find_root().params.get("debug")) or bool(env_bool("CANCELCTL_DEBUG"))
-    opts = Options(profiles=list(profile or []), json=json, quiet=quiet, timeout=timeout, debug=debug)
-    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, every=True)
+    opts = options(ctx, profile, json, quiet, False, timeout, None, None)
+    profiles = selected(opts, every=True)
     return runner.run(profiles, runner.Action(lambda c: _list(c, expect_none), "list_orders"), opts, audit=False)

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from cancelctl import config as config_mod
 from cancelctl import runner
 from cancelctl.cli.cancel import WIDEST
 from cancelctl.cli.common import (
@@ -25,6 +24,7 @@ from cancelctl.cli.common import (
     YesOpt,
     examples,
     options,
+    selected,
 )
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def panic(
 
         sys.stderr.write("cancelctl: warning: --close-positions verifies the book; --no-verify is ignored\n")
         opts.verify = True
-    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, button=True)
+    profiles = selected(opts, button=True)
     return run_panic(profiles, opts, close=slippage)
 
 

@@ -6,7 +6,6 @@ from typing import Any
 
 import typer
 
-from cancelctl import config as config_mod
 from cancelctl import runner
 from cancelctl.cli.common import (
     DryRunOpt,
@@ -19,10 +18,10 @@ from cancelctl.cli.common import (
     YesOpt,
     examples,
     options,
+    selected,
 )
 from cancelctl.cli.panic import MaxSlippageOpt, after_orders, slippage_option
 from cancelctl.results import ProfileResult
-from cancelctl.runner import Options
 from cancelctl.venues.base import VenueClient
 
 #: Each command's --help epilog (cancelctl.cli.build).
@@ -60,9 +59,8 @@ def positions(
     no_guard: NoGuardOpt = False,  # read by cancelctl.handoff before this parse
 ) -> runner.Outcome:
     """List open positions (read-only; sends no order and no cancel). Every selected profile at once."""
-    debug = bool(ctx.find_root().params.get("debug"))
-    opts = Options(profiles=list(profile or []), json=json, quiet=quiet, timeout=timeout, debug=debug)
-    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, every=True)
+    opts = options(ctx, profile, json, quiet, False, timeout, None, None)
+    profiles = selected(opts, every=True)
     return runner.run(profiles, runner.Action(_read, "positions"), opts, audit=False)
 
 
@@ -83,6 +81,6 @@ def close_positions(
     """
     opts = options(ctx, profile, json, quiet, dry_run, timeout, False, reason)
     slippage = slippage_option(True, max_slippage)
-    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles)
+    profiles = selected(opts)
     action = runner.Action(_closing, "close_positions", after=after_orders(slippage))
     return runner.run(profiles, action, opts)

@@ -34,6 +34,7 @@ from cancelctl.cli.common import (
     ReasonOpt,
     TimeoutOpt,
     options,
+    selected,
 )
 from cancelctl.errors import CancelctlError, ExitCode, UsageProblem
 from cancelctl.runner import Options, Outcome
@@ -287,7 +288,7 @@ def _arm_checks(opts: Options, ttl: float) -> tuple[list[Profile], dict[str, Cre
         raise UsageProblem(f"--ttl must be a number of seconds, not {ttl}", hint="e.g. --ttl 30")
     if not math.isfinite(opts.timeout):
         raise UsageProblem(f"--timeout must be a number of seconds, not {opts.timeout}", hint="e.g. --timeout 10")
-    profiles = config_mod.select(config_mod.load(strict=False), opts.profiles, button=True)
+    profiles = selected(opts, button=True)
     for p in profiles:
         if p.broken is not None:
             raise type(p.broken)(f"deadman not armed: {p.broken.message}", hint=p.broken.hint)
