@@ -180,35 +180,48 @@ def pacifica_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
     return steps
 
 
+def two_accounts(
+    sim: Simulator, name: str, desk: str
+) -> tuple[list[Profile], dict[str, Credentials], str, str]:
+    """A fresh Gemini key on sub-account ``desk`` and a fresh Pacifica account on ``sim``, as profiles
+    ``{name}-gemini`` and ``{name}-pacifica``: (profiles, their credentials, the Gemini key, the Pacifica public key).
+    """
+    from cancelctl.sim.pacifica import solana_keypair
+
+    assert sim.pacifica is not None
+    key, secret = f"account-{name.upper()}" + secrets.token_hex(8), secrets.token_hex(16)
+    pac_key, pac_pub = solana_keypair(secrets.token_bytes(32))
+    with sim.lock:
+        sim.gemini.add_key(key, secret, account=desk)
+        sim.pacifica.add_account(pac_key)
+    profiles = [
+        Profile(f"{name}-gemini", "gemini", "production", base_url_override=sim.url),
+        Profile(f"{name}-pacifica", "pacifica", "mainnet", base_url_override=sim.url + "/api/v1"),
+    ]
+    creds = {
+        f"{name}-gemini": Credentials({"api_key": key, "api_secret": secret}),
+        f"{name}-pacifica": Credentials({"private_key": pac_key}),
+    }
+    return profiles, creds, key, pac_pub
+
+
 def panic_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]:
     """panic: a Gemini and a Pacifica account at once, verified: no open orders; one order refuses the first cancel."""
     from dataclasses import replace
 
     from cancelctl.cli.panic import run_panic
-    from cancelctl.sim.pacifica import solana_keypair
 
     g, p = sim.gemini, sim.pacifica
     assert p is not None
-    key, secret = "account-PANIC" + secrets.token_hex(8), secrets.token_hex(16)
-    pac_key, pac_pub = solana_keypair(secrets.token_bytes(32))
+    profiles, creds, key, pac_pub = two_accounts(sim, "panic", "panic-desk")
     with sim.lock:
-        g.add_key(key, secret, account="panic-desk")
         stubborn = g.add_order("panic-desk", "UI", symbol="btcusd", refuse=1)
         for symbol in ("btcusd", "ethusd"):
             g.add_order("panic-desk", key, symbol=symbol)
-        p.add_account(pac_key)
         for symbol in ("BTC", "ETH", "SOL"):
             p.add_order(pac_pub, symbol)
         p.add_order(pac_pub, "BTC", reduce_only=True)
         twap = p.add_twap(pac_pub, "ETH", amount="3")  # a running TWAP order: cancel_all_orders leaves it running
-    profiles = [
-        Profile("panic-gemini", "gemini", "production", base_url_override=sim.url),
-        Profile("panic-pacifica", "pacifica", "mainnet", base_url_override=sim.url + "/api/v1"),
-    ]
-    creds = {
-        "panic-gemini": Credentials({"api_key": key, "api_secret": secret}),
-        "panic-pacifica": Credentials({"private_key": pac_key}),
-    }
     say(
         f"panic: both accounts at once, then verify; gemini order {stubborn} refuses the first cancel, "
         f"pacifica TWAP order {twap} is stopped by ID"
@@ -229,29 +242,18 @@ def positions_drill(sim: Simulator, opts: Options) -> list[tuple[str, int, int]]
     from decimal import Decimal
 
     from cancelctl.cli.panic import run_panic
-    from cancelctl.sim.pacifica import SimMarket, solana_keypair
+    from cancelctl.sim.pacifica import SimMarket
 
     g, p = sim.gemini, sim.pacifica
     assert p is not None
-    key, secret = "account-PERPS" + secrets.token_hex(8), secrets.token_hex(16)
-    pac_key, pac_pub = solana_keypair(secrets.token_bytes(32))
+    profiles, creds, key, pac_pub = two_accounts(sim, "perps", "perps-desk")
     with sim.lock:
-        g.add_key(key, secret, account="perps-desk")
         g.add_order("perps-desk", key, symbol="btcgusdperp", price="58000.00")
         g.add_position("perps-desk", "btcgusdperp", "0.5", average_cost="61200", mark_price="61000")
         g.book("btcgusdperp").bid, g.book("btcgusdperp").ask = Decimal("60990"), Decimal("61010")
-        p.add_account(pac_key)
         p.add_order(pac_pub, "SOL", side="ask", price="160", reduce_only=True)
         p.add_position(pac_pub, "SOL", "ask", "12.5", entry_price="140.25")
         p.markets["SOL"] = SimMarket(mark=Decimal("140"), bid=Decimal("139.95"), ask=Decimal("140.05"))
-    profiles = [
-        Profile("perps-gemini", "gemini", "production", base_url_override=sim.url),
-        Profile("perps-pacifica", "pacifica", "mainnet", base_url_override=sim.url + "/api/v1"),
-    ]
-    creds = {
-        "perps-gemini": Credentials({"api_key": key, "api_secret": secret}),
-        "perps-pacifica": Credentials({"private_key": pac_key}),
-    }
     say("panic on perpetuals: no open orders afterwards, but the positions are still there (reported, not touched)")
     from cancelctl import render
 

@@ -121,6 +121,19 @@ def _json_bytes(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode("utf-8")
 
 
+def _post(url: str, wire: dict[str, Any], signed: dict[str, Any]) -> PreparedRequest:
+    """The signed JSON ``POST`` of ``wire`` to ``url``; every ``signature`` field redacted in a dry run's output,
+    ``signed`` (what was signed, no secret) as its summary."""
+    return PreparedRequest(
+        method="POST",
+        url=url,
+        headers=dict(HEADERS),
+        content=_json_bytes(wire),
+        secret_body_keys=("signature",),
+        summary=signed,
+    )
+
+
 def prepare(
     *,
     base_url: str,
@@ -148,14 +161,7 @@ def prepare(
         timestamp_ms=timestamp_ms,
         expiry_window_ms=expiry_window_ms,
     )
-    return PreparedRequest(
-        method="POST",
-        url=base_url + path,
-        headers=dict(HEADERS),
-        content=_json_bytes(wire),
-        secret_body_keys=("signature",),
-        summary=signed,
-    )
+    return _post(base_url + path, wire, signed)
 
 
 def prepare_batch(
@@ -191,11 +197,4 @@ def prepare_batch(
         )
         actions.append({"type": "Cancel", "data": wire})
         signed.append({"type": "Cancel", "signed": message})
-    return PreparedRequest(
-        method="POST",
-        url=base_url + BATCH_PATH,
-        headers=dict(HEADERS),
-        content=_json_bytes({"actions": actions}),
-        secret_body_keys=("signature",),
-        summary={"actions": signed},
-    )
+    return _post(base_url + BATCH_PATH, {"actions": actions}, {"actions": signed})
