@@ -31,7 +31,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from cancelctl.credentials import env_var  # noqa: E402
+from bench import accounts, measure  # noqa: E402
+
 from cancelctl.sim.server import Simulator  # noqa: E402
 
 MARKER = "/v1/order/cancel/all"
@@ -42,15 +43,7 @@ def run(cmd: list[str], env: dict, sim: Simulator) -> tuple[float, float, float]
     process. The CPU time is the client's own (through the guard, the guard's work is not in it): a figure the
     machine's load changes far less than the wall times."""
     seen = len(sim.requests(MARKER))
-    t0 = time.time()
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = (time.time() - t0) * 1000
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise SystemExit(f"{' '.join(cmd[1:])} failed with {code}: {proc.stderr.read().decode()[:300]}")  # type: ignore[union-attr]
-    if sim.gemini.open_orders():
-        raise SystemExit(f"{' '.join(cmd[1:])} exited 0 but left orders open")
+    t0, wall, usage = measure(cmd, env, lambda: len(sim.gemini.open_orders()))
     first = sim.requests(MARKER)[seen]["time"]
     return (first - t0) * 1000, wall, (usage.ru_utime + usage.ru_stime) * 1000
 
@@ -60,21 +53,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     exe = shutil.which("cancelctl") or sys.exit("install cancelctl first (pip install .)")
     with tempfile.TemporaryDirectory() as tmp, Simulator(lifetime=1800) as sim:
-        key, secret = "account-BENCHGUARD0", "bench-guard-secret-0"
-        sim.gemini.add_key(key, secret)
-        cfg = Path(tmp, "config")
-        cfg.mkdir()
-        (cfg / "config.toml").write_text(f'[profiles.g1]\nvenue = "gemini"\nbase_url = "{sim.url}"\n')
-        base = {k: v for k, v in os.environ.items() if not k.startswith("CANCELCTL_")}
-        env = dict(
-            base,
-            CANCELCTL_CONFIG_DIR=str(cfg),
-            CANCELCTL_STATE_DIR=str(Path(tmp, "state")),
-            XDG_RUNTIME_DIR=str(Path(tmp, "run")),
-            PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
-            NO_COLOR="1",
-            **{env_var("g1", "api_key"): key, env_var("g1", "api_secret"): secret},
-        )
+        env, _ = accounts(sim, tmp, gemini=[("g1", "account-BENCHGUARD0", "bench-guard-secret-0", None)])
         cold_env = dict(env, CANCELCTL_NO_GUARD="1")
         guard = subprocess.Popen(
             [exe, "guard"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

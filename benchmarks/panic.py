@@ -21,7 +21,6 @@ Usage: python benchmarks/panic.py [N] [four|hundred]   (both by default)
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import statistics
@@ -35,8 +34,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from cancelctl.credentials import env_var  # noqa: E402
-from cancelctl.sim.pacifica import solana_keypair  # noqa: E402
+from bench import accounts, measure  # noqa: E402
+
 from cancelctl.sim.server import Simulator  # noqa: E402
 
 DELAY = 0.2  # seconds the simulator sleeps before every request
@@ -45,15 +44,7 @@ DELAY = 0.2  # seconds the simulator sleeps before every request
 def run(cmd: list[str], env: dict, left: Callable[[], int], rss: list[float] | None = None) -> float:
     """ms wall of one process; exits unless it ends with 0 and ``left()`` is 0 after it. ``rss`` gets its peak
     RSS (MB)."""
-    t0 = time.time()
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = (time.time() - t0) * 1000
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise SystemExit(f"{' '.join(cmd[1:])} failed with {code}: {proc.stderr.read().decode()[:300]}")  # type: ignore[union-attr]
-    if left():
-        raise SystemExit(f"{' '.join(cmd[1:])} exited 0 but left {left()} orders open")
+    _, wall, usage = measure(cmd, env, left)
     if rss is not None:
         rss.append(usage.ru_maxrss / 1024)
     return wall
@@ -64,37 +55,12 @@ def hundred(n: int, exe: str) -> None:
     with tempfile.TemporaryDirectory() as tmp, Simulator(lifetime=3600) as sim:
         assert sim.pacifica is not None, "the Pacifica simulator needs base58 and pynacl"
         sim.fail("/", "delay", seconds=DELAY, times=-1)
-        secrets: dict[str, str] = {}
-        config = []
-        gemini_accounts, pacifica_accounts = [], []
-        for i in range(50):
-            name = f"g{i + 1}"
-            key, secret, account = f"account-BENCHHUNDRED{i:03d}", f"bench-hundred-secret-{i:03d}", f"bench-h-{i}"
-            sim.gemini.add_key(key, secret, account=account)
-            gemini_accounts.append((account, key))
-            secrets[env_var(name, "api_key")] = key
-            secrets[env_var(name, "api_secret")] = secret
-            config.append(f'[profiles.{name}]\nvenue = "gemini"\nbase_url = "{sim.url}"\n')
-        for i in range(50):
-            name = f"p{i + 1}"
-            private, public = solana_keypair(bytes([100 + i]) * 32)
-            assert sim.pacifica.add_account(private) == public
-            pacifica_accounts.append(public)
-            secrets[env_var(name, "private_key")] = private
-            config.append(f'[profiles.{name}]\nvenue = "pacifica"\nbase_url = "{sim.url}/api/v1"\n')
-        cfg = Path(tmp, "config")
-        cfg.mkdir()
-        (cfg / "config.toml").write_text("\n".join(config))
-        base = {k: v for k, v in os.environ.items() if not k.startswith("CANCELCTL_")}
-        env = dict(
-            base,
-            CANCELCTL_CONFIG_DIR=str(cfg),
-            CANCELCTL_STATE_DIR=str(Path(tmp, "state")),
-            XDG_RUNTIME_DIR=str(Path(tmp, "run")),
-            PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
-            NO_COLOR="1",
-            **secrets,
-        )
+        gemini = [
+            (f"g{i + 1}", f"account-BENCHHUNDRED{i:03d}", f"bench-hundred-secret-{i:03d}", f"bench-h-{i}")
+            for i in range(50)
+        ]
+        gemini_accounts = [(account, key) for _, key, _, account in gemini]
+        env, pacifica_accounts = accounts(sim, tmp, gemini=gemini, pacifica=[(f"p{i + 1}", 100 + i) for i in range(50)])
         cold = dict(env, CANCELCTL_NO_GUARD="1")
         # The guarded runs measure the guard's work on 100 profiles, not the 20 ms hand-off budget (benchmarks/guard.py
         # does): a loaded machine must not send some of them down the cold path.
@@ -180,34 +146,16 @@ def four(n: int, exe: str) -> None:
     with tempfile.TemporaryDirectory() as tmp, Simulator(lifetime=1800) as sim:
         assert sim.pacifica is not None, "the Pacifica simulator needs base58 and pynacl"
         sim.fail("/", "delay", seconds=DELAY, times=-1)
-        secrets: dict[str, str] = {}
-        config = []
-        gemini_accounts, pacifica_accounts = [], []
-        for i, name in enumerate(("g1", "g2")):
-            key, secret, account = f"account-BENCHPANIC{i}", f"bench-panic-secret-{i}", f"bench-acct-{i}"
-            sim.gemini.add_key(key, secret, account=account)
-            gemini_accounts.append((account, key))
-            secrets[env_var(name, "api_key")] = key
-            secrets[env_var(name, "api_secret")] = secret
-            config.append(f'[profiles.{name}]\nvenue = "gemini"\nbase_url = "{sim.url}"\n')
-        for i, name in enumerate(("p1", "p2")):
-            private, public = solana_keypair(bytes([40 + i]) * 32)
-            assert sim.pacifica.add_account(private) == public
-            pacifica_accounts.append(public)
-            secrets[env_var(name, "private_key")] = private
-            config.append(f'[profiles.{name}]\nvenue = "pacifica"\nbase_url = "{sim.url}/api/v1"\n')
-        cfg = Path(tmp, "config")
-        cfg.mkdir()
-        (cfg / "config.toml").write_text("\n".join(config))
-        base = {k: v for k, v in os.environ.items() if not k.startswith("CANCELCTL_")}
-        env = dict(
-            base,
-            CANCELCTL_CONFIG_DIR=str(cfg),
-            CANCELCTL_STATE_DIR=str(Path(tmp, "state")),
-            PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
-            NO_COLOR="1",
+        gemini = [
+            (f"g{i + 1}", f"account-BENCHPANIC{i}", f"bench-panic-secret-{i}", f"bench-acct-{i}") for i in range(2)
+        ]
+        gemini_accounts = [(account, key) for _, key, _, account in gemini]
+        env, pacifica_accounts = accounts(
+            sim,
+            tmp,
+            gemini=gemini,
+            pacifica=[("p1", 40), ("p2", 41)],
             CANCELCTL_NO_GUARD="1",  # cold, whatever guard runs on this machine
-            **secrets,
         )
 
         def seed() -> None:
