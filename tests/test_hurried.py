@@ -107,18 +107,6 @@ def test_commas_between_ids(gemini, env):
     assert [o.order_id for o in gemini.open_orders()] == [keep]
 
 
-def test_blanks_inside_one_argument_separate_order_ids(gemini, env):
-    """A pasted column or a quoted `"$IDS"`: `"1 2"` is two order_ids (numbers on both venues), as `1,2` is."""
-    ids = [gemini.add_order() for _ in range(3)]
-    keep = gemini.add_order()
-    proc = env.run("cancel", "order", f" {ids[0]} {ids[1]}\n{ids[2]} ", "--json")
-    assert proc.returncode == 0, proc.stderr
-    assert sorted(parse_json(proc)["results"][0]["cancelled"]) == sorted(map(str, ids))
-    assert [o.order_id for o in gemini.open_orders()] == [keep]
-    blank = env.run("cancel", "order", "   ")  # nothing but blanks is still no order ID, never a silent no-op
-    assert blank.returncode == 2, blank.stderr
-
-
 def test_only_commas_is_no_id(gemini, env, sim):
     proc = env.run("cancel", "order", ",", ",,")
     assert proc.returncode == 2 and "no order ID" in proc.stderr

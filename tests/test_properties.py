@@ -189,11 +189,18 @@ def test_pacifica_order_ids_and_symbols(cli, ids, symbol, cloid):
     name=st.one_of(TEXT, st.sampled_from(["main", "main\n", " main", "MAIN", "-p", "a" * 65, "a.b_c-d", "x/y", "ü"]))
 )
 @example(name="main\n")
+@example(name="main, main")
+@example(name=",")
+@example(name="main,other")
 def test_profile_names_on_the_command_line(cli, name):
     argv = ("cancel", "all", "--dry-run", "--json", "-p", name)
     code, out, err = cli(*argv, config=GEMINI_CONFIG, env=GEMINI_ENV)
     if name.startswith("-"):
         contract(code, out, err, argv, {2, 78})  # taken as an option, or as the name
+        return
+    if "," in name:  # `-p a,b` is a and b, as CANCELCTL_PROFILE=a,b (no profile name has a comma); `-p ,` names none
+        parts = [p.strip() for p in name.split(",") if p.strip()]
+        contract(code, out, err, argv, {2 if not parts else 0 if all(p == "main" for p in parts) else 78})
         return
     contract(code, out, err, argv, {0 if name == "main" else 78})
 

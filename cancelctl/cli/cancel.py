@@ -167,14 +167,9 @@ def cancel_order(
     opts = options(ctx, profile, json, quiet, dry_run, timeout, verify, reason)
     profiles = selected(opts)
     # Commas separate IDs as blanks do: `1, 2,3` and `1,2,` are three IDs (what a comma leaves empty is
-    # nothing); an argument that is empty without a comma (`""`, an unset variable) stays an error below. An
-    # order_id is a number on both venues, so blanks inside one argument (`"1 2"`, a pasted column, `$IDS`
-    # quoted) separate IDs too; a client_order_id is the venue's free text and is split on commas only.
-    import re
-
-    sep = re.compile(r"," if client_order_id else r"[,\s]+")
-    words = [p.strip() for w in order_ids for p in (sep.split(w.strip()) if sep.search(w.strip()) else [w]) if p.strip()
-             or not sep.search(w.strip())]
+    # nothing); an argument that is empty without a comma (`""`, an unset variable) stays an error below. Blanks
+    # inside one argument (`"1 2"`) stay an error too: which order was meant is the trader's to say.
+    words = [p.strip() for w in order_ids for p in (w.split(",") if "," in w else [w]) if p.strip() or "," not in w]
     if not words:
         raise UsageProblem("no order ID given", hint="e.g. cancelctl cancel order 330429106 330429079")
     # An ID given twice is one order: sent once, one row (UUIDs compare without regard to case).
