@@ -51,13 +51,18 @@ def fix_hint(path: Path | str) -> str:
 
 
 def warning_line(state_dir: Path | str, audit_error: BaseException | None) -> str | None:
-    """The one stderr line for this run's state problems (None when there were none).
+    """The one stderr line for this run's state problems (None when there were none); they are said: forgotten.
 
     ``audit_error``: why the audit line could not be written, when it could not.
+    The problems are taken, not just read: a process that runs many commands
+    (``cancelctl guard``) says for each only what that one could not write,
+    never an earlier command's missing audit line for a line that was written.
     """
     if audit_error is not None:
         problem("this run's audit line", Path(state_dir) / "audit.jsonl", audit_error)
-    found = problems()
+    with _lock:
+        found = dict(_problems)
+        _problems.clear()
     if not found:
         return None
     what = "; ".join(f"{k}: {v}" for k, v in found.items())
