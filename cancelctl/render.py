@@ -352,7 +352,9 @@ def _counts(report: Report) -> list[str]:
         checked = [r for r in results if r.remaining is not None or r.verify_error is not None]
         if checked:
             clean = sum(r.remaining == [] and r.verify_error is None for r in results)
-            parts.append(f"no open orders left on {clean}/{plural(n, 'account')}")
+            # a check of some orders (IDs, symbols) says nothing of the others: "in scope", never the account clear
+            scope = " in scope" if any(r.scoped for r in checked) else ""
+            parts.append(f"no open orders left{scope} on {clean}/{plural(n, 'account')}")
             still = sum(len(r.remaining or ()) for r in results)
             if still:
                 parts.append(f"{still} still open")

@@ -90,6 +90,7 @@ class ProfileResult:
     #: that the cancel-all found nothing under): verification seeing none open in scope does not make it done
     unsettled: CancelctlError | None = None
     rounds: Any = None  # verification's state between reads (cancelctl.verify.Rounds), for a run cut short
+    scoped: bool = False  # verification covered part of the book only (asked IDs, symbols, TWAP orders left out)
 
     def reject(self, order_id: str, reason: str) -> None:
         """Record ``order_id`` as rejected; the reason (often the venue's text) is made one bounded, printable line."""

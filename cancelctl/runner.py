@@ -38,7 +38,7 @@ from cancelctl.errors import (
 )
 from cancelctl.results import ProfileResult, Report
 from cancelctl.transport import Deadline, run_start, warm_tls
-from cancelctl.verify import Scope, answered
+from cancelctl.verify import Scope, answered, everything
 
 if TYPE_CHECKING:
     from cancelctl.venues.base import VenueClient
@@ -185,6 +185,7 @@ def run_profile(
 
             progress.stage = "verify"
             scope, done = action.scope, result
+            result.scoped = scope is not everything  # the verdict says "in scope", never "no open orders left"
             verify(client, result, lambda order: scope(done, order), getattr(scope, "row_id", None))
         identify = getattr(client, "identify_cancelled", None)  # Pacifica: name what a cancel-all only counted
         if identify is not None and result.cancelled_count and not opts.dry_run:

@@ -169,3 +169,43 @@ def test_a_key_refused_for_its_address_in_one_guarded_command_is_tried_again_in_
     assert first.returncode == 4
     assert len(gem.requests(G_CANCEL)) == 2  # the second command was sent, as a cold run sends it
     assert second.returncode == 0 and rows(one_result(second)) == {"5": "cancelled"}
+
+
+def test_the_verdict_of_a_scoped_check_does_not_say_the_account_has_no_open_orders(gem, env):
+    """`cancel order 5 --verify` checks order 5 only: order 6 stays open, and the verdict must not say that no
+    open orders are left on the account (a trader in a hurry reads it as "the account is clear")."""
+    from test_terminal import run_pty, verdicts
+
+    gem.script(G_CANCEL, reply(200, gcancelled(5)))
+    gem.script(G_ORDERS, reply(200, [gorder(6)]))
+    code, text = run_pty(env, "cancel", "order", "5", "--verify", "--timeout", "5")
+    assert code == 0, text
+    (found,) = verdicts(text)
+    line = found.group(0)
+    assert "no open orders left on" not in line, line
+    assert "in scope" in line, line
+
+
+def test_a_guarded_run_whose_audit_line_was_written_does_not_say_it_is_missing(pac, env):
+    """What a run could not write to the state dir is said for that run: the guard (one process, many commands)
+    went on saying "this run's audit line is missing" for every later command, whose line was written."""
+    from test_guard import ROOMY, Running
+
+    pac.script(P + "/orders/cancel_all", reply(200, envelope({"cancelled_count": 0})))
+    pac.script(P + "/orders/twap", reply(200, envelope([])))
+    env.vars.update(ROOMY)
+    env.state_dir.mkdir(parents=True, exist_ok=True)
+    blocker = env.state_dir / "audit.jsonl"  # a directory where the audit log goes: the line cannot be written
+    guard = Running(env)
+    try:
+        blocker.mkdir()
+        first = env.run("cancel", "all", "--timeout", "3")
+        blocker.rmdir()
+        second = env.run("cancel", "all", "--timeout", "3")
+    finally:
+        _, err = guard.stop()
+    assert err.count("ran cancel all") == 2, err  # both ran in the guard
+    assert first.returncode == second.returncode == 0
+    assert "audit line is missing" in first.stderr, first.stderr
+    assert len(blocker.read_text().splitlines()) == 1  # the second run's line was written...
+    assert "could not write" not in second.stderr, second.stderr  # ...and nothing says otherwise
