@@ -7,7 +7,13 @@ cancelled, and exit 0 only when the last read of the book in scope listed nothin
 
 from __future__ import annotations
 
-from hostile import P, reply
+import json
+import threading
+
+import pytest
+from hostile import HostileVenue, P, reply
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import parse_json
 
@@ -77,6 +83,12 @@ def tsv_rows(proc) -> list[tuple[str, str]]:
     return [(f[3], f[4]) for f in lines if f[3] != "-"]
 
 
+@pytest.fixture(scope="module")
+def module_venue():
+    with HostileVenue(lifetime=300) as v:
+        yield v
+
+
 def pac_cloid(pac, cancels, reads) -> None:
     pac.script(P + "/orders/cancel", *cancels)
     pac.script(P + "/orders", *reads)
@@ -100,18 +112,18 @@ def test_client_order_id_straggler_cancelled_by_its_order_id_is_the_asked_ids_ro
 def test_client_order_id_answered_cancelled_but_always_listed_is_open(pac, env):
     ok = reply(200, {"success": True})
     pac_cloid(pac, [ok], [reply(200, envelope([porder(77, UUID.upper())]))])  # the venue's spelling of the UUID
-    proc = env.run(*CLOID, "--json", "--timeout", "1.5")
+    proc = env.run(*CLOID, "--json", "--timeout", "2.5")
     r = one_result(proc)
     assert proc.returncode == 3, proc.stderr
     assert rows(r) == {UUID: "open"}, r  # never "cancelled" for an order every read listed
-    tsv = env.run(*CLOID, "--timeout", "1.5")
+    tsv = env.run(*CLOID, "--timeout", "2.5")
     assert tsv_rows(tsv) == [(UUID, "open")], tsv.stdout
     assert tsv.returncode == 3
 
 
 def test_client_order_id_of_unknown_fate_still_listed_is_never_said_not_open(pac, env):
     pac_cloid(pac, [reply(200, {}), reply(200, {"success": True})], [reply(200, envelope([porder(77, UUID)]))])
-    proc = env.run(*CLOID, "--json", "--timeout", "1.5")
+    proc = env.run(*CLOID, "--json", "--timeout", "2.5")
     r = one_result(proc)
     assert proc.returncode == 3, proc.stderr
     assert rows(r) == {UUID: "open"}, r
@@ -122,7 +134,7 @@ def test_an_order_the_book_lists_twice_has_one_row(gem, env):
     gem.script(G_ALL, reply(200, {"result": "ok", "details": {"cancelledOrders": [], "cancelRejects": []}}))
     gem.script(G_ORDERS, reply(200, [gorder(5), gorder(5)]))
     gem.script(G_CANCEL, reply(400, {"result": "error", "reason": "Nope", "message": "no"}))
-    proc = env.run("cancel", "all", "--verify", "--json", "--timeout", "1.5")
+    proc = env.run("cancel", "all", "--verify", "--json", "--timeout", "2.5")
     r = one_result(proc)
     assert proc.returncode == 3
     assert r["remaining"] == ["5"] and rows(r) == {"5": "open"}
@@ -132,7 +144,7 @@ def test_a_read_that_fails_after_one_listing_the_order_leaves_it_one_row_open(ge
     # answered "cancelled", listed by the next read, cancelled again, then the book is no longer read in time
     gem.script(G_CANCEL, reply(200, gcancelled(5)))
     gem.script(G_ORDERS, reply(200, [gorder(5)]), reply(200, [gorder(5)], delay=4))
-    proc = env.run("cancel", "order", "5", "--verify", "--json", "--timeout", "1.5")
+    proc = env.run("cancel", "order", "5", "--verify", "--json", "--timeout", "2.5")
     r = one_result(proc)
     assert proc.returncode == 5, proc.stderr
     assert r["verify_error"] is not None
@@ -209,3 +221,159 @@ def test_a_guarded_run_whose_audit_line_was_written_does_not_say_it_is_missing(p
     assert "audit line is missing" in first.stderr, first.stderr
     assert len(blocker.read_text().splitlines()) == 1  # the second run's line was written...
     assert "could not write" not in second.stderr, second.stderr  # ...and nothing says otherwise
+
+
+# -- properties: generated sequences of reads of the book, per-order answers ------------------------------------
+#
+# Each order's cancel answer is the same every time it is asked (by order_id or client order ID), so an order the
+# venue answered "cancelled" was answered so before the first read: if any read lists it, its word is worth
+# nothing. Then exit 0 is possible only when the last read the venue served listed none of the asked orders.
+
+FAIL = "fail"
+#: few examples: each is a real process that may verify until its --timeout
+SETTINGS = settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
+KINDS = ["cancelled", "not found", "unknown", "other order"]
+
+
+def served_reads(venue, path: str, reads: list, reply_of) -> list:
+    """Script ``path`` to serve ``reads`` in turn (the last repeats); the returned list fills with what each read
+    got."""
+    served: list = []
+    lock = threading.Lock()
+
+    def answer(request):
+        with lock:
+            step = reads[min(len(served), len(reads) - 1)]
+            served.append(step)
+        if step == FAIL:
+            return reply(500, {"result": "error", "reason": "System", "message": "busy"})
+        return reply_of(step)
+
+    venue.script(path, answer)
+    return served
+
+
+def run_hostile(venue, profiles: dict, *args: str) -> tuple[object, dict]:
+    """The real process with ``--json --timeout 3`` (room for start-up on a loaded machine: a run that sends nothing
+    proves nothing) in a fresh config and state dir; (process, its one JSON document), checked against its audit
+    line."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import tomli_w
+    from hostile import PAC_PRIVATE
+
+    from cancelctl.credentials import env_var
+
+    from conftest import GEMINI_KEY, GEMINI_SECRET, collect
+
+    with tempfile.TemporaryDirectory() as root:
+        (Path(root) / "config").mkdir()
+        (Path(root) / "config" / "config.toml").write_text(tomli_w.dumps({"profiles": profiles}))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CANCELCTL_")}
+        env.update(
+            CANCELCTL_CONFIG_DIR=f"{root}/config",
+            CANCELCTL_STATE_DIR=f"{root}/state",
+            PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+            HOME=root,
+            NO_COLOR="1",
+        )
+        for name, p in profiles.items():
+            if p["venue"] == "gemini":
+                env[env_var(name, "api_key")], env[env_var(name, "api_secret")] = GEMINI_KEY, GEMINI_SECRET
+            else:
+                env[env_var(name, "private_key")] = PAC_PRIVATE
+        proc = subprocess.run(
+            [sys.executable, "-m", "cancelctl", *args, "--json", "--timeout", "3"],
+            capture_output=True, text=True, env=env, timeout=30, stdin=subprocess.DEVNULL,
+        )
+        collect(" ".join(args), proc.stdout + proc.stderr)
+        audit = Path(root) / "state" / "audit.jsonl"
+        lines = [json.loads(x) for x in audit.read_text().splitlines()] if audit.exists() else []
+    assert proc.returncode != 70 and "Traceback" not in proc.stderr, proc.stderr
+    doc = json.loads(proc.stdout)  # exactly one document
+    assert doc["exit_code"] == proc.returncode and doc["ok"] == (proc.returncode == 0)
+    assert [line["exit_code"] for line in lines] == [proc.returncode], lines  # one audit line, the same code
+    return proc, doc
+
+
+def checked(proc, doc: dict, asked: list[str], served: list, listed) -> dict:
+    """The invariants every example keeps; the one result."""
+    (r,) = doc["results"]
+    assert set(rows(r)) == set(asked), r  # one row per asked ID (rows() fails on two)
+    last = served[-1] if served else None
+    if proc.returncode == 0:
+        assert last is not None and last != FAIL and not listed(last), (served, r)
+    if last == FAIL:
+        assert proc.returncode == 5, (served, r)
+    if last not in (None, FAIL) and listed(last):
+        assert proc.returncode != 0 and r["remaining"], (served, r)
+    return r
+
+
+@SETTINGS
+@given(
+    kinds=st.fixed_dictionaries({i: st.sampled_from(KINDS) for i in ("101", "102", "103")}),
+    reads=st.lists(st.one_of(st.just(FAIL), st.lists(st.sampled_from(["101", "102", "103"]), max_size=4)),
+                   min_size=1, max_size=4),
+)
+def test_gemini_verification_over_a_book_that_comes_and_goes(module_venue, kinds, reads):
+    module_venue.reset()
+
+    def cancel(request):
+        oid = str(request["body"].get("order_id"))
+        kind = kinds.get(oid, "not found")
+        if kind == "cancelled":
+            return reply(200, gcancelled(int(oid)))
+        if kind == "unknown":
+            return reply(200, {})
+        if kind == "other order":
+            return reply(200, gcancelled(999))
+        return reply(404, {"result": "error", "reason": "OrderNotFound", "message": "not found"})
+
+    module_venue.script(G_CANCEL, cancel)
+    served = served_reads(module_venue, G_ORDERS, reads, lambda ids: reply(200, [gorder(int(i)) for i in ids]))
+    asked = ["101", "102"]
+    proc, doc = run_hostile(module_venue, {"g": {"venue": "gemini", "base_url": module_venue.url}},
+                               "cancel", "order", *asked, "--verify")
+    assert module_venue.requests(G_CANCEL), proc.stderr  # a run that sent nothing would prove nothing
+    r = checked(proc, doc, asked, served, lambda ids: bool(set(ids) & set(asked)))
+    said = [*r["cancelled"], *(x["id"] for x in r["rejected"]), *r["unknown"], *(r["remaining"] or ())]
+    assert "103" not in said, r  # an order nobody asked about is never a row
+
+
+@SETTINGS
+@given(
+    kind=st.sampled_from(["success", "refused", "unknown"]),
+    reads=st.lists(
+        st.one_of(st.just(FAIL), st.lists(st.sampled_from(["mine", "MINE", "other", "none"]), max_size=2, unique=True)),
+        min_size=1, max_size=4),
+)
+def test_pacifica_client_order_id_verification_rows_stay_the_asked_ids(module_venue, kind, reads):
+    module_venue.reset()
+    other = "11111111-2222-4333-8444-555555555555"
+
+    def cancel(request):
+        if kind == "success":
+            return reply(200, {"success": True})
+        if kind == "unknown":
+            return reply(200, {})
+        return reply(422, {"success": False, "error": "boom", "code": 9})
+
+    def book(entries):
+        orders = {"mine": porder(77, UUID), "MINE": porder(77, UUID.upper()), "other": porder(79, other),
+                  "none": porder(80)}
+        return reply(200, envelope([orders[e] for e in entries]))
+
+    module_venue.script(P + "/orders/cancel", cancel)
+    module_venue.script(P + "/orders/twap", reply(200, envelope([])))
+    served = served_reads(module_venue, P + "/orders", reads, book)
+    proc, doc = run_hostile(module_venue, {"p": {"venue": "pacifica", "base_url": module_venue.url + P}},
+                               "cancel", "order", UUID, "--client-order-id", "--symbol", "BTC", "--verify")
+    assert module_venue.requests(P + "/orders/cancel"), proc.stderr  # a run that sent nothing would prove nothing
+    r = checked(proc, doc, [UUID], served, lambda entries: bool({"mine", "MINE"} & set(entries)))
+    said = [*r["cancelled"], *(x["id"] for x in r["rejected"]), *r["unknown"], *(r["remaining"] or ())]
+    assert not {"77", "79", "80"} & set(said), r  # the venue's order_ids are never rows of their own
