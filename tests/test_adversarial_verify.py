@@ -223,6 +223,17 @@ def test_a_guarded_run_whose_audit_line_was_written_does_not_say_it_is_missing(p
     assert "could not write" not in second.stderr, second.stderr  # ...and nothing says otherwise
 
 
+
+def test_a_gemini_answer_that_says_cancelled_and_live_is_no_cancel(gem, env):
+    """The documented success is the order status with ``is_cancelled: true`` and ``is_live: false``
+    (https://docs.gemini.com/rest/orders, "Cancel Order"); an answer that says the order is cancelled and still live
+    contradicts itself: the order's fate is unknown, never "cancelled" (exit 0)."""
+    gem.script(G_CANCEL, reply(200, {**gcancelled(5), "is_live": True}))
+    proc = env.run("cancel", "order", "5", "--json", "--timeout", "3")
+    assert rows(one_result(proc)) == {"5": "unknown"}
+    assert proc.returncode == 5
+
+
 # -- properties: generated sequences of reads of the book, per-order answers ------------------------------------
 #
 # Each order's cancel answer is the same every time it is asked (by order_id or client order ID), so an order the

@@ -400,7 +400,7 @@ class Gemini(ClientBase):
         passes the one it listed); ``client_order_id`` and ``stop`` are
         Pacifica's and raise UsageProblem (exit 2).
 
-        An ID gets ``cancelled`` (``is_cancelled`` true), ``rejected`` (with
+        An ID gets ``cancelled`` (``is_cancelled`` true, ``is_live`` not true), ``rejected`` (with
         Gemini's reason) or ``unknown``. A credential or configuration error
         stops the run; the IDs not yet sent are reported as rejected "not sent".
         """
@@ -429,7 +429,7 @@ class Gemini(ClientBase):
             result.error = result.error or OutcomeUnknown(
                 f"Gemini's answer to the cancel of {order_id} did not name that order"
             )
-        elif body.get("is_cancelled") is True:
+        elif body.get("is_cancelled") is True and body.get("is_live") is not True:  # cancelled and live: no answer
             result.cancelled.append(order_id)
             result.details[order_id] = {  # the order status object's own fields (what was left is what was cancelled)
                 "order_id": order_id,
