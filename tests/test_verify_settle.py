@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cancelctl.errors import CancelctlError
 from cancelctl.results import ProfileResult
 from cancelctl.transport import Deadline, DeadlinePassed
 from cancelctl.verify import everything, verify
@@ -82,3 +83,32 @@ def test_a_client_order_id_answered_cancelled_then_listed_stays_open_when_the_ne
     verify(client, result, lambda o: scope(result, o), scope.row_id)  # type: ignore[arg-type]
     assert client.cancels == [["77"]]
     assert result.remaining == [uuid] and result.cancelled == [] and result.verify_error is None
+
+
+def test_a_pacifica_book_whose_twap_half_found_no_time_left_is_a_book_not_read(monkeypatch):
+    """Pacifica's book is two reads (``GET /orders``, then ``GET /orders/twap``). When the first came back (it may
+    list an order a re-cancel had just answered "cancelled") and only the second found the deadline passed, the
+    book was read in part: never a read that did not go out, which verification settles on the read before."""
+    import pytest
+    from hostile import PAC_PRIVATE, HostileVenue, P, reply
+
+    from cancelctl.config import Profile
+    from cancelctl.credentials import Credentials
+    from cancelctl.venues.pacifica import Pacifica
+
+    with HostileVenue(lifetime=30) as venue:
+        venue.script(P + "/orders", reply(200, {"success": True, "data": [], "error": None, "code": None}))
+        profile = Profile(name="p", venue="pacifica", environment="mainnet", base_url_override=venue.url + P)
+        client = Pacifica(profile, Credentials({"private_key": PAC_PRIVATE}), state_dir=None, deadline=Deadline(5.0))
+
+        def no_time_left():
+            raise DeadlinePassed("the deadline passed before the request could be sent")
+
+        monkeypatch.setattr(client, "open_twap_orders", no_time_left)
+        try:
+            with pytest.raises(CancelctlError) as caught:
+                client.open_orders()
+        finally:
+            client.close()
+    assert venue.requests(P + "/orders")  # the first half went out and came back
+    assert not isinstance(caught.value, DeadlinePassed)

@@ -62,7 +62,7 @@ from cancelctl.errors import AuthError, CancelctlError, ConfigError, NotSent, Ou
 from cancelctl.results import OpenOrder, ProfileResult
 from cancelctl.signing import PreparedRequest
 from cancelctl.signing import pacifica as signing
-from cancelctl.transport import Answer, Deadline, new_client, send
+from cancelctl.transport import Answer, Deadline, DeadlinePassed, new_client, send
 from cancelctl.venues.base import (
     ClientBase,
     Reason,
@@ -1007,7 +1007,9 @@ class Pacifica(ClientBase):
         ``amount`` (what is left: initial - filled - cancelled),
         ``client_order_id``, and booleans ``reduce_only`` and ``stop``
         (``order_type`` other than limit/market). Unsigned, no body. Raises
-        the contract's errors; an unexpected shape is OutcomeUnknown.
+        the contract's errors; an unexpected shape is OutcomeUnknown, and so
+        is a TWAP read that found no time left after the open orders came
+        back (DeadlinePassed only when nothing went out).
         """
         from urllib.parse import urlencode
 
@@ -1016,7 +1018,14 @@ class Pacifica(ClientBase):
         body = self._request(lambda ts: request)
         if body is None:
             return []
-        return self._order_book(body) + self.open_twap_orders()
+        orders = self._order_book(body)
+        try:
+            twaps = self.open_twap_orders()
+        except DeadlinePassed as e:
+            # half the book came back (it may list an order a cancel was just answered for): a book read in part,
+            # never a read that did not go out (which verification may settle on the read before it)
+            raise OutcomeUnknown(f"the open orders were read, the TWAP orders not: {e.message}") from None
+        return orders + twaps
 
     @staticmethod
     def _order_book(body: object) -> list[OpenOrder]:
