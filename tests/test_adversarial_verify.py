@@ -234,6 +234,25 @@ def test_a_gemini_answer_that_says_cancelled_and_live_is_no_cancel(gem, env):
     assert proc.returncode == 5
 
 
+
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_a_pacifica_success_that_carries_an_error_is_no_cancel(pac, env, batch):
+    """``{"success": true, "error": "Order not found"}`` says two things: the order's fate is unknown, never
+    "cancelled" (the documented success has ``error: null``,
+    https://docs.pacifica.fi/api-documentation/api/rest-api/orders/cancel-order)."""
+    both = {"success": True, "error": "Order not found"}
+    if batch:
+        pac.script(P + "/orders/batch", reply(200, envelope({"results": [both, {"success": True, "error": None}]})))
+        ids = ["42", "43"]
+    else:
+        pac.script(P + "/orders/cancel", reply(200, both))
+        ids = ["42"]
+    proc = env.run("cancel", "order", *ids, "--symbol", "BTC", "--json", "--timeout", "3")
+    r = one_result(proc)
+    assert rows(r)["42"] == "unknown", r
+    assert proc.returncode == 5
+
+
 # -- properties: generated sequences of reads of the book, per-order answers ------------------------------------
 #
 # Each order's cancel answer is the same every time it is asked (by order_id or client order ID), so an order the

@@ -366,8 +366,18 @@ def _not_found(message: str | None) -> bool:
 
 
 def _confirmed(body: object) -> bool:
-    """True only for an explicit success: ``{"success": true, ...}`` (docs "Cancel order")."""
-    return isinstance(body, dict) and body.get("success") is True
+    """True only for an explicit success: ``{"success": true, ...}`` (docs "Cancel order") without an error text.
+
+    ``{"success": true, "error": "Order not found"}`` contradicts itself (the documented success carries
+    ``"error": null``): see :func:`_contradicts`.
+    """
+    return isinstance(body, dict) and body.get("success") is True and not _contradicts(body)
+
+
+def _contradicts(body: dict[str, Any]) -> bool:
+    """A ``success: true`` that also carries an error text: neither a cancel nor a refusal (unknown)."""
+    error = body.get("error")
+    return body.get("success") is True and isinstance(error, str) and bool(error.strip())
 
 
 def _message(body: object) -> str | None:
@@ -892,6 +902,11 @@ class Pacifica(ClientBase):
             )
         elif _confirmed(body):
             result.cancelled.append(order_id)
+        elif isinstance(body, dict) and _contradicts(body):
+            result.unknown.append(order_id)
+            result.error = result.error or OutcomeUnknown(
+                f"Pacifica's answer to the cancel of {order_id} said success and an error at once"
+            )
         elif _message(body):
             self._reject_row(result, order_id, _message(body) or "", gone)
         else:
@@ -972,7 +987,7 @@ class Pacifica(ClientBase):
                     and not _names_any(at, client_order_id)
                 ):
                     entry = at
-            if entry is None or not isinstance(entry.get("success"), bool):
+            if entry is None or not isinstance(entry.get("success"), bool) or _contradicts(entry):
                 result.unknown.append(order_id)
                 result.error = result.error or OutcomeUnknown("Pacifica's batch answer had no result for some orders")
             elif entry["success"]:
