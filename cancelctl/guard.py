@@ -290,6 +290,7 @@ class Guard:
             )
             self.deadman_code = main.finish(outcome)
         _say(f"deadman: panic exit {self.deadman_code}; the switch is disarmed, the guard runs on")
+        notify_fired("deadman", self.deadman_code, outcome.report, opts.reason)  # after the report, as ``deadman``
 
     # ---- the socket --------------------------------------------------------------------------
 
@@ -645,7 +646,8 @@ def heartbeat_profiles(held: dict[str, Held]) -> list[Profile]:
 
 
 def warm_imports() -> None:
-    """Import now what a caller's command will need, so its first request costs no import."""
+    """Import now what a caller's command will need, and convert its typer app into click commands
+    (:data:`cancelctl.cli.prepared`), so its first request costs neither."""
     import importlib
 
     for name in (
@@ -666,6 +668,11 @@ def warm_imports() -> None:
     ):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    from cancelctl import cli
+
+    cli.prepared = {}  # each command's click tree converted once, here, not in front of a caller's cancel
+    for word in handoff.GUARDED:
+        cli.command(word)
 
 
 def run(names: list[str], settings: Settings) -> int:
@@ -737,6 +744,23 @@ def run(names: list[str], settings: Settings) -> int:
     return guard.exit_code
 
 
+def notify_fired(command: str, code: int, report: Any, reason: str | None) -> None:
+    """The notification of a panic the guard ran by itself (its deadman fired, ``--panic-on-exit``), sent as the
+    ``deadman`` and ``panic`` commands send theirs (contract, "Notifications"): after the report and the audit line,
+    when URLs are set; a failure is one line on the guard's terminal; never raises."""
+    from cancelctl import notify
+
+    try:
+        current = notify.settings()
+        if not current.urls and not current.problem:
+            return
+        title, body = notify.message(command, code, report, reason=reason)
+    except Exception as e:  # noqa: BLE001 - notifying never changes what the guard did
+        _say(f"notification not sent: {type(e).__name__}")
+        return
+    notify.send(title, body, current)
+
+
 def panic_on_exit(guard: Guard) -> None:
     """``--panic-on-exit``: panic on every held profile, on the warm connections; its report and audit line as
     ``panic``'s; the guard then exits with panic's code."""
@@ -749,6 +773,7 @@ def panic_on_exit(guard: Guard) -> None:
     try:
         outcome = run_panic([h.profile for h in guard.held.values()], opts, {n: h.creds for n, h in guard.held.items()})
         guard.exit_code = main.finish(outcome)
+        notify_fired("panic", guard.exit_code, outcome.report, opts.reason)  # after the report, as ``panic``
     except Exception as e:  # noqa: BLE001 - said, and the exit code says it
         _say(f"--panic-on-exit failed: {type(e).__name__}")
         guard.exit_code = int(ExitCode.INTERNAL)

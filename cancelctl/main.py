@@ -193,10 +193,10 @@ def _run(argv: list[str] | None) -> int:
             sys.stderr.write("cancelctl: warning: CANCELCTL_DEBUG is not 1/0, true/false, yes/no or on/off; ignored\n")
         import typer
 
-        from cancelctl.cli import build
+        from cancelctl.cli import command
 
         try:
-            rv = build(flags.command)(args=flags_mod.arrange(argv), prog_name="cancelctl", standalone_mode=False)
+            rv = command(flags.command)(args=flags_mod.arrange(argv), prog_name="cancelctl", standalone_mode=False)
         except typer.TyperException as e:  # usage errors from argument parsing
             from cancelctl.cli import usage_problem
 

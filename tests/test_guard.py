@@ -343,6 +343,31 @@ def test_ctrl_c_reaches_the_guard_s_command(guard, two, env):
     assert "ran cancel all" in gerr and code == 0
 
 
+def test_a_guard_stopped_while_a_caller_s_cancel_is_in_flight(guard, two, env):
+    """SIGTERM to the guard while the venue holds a caller's cancel-all: the caller gets the cold path's answer to a
+    SIGTERM (exit 143, its JSON document), which names no order cancelled (no answer was read), and the guard stops
+    after answering."""
+    ids = seed(two)
+    two.fail("/v1/order/cancel/all", "delay", seconds=3)
+    p = env.popen("cancel", "all", "-p", "main", "--json", "--timeout", "8")
+    deadline = time.monotonic() + 20
+    while not two.requests("/v1/order/cancel/all") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert two.requests("/v1/order/cancel/all"), "the cancel never reached the venue"
+    guard.proc.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    collect("guard stopped", out + err)
+    assert p.returncode == 143, err
+    doc = json.loads(out)
+    assert doc["exit_code"] == 143 and not doc["ok"]
+    (result,) = doc["results"]
+    assert result["status"] == "unknown" and result["exit_code"] == 5 and result["cancelled"] == [], result
+    assert not result["cancelled_count"] and result["error"]["kind"] == "terminated", result
+    assert not set(ids) & set(result["cancelled"])
+    code, gerr = guard.stop()
+    assert "ran cancel all" in gerr and "stopped after 1 command(s)" in gerr and code == 0, gerr
+
+
 def test_guard_status(guard, env):
     proc = env.run("guard", "status", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -405,9 +430,18 @@ def test_heartbeat_inside_the_guard_and_stopped_first(sim, env):
 
 def test_deadman_inside_the_guard(two, env, tmp_path):
     """``guard --deadman FILE --ttl 1``: no check-in, so panic on every held profile, one audit line with the
-    deadman's reason; the guard runs on and still takes callers."""
+    deadman's reason, and the notification ``deadman`` sends (after the report); the guard runs on and still takes
+    callers."""
+    pytest.importorskip("apprise")
+    from loopback import Loopback, response
+
     alive = tmp_path / "bot.alive"
     seed(two)
+    hook = Loopback(lambda req: response(200, b"{}"), lifetime=60)
+    hook.__enter__()
+    config = env.config_dir / "config.toml"
+    url = hook.url.replace("http://", "json://") + "/hooktoken0123456789abc"
+    config.write_text(config.read_text() + f'\n[notify]\nurls = ["{url}"]\ntimeout = 30\n')  # apprise's start, loaded
     g = Running(env, "--deadman", str(alive), "--ttl", "1")
     try:
         deadline = time.monotonic() + 20
@@ -418,12 +452,20 @@ def test_deadman_inside_the_guard(two, env, tmp_path):
         lines = audit_lines(env)
         assert len(lines) == 1 and lines[0]["reason"].startswith("deadman: no check-in")
         assert g.proc.poll() is None
+        deadline = time.monotonic() + 40
+        while not hook.requests and time.monotonic() < deadline:
+            time.sleep(0.1)
         seed(two)
         proc = env.run("panic", "-q")
         assert proc.returncode == 0, proc.stderr
     finally:
         code, err = g.stop()
+        hook.__exit__(None, None, None)
     assert "deadman: panic exit 0" in err and "ran panic" in err
+    notes = [json.loads(r.body) for r in hook.requests]
+    fired = [n for n in notes if n["title"].startswith("cancelctl deadman on ")]
+    assert len(fired) == 1 and "exit 0" in fired[0]["title"], (notes, err)
+    assert "reason: deadman: no check-in for" in fired[0]["message"] and "2 cancelled" in fired[0]["message"]
 
 
 def test_panic_on_exit_and_poll(two, env):

@@ -11,7 +11,7 @@ suggestions see the whole tree. ``app`` is that whole tree.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -79,6 +79,29 @@ def build(command: str | None = None) -> typer.Typer:
         else:  # a module's EXAMPLES: {command name: its --help epilog}
             app.command(name, epilog=getattr(loaded, "EXAMPLES", {}).get(name))(target)
     return app
+
+
+#: Click commands converted once from :func:`build`'s typer apps, by command word (None: every command); None: not
+#: kept. Typer converts the app into click commands from the functions' signatures on every call (``inspect``,
+#: type hints: 5 to 12 ms a run, measured in the guard with cProfile), which a cold run does once anyway; the guard,
+#: which runs one command after another in one process, sets this to ``{}`` (:func:`cancelctl.guard.warm_imports`)
+#: so that no caller's cancel waits for the conversion.
+prepared: dict[str | None, Any] | None = None
+
+
+def command(name: str | None) -> Any:
+    """What parses and runs a command line for ``name`` (as :func:`build`): the typer app, called with click's
+    ``main`` arguments (``args=``, ``prog_name=``, ``standalone_mode=``); with :data:`prepared` set, the click
+    command converted from it once. Both raise the same exceptions (typer's call only adds its excepthook)."""
+    if prepared is None:
+        return build(name)
+    key = name if name in COMMANDS else None
+    cmd = prepared.get(key)
+    if cmd is None:
+        from typer.main import get_command
+
+        cmd = prepared[key] = get_command(build(name))
+    return cmd
 
 
 def usage_problem(e: Exception, argv: list[str] | None = None) -> UsageProblem:
