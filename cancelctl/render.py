@@ -351,7 +351,8 @@ def _counts(report: Report) -> list[str]:
         parts.append(f"{sum(len(r.unknown) for r in results)} unknown")
         checked = [r for r in results if r.remaining is not None or r.verify_error is not None]
         if checked:
-            clean = sum(r.remaining == [] and r.verify_error is None for r in results)
+            # an unsettled scope (a symbol that could not be checked) is never "no open orders left": exit 5 says why
+            clean = sum(r.remaining == [] and r.verify_error is None and r.unsettled is None for r in results)
             # a check of some orders (IDs, symbols) says nothing of the others: "in scope", never the account clear
             scope = " in scope" if any(r.scoped for r in checked) else ""
             parts.append(f"no open orders left{scope} on {clean}/{plural(n, 'account')}")

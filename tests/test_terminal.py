@@ -463,3 +463,21 @@ def test_a_status_line_note_is_one_line_with_secrets_redacted():
         assert "\x1b" not in text and "\n" not in text
     finally:
         redact.SECRETS.discard(secret)
+
+
+def test_the_verdict_never_says_no_open_orders_left_on_an_unsettled_scope():
+    """`cancel pacifica --symbol BTCX --verify` with the market list unreadable exits 5 (the symbol may be no market):
+    the verdict said "no open orders left in scope on 1/1 account" next to "exit 5"."""
+    from cancelctl import render
+    from cancelctl.errors import OutcomeUnknown
+    from cancelctl.results import ProfileResult, Report
+
+    def result(unsettled):
+        # as venues/pacifica.py leaves it: the doubt is the result's error too, and verification cannot clear it
+        return ProfileResult("p", "pacifica", "cancel_all", cancelled_count=0, remaining=[], scoped=True,
+                             unsettled=unsettled, error=unsettled)
+
+    assert "no open orders left in scope on 1/1 account" in render.verdict(Report([result(None)]), 0.0)
+    doubt = Report([result(OutcomeUnknown("BTCX could not be checked against the markets"))])
+    line = render.verdict(doubt, 0.0)
+    assert doubt.exit_code == 5 and "on 0/1 account" in line and "exit 5" in line, line
