@@ -7,15 +7,12 @@ cancelled, and exit 0 only when the last read of the book in scope listed nothin
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
 from hostile import HostileVenue, P, reply
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import parse_json
 
 G_CANCEL, G_ALL, G_ORDERS = "/v1/order/cancel", "/v1/order/cancel/all", "/v1/orders"
 UUID = "0b7f5b1c-3c3a-4d7e-9f00-6a2b9c1d2e3f"
@@ -55,10 +52,9 @@ def gcancelled(oid: int) -> dict:
 
 
 def one_result(proc) -> dict:
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.returncode != 70, proc.stderr
-    (r,) = parse_json(proc)["results"]
-    return r
+    from test_outcome_integrity import result_of
+
+    return result_of(proc)
 
 
 def rows(r: dict) -> dict[str, str]:
@@ -286,47 +282,11 @@ def served_reads(venue, path: str, reads: list, reply_of) -> list:
 def run_hostile(venue, profiles: dict, *args: str) -> tuple[object, dict]:
     """The real process with ``--json --timeout 3`` (room for start-up on a loaded machine: a run that sends nothing
     proves nothing) in a fresh config and state dir; (process, its one JSON document), checked against its audit
-    line."""
-    import os
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
+    line (tests/test_hostile_venue.py's ``run``)."""
+    from test_hostile_venue import run
 
-    import tomli_w
-    from hostile import PAC_PRIVATE
-
-    from cancelctl.credentials import env_var
-
-    from conftest import GEMINI_KEY, GEMINI_SECRET, collect
-
-    with tempfile.TemporaryDirectory() as root:
-        (Path(root) / "config").mkdir()
-        (Path(root) / "config" / "config.toml").write_text(tomli_w.dumps({"profiles": profiles}))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CANCELCTL_")}
-        env.update(
-            CANCELCTL_CONFIG_DIR=f"{root}/config",
-            CANCELCTL_STATE_DIR=f"{root}/state",
-            PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
-            HOME=root,
-            NO_COLOR="1",
-        )
-        for name, p in profiles.items():
-            if p["venue"] == "gemini":
-                env[env_var(name, "api_key")], env[env_var(name, "api_secret")] = GEMINI_KEY, GEMINI_SECRET
-            else:
-                env[env_var(name, "private_key")] = PAC_PRIVATE
-        proc = subprocess.run(
-            [sys.executable, "-m", "cancelctl", *args, "--json", "--timeout", "3"],
-            capture_output=True, text=True, env=env, timeout=30, stdin=subprocess.DEVNULL,
-        )
-        collect(" ".join(args), proc.stdout + proc.stderr)
-        audit = Path(root) / "state" / "audit.jsonl"
-        lines = [json.loads(x) for x in audit.read_text().splitlines()] if audit.exists() else []
-    assert proc.returncode != 70 and "Traceback" not in proc.stderr, proc.stderr
-    doc = json.loads(proc.stdout)  # exactly one document
-    assert doc["exit_code"] == proc.returncode and doc["ok"] == (proc.returncode == 0)
-    assert [line["exit_code"] for line in lines] == [proc.returncode], lines  # one audit line, the same code
+    proc, doc, _ = run(venue, profiles, *args, timeout="3")
+    assert doc["ok"] == (proc.returncode == 0)
     return proc, doc
 
 

@@ -176,8 +176,11 @@ def venue():
         yield v
 
 
-def run(venue: HostileVenue, profiles: dict, *args: str) -> tuple[subprocess.CompletedProcess, dict, list[dict]]:
-    """The real process in a fresh config/state dir against ``venue``; (process, JSON document, audit lines)."""
+def run(
+    venue: HostileVenue, profiles: dict, *args: str, timeout: str = "1"
+) -> tuple[subprocess.CompletedProcess, dict, list[dict]]:
+    """The real process with ``--json --timeout TIMEOUT`` in a fresh config/state dir against ``venue``; (process, JSON
+    document, audit lines), checked: one document, one audit line, both with the process's exit code."""
     import tomli_w
 
     with tempfile.TemporaryDirectory() as root:
@@ -198,7 +201,7 @@ def run(venue: HostileVenue, profiles: dict, *args: str) -> tuple[subprocess.Com
             else:
                 env[env_var(name, "private_key")] = PAC_PRIVATE
         proc = subprocess.run(
-            [sys.executable, "-m", "cancelctl", *args, "--json", "--timeout", "1"],
+            [sys.executable, "-m", "cancelctl", *args, "--json", "--timeout", timeout],
             capture_output=True,
             text=True,
             env=env,
