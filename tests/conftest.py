@@ -248,3 +248,59 @@ def pacifica_keypair(n: int) -> tuple[str, str]:
     from cancelctl.sim.pacifica import solana_keypair
 
     return solana_keypair(bytes([n]) * 32)
+
+
+def run_on_pty(
+    env: Env, *args: str, cols: int = 120, seconds: float = 30, stdin: bool = False, extra_env: dict | None = None
+) -> tuple[int | None, str]:
+    """Run ``cancelctl *args`` with stdout and stderr (and stdin with ``stdin``, in a new session: nobody types) on one
+    pseudo terminal ``cols`` wide; (exit code, everything it wrote as text, escapes kept). The exit code is None when
+    it was still running after ``seconds`` (waiting for input nobody gives); it is then killed."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, cols, 0, 0))
+    e = env.environ()
+    e.update(TERM="xterm-256color", COLUMNS=str(cols), **(extra_env or {}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cancelctl", *args],
+        stdin=slave if stdin else subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        env=e,
+        start_new_session=stdin,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    end = time.monotonic() + seconds
+    code: int | None = None
+    try:
+        while time.monotonic() < end:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the process closed its side
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        try:
+            code = proc.wait(timeout=max(1.0, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            code = None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        os.close(master)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    collect(" ".join(args) + " (tty)", text)
+    return code, text

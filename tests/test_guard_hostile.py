@@ -22,12 +22,8 @@ from conftest import GEMINI_KEY, GEMINI_SECRET, Env
 
 
 @pytest.fixture
-def main(sim, env):
-    """A Gemini profile ``main`` on the simulator."""
-    sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET)
-    env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
-    env.secret("main", "api_key", GEMINI_KEY)
-    env.secret("main", "api_secret", GEMINI_SECRET)
+def main(sim, gemini):
+    """A Gemini profile ``main`` on the simulator (conftest's ``gemini``); the simulator."""
     return sim
 
 

@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import GEMINI_KEY, SECRETS_USED, collect, pacifica_keypair
+from conftest import GEMINI_KEY, SECRETS_USED, pacifica_keypair, run_on_pty
 
 SECRET = "keys-profiles-secret-9a0c7e55d1"
 SECRETS_USED.add(SECRET)
@@ -26,42 +22,7 @@ def on_terminal(env, *args: str, extra_env: dict | None = None, seconds: float =
     Returns (exit code, everything it wrote); the exit code is None when it was still running after ``seconds``
     (waiting for input nobody gives), and it is then killed.
     """
-    import pty
-
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cancelctl", *args],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env={**env.environ(), "COLUMNS": "120", **(extra_env or {})},
-        start_new_session=True,
-    )
-    os.close(slave)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.2)
-        if ready:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif proc.poll() is not None:
-            break
-    try:
-        code: int | None = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        code = None
-        proc.kill()
-        proc.wait(timeout=10)
-    os.close(master)
-    text = b"".join(chunks).decode(errors="replace")
-    collect(" ".join(args) + " (tty)", text)
-    return code, text
+    return run_on_pty(env, *args, seconds=seconds, stdin=True, extra_env=extra_env)
 
 
 def keyring(env) -> dict:

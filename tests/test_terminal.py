@@ -8,63 +8,25 @@ at 60 columns.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import pty
 import re
-import select
-import struct
-import subprocess
-import sys
-import termios
 import time
 
 import pytest
 
 from cancelctl.sim.pacifica import solana_keypair
 
-from conftest import collect
+from conftest import collect, run_on_pty
 
 ALL = "/v1/order/cancel/all"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 VERDICT = re.compile(r"(\d+) cancelled · (\d+) rejected · .*\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC · exit (\d+): (.+)")
 
 
-def run_pty(env, *args: str, cols: int = 120, timeout: float = 30) -> tuple[int, str]:
+def run_pty(env, *args: str, cols: int = 120, timeout: float = 30) -> tuple[int | None, str]:
     """Run ``cancelctl *args`` with stdout and stderr on one pseudo terminal ``cols`` wide; (exit code, screen bytes
     as text, escapes kept)."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, cols, 0, 0))
-    e = env.environ()
-    e.update(TERM="xterm-256color", COLUMNS=str(cols))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cancelctl", *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=e
-    )
-    os.close(slave)
-    chunks: list[bytes] = []
-    end = time.monotonic() + timeout
-    try:
-        while time.monotonic() < end:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # EIO: the process closed its side
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
-        code = proc.wait(timeout=max(1.0, end - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
-    text = b"".join(chunks).decode("utf-8", "replace")
-    collect(" ".join(args), text)
-    return code, text
+    return run_on_pty(env, *args, cols=cols, seconds=timeout)
 
 
 def screen_lines(text: str) -> list[str]:
