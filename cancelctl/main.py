@@ -7,8 +7,6 @@ that writes the audit line: a cancelling command returns its
 failed before it had one gets a line with its error.
 """
 
-from __future__ import annotations
-
 import sys
 
 TYPE_CHECKING = False  # not typing's: the hand-off to a guard runs before typing (and re, enum...) is imported
@@ -21,14 +19,14 @@ if TYPE_CHECKING:
 CANCELLING = {"cancel", "panic", "deadman", "close-positions"}  # commands whose every run leaves an audit line
 
 
-def _audit(report: Report, reason: str | None, elapsed_ms: float, argv: list[str] | None = None) -> None:
+def _audit(report: "Report", reason: str | None, elapsed_ms: float, argv: list[str] | None = None) -> None:
     """The only caller of :func:`cancelctl.audit.record`."""
     from cancelctl import audit
 
     audit.record(report, reason=reason, elapsed_ms=elapsed_ms, argv=argv)
 
 
-def finish(outcome: Outcome) -> int:
+def finish(outcome: "Outcome") -> int:
     """Write the run's audit line (when it has one), then show its report; the run's exit code.
 
     A reader that goes away (``cancelctl cancel all | head -1``) does not
@@ -49,7 +47,7 @@ def finish(outcome: Outcome) -> int:
     return int(outcome.report.exit_code)
 
 
-def _plain_rows(report: Report) -> None:
+def _plain_rows(report: "Report") -> None:
     """After a rendering bug: every ID with its fate, tab-separated on stdout, and one stderr line; never raises."""
     try:
         from cancelctl.redact import scrub
@@ -84,7 +82,7 @@ def _quiet_stdout() -> None:
         pass
 
 
-def _fail(e: CancelctlError, flags: EarlyFlags, argv: list[str], *, audited: bool) -> int:
+def _fail(e: "CancelctlError", flags: "EarlyFlags", argv: list[str], *, audited: bool) -> int:
     from cancelctl import flags as flags_mod
     from cancelctl import redact, signals
     from cancelctl.errors import ExitCode
@@ -112,7 +110,7 @@ def _fail(e: CancelctlError, flags: EarlyFlags, argv: list[str], *, audited: boo
 NOTIFYING = {"panic", "deadman"}  # commands whose run is notified (deadman: returns a report only when it fired)
 
 
-def _notify(flags: EarlyFlags, code: int, report: Report, reason: str | None) -> None:
+def _notify(flags: "EarlyFlags", code: int, report: "Report", reason: str | None) -> None:
     """After the report and the audit line: the run's notification (contract, "Notifications"), when URLs are set.
 
     ``heartbeat`` notifies its own failure (cancelctl.cli.watch). Never a dry run; never raises.
@@ -236,7 +234,7 @@ def _run(argv: list[str] | None) -> int:
         return _fail(internal_error(e, flags.debug or debug_from_env()), flags, argv, audited=audited)
 
 
-def _stopped(signum: int) -> CancelctlError:
+def _stopped(signum: int) -> "CancelctlError":
     from cancelctl.errors import stopped_by
 
     return stopped_by(signum, "stopped before any cancel was sent")

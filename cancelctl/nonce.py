@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,7 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cancelctl.errors import ConfigError, NotSent
-from cancelctl.files import STATE_FILE_LIMIT, read_regular
+from cancelctl.files import STATE_FILE_LIMIT, overwrite, read_regular
 from cancelctl.locks import exclusive
 
 _registry_lock = threading.Lock()
@@ -160,11 +159,7 @@ class NonceSequence:
                     _last_used[self.key_id] = ms
                 if not self.in_memory:
                     try:
-                        tmp = self.path.with_suffix(".tmp")
-                        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                        with os.fdopen(fd, "w") as f:
-                            f.write(str(ms))
-                        os.replace(tmp, self.path)
+                        overwrite(self.path, str(ms))
                     except OSError as e:  # full disk, read-only, another owner: the nonce still goes out
                         self._degrade(e)
                 return _format(ms, self.time_based)

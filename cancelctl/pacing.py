@@ -19,12 +19,11 @@ cancel from going out.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 from cancelctl.errors import ConfigError
-from cancelctl.files import STATE_FILE_LIMIT, read_regular
+from cancelctl.files import STATE_FILE_LIMIT, overwrite, read_regular
 from cancelctl.transport import DeadlinePassed
 
 _local: dict[str, tuple[float, float]] = {}  # path -> (tokens, monotonic time), when the file is unusable
@@ -43,11 +42,7 @@ def _read(path: Path) -> tuple[float, float] | None:
 def _write(path: Path, tokens: float, at: float) -> None:
     _local[str(path)] = (tokens, at)
     try:
-        tmp = path.with_suffix(".pace-tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{tokens:.6f} {at:.6f}")
-        os.replace(tmp, path)
+        overwrite(path, f"{tokens:.6f} {at:.6f}")
     except OSError:
         pass
 

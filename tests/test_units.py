@@ -174,3 +174,87 @@ def test_plain_http_only_on_loopback(url, ok):
     else:
         with pytest.raises(ConfigError, match="in clear"):
             config.parse_profile("main", table, "test")
+
+
+def test_state_files_are_written_in_place_and_read_back(tmp_path):
+    """The nonce counter and the pacing bucket are rewritten in place (one pwrite, no rename: same inode), padded
+    to a fixed width every reader strips; a file an earlier version wrote (unpadded, longer) reads the same."""
+    import os
+
+    from cancelctl import pacing
+    from cancelctl.files import STATE_FILE_WIDTH
+    from cancelctl.nonce import NonceSequence
+
+    seq = NonceSequence(tmp_path, "account-UNITKEY")
+    with seq.turn(5) as take:
+        first = int(take())
+    inode = os.stat(seq.path).st_ino
+    with seq.turn(5) as take:
+        second = int(take())
+    assert second > first
+    assert os.stat(seq.path).st_ino == inode  # written in place
+    assert seq.path.read_bytes() == str(second).encode().ljust(STATE_FILE_WIDTH)
+    assert sorted(p.name for p in seq.dir.iterdir()) == sorted([seq.path.name, seq.lock_path.name])
+    seq.path.write_text(str(second + 10_000_000) + "\n" * 100)  # an earlier version's file, longer than the width
+    with seq.turn(5) as take:
+        assert int(take()) == second + 10_000_001
+    assert len(seq.path.read_bytes()) == STATE_FILE_WIDTH
+    bucket = tmp_path / "k.pace"
+    bucket.write_text(f"0.000000 {time_now():.6f}")  # an earlier version's bucket: empty
+    assert pacing.take(bucket, rate=1000.0, burst=5, remaining=1.0) > 0.0
+    tokens, at = bucket.read_bytes().split()
+    assert float(tokens) == 0.0 and len(bucket.read_bytes()) == STATE_FILE_WIDTH
+
+
+def time_now() -> float:
+    import time
+
+    return time.monotonic()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "missing"])
+def test_a_state_file_that_is_not_a_regular_file_is_replaced(tmp_path, kind):
+    """A FIFO (opening it to write would block) or a symlink at a state file's path is replaced by a regular file
+    through a rename, as every write was before; nothing is written through the link."""
+    import os
+    import stat
+
+    from cancelctl.files import overwrite
+
+    path, target = tmp_path / "k.last", tmp_path / "elsewhere"
+    target.write_text("untouched")
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "symlink":
+        path.symlink_to(target)
+    overwrite(path, "1234")
+    assert stat.S_ISREG(os.lstat(path).st_mode) and path.read_bytes().strip() == b"1234"
+    assert target.read_text() == "untouched"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "k.last"]
+
+
+def test_the_hand_off_s_json_is_json():
+    """The client writes its request without ``json``: what it writes is ASCII JSON that reads back as the value,
+    whatever the strings hold (quotes, controls, lone surrogates from undecodable argv bytes, astral characters)."""
+    import json
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from cancelctl.handoff import dumps
+
+    leaves = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+    values = st.recursive(
+        leaves, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(), c, max_size=4), max_leaves=12
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(values)
+    def round_trip(value):
+        text = dumps(value)
+        assert text.isascii()
+        assert json.loads(text) == value
+
+    round_trip()
+    odd = [b"\xff-p".decode("utf-8", "surrogateescape"), '"\\\n\x00\x7f\u2028\U0001f600']
+    assert json.loads(dumps(odd)) == odd
