@@ -403,8 +403,8 @@ def deadman(
     opts = options(ctx, profile, json, quiet, False, timeout, True, reason)
     profiles, creds = _arm_checks(opts, ttl)
     path = file or config_mod.state_dir() / "deadman.alive"
+    stop = _stop_event()  # before the check-in file exists: a supervisor that sees it may stop us at once (disarmed, 0)
     _check_in_file(path)
-    stop = _stop_event()
     _say(f"deadman armed for {', '.join(p.name for p in profiles)}: TTL {ttl:g} s; check in with: touch {path}")
     silent = watch_file(path, ttl, stop, show_check_ins=beats_shown(beats), say_late=True)
     if silent is not None:
