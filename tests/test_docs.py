@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import subprocess
 import sys
 from functools import cache
 from pathlib import Path
 
 import pytest
+import zygote
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["recipes.md", "exit-codes.md", "json.md", "credentials.md", "security.md", "venues.md"]
@@ -64,7 +64,7 @@ def invocations(line: str) -> list[list[str]]:
 @cache
 def help_options(path: tuple[str, ...]) -> set[str]:
     env = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"}
-    proc = subprocess.run(
+    proc = zygote.run(
         [sys.executable, "-m", "cancelctl", *path, "--help"], capture_output=True, text=True, env=env, timeout=60
     )
     assert proc.returncode == 0, (path, proc.stderr)

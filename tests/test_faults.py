@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import zygote
 
 from cancelctl.sim.pacifica import solana_keypair
 
@@ -540,7 +541,7 @@ def detached(env, *args: str, unset: tuple[str, ...] = (), extra_env: dict | Non
         environ.pop(name, None)
     environ.update(extra_env or {})
     t0 = time.monotonic()
-    proc = subprocess.run(
+    proc = zygote.run(
         [sys.executable, "-m", "cancelctl", *args],
         stdin=subprocess.DEVNULL,
         capture_output=True,

@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import zygote
 from hostile import HostileVenue, Reply
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -200,7 +201,7 @@ def run(
                 env[env_var(name, "api_key")], env[env_var(name, "api_secret")] = GEMINI_KEY, GEMINI_SECRET
             else:
                 env[env_var(name, "private_key")] = PAC_PRIVATE
-        proc = subprocess.run(
+        proc = zygote.run(
             [sys.executable, "-m", "cancelctl", *args, "--json", "--timeout", timeout],
             capture_output=True,
             text=True,

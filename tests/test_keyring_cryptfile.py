@@ -17,6 +17,7 @@ import sys
 import time
 
 import pytest
+import zygote
 
 from conftest import GEMINI_KEY, SECRETS_USED, collect
 
@@ -47,7 +48,7 @@ def run(env, *args: str, input: str | None = None, passphrase: str | None = PASS
     environ.update(extra or {})
     environ = {k: v for k, v in environ.items() if v is not None}  # None: unset it
     start = time.monotonic()
-    proc = subprocess.run(
+    proc = zygote.run(
         [sys.executable, "-m", "cancelctl", *args],
         input=input,
         stdin=None if input is not None else subprocess.DEVNULL,

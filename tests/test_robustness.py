@@ -11,6 +11,7 @@ import json
 import time
 
 import pytest
+import zygote
 
 from conftest import GEMINI_KEY, GEMINI_SECRET
 from loopback import Loopback, response
@@ -545,7 +546,7 @@ def test_closed_stdout_keeps_the_audited_code(gemini, env):
     r, w = __import__("os").pipe()
     __import__("os").close(r)  # the reader is gone before anything is written (`| head -0`)
     try:
-        proc = subprocess.run(
+        proc = zygote.run(
             [sys.executable, "-m", "cancelctl", "cancel", "all"],
             stdout=w,
             stderr=subprocess.PIPE,

@@ -1,0 +1,169 @@
+"""The suite's forked cancelctl processes (tests/zygote.py) behave as fresh interpreters do.
+
+Each scenario runs the same command line, with the same environment and the same simulator
+state, once forked from the zygote and once in a fresh ``python -m cancelctl``, and compares exit
+status, stdout and stderr (timings aside). The last test holds :data:`zygote.RUN_TIME_VARIABLES`
+to what the preloaded modules really read at import time.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import zygote
+
+from conftest import GEMINI_KEY, GEMINI_SECRET
+
+pytestmark = pytest.mark.skipif(zygote.fresh_only(), reason="CANCELCTL_TESTS_FRESH: nothing is forked")
+
+TIMINGS = re.compile(r'("elapsed_ms": |"ms": |\b)\d+(\.\d+)?( ?ms\b|(?=,?\n))')
+SIGNED = re.compile(r"[A-Za-z0-9+/=]{40,}|\b1[0-9]{12}\b")  # a dry run's signed payload, signature and nonce
+
+
+def normal(text: str) -> str:
+    return SIGNED.sub("S", TIMINGS.sub("T", text))
+
+
+def both(env, *args: str, input: str | None = None) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    """The command run forked, then fresh; each with the test's environment."""
+    cmd = [sys.executable, "-m", "cancelctl", *args]
+    kwargs = dict(env=env.environ(), capture_output=True, text=True, timeout=60, input=input)
+    forked_before = zygote.counts()[0]
+    forked = zygote.run(cmd, **kwargs)
+    assert zygote.counts()[0] == forked_before + 1, "the zygote did not fork it"
+    fresh = subprocess.run(cmd, **kwargs)
+    return forked, fresh
+
+
+def same(forked: subprocess.CompletedProcess, fresh: subprocess.CompletedProcess) -> None:
+    assert forked.returncode == fresh.returncode, (forked.stderr, fresh.stderr)
+    assert normal(forked.stdout) == normal(fresh.stdout)
+    assert normal(forked.stderr) == normal(fresh.stderr)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--version",),
+        ("--help",),
+        ("cancel", "--help"),
+        ("cancl", "all"),  # a typo: usage error with a suggestion, exit 2
+        ("cancel", "order", "not-an-id"),
+        ("cancel", "all", "--timeout", "nan", "--json"),
+        ("profiles", "list"),
+        ("orders", "--json"),
+        ("cancel", "all", "--dry-run", "--json"),
+    ],
+)
+def test_a_forked_process_answers_as_a_fresh_one(gemini, env, args):
+    forked, fresh = both(env, *args)
+    same(forked, fresh)
+
+
+def test_cancelling_forked_and_fresh(gemini, env, sim):
+    """The same book cancelled twice, once each way: the same rows, the same JSON but for timings."""
+    sim.gemini.add_order()
+    sim.gemini.add_order()
+    forked = env.run("cancel", "all", "--json")
+    sim.gemini._ids = itertools.count(330429000)  # the same order IDs again
+    sim.gemini.add_order()
+    sim.gemini.add_order()
+    fresh = subprocess.run(
+        [sys.executable, "-m", "cancelctl", "cancel", "all", "--json"],
+        env=env.environ(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    same(forked, fresh)
+    assert json.loads(forked.stdout)["results"][0]["cancelled_count"] == 2
+
+
+def test_standard_input_reaches_a_forked_process(env):
+    """``keys set`` reads a pasted secret from a pipe: the forked process reads the test's pipe, not the zygote's."""
+    env.write_config({"main": {"venue": "gemini", "base_url": "http://127.0.0.1:9"}})
+    forked, fresh = both(env, "keys", "set", "main", input=f"{GEMINI_KEY}\n{GEMINI_SECRET}\n")
+    same(forked, fresh)
+
+
+def test_a_signal_reaches_the_forked_process(gemini, env):
+    """SIGTERM to the pid a forked Popen reports ends that process, with cancelctl's own exit code for it."""
+    codes = []
+    for make in (zygote.Popen, subprocess.Popen):
+        proc = make(
+            [sys.executable, "-m", "cancelctl", "deadman", "--ttl", "30", "--file", str(env.root / "beat")],
+            env=env.environ(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.5)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        codes.append(proc.returncode)
+    assert codes[0] == codes[1]
+
+
+def test_another_interpreter_environment_is_started_fresh(env):
+    """A variable read at import time (typer's FORCE_COLOR) differing from the zygote's: no fork."""
+    before = zygote.counts()
+    proc = zygote.run(
+        [sys.executable, "-m", "cancelctl", "--version"],
+        env={**env.environ(), "FORCE_COLOR": "1", "PYTHONHASHSEED": "7"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0
+    assert zygote.counts() == (before[0], before[1] + 1)
+
+
+def _env_reads(path: str) -> list[tuple[int, set[str]]]:
+    """Module- and class-level statements of ``path`` that touch ``os.environ``/``getenv``, with their strings."""
+    text = open(path, encoding="utf-8").read()
+    found: list[tuple[int, set[str]]] = []
+    if "environ" not in text and "getenv" not in text:
+        return found
+
+    def walk(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            if isinstance(node, ast.ClassDef):
+                walk(node.body)
+                continue
+            names = {getattr(n, "attr", getattr(n, "id", None)) for n in ast.walk(node)}
+            if names & {"environ", "getenv"}:
+                strings = {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+                found.append((node.lineno, strings))
+
+    walk(ast.parse(text).body)
+    return found
+
+
+def test_no_preloaded_module_reads_a_run_time_variable_at_import():
+    """Every module the zygote holds, scanned: no import-time read of a variable a forked process may change."""
+    listing = subprocess.run(
+        [sys.executable, "-c", "import json, sys, zygote; zygote._preload(); "
+         "print(json.dumps([getattr(m, '__file__', None) for m in list(sys.modules.values())]))"],
+        cwd="tests", capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    files = sorted({f for f in json.loads(listing.stdout) if f and f.endswith(".py")})
+    assert any(f.endswith("cancelctl/main.py") for f in files) and len(files) > 200
+    offending = []
+    for path in files:
+        for line, strings in _env_reads(path):
+            keys = {s for s in strings if s in zygote.RUN_TIME_VARIABLES or s.startswith(zygote.RUN_TIME_PREFIXES)}
+            if keys:
+                offending.append(f"{path}:{line} {sorted(keys)}")
+    assert offending == []
