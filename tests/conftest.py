@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import zygote
 
 from cancelctl.sim.server import Simulator
 
@@ -48,14 +49,34 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 os.environ["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), f"cancelctl-tests-pycache-{os.getuid()}")
 
 
-# The suite runs in two pytest-xdist workers (pyproject.toml). Tests that hold the real process to a
-# wall-clock bound (the contract's --timeout + 0.5 s, start-up included; a deadman's TTL; a heartbeat's
-# window) and tests that start a burst of processes at once form one unit of work, "clock": they run one
-# after the other in one worker, so a burst of twenty processes never starves the start-up of a --timeout 1
-# run next to it. Nothing else changes for them: the same processes, the same bounds (docs/performance.md,
-# "Test suite time"). The unit is made by the scheduler below, not by xdist_group marks: with pytest 9.2,
-# --dist loadgroup silently stops grouping (pytest-dev/pytest-xdist#1386).
-CLOCK_FILES = {"test_faults.py", "test_robustness.py"}
+def _one_certificate_bundle() -> str:
+    """A CA bundle of one throwaway certificate (trustme), for every process's ``SSL_CERT_FILE``.
+
+    cancelctl builds its TLS context at the start of every run, from ``SSL_CERT_FILE`` when it is set,
+    else certifi's bundle: loading certifi's 150 certificates costs about 45 ms of CPU, a fifth of a test
+    process's, and the simulator speaks plain HTTP. Tests about the trust store itself (tests/test_tls.py,
+    the CA settings in tests/test_robustness.py) set or unset the variable themselves.
+    """
+    import trustme
+
+    path = os.path.join(tempfile.mkdtemp(prefix="cancelctl-tests-ca-"), "ca.pem")
+    trustme.CA().cert_pem.write_to_path(path)
+    return path
+
+
+CA_BUNDLE = _one_certificate_bundle()
+
+
+# The suite runs in four pytest-xdist workers (pyproject.toml) on two cores: most of a test's time is waiting (for a
+# deadline, a trickling answer, a process), and a cancelctl process costs little CPU since it is forked from a
+# pre-imported interpreter (tests/zygote.py). Tests that hold the real process to a wall-clock bound (the contract's
+# --timeout + 0.5 s, start-up included; a deadman's TTL; a heartbeat's window) run one at a time within their
+# unit of work, and tests that start a burst of processes at once form a unit of their own, so that at most a few
+# of them share the cores at any moment and a burst of twenty processes is never next to two deadline tests of
+# the same unit. Every other test is its own unit. Nothing else changes for them: the same processes, the same
+# bounds (docs/performance.md, "Test suite time"). The units are made by the scheduler below, not by xdist_group
+# marks: with pytest 9.2, --dist loadgroup silently stops grouping (pytest-dev/pytest-xdist#1386).
+CLOCK_FILES = {"test_faults.py": "clock-faults", "test_robustness.py": "clock-robustness"}
 CLOCK_TESTS = {
     # wall-clock bounds seen to need a free core
     "test_doctor.py::test_stalled_keyring_is_bounded",
@@ -66,10 +87,13 @@ CLOCK_TESTS = {
     "test_pacifica_cli.py::test_an_unreadable_book_sends_nothing",
     "test_pacifica_cli.py::test_server_error_is_exit_5",
     "test_pacifica_cli.py::test_unreadable_200_is_exit_5",
+    "test_pacifica_cli.py::test_rate_limited_is_exit_75",
     "test_panic.py::test_deadman_fires_within_ttl_plus_one_second_and_not_before",
     "test_panic.py::test_heartbeat_keeps_the_session_alive_past_the_window",
     "test_twap.py::test_verification_catches_a_twap_the_first_listing_missed",
     "test_watch_events.py::test_heartbeat_on_a_terminal_prints_each_beat",
+}
+BURSTS = {
     # bursts of concurrent processes
     "test_structure.py::test_every_module_imports_alone_in_a_fresh_interpreter",
     "test_gemini_cli.py::test_ten_concurrent_processes_on_one_key_never_fail_on_nonce",
@@ -77,25 +101,32 @@ CLOCK_TESTS = {
     "test_venue_shapes.py::test_pacing_is_shared_by_processes_on_one_key",
     "test_tls.py::test_an_exit_while_the_tls_context_is_still_loading_is_clean",
     "test_panic.py::test_audit_log_under_concurrent_runs",
+    "test_faults.py::test_twenty_processes_on_one_key",
 }
 
 
-def clock_bound(nodeid: str) -> bool:
-    """Whether the test ``nodeid`` (``tests/test_x.py::test_name[params]``) belongs to the "clock" unit."""
+def unit(nodeid: str) -> str:
+    """The unit of work of the test ``nodeid`` (``tests/test_x.py::test_name[params]``): its own node ID, or
+    the name of the unit it shares with others ("burst", "clock", "clock-faults", "clock-robustness")."""
     path, _, rest = nodeid.partition("::")
     name = path.rsplit("/", 1)[-1]
-    return name in CLOCK_FILES or f"{name}::{rest.split('[', 1)[0]}" in CLOCK_TESTS
+    test = f"{name}::{rest.split('[', 1)[0]}"
+    if test in BURSTS:
+        return "burst"
+    if test in CLOCK_TESTS:
+        return "clock"
+    return CLOCK_FILES.get(name, nodeid)
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """xdist's load-by-scope scheduler, each test its own scope except the "clock" unit."""
+    """xdist's load-by-scope scheduler with the units above as scopes."""
     from xdist.scheduler import LoadScopeScheduling
 
-    class ClockUnit(LoadScopeScheduling):
+    class Units(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "clock" if clock_bound(nodeid) else nodeid
+            return unit(nodeid)
 
-    return ClockUnit(config, log)
+    return Units(config, log)
 
 
 def vectors(name: str) -> dict:
@@ -149,6 +180,8 @@ class Env:
             NO_COLOR="1",
             # Never a guard the developer runs: the socket is looked for under this test's own runtime dir.
             XDG_RUNTIME_DIR=str(self.root / "run"),
+            SSL_CERT_FILE=CA_BUNDLE,  # not certifi's 150 certificates: see _one_certificate_bundle
+            SSL_CERT_DIR="",
         )
         env.update(self.vars)
         return env
@@ -156,10 +189,10 @@ class Env:
     def run(
         self, *args: str, input: str | None = None, timeout: float = 60, extra_env: dict | None = None
     ) -> subprocess.CompletedProcess:
-        """Run the real ``cancelctl`` process (``python -m cancelctl``)."""
+        """Run the real ``cancelctl`` process (``python -m cancelctl``, forked from the zygote: tests/zygote.py)."""
         env = self.environ()
         env.update(extra_env or {})
-        proc = subprocess.run(
+        proc = zygote.run(
             [sys.executable, "-m", "cancelctl", *args],
             input=input,
             capture_output=True,
@@ -174,7 +207,7 @@ class Env:
     def popen(self, *args: str, extra_env: dict | None = None) -> subprocess.Popen:
         env = self.environ()
         env.update(extra_env or {})
-        return subprocess.Popen(
+        return zygote.Popen(
             [sys.executable, "-m", "cancelctl", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -304,3 +337,4 @@ def run_on_pty(
     text = b"".join(chunks).decode("utf-8", "replace")
     collect(" ".join(args) + " (tty)", text)
     return code, text
+
