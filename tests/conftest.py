@@ -129,6 +129,13 @@ def pytest_xdist_make_scheduler(config, log):
     return Units(config, log)
 
 
+def pytest_sessionstart(session):
+    """Each worker's zygote (tests/zygote.py) starts before its first test, not inside a test's timed run."""
+    if not hasattr(session.config, "workerinput") and session.config.getoption("numprocesses", None):
+        return  # the xdist controller starts no cancelctl process
+    zygote.start()
+
+
 def vectors(name: str) -> dict:
     return json.loads((VECTORS / f"{name}.json").read_text())
 

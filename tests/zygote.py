@@ -274,6 +274,11 @@ class _Zygote:
             return None if cls.failed else cls.path
 
     @classmethod
+    def environment(cls) -> dict[str, str]:
+        """The zygote's environment (this process's, when it starts)."""
+        return cls.env or dict(os.environ)
+
+    @classmethod
     def _start(cls) -> None:
         directory = tempfile.mkdtemp(prefix="cancelctl-zygote-")
         cls.path = os.path.join(directory, "socket")
@@ -328,6 +333,7 @@ class Popen(subprocess.Popen):
         address = None
         if (
             not fresh_only()
+            and same_interpreter(environment, _Zygote.environment())
             and isinstance(args, (list, tuple))
             and list(args[:3]) == [sys.executable, "-m", "cancelctl"]
             and all(isinstance(a, str) for a in args)
@@ -341,8 +347,8 @@ class Popen(subprocess.Popen):
             and umask < 0
         ):
             address = _Zygote.address()
-        if address is None or not same_interpreter(environment, _Zygote.env):
-            if address is not None or fresh_only():
+        if address is None:
+            if list(args[:3]) == [sys.executable, "-m", "cancelctl"]:
                 _Zygote.fresh += 1
             return super()._execute_child(
                 args, executable, preexec_fn, close_fds, pass_fds, cwd, env, startupinfo, creationflags, shell,
@@ -437,6 +443,13 @@ def run(*popenargs: Any, input: Any = None, capture_output: bool = False, timeou
         if check and retcode:
             raise subprocess.CalledProcessError(retcode, process.args, output=stdout, stderr=stderr)
     return subprocess.CompletedProcess(process.args, retcode, stdout, stderr)  # type: ignore[arg-type]
+
+
+def start() -> None:
+    """Start this test process's zygote now (about a second: it imports everything), so that no test's timed
+    process waits for it (``pytest_sessionstart`` in tests/conftest.py)."""
+    if not fresh_only():
+        _Zygote.address()
 
 
 def counts() -> tuple[int, int]:
