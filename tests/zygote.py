@@ -52,7 +52,7 @@ RUN_TIME_VARIABLES = frozenset(
         "HOME", "USER", "LOGNAME", "PATH", "NO_COLOR", "COLUMNS", "LINES", "TERM",
         "PYTHON_KEYRING_BACKEND", "DBUS_SESSION_BUS_ADDRESS", "SSL_CERT_FILE", "SSL_CERT_DIR",
         "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy",
-        "PYTEST_CURRENT_TEST",
+        "PYTEST_CURRENT_TEST", "RES_OPTIONS",  # glibc reads RES_OPTIONS when a process first resolves a name
         "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME",
     }
 )  # fmt: skip
