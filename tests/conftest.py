@@ -70,13 +70,14 @@ CA_BUNDLE = _one_certificate_bundle()
 # The suite runs in four pytest-xdist workers (pyproject.toml) on two cores: most of a test's time is waiting (for a
 # deadline, a trickling answer, a process), and a cancelctl process costs little CPU since it is forked from a
 # pre-imported interpreter (tests/zygote.py). Tests that hold the real process to a wall-clock bound (the contract's
-# --timeout + 0.5 s, start-up included; a deadman's TTL; a heartbeat's window) run one at a time within their
-# unit of work, and tests that start a burst of processes at once form a unit of their own, so that at most a few
-# of them share the cores at any moment and a burst of twenty processes is never next to two deadline tests of
-# the same unit. Every other test is its own unit. Nothing else changes for them: the same processes, the same
-# bounds (docs/performance.md, "Test suite time"). The units are made by the scheduler below, not by xdist_group
-# marks: with pytest 9.2, --dist loadgroup silently stops grouping (pytest-dev/pytest-xdist#1386).
-CLOCK_FILES = {"test_faults.py": "clock-faults", "test_robustness.py": "clock-robustness"}
+# --timeout + 0.5 s, start-up included; a deadman's TTL; a heartbeat's window) and tests that start a burst of
+# processes at once form two units of work, "clock-a" and "clock-b", each run one test at a time in one worker:
+# at most two of them share the cores at any moment, and a burst of twenty processes never runs next to a deadline
+# test of its own unit. xdist starts the units with the most tests first (--loadscope-reorder), so these two start at
+# once, on two workers, while the other two take the single tests. Nothing else changes for them: the same
+# processes, the same bounds (docs/performance.md, "Test suite time"). The units are made by the scheduler below,
+# not by xdist_group marks: with pytest 9.2, --dist loadgroup silently stops grouping (pytest-dev/pytest-xdist#1386).
+CLOCK_FILES = {"test_faults.py": "clock-a", "test_robustness.py": "clock-b"}
 CLOCK_TESTS = {
     # wall-clock bounds seen to need a free core
     "test_doctor.py::test_stalled_keyring_is_bounded",
@@ -107,14 +108,14 @@ BURSTS = {
 
 def unit(nodeid: str) -> str:
     """The unit of work of the test ``nodeid`` (``tests/test_x.py::test_name[params]``): its own node ID, or
-    the name of the unit it shares with others ("burst", "clock", "clock-faults", "clock-robustness")."""
+    "clock-a" (test_faults.py and the bursts) or "clock-b" (test_robustness.py and CLOCK_TESTS)."""
     path, _, rest = nodeid.partition("::")
     name = path.rsplit("/", 1)[-1]
     test = f"{name}::{rest.split('[', 1)[0]}"
     if test in BURSTS:
-        return "burst"
+        return "clock-a"
     if test in CLOCK_TESTS:
-        return "clock"
+        return "clock-b"
     return CLOCK_FILES.get(name, nodeid)
 
 
