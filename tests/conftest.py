@@ -73,17 +73,24 @@ CA_BUNDLE = _one_certificate_bundle()
 # --timeout + 0.5 s, start-up included; a deadman's TTL; a heartbeat's window) and tests that start a burst of
 # processes at once form two units of work, "clock-a" and "clock-b", each run one test at a time in one worker:
 # at most two of them share the cores at any moment, and a burst of twenty processes never runs next to a deadline
-# test of its own unit. xdist starts the units with the most tests first (--loadscope-reorder), so these two start at
-# once, on two workers, while the other two take the single tests. Nothing else changes for them: the same
+# test of its own unit; the encrypted-file keyring's tests (Argon2, CPU-bound under a 5 s bound) are a third unit.
+# xdist starts the units with the most tests first (--loadscope-reorder), so these start at once while the fourth
+# worker takes the single tests. Nothing else changes for them: the same
 # processes, the same bounds (docs/performance.md, "Test suite time"). The units are made by the scheduler below,
 # not by xdist_group marks: with pytest 9.2, --dist loadgroup silently stops grouping (pytest-dev/pytest-xdist#1386).
-CLOCK_FILES = {"test_faults.py": "clock-a", "test_robustness.py": "clock-b"}
+CLOCK_FILES = {
+    "test_faults.py": "clock-a",
+    "test_robustness.py": "clock-b",
+    # each keyrings.cryptfile read derives its key with Argon2 (about a second of CPU) under cancelctl's 5 s keyring
+    # bound: one such test at a time
+    "test_keyring_cryptfile.py": "keyring",
+    "test_keyring_secret_service.py": "keyring",
+}
 CLOCK_TESTS = {
     # wall-clock bounds seen to need a free core
     "test_doctor.py::test_stalled_keyring_is_bounded",
     "test_guard.py::test_a_notification_of_a_guarded_panic_waits_for_the_caller_s_answer",
     "test_json_schema.py::test_unknown_outcome",
-    "test_keyring_cryptfile.py::test_keys_set_then_cancel_all",
     "test_outcome_integrity.py::test_an_order_answered_cancelled_but_still_listed_has_one_row_open",
     "test_pacifica_cli.py::test_an_unreadable_book_sends_nothing",
     "test_pacifica_cli.py::test_server_error_is_exit_5",
@@ -108,7 +115,7 @@ BURSTS = {
 
 def unit(nodeid: str) -> str:
     """The unit of work of the test ``nodeid`` (``tests/test_x.py::test_name[params]``): its own node ID, or
-    "clock-a" (test_faults.py and the bursts) or "clock-b" (test_robustness.py and CLOCK_TESTS)."""
+    "clock-a" (test_faults.py and the bursts), "clock-b" (test_robustness.py and CLOCK_TESTS) or "keyring"."""
     path, _, rest = nodeid.partition("::")
     name = path.rsplit("/", 1)[-1]
     test = f"{name}::{rest.split('[', 1)[0]}"
