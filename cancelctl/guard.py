@@ -141,6 +141,42 @@ class Settings:
 
 
 @dataclass
+class Caller:
+    """A caller whose command the guard has begun: ``R`` was sent, its ``G`` may not have come yet.
+
+    The main thread starts the command as soon as ``R`` is out and runs it up
+    to the first thing that would change the world (:meth:`Guard.gate`: the
+    runner's first step, the audit line); the accepting thread reads the
+    ``G`` meanwhile and settles :attr:`go`. A caller that does not say "go"
+    in time runs cold, so its command must do nothing here: the gate
+    declines it, and nothing is ever written back to it.
+    """
+
+    conn: socket.socket
+    request: dict[str, Any]
+    until: float  # time.monotonic() by which the "go" must have come
+    go: bool = False
+    said: threading.Event = field(default_factory=threading.Event)  # set once go is settled, either way
+    done: threading.Event = field(default_factory=threading.Event)  # the command has ended: stop listening
+    forwarded: list[int] = field(default_factory=list)  # the caller's signals raised in the main thread
+    settling: threading.Lock = field(default_factory=threading.Lock)
+
+    def settle(self, go: bool) -> bool:
+        """Settle whether the caller said "go" (the first call decides); the settled answer."""
+        with self.settling:
+            if not self.said.is_set():
+                self.go = go
+                self.said.set()
+            return self.go
+
+    def wait_go(self) -> bool:
+        """Whether the caller said "go": waits for the accepting thread to know (at most until :attr:`until`, then
+        settles it as no)."""
+        self.said.wait(max(0.0, self.until - time.monotonic()) + 0.1)
+        return self.settle(False)
+
+
+@dataclass
 class Guard:
     """The running guard (see the module's docstring)."""
 
@@ -156,7 +192,8 @@ class Guard:
     busy: threading.Lock = field(default_factory=threading.Lock)
     digest: str = ""
     listener: socket.socket | None = None
-    queue: list[tuple[socket.socket, dict[str, Any]]] = field(default_factory=list)
+    queue: list[Caller] = field(default_factory=list)
+    current: Caller | None = None  # the caller whose command the main thread runs
     wake: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     exit_code: int = 0
@@ -312,8 +349,9 @@ class Guard:
                     conn.close()
 
     def greet(self, conn: socket.socket) -> None:
-        """Check the caller, read its request, answer ready/busy; queue it for the main thread once it says go."""
-        queued = False
+        """Check the caller, read its request, answer ready/busy; hand it to the main thread at once (which begins
+        the command), then read its "go" (:class:`Caller`)."""
+        caller = None
         try:
             if handoff.peer_uid(conn) != os.getuid():
                 _say("refused a connection from another user")
@@ -334,21 +372,50 @@ class Guard:
                 return
             try:
                 conn.sendall(handoff.frame(handoff.READY))
-                kind, _ = handoff.read_frame(conn, until)
-                if kind != handoff.GO:
-                    return
-                conn.settimeout(None)
-                self.queue.append((conn, request))
-                queued = True
+                caller = Caller(conn, request, until)
+                self.queue.append(caller)  # from here the main thread owns the connection and the busy lock
                 self.wake.set()
             finally:
-                if not queued:
+                if caller is None:
                     self.busy.release()
         except (OSError, EOFError, ValueError, UnicodeDecodeError, RecursionError):
             return
         finally:
-            if not queued:
+            if caller is None:
                 conn.close()
+        go = False
+        try:
+            kind, _ = handoff.read_frame(conn, until)
+            go = kind == handoff.GO
+            conn.settimeout(None)
+        except (OSError, EOFError):
+            pass
+        if caller.settle(go):
+            try:
+                threading.Thread(target=self.listen, args=(caller,), name="guard-listen", daemon=True).start()
+            except RuntimeError:  # no thread to be had: the command runs, the caller's Ctrl-C does not reach it
+                _say("the caller's Ctrl-C will not reach its command (no thread to listen for it)")
+
+    def listen(self, caller: Caller) -> None:
+        """The caller's Ctrl-C (or SIGTERM) reaches its command as the cold path's would: an ``I`` frame becomes the
+        signal in the main thread, once."""
+        while not caller.done.is_set():
+            try:
+                kind, payload = handoff.read_frame(caller.conn)
+            except (OSError, EOFError):
+                return
+            if kind == handoff.INTERRUPT and payload and not caller.forwarded and not caller.done.is_set():
+                caller.forwarded.append(payload[0])
+                self.forwarding = payload[0]  # if it lands after the command, the guard's handler drops it
+                signal.pthread_kill(threading.main_thread().ident or 0, payload[0])
+
+    def gate(self) -> None:
+        """Called before the running caller's command changes anything (the runner's first step, before any
+        request; the audit line): returns once the caller has said "go"; Decline when it did not (it runs cold, or
+        has gone), so nothing was sent and nothing written."""
+        c = self.current
+        if c is not None and threading.current_thread() is threading.main_thread() and not c.wait_go():
+            raise Decline("the caller did not say go")
 
     # ---- running a caller's command ------------------------------------------------------------
 
@@ -357,6 +424,7 @@ class Guard:
         for ``profiles``; Decline when one is not held or its configuration changed since the guard started."""
         if threading.current_thread() is not threading.main_thread():
             return {}
+        self.gate()  # nothing of the command goes out before the caller's "go"
         creds = {}
         for p in profiles:
             h = self.held.get(p.name)
@@ -367,26 +435,17 @@ class Guard:
             creds[p.name] = h.creds = reread(h)
         return creds
 
-    def serve(self, conn: socket.socket, request: dict[str, Any]) -> None:
-        """Run one caller's command here, as :func:`cancelctl.main.run` would in its process; send the answer."""
+    def serve(self, caller: Caller) -> None:
+        """Run one caller's command here, as :func:`cancelctl.main.run` would in its process, from its request on
+        (:class:`Caller`: nothing goes out before its "go"); send the answer."""
         from cancelctl import main, runner, signals, transport
 
+        conn, request = caller.conn, caller.request
         frames: list[tuple[bytes, bytes]] = []
         decline: str | None = None
         code = int(ExitCode.INTERNAL)
-        forwarded: list[int] = []
-        done = threading.Event()
-
-        def listen() -> None:  # the caller's Ctrl-C (or SIGTERM) reaches the command as the cold path's would
-            while not done.is_set():
-                try:
-                    kind, payload = handoff.read_frame(conn)
-                except (OSError, EOFError):
-                    return
-                if kind == handoff.INTERRUPT and payload and not forwarded and not done.is_set():
-                    forwarded.append(payload[0])
-                    self.forwarding = payload[0]  # if it lands after the command, the guard's handler drops it
-                    signal.pthread_kill(threading.main_thread().ident or 0, payload[0])
+        forwarded = caller.forwarded
+        self.current = caller
 
         secrets = request.get("secrets") or {}
         names = secrets.get("names") if isinstance(secrets, dict) else None
@@ -421,8 +480,8 @@ class Guard:
             runner.admit = self.admit
             sys.argv = ["cancelctl", *request["argv"]]  # the audit line records the caller's command
             signals.RECEIVED.clear()
-            threading.Thread(target=listen, name="guard-listen", daemon=True).start()
             main.deferred = waiting  # notifications after the caller's answer, never before it
+            main.gate = self.gate  # no audit line before the caller's "go"
             try:
                 code = main.run(list(request["argv"]), restore=True)
             except Decline as e:
@@ -433,7 +492,8 @@ class Guard:
                 code = int(ExitCode.INTERNAL)
             finally:
                 main.deferred = None
-                done.set()
+                main.gate = None
+                caller.done.set()
                 runner.admit = None
                 transport.start_override = None
                 for s in (sys.stdout, sys.stderr):
@@ -450,8 +510,15 @@ class Guard:
             own = [s for s in signals.RECEIVED if s not in forwarded]
             if own:  # the guard itself was signalled while it ran the command: it stops after answering
                 self.stop.set()
+        self.current = None
+        caller.done.set()
         try:
-            if decline is not None:
+            if not caller.wait_go():  # it runs cold (or has gone): nothing of this command was sent or written
+                if decline is None:
+                    decline = "the caller did not say go"
+                _say(f"ran nothing for pid {request.get('pid')}: {decline}")
+                waiting.clear()
+            elif decline is not None:
                 _say(f"handed back to the caller: {decline}")
                 conn.sendall(handoff.frame(handoff.DECLINED, decline.encode()))
             else:
@@ -730,9 +797,9 @@ def run(names: list[str], settings: Settings) -> int:
             guard.wake.wait(0.5)
             guard.wake.clear()
             while guard.queue:
-                conn, request = guard.queue.pop(0)
+                caller = guard.queue.pop(0)
                 try:
-                    guard.serve(conn, request)
+                    guard.serve(caller)
                 finally:
                     guard.busy.release()
                     guard.forwarding = None

@@ -349,6 +349,7 @@ def _hand_off(sock: Any, argv: list[str], began: float, allowed: float) -> int |
         cwd = os.getcwd()
     except OSError:
         return None
+    names = secret_names(os.environ)
     request = {
         "v": 1,
         "argv": argv,
@@ -357,7 +358,7 @@ def _hand_off(sock: Any, argv: list[str], began: float, allowed: float) -> int |
         "tty": tty,
         "env": env,
         "same": env_digest(os.environ),
-        "secrets": {"names": secret_names(os.environ), "digest": env_digest(os.environ, secret_names(os.environ))},
+        "secrets": {"names": names, "digest": env_digest(os.environ, names)},
         "cwd": cwd,
         "pid": os.getpid(),
     }

@@ -11,6 +11,8 @@ import sys
 
 TYPE_CHECKING = False  # not typing's: the hand-off to a guard runs before typing (and re, enum...) is imported
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cancelctl.errors import CancelctlError
     from cancelctl.flags import EarlyFlags
     from cancelctl.results import Report
@@ -22,6 +24,9 @@ CANCELLING = {"cancel", "panic", "deadman", "close-positions"}  # commands whose
 def _audit(report: "Report", reason: str | None, elapsed_ms: float, argv: list[str] | None = None) -> None:
     """The only caller of :func:`cancelctl.audit.record`."""
     from cancelctl import audit
+
+    if gate is not None:
+        gate()
 
     audit.record(report, reason=reason, elapsed_ms=elapsed_ms, argv=argv)
 
@@ -128,6 +133,10 @@ def _notify(flags: "EarlyFlags", code: int, report: "Report", reason: str | None
         return
     notify.send(title, body, current)
 
+
+#: Set by a guard (cancelctl.guard) while it runs a caller's command: called before the audit line is written, it
+#: returns once the caller has said "go", else raises (the caller runs cold and writes its own line).
+gate: "Callable[[], None] | None" = None
 
 #: A list while a guard (cancelctl.guard) runs a caller's command: the notifications wait in it until the guard
 #: has sent the caller its answer (then :func:`send_deferred`), so a slow target never delays the report.

@@ -291,6 +291,40 @@ def test_a_hung_guard_costs_the_cold_path_no_more_than_the_budget(two, env, monk
         s.close()
 
 
+@pytest.mark.parametrize("how", ["closes", "silent"])
+def test_a_caller_that_never_says_go_has_nothing_run(guard, two, env, monkeypatch, how):
+    """The guard begins a command when its ``R`` is out, before the caller's ``G``: a caller that runs cold instead
+    (it closes at once, or says nothing until the guard stops waiting) gets nothing sent and no audit line from the
+    guard; the next caller is served."""
+    from cancelctl import handoff
+
+    for name, value in env.environ().items():
+        monkeypatch.setenv(name, value)
+    ids = seed(two)
+    before = len(audit_lines(env))
+    real_frame = handoff.frame
+
+    def no_go(kind: bytes, payload: bytes = b"") -> bytes:
+        if kind == handoff.GO:
+            if how == "silent":
+                time.sleep(1.5)  # past the guard's 1 s for the request and its "go"
+            raise OSError("the caller went cold instead")
+        return real_frame(kind, payload)
+
+    monkeypatch.setattr(handoff, "frame", no_go)
+    assert handoff.try_guard(["panic", "--json"]) is None  # the caller would run cold
+    time.sleep(0.3)
+    assert two.requests("/v1/order") == [] and two.requests("/api/v1/orders") == []
+    assert len(two.gemini.open_orders()) == 2 and len(audit_lines(env)) == before
+    monkeypatch.setattr(handoff, "frame", real_frame)
+    proc = env.run("panic", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert two.gemini.open_orders() == [] and len(audit_lines(env)) == before + 1
+    _, err = guard.stop()
+    assert "the caller did not say go" in err and "ran panic" in err, err
+    assert ids
+
+
 def test_a_dead_guard_s_socket_runs_cold(two, env):
     s = hung_socket(env)
     s.close()  # the file stays, nothing listens: connection refused
