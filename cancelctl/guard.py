@@ -399,6 +399,8 @@ class Guard:
     def listen(self, caller: Caller) -> None:
         """The caller's Ctrl-C (or SIGTERM) reaches its command as the cold path's would: an ``I`` frame becomes the
         signal in the main thread, once."""
+        from cancelctl import signals
+
         while not caller.done.is_set():
             try:
                 kind, payload = handoff.read_frame(caller.conn)
@@ -406,6 +408,12 @@ class Guard:
                 return
             if kind == handoff.INTERRUPT and payload and not caller.forwarded and not caller.done.is_set():
                 caller.forwarded.append(payload[0])
+                # The command may not have installed its handlers yet (it began before the "go"): until it has, the
+                # guard's own handler would drop the signal, so it waits for them (a millisecond or so).
+                while not signals.active() and not caller.done.wait(0.001):
+                    pass
+                if caller.done.is_set():
+                    return
                 self.forwarding = payload[0]  # if it lands after the command, the guard's handler drops it
                 signal.pthread_kill(threading.main_thread().ident or 0, payload[0])
 

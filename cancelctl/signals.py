@@ -105,6 +105,11 @@ def install() -> Callable[[], None]:
     return restore
 
 
+def active() -> bool:
+    """Whether :func:`install`'s handlers are this process's now (a run is between its start and its restore)."""
+    return signal.getsignal(HANDLED[0]) is _handler if HANDLED else False
+
+
 def reporting() -> None:
     """From now on the run is reporting: a signal is counted (and arms the backstop), never raised."""
     _state["raise"] = False

@@ -433,6 +433,40 @@ def test_another_user_is_refused(monkeypatch):
     assert not g.queue
 
 
+def test_a_caller_s_ctrl_c_before_its_command_s_handlers_waits_for_them():
+    """The command begins before the caller's "go", so a Ctrl-C forwarded at once can land before the command has
+    installed its handlers, where the guard's own would drop it: it is raised once they are in place."""
+    import threading
+
+    from cancelctl import guard as guard_mod
+    from cancelctl import handoff, signals
+
+    g = guard_mod.Guard(held={}, clients={})
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    caller = guard_mod.Caller(a, {"argv": ["panic"]}, time.monotonic() + 5)
+    assert caller.settle(True)
+    early: list[int] = []
+    before = signal.signal(signal.SIGINT, lambda signum, frame: early.append(signum))
+    try:
+        threading.Thread(target=g.listen, args=(caller,), daemon=True).start()
+        b.sendall(handoff.frame(handoff.INTERRUPT, bytes([signal.SIGINT])))
+        time.sleep(0.3)
+        assert early == []  # not delivered to whatever handler the main thread had before the command's
+        restore = signals.install()
+        try:
+            with pytest.raises(signals.Interrupted):
+                time.sleep(3)
+        finally:
+            restore()
+            signals.RECEIVED.clear()
+        assert caller.forwarded == [signal.SIGINT]
+    finally:
+        caller.done.set()
+        signal.signal(signal.SIGINT, before)
+        b.close()
+        a.close()
+
+
 def test_heartbeat_inside_the_guard_and_stopped_first(sim, env):
     """``guard --heartbeat``: the session stays alive past the (3 s) window; SIGTERM stops the heartbeat first and
     says so, and no heartbeat is sent after the guard has gone."""
