@@ -11,6 +11,7 @@ that names the file and never its content.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -105,29 +106,43 @@ def overwrite(path: str | os.PathLike[str], text: str) -> None:
     rename, as every write was before: on ext4 a rename over an existing file
     starts its write-back, 0.1 to 0.5 ms a rename measured on the development
     machine, twice before every Gemini request (docs/performance.md, "The guard").
+    A write that comes back short (a file-size limit below the width) puts the
+    old bytes back and raises OSError (EFBIG): the caller says so, and no
+    counter is ever left truncated or half new.
     """
     data = text.encode("ascii").ljust(STATE_FILE_WIDTH)
-    flags = os.O_WRONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDWR | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
-    except OSError:  # not there yet, a FIFO with no reader (ENXIO), a symlink (ELOOP), a directory: written anew
+    except OSError:  # not there yet, a symlink (ELOOP), a directory, no permission: written anew (a FIFO: below)
         fd = -1
     if fd >= 0:
         try:
             st = os.fstat(fd)
             if stat.S_ISREG(st.st_mode):
-                if os.pwrite(fd, data, 0) == len(data):
+                before = os.pread(fd, len(data), 0)
+                written = os.pwrite(fd, data, 0)
+                if written == len(data):
                     if st.st_size > len(data):
                         os.ftruncate(fd, len(data))
                     return
+                # A short write (a file-size limit below the width): the old bytes back rather than a mix of old and
+                # new (a nonce counter lower than the nonce just sent), and an error the caller reports.
+                os.pwrite(fd, before[:written], 0)
+                if st.st_size < written:
+                    os.ftruncate(fd, st.st_size)
+                raise OSError(errno.EFBIG, f"short write ({written} of {len(data)} bytes)", os.fspath(path))
         finally:
             os.close(fd)
     tmp = f"{os.fspath(path)}.tmp"  # one name per file: writers hold the key's lock, a leftover is reused
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
-        os.write(fd, data)
+        written = os.write(fd, data)
     finally:
         os.close(fd)
+    if written != len(data):  # never a truncated file renamed over a whole one
+        os.unlink(tmp)
+        raise OSError(errno.EFBIG, f"short write ({written} of {len(data)} bytes)", tmp)
     os.replace(tmp, path)
 
 

@@ -750,3 +750,31 @@ def test_a_rejected_order_still_listed_has_one_row_saying_both(gem, env):
     lines = [line.split("\t") for line in proc.stdout.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0][3:5] == ["6", "rejected"], proc.stdout
     assert "still open after verification" in lines[0][5]
+
+
+def test_10_a_file_size_limit_below_the_state_width_never_lowers_the_stored_nonce(gemini, env, sim):
+    """A file-size limit (a quota, RLIMIT_FSIZE) smaller than a state file's padded width but large enough for a
+    few bytes: a short write must not leave a truncated counter behind while the run says nothing. Either the
+    file still holds at least the nonce sent, or the run says in one line that it could not write it; and the next
+    process, unlimited, still sends a higher nonce (the simulator's record of the key, like Gemini's, refuses any
+    that does not rise) above the counter as it was."""
+    import hashlib
+    import time
+
+    orders = [gemini.add_order("primary", "UI") for _ in range(2)]
+    nonces = env.state_dir / "nonces"
+    nonces.mkdir(parents=True)
+    path = nonces / (hashlib.sha256(GEMINI_KEY.encode()).hexdigest()[:24] + ".last")
+    ahead = time.time_ns() // 1_000_000 + 3_600_000  # the last run's nonce, an hour ahead of this clock (NTP step)
+    path.write_bytes(str(ahead).encode().ljust(64))
+    proc = run_limited(env, "cancel", "order", str(orders[0]), "--json", "--timeout", "5", fsize=10)
+    assert proc.returncode == 0, proc.stderr
+    sent = [int(r["nonce"]) for r in sim.requests("/v1/order/cancel")]
+    assert len(sent) == 1 and sent[0] > ahead
+    stored = int(path.read_bytes().strip() or 0)
+    assert stored >= ahead, stored  # never lowered (a truncated or half-new counter)
+    assert stored >= sent[0] or "nonce" in proc.stderr, (stored, sent, proc.stderr)
+    proc = env.run("cancel", "order", str(orders[1]), "--json", "--timeout", "5")
+    assert proc.returncode == 0, proc.stderr
+    sent = [int(r["nonce"]) for r in sim.requests("/v1/order/cancel")]
+    assert sent[-1] > sent[0] > ahead, sent  # (the first run could not record its nonce: the venue may refuse it once)
