@@ -167,3 +167,48 @@ def test_no_preloaded_module_reads_a_run_time_variable_at_import():
             if keys:
                 offending.append(f"{path}:{line} {sorted(keys)}")
     assert offending == []
+
+
+@pytest.mark.parametrize("attribute", ["umask", "ignored-signal", "blocked-signal", "file-size-limit"])
+def test_a_process_attribute_of_the_test_s_own_is_started_fresh(env, attribute):
+    """What a fresh child inherits from the test process besides its environment (its umask, a signal it ignores or
+    blocks: a fresh ``python`` keeps SIGINT ignored; a resource limit) the fork would take from the zygote instead:
+    such a process is started fresh, and it sees the test's attribute, not the zygote's."""
+    import os
+    import resource
+
+    probe = {
+        "umask": ("import os; m = os.umask(0); print(oct(m))", lambda: oct(0o027)),
+        "ignored-signal": ("import signal; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)", lambda: "True"),
+        "blocked-signal": ("import signal; print(signal.SIGUSR2 in signal.pthread_sigmask(0, []))", lambda: "True"),
+        "file-size-limit": ("import resource; print(resource.getrlimit(resource.RLIMIT_FSIZE)[0])", lambda: "1000000"),
+    }[attribute]
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_mask = os.umask(0o027) if attribute == "umask" else None
+    old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if attribute == "ignored-signal" else None
+    if attribute == "blocked-signal":
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
+    if attribute == "file-size-limit":
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, hard))
+    try:
+        before = zygote.counts()
+        proc = zygote.run(
+            [sys.executable, "-m", "cancelctl", "--version"],
+            env=env.environ(), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        seen = subprocess.run([sys.executable, "-c", probe[0]], capture_output=True, text=True, timeout=60).stdout
+    finally:
+        if old_mask is not None:
+            os.umask(old_mask)
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+        if attribute == "blocked-signal":
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGUSR2])
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert proc.returncode == 0, proc.stderr
+    assert zygote.counts() == (before[0], before[1] + 1)
+    assert seen.strip() == probe[1]()  # what a fresh child of the test process sees
+    after = zygote.counts()
+    proc = zygote.run([sys.executable, "-m", "cancelctl", "--version"], env=env.environ(), capture_output=True,
+                      text=True, timeout=60)  # fmt: skip
+    assert zygote.counts() == (after[0] + 1, after[1])  # the attribute restored: forked again

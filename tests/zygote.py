@@ -18,7 +18,9 @@ What differs from a fresh interpreter, and how the suite keeps it from mattering
   (:data:`RUN_TIME_VARIABLES`: cancelctl's own, ``HOME``, ``XDG_*``, proxies, ``COLUMNS``...); any
   other difference (``LANG``, ``PYTHON*``, ``TZ``, typer's ``FORCE_COLOR``/``TERMINAL_WIDTH``...)
   gets a fresh interpreter, as does anything but plain ``[sys.executable, "-m", "cancelctl", ...]``
-  (``-X importtime``, ``-c``), a ``preexec_fn``, ``pass_fds``, another user or umask.
+  (``-X importtime``, ``-c``), a ``preexec_fn``, ``pass_fds``, another user or umask, and so does a test
+  process whose own umask, ignored or blocked signals, resource limits or priority differ from what they
+  were when it started its zygote (a fresh child inherits the test's, a forked one the zygote's).
 * The order of imports, and so start-up itself, is not exercised by a forked process: the tests
   that are about start-up (``test_startup.py``, ``test_structure.py``'s fresh-interpreter import check,
   ``benchmarks/``) run their own interpreters with flags, so they are always fresh.
@@ -61,6 +63,30 @@ RUN_TIME_PREFIXES = ("CANCELCTL_", "_CANCELCTL_")
 
 def fresh_only() -> bool:
     return os.environ.get("CANCELCTL_TESTS_FRESH", "") not in ("", "0")
+
+
+#: Signals whose disposition a fresh interpreter inherits from the test process (one ignored there, SIG_IGN, stays
+#: ignored in a fresh ``python``: Python installs its SIGINT handler only over the default), and the resource limits
+#: it inherits; a forked process has the zygote's instead.
+INHERITED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTSTP", "SIGCHLD")
+INHERITED_LIMITS = ("RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_NPROC")
+
+
+def process_attributes() -> tuple[object, ...]:
+    """What a child inherits from this process besides its environment (umask, ignored and blocked signals,
+    resource limits): the fork carries the zygote's, so a test process whose own differ starts a fresh one."""
+    import resource
+    import signal
+
+    mask = os.umask(0o077)
+    os.umask(mask)
+    ignored = tuple(
+        name for name in INHERITED_SIGNALS
+        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is signal.SIG_IGN
+    )  # fmt: skip
+    blocked = tuple(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, []))) if hasattr(signal, "pthread_sigmask") else ()
+    limits = tuple(resource.getrlimit(getattr(resource, n)) for n in INHERITED_LIMITS if hasattr(resource, n))
+    return mask, ignored, blocked, limits, os.getpriority(os.PRIO_PROCESS, 0)
 
 
 def same_interpreter(env: dict[str, str], base: dict[str, str]) -> bool:
@@ -262,6 +288,7 @@ class _Zygote:
     process: subprocess.Popen | None = None
     path = ""
     env: ClassVar[dict[str, str]] = {}
+    attributes: tuple[object, ...] = ()  # process_attributes() of this process when it started the zygote
     failed = False
     forked = 0
     fresh = 0
@@ -283,6 +310,7 @@ class _Zygote:
         directory = tempfile.mkdtemp(prefix="cancelctl-zygote-")
         cls.path = os.path.join(directory, "socket")
         cls.env = dict(os.environ)
+        cls.attributes = process_attributes()
         try:
             cls.process = subprocess.Popen(
                 [sys.executable, __file__, cls.path],
@@ -347,6 +375,8 @@ class Popen(subprocess.Popen):
             and umask < 0
         ):
             address = _Zygote.address()
+            if address is not None and process_attributes() != _Zygote.attributes:
+                address = None  # a umask, an ignored or blocked signal, a limit of the test's own: fresh
         if address is None:
             if list(args[:3]) == [sys.executable, "-m", "cancelctl"]:
                 _Zygote.fresh += 1
