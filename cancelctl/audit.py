@@ -12,6 +12,7 @@ of the secrets resolved in this process before it is written.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -70,7 +71,12 @@ def record(report: Report, *, reason: str | None, elapsed_ms: float, argv: list[
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, text.encode("utf-8"))
+                data = text.encode("utf-8")
+                size = os.fstat(fd).st_size
+                written = os.write(fd, data)
+                if written != len(data):  # a short write (a file-size limit): no half line left for the next to join
+                    os.ftruncate(fd, size)
+                    raise OSError(errno.EFBIG, f"short write ({written} of {len(data)} bytes)", str(path))
             finally:
                 os.close(fd)
         finally:

@@ -774,6 +774,8 @@ def test_10_a_file_size_limit_below_the_state_width_never_lowers_the_stored_nonc
     stored = int(path.read_bytes().strip() or 0)
     assert stored >= ahead, stored  # never lowered (a truncated or half-new counter)
     assert stored >= sent[0] or "nonce" in proc.stderr, (stored, sent, proc.stderr)
+    assert "audit line is missing" in proc.stderr, proc.stderr  # the audit line did not fit either: said, not cut
+    assert not (env.state_dir / "audit.jsonl").exists() or (env.state_dir / "audit.jsonl").read_bytes() == b""
     proc = env.run("cancel", "order", str(orders[1]), "--json", "--timeout", "5")
     assert proc.returncode == 0, proc.stderr
     sent = [int(r["nonce"]) for r in sim.requests("/v1/order/cancel")]
