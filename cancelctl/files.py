@@ -135,7 +135,7 @@ def overwrite(path: str | os.PathLike[str], text: str) -> None:
         finally:
             os.close(fd)
     tmp = f"{os.fspath(path)}.tmp"  # one name per file: writers hold the key's lock, a leftover is reused
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+    fd = _open_temporary(tmp)
     try:
         written = os.write(fd, data)
     finally:
@@ -144,6 +144,23 @@ def overwrite(path: str | os.PathLike[str], text: str) -> None:
         os.unlink(tmp)
         raise OSError(errno.EFBIG, f"short write ({written} of {len(data)} bytes)", tmp)
     os.replace(tmp, path)
+
+
+def _open_temporary(tmp: str) -> int:
+    """A new regular file at ``tmp`` opened for writing, whatever was there: a leftover regular file is reused
+    (truncated); anything else (a FIFO, which ``open`` would wait on for a reader for ever; a symlink, which it
+    would follow) is removed first, never opened. Raises OSError."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK | nofollow, 0o600)
+    except OSError:  # a symlink (ELOOP), a FIFO without a reader (ENXIO), a directory (EISDIR)
+        fd = -1
+    if fd >= 0:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+        os.close(fd)  # a FIFO with a reader, a device
+    os.unlink(tmp)  # a directory: IsADirectoryError, the caller's to report
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, 0o600)
 
 
 def _kind(mode: int) -> str:

@@ -780,3 +780,29 @@ def test_10_a_file_size_limit_below_the_state_width_never_lowers_the_stored_nonc
     assert proc.returncode == 0, proc.stderr
     sent = [int(r["nonce"]) for r in sim.requests("/v1/order/cancel")]
     assert sent[-1] > sent[0] > ahead, sent  # (the first run could not record its nonce: the venue may refuse it once)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink"])
+def test_10_a_fifo_or_symlink_at_the_state_file_s_temporary_name_never_jams_the_cancel(gemini, env, tmp_path, kind):
+    """The first write of a key's nonce counter goes through ``<file>.tmp``: a FIFO there (opening it to write would
+    wait for a reader for ever, the key's lock held, before the first cancel) or a symlink (the write would go
+    wherever it points) must not stop the cancel: it goes out, and the run says in one line what it could not
+    write."""
+    import hashlib
+    import os
+
+    order = gemini.add_order("primary", "UI")
+    nonces = env.state_dir / "nonces"
+    nonces.mkdir(parents=True)
+    tmp = nonces / (hashlib.sha256(GEMINI_KEY.encode()).hexdigest()[:24] + ".last.tmp")
+    target = tmp_path / "elsewhere"
+    target.write_text("untouched")
+    if kind == "fifo":
+        os.mkfifo(tmp)
+    else:
+        tmp.symlink_to(target)
+    proc = env.run("cancel", "order", str(order), "--json", "--timeout", "5", timeout=15)
+    assert proc.returncode == 0, proc.stderr
+    assert gemini.open_orders() == []
+    assert target.read_text() == "untouched"
+    assert len(proc.stderr.strip().splitlines()) <= 1, proc.stderr
