@@ -183,6 +183,9 @@ def run_profile(
         elif opts.verify and action.scope is not None and usable:
             from cancelctl.verify import verify
 
+            ahead = getattr(client, "read_history_ahead", None)  # Pacifica: its history read goes next to the book's
+            if ahead is not None and result.cancelled_count:
+                ahead(result)
             progress.stage = "verify"
             scope, done = action.scope, result
             result.scoped = scope is not everything  # the verdict says "in scope", never "no open orders left"

@@ -128,6 +128,26 @@ class Deadline:
         """A deadline with the same start and end and a gate of its own."""
         return Deadline(self.seconds, start=self.start)
 
+    def part(self, seconds: float) -> Deadline:
+        """This deadline's gate and listener with an end of its own, ``seconds`` from now at the latest (s; never
+        later than this one's): for a read that runs in a thread of its own next to the profile's thread
+        (:class:`cancelctl.venues.base.Ahead`), where :meth:`capped` would move the end under the other thread.
+        Closing this gate stops the part's requests too; the part's own writes count as this deadline's."""
+        return _Part(self, seconds)
+
+    #: Called (in the sending thread, never raising) each time a request has been written whole, until set back
+    #: to None: Pacifica's cancel-all starts its TWAP listing there, once the cancel is on the wire.
+    on_written: Callable[[], None] | None = None
+
+    def written(self) -> None:
+        """A request on this deadline was written whole (see :attr:`on_written`)."""
+        hook = self.on_written
+        if hook is not None:
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - what the hook starts is an extra; the request's answer comes first
+                pass
+
     def remaining(self) -> float:
         """Seconds left (0.0 once passed or closed)."""
         if self.closed:
@@ -166,6 +186,48 @@ class Deadline:
             if self.closed:
                 raise Stopped
             self.wrote = True
+
+
+class _Part(Deadline):
+    """See :meth:`Deadline.part`: ``closed``, ``wrote``, the gate and the listener are the whole deadline's."""
+
+    def __init__(self, whole: Deadline, seconds: float) -> None:  # no gate of its own: the whole's
+        self.whole = whole
+        self.seconds, self.start = whole.seconds, whole.start
+        self.end = min(whole.end, time.monotonic() + max(0.0, seconds))
+
+    @property
+    def closed(self) -> bool:
+        return self.whole.closed
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        self.whole.closed = value
+
+    @property
+    def wrote(self) -> bool:
+        return self.whole.wrote
+
+    @wrote.setter
+    def wrote(self, value: bool) -> None:
+        self.whole.wrote = value
+
+    @property
+    def listener(self) -> Callable[[str], None] | None:
+        return self.whole.listener
+
+    @listener.setter
+    def listener(self, value: Callable[[str], None] | None) -> None:
+        self.whole.listener = value
+
+    def fork(self) -> Deadline:
+        return self.whole.fork()
+
+    def close(self) -> bool:
+        return self.whole.close()
+
+    def writing(self) -> None:
+        self.whole.writing()
 
 
 @dataclass
@@ -427,6 +489,7 @@ def _send(client: httpx.Client, request: PreparedRequest, deadline: Deadline, *,
             wrote = True
         elif event == "http11.send_request_body.complete":
             whole = True
+            deadline.written()
 
     host = _host(request.url)
     try:

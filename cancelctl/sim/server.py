@@ -17,7 +17,7 @@ with the fault as JSON, ``GET /_sim/state``, and ``POST /_sim/seed``
 header of every answer, Pacifica's expiry check and Gemini's
 time-based nonce window. The public endpoints ``GET /v1/symbols``
 (Gemini) and ``GET /api/v1/info`` (Pacifica) answer without a key. The
-request log keeps each request's header names (never values).
+request log keeps each request's header names (never values), when it arrived and when it was answered.
 """
 
 from __future__ import annotations
@@ -47,9 +47,14 @@ class Fault:
     (handle, then drop the connection mid-answer), ``truncated`` (handle,
     then send half of the JSON), ``trickle`` (handle, send the headers,
     then the body one byte every ``seconds``, 0.2 s when not set: an answer
-    that never times out a per-read timeout). ``times``: how many requests
+    that never times out a per-read timeout), ``hold`` (wait until the
+    request log holds ``until[path]`` requests of each exact path in
+    ``until``, at most ``seconds``, then handle normally: a test's proof that
+    a client sends those requests without waiting for this one's answer).
+    ``times``: how many requests
     it hits (-1 for every one). ``key``: only requests signed by this Gemini
-    API key or for this Pacifica account (None: any).
+    API key or for this Pacifica account (None: any). ``exact``: only
+    requests whose path is ``path`` itself, not one under it.
     """
 
     path: str
@@ -64,6 +69,8 @@ class Fault:
     payload: str | None = None  # verbatim body (overrides ``body``)
     content_type: str | None = None  # with ``payload``; default application/json
     headers: dict | None = None  # extra answer headers, e.g. {"ratelimit": "\"credits\";r=0;t=2"}
+    exact: bool = False  # the path itself only (GET /api/v1/orders, not /api/v1/orders/twap)
+    until: dict | None = None  # kind "hold": {exact path: how many requests of it the log must hold}
 
 
 class _Server(ThreadingHTTPServer):
@@ -103,6 +110,7 @@ class Simulator:
         self.lock = threading.RLock()
         self.faults: list[Fault] = []
         self.log: list[dict] = []
+        self.arrived = threading.Condition(self.lock)  # notified as each request is logged (Fault kind "hold")
         self.lifetime = lifetime
         self.clock_offset = 0.0  # seconds the venues' clock is ahead of this machine's (see clock())
         self.gemini.clock = self.clock
@@ -167,13 +175,32 @@ class Simulator:
     def _take_fault(self, path: str, key: str | None = None) -> Fault | None:
         with self.lock:
             for f in self.faults:
-                if path.startswith(f.path) and f.times != 0 and (f.key is None or f.key == key):
+                hit = path == f.path if f.exact else path.startswith(f.path)
+                if hit and f.times != 0 and (f.key is None or f.key == key):
                     if f.times > 0:
                         f.times -= 1
                     return f
         return None
 
+    def hold(self, until: dict[str, int], seconds: float) -> bool:
+        """Wait until the log holds ``until[path]`` requests of each exact path, at most ``seconds``; whether it
+        did (Fault kind ``hold``)."""
+        end = time.monotonic() + seconds
+        with self.arrived:
+            while not all(sum(e["path"] == p for e in self.log) >= n for p, n in until.items()):
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.arrived.wait(left)
+        return True
+
     def requests(self, path_prefix: str = "") -> list[dict]:
+        """The logged requests whose path starts with ``path_prefix``, in the order they arrived: ``method``,
+        ``path``, ``query`` (after the ``?``: Pacifica's unsigned reads name their account there), ``time``
+        (when it was read, ``time.time()`` s), ``answered`` (when its answer was written, or the connection given
+        up; absent while it is being answered), ``status``, the header names, and what identifies it
+        (:func:`_identity`). Which requests arrived after another was answered shows which waited for it
+        (:func:`round_trips`)."""
         with self.lock:
             return [r for r in self.log if r["path"].startswith(path_prefix)]
 
@@ -241,6 +268,18 @@ def _identity(path: str, headers: dict[str, str], body: bytes) -> dict:
     except (ValueError, TypeError, AttributeError):
         pass
     return {}
+
+
+def round_trips(log: list[dict]) -> int:
+    """The longest chain of requests in ``log`` (entries of :meth:`Simulator.requests`) in which each one arrived
+    after the one before it was answered: how many round trips one after the other the client spent, whatever
+    the latency and the machine's load. Requests sent together (the second before the first was answered)
+    count once."""
+    depth: list[int] = []
+    for i, e in enumerate(log):
+        before = [depth[j] for j, d in enumerate(log[:i]) if d.get("answered", float("inf")) <= e["time"]]
+        depth.append(1 + max(before, default=0))
+    return max(depth, default=0)
 
 
 #: The fake credentials ``cancelctl sim`` prints (rehearsal only: they exist on this simulator and nowhere else).
@@ -318,16 +357,28 @@ def _handler(sim: Simulator):
             headers = {k.lower(): v for k, v in self.headers.items()}
             if path.startswith("/_sim/"):
                 return self._admin(method, path, body)
-            entry = {"method": method, "path": path, "time": time.time(), **_identity(path, headers, body)}
+            entry = {"method": method, "path": path, "query": query, "time": time.time()}
+            entry.update(_identity(path, headers, body))
             with sim.lock:
                 sim.log.append(entry)
                 entry["headers"] = sorted(headers)  # names only: tests check what was (not) signed
+                sim.arrived.notify_all()
+            try:
+                self._answer(method, path, query, headers, body, entry)
+            finally:
+                entry["answered"] = time.time()  # the answer written (or given up): see Simulator.requests
+
+        def _answer(
+            self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, entry: dict
+        ) -> None:
             fault = sim._take_fault(path, entry.get("key") or entry.get("account"))
             if fault and fault.kind == "status":
                 entry["fault"] = fault.kind
                 return self._fault_status(fault)
             if fault and fault.kind == "delay":
                 time.sleep(fault.seconds)
+            if fault and fault.kind == "hold":
+                entry["held"] = sim.hold(fault.until or {}, fault.seconds)
             with sim.lock:
                 if method == "GET" and path in PUBLIC:
                     status, answer = 200, PUBLIC[path]

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from cancelctl.errors import AuthError, CancelctlError, ConfigError, NotSent, OutcomeUnknown, VenueRefused
 from cancelctl.results import OpenOrder, ProfileResult
@@ -268,6 +268,39 @@ def open_client(
     return client
 
 
+class Ahead(Generic[T]):
+    """A read that runs in a thread of its own while the profile's thread goes on (requests that do not depend on
+    each other's answers go out together instead of one round trip after another); :meth:`result` waits for it.
+
+    The read must not touch what the profile's thread changes meanwhile (a cancel's ``unanswered``, the
+    deadline's end: give it :meth:`cancelctl.transport.Deadline.part`); it goes through the profile's gate,
+    so nothing of it goes out once the run stopped waiting for the profile. A read whose result is not asked
+    for is dropped, answer and error alike (a daemon thread, bounded by the deadline).
+    """
+
+    def __init__(self, read: Callable[[], T], name: str) -> None:
+        import threading
+
+        self._read = read
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._read()
+        except BaseException as e:  # noqa: BLE001 - handed to the thread that asks for the result
+            self._error = e
+
+    def result(self) -> T:
+        """The read's result, once it is there; raises what the read raised, as if it had run in this thread."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+
 class ClientBase:
     """Base of :class:`~cancelctl.venues.gemini.Gemini` and :class:`~cancelctl.venues.pacifica.Pacifica`."""
 
@@ -289,8 +322,9 @@ class ClientBase:
         """Dry run: keep the signed request, redacted, instead of sending it."""
         self.prepared.append(request.redacted())
 
-    def _retrying(self, attempt: Callable[[httpx.Client], object]) -> object:
-        """Run ``attempt(http_client)`` under the deadline, retrying what is safe to resend.
+    def _retrying(self, attempt: Callable[[httpx.Client], object], deadline: Deadline | None = None) -> object:
+        """Run ``attempt(http_client)`` under the deadline (``deadline``, default the profile's), retrying what is
+        safe to resend.
 
         (:func:`cancelctl.transport.with_retries`)
 
@@ -304,7 +338,7 @@ class ClientBase:
         client = self._client
         if not self.retries:
             return attempt(client)
-        return with_retries(lambda: attempt(client), self.deadline)
+        return with_retries(lambda: attempt(client), deadline or self.deadline)
 
     def _result(self, action: str, ids: list[str] | None = None) -> ProfileResult:
         """A new result for ``action``; the first one becomes ``partial`` (with ``ids`` as ``todo``)."""

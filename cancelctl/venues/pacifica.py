@@ -64,6 +64,7 @@ from cancelctl.signing import PreparedRequest
 from cancelctl.signing import pacifica as signing
 from cancelctl.transport import Answer, Deadline, DeadlinePassed, new_client, send
 from cancelctl.venues.base import (
+    Ahead,
     ClientBase,
     Reason,
     as_id,
@@ -470,30 +471,41 @@ class Pacifica(ClientBase):
             timestamp_ms=timestamp_ms,
         )
 
-    def _request(self, build: Callable[[int], PreparedRequest], *, resend: bool = True) -> object:
+    def _request(
+        self,
+        build: Callable[[int], PreparedRequest],
+        *,
+        resend: bool = True,
+        read: bool = False,
+        deadline: Deadline | None = None,
+    ) -> object:
         """Build (sign) and send one request, retrying safely; the parsed success body.
 
         ``build(timestamp_ms)`` is called again for every attempt, so each
         retry carries a fresh timestamp and signature. ``resend=False`` (an
         order): a request that may have been processed is never sent again.
+        ``read``: a read, which may run in a thread of its own next to a cancel (:class:`Ahead`): it leaves
+        the cancel's ``unanswered`` alone. ``deadline``: the read's own (default the profile's).
         """
         if self.dry_run:
             self._dry(build(now_ms()))
             return None
         if self.blocked is not None:
             raise self.blocked
+        until = deadline or self.deadline
 
         def attempt(client: httpx.Client) -> object:
             try:
-                return self._interpret(send(client, build(now_ms()), self.deadline))
+                return self._interpret(send(client, build(now_ms()), until))
             except OutcomeUnknown:
-                self.unanswered = True  # this attempt may have been processed
+                if not read:
+                    self.unanswered = True  # this attempt may have been processed
                 raise
 
         try:
             if not resend:
                 return once_sent(attempt, self._retrying)
-            return self._retrying(attempt)
+            return self._retrying(attempt, until)
         except AuthError as e:
             self._block(e)
             raise
@@ -589,11 +601,19 @@ class Pacifica(ClientBase):
         the remaining symbols are still tried.
 
         ``twap`` (default: when no ``symbols`` are given, as for ``cancel
-        all`` and ``panic``): after the cancel-all request has gone out, the
-        open TWAP orders are listed and each is cancelled by ID
+        all`` and ``panic``): the open TWAP orders are listed and each is cancelled by ID
         (``cancel_twap_order``); their rows are by ID (``cancelled_count``
         stays the venue's count of the cancel-all) and ``twap`` lists them. A TWAP list that cannot be
         read is OutcomeUnknown (verification reads it again).
+
+        The TWAP listing does not wait for the cancel-all's answer: it goes out, on a connection of its own,
+        as soon as the first cancel-all request has been written whole (:attr:`Deadline.on_written
+        <cancelctl.transport.Deadline.on_written>`), so the two take one round trip instead of two. The first
+        request on the wire is still the cancel. This rests on what the spec assumes (cancel_all_orders does not
+        stop a TWAP, so a listing made before its answer lists the same TWAP orders); the TWAP cancels
+        themselves go out after the cancel-all was answered. No listing is sent once an agent-wallet refusal
+        is known, and none is used after a credential or configuration failure (as before: such a run lists
+        nothing). When the cancel-all never went out, the listing is made after it, as before.
         """
         result = self._result("cancel_all_orders")
         self.cancel_all_ms = now_ms()  # the order history's cancels are matched from here (identify_cancelled)
@@ -607,6 +627,26 @@ class Pacifica(ClientBase):
             ]
         else:
             payloads = [{"all_symbols": True, "exclude_reduce_only": bool(exclude_reduce_only)}]
+        twaps = not symbols if twap is None else twap
+        listing: list[Ahead[list[OpenOrder]]] = []  # the TWAP listing, started once the first cancel is on the wire
+        if twaps and not self.dry_run:
+
+            def list_twaps() -> None:  # in this thread, as the cancel's last byte went out; once
+                self.deadline.on_written = None
+                if self.blocked is None:
+                    listing.append(Ahead(self.open_twap_orders, f"profile-{self.profile.name}-twap-list"))
+
+            self.deadline.on_written = list_twaps
+        try:
+            self._cancel_all(result, payloads, checked)
+        finally:
+            self.deadline.on_written = None
+        if twaps and self.blocked is None and not isinstance(result.error, (AuthError, ConfigError)):
+            self._cancel_twaps(result, exclude_reduce_only, listing[0] if listing else None)
+        return result
+
+    def _cancel_all(self, result: ProfileResult, payloads: list[dict[str, Any]], checked: bool) -> None:
+        """Send each ``cancel_all_orders`` payload in turn, adding its count (or its failure) to ``result``."""
         for payload in payloads:
             scope = f"symbol {payload['symbol']}: " if "symbol" in payload else ""
             try:
@@ -638,13 +678,6 @@ class Pacifica(ClientBase):
                 result.error = result.error or doubt
             else:
                 result.cancelled_count = (result.cancelled_count or 0) + count
-        if (
-            (not symbols if twap is None else twap)
-            and self.blocked is None
-            and not isinstance(result.error, (AuthError, ConfigError))
-        ):
-            self._cancel_twaps(result, exclude_reduce_only)
-        return result
 
     def market_symbols(self, wanted: list[str]) -> tuple[list[str], bool]:
         """The venue's spelling of each symbol in ``wanted``; (symbols, True when checked against the markets).
@@ -704,10 +737,13 @@ class Pacifica(ClientBase):
             raise OutcomeUnknown("Pacifica's market list had an entry without a usable symbol")
         return symbols  # type: ignore[return-value]
 
-    def _cancel_twaps(self, result: ProfileResult, exclude_reduce_only: bool) -> None:
-        """List the open TWAP orders and cancel each by ID, adding their rows to ``result``."""
+    def _cancel_twaps(
+        self, result: ProfileResult, exclude_reduce_only: bool, listing: Ahead[list[OpenOrder]] | None = None
+    ) -> None:
+        """List the open TWAP orders (``listing``: the listing already under way) and cancel each by ID, adding
+        their rows to ``result``."""
         try:
-            twaps = self.open_twap_orders()
+            twaps = listing.result() if listing is not None else self.open_twap_orders()
         except (AuthError, ConfigError) as e:
             result.error = e
             return
@@ -1025,17 +1061,29 @@ class Pacifica(ClientBase):
         the contract's errors; an unexpected shape is OutcomeUnknown, and so
         is a TWAP read that found no time left after the open orders came
         back (DeadlinePassed only when nothing went out).
+
+        The TWAP orders (:meth:`open_twap_orders`) are read at the same time,
+        in a thread of their own (:class:`~cancelctl.venues.base.Ahead`): the
+        two reads depend on nothing but the cancels answered before, so they
+        take one round trip, not two. When the first read fails, its error is
+        the book's, as before, and the TWAP read's answer is dropped. A dry
+        run's one-attempt preview reads them one after the other.
         """
         from urllib.parse import urlencode
 
         url = f"{self.profile.base_url}{ORDERS}?{urlencode({'account': self.account})}"
         request = PreparedRequest(method="GET", url=url, headers={"Accept": "application/json"})
-        body = self._request(lambda ts: request)
+        twap_half: Ahead[list[OpenOrder]] | None = None
+        if not self.dry_run and self.retries and self.blocked is None and self._http_client() is not None:
+            # the TWAP half does not depend on the first: both go out at once (one round trip, not two); not in
+            # a dry run's one-attempt preview (client.once(), client.live()), whose flags last only its block
+            twap_half = Ahead(self.open_twap_orders, f"profile-{self.profile.name}-twap-read")
+        body = self._request(lambda ts: request, read=True)  # a failure here is the book's: the TWAP half is dropped
         if body is None:
             return []
         orders = self._order_book(body)
         try:
-            twaps = self.open_twap_orders()
+            twaps = twap_half.result() if twap_half is not None else self.open_twap_orders()
         except DeadlinePassed as e:
             # half the book came back (it may list an order a cancel was just answered for): a book read in part,
             # never a read that did not go out (which verification may settle on the read before it)
@@ -1052,7 +1100,7 @@ class Pacifica(ClientBase):
     #: what cancel_all could cancel: (its symbols upper-cased, None for all; whether reduce-only orders were kept)
     cancel_all_scope: tuple[set[str] | None, bool] = (None, False)
 
-    def order_history(self) -> list[dict[str, Any]]:
+    def order_history(self, deadline: Deadline | None = None) -> list[dict[str, Any]]:
         """``GET /orders/history?account=&limit=100``: one page of the account's summarized order history.
 
         Docs "Get order history"
@@ -1062,9 +1110,9 @@ class Pacifica(ClientBase):
         "order_type", "reduce_only", "updated_at" (ms), ...}], "next_cursor",
         "has_more"}``. Unsigned. Raises the contract's errors; an entry that
         cannot be read makes the whole page OutcomeUnknown (a page read in part
-        is not read).
+        is not read). ``deadline``: the read's own (default the profile's).
         """
-        body = self._get(HISTORY, {"account": self.account, "limit": HISTORY_LIMIT})
+        body = self._get(HISTORY, {"account": self.account, "limit": HISTORY_LIMIT}, deadline)
         data = _unwrap(body)
         if not isinstance(data, list) or (isinstance(body, dict) and body.get("success") is not True):
             raise OutcomeUnknown("Pacifica's order history came in an unexpected shape")
@@ -1078,6 +1126,26 @@ class Pacifica(ClientBase):
             ):
                 raise OutcomeUnknown("Pacifica's order history had an entry that cannot be read")
         return data
+
+    history_read: Ahead[list[dict[str, Any]]] | None = None  # the order history read next to verification
+
+    def read_history_ahead(self, result: ProfileResult) -> None:
+        """Start :meth:`identify_cancelled`'s read of the order history now, in a thread of its own, so that it
+        runs next to verification's read of the book instead of after it (one round trip instead of two).
+
+        Called by the runner once the cancel-all was answered (the history it reads must hold its cancels),
+        just before verification; only when :meth:`identify_cancelled` would read: a count to name, not a dry
+        run, at least ``HISTORY_MIN_LEFT_S`` of the deadline left. The read gets ``HISTORY_MAX_S`` at most on a
+        :meth:`~cancelctl.transport.Deadline.part` of the profile's deadline (verification's clock is not
+        touched). Only the read moves: which entries name the cancel-all's orders is still decided after
+        verification, from everything the run saw.
+        """
+        if not result.cancelled_count or self.cancel_all_ms is None or self.dry_run:
+            return
+        if self.deadline.remaining() < HISTORY_MIN_LEFT_S or self._http_client() is None:
+            return
+        part = self.deadline.part(HISTORY_MAX_S)
+        self.history_read = Ahead(lambda: self.order_history(part), f"profile-{self.profile.name}-history")
 
     def identify_cancelled(self, result: ProfileResult) -> None:
         """After ``cancel_all_orders`` answered only a count: name the orders it cancelled from the order history.
@@ -1094,15 +1162,21 @@ class Pacifica(ClientBase):
         ``result.cancelled_orders`` (orders as :func:`_normalise` makes them,
         ``amount`` what was cancelled). Read-only, never raises, never
         changes the exit code; skipped with less than ``HISTORY_MIN_LEFT_S``
-        of the deadline left, and given ``HISTORY_MAX_S`` at most.
+        of the deadline left, and given ``HISTORY_MAX_S`` at most. The read
+        started by :meth:`read_history_ahead`, when there is one, is the one
+        used.
         """
         if not result.cancelled_count or self.cancel_all_ms is None or self.dry_run:
             return
-        if self.deadline.remaining() < HISTORY_MIN_LEFT_S:
-            return
+        ahead, self.history_read = self.history_read, None
         try:
-            with self.deadline.capped(HISTORY_MAX_S):
-                history = self.order_history()
+            if ahead is not None:
+                history = ahead.result()
+            elif self.deadline.remaining() < HISTORY_MIN_LEFT_S:
+                return
+            else:
+                with self.deadline.capped(HISTORY_MAX_S):
+                    history = self.order_history()
         except CancelctlError:
             return
         known = set(result.cancelled) | set(result.unknown) | {r["id"] for r in result.rejected}
@@ -1140,18 +1214,29 @@ class Pacifica(ClientBase):
             return []
         return self._twap_book(body)
 
+    def _http_client(self) -> httpx.Client | None:
+        """The profile's HTTP client, made now (before two threads could each make one); None when it cannot be
+        made (the request that needs it then says why, as before)."""
+        if self._client is None:
+            try:
+                self._client = new_client(self.profile.name)
+            except CancelctlError:
+                return None
+        return self._client
+
     @staticmethod
     def _twap_book(body: object) -> list[OpenOrder]:
         """The entries of a ``GET /orders/twap`` answer; OutcomeUnknown unless every entry can be read."""
         return _book(body, "TWAP order list", _normalise_twap)
 
-    def _get(self, path: str, query: dict[str, Any] | None = None) -> object:
-        """An unsigned GET (no body: the edge refuses a GET with one); the parsed answer, None in a dry run."""
+    def _get(self, path: str, query: dict[str, Any] | None = None, deadline: Deadline | None = None) -> object:
+        """An unsigned GET (no body: the edge refuses a GET with one); the parsed answer, None in a dry run.
+        ``deadline``: the read's own (a :meth:`~cancelctl.transport.Deadline.part`), default the profile's."""
         from urllib.parse import urlencode
 
         url = f"{self.profile.base_url}{path}" + (f"?{urlencode(query)}" if query else "")
         request = PreparedRequest(method="GET", url=url, headers={"Accept": "application/json"})
-        return self._request(lambda ts: request)
+        return self._request(lambda ts: request, read=True, deadline=deadline)
 
     def positions(self) -> list[dict[str, Any]]:
         """``GET /positions?account=``: the open positions as rows of :mod:`cancelctl.positions`.
