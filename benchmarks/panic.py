@@ -14,13 +14,21 @@ Then the same with 100 profiles (50 Gemini, 50 Pacifica, two orders on
 each), cold and through a running ``cancelctl guard`` that holds all 100:
 the median wall time of ``panic -q`` (100) next to ``panic -q -p g1`` (one),
 and the peak RSS of the process that sent the cancels (the cold process;
-the guard). Target (issue 16): 100 / one <= 1.5, peak RSS <= 80 MB.
+the guard). Target (issue 16): 100 / one <= 1.5, peak RSS <= 80 MB. Next to
+them, figures the machine's load disturbs less: the median CPU time (user +
+system) of the process that sent the cancels and of the simulator (this
+process), and the round trips one after the other per profile, read from the
+simulator's log (the longest chain of requests each sent after the one
+before was answered, :func:`cancelctl.sim.server.round_trips`), the most of
+any Gemini and of any Pacifica profile: with every request delayed 200 ms,
+that count times 200 ms is the least a run can take.
 
 Usage: python benchmarks/panic.py [N] [four|hundred]   (both by default)
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import statistics
@@ -30,15 +38,18 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qs
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench import accounts, measure  # noqa: E402
 
-from cancelctl.sim.server import Simulator  # noqa: E402
+from cancelctl.sim.server import Simulator, round_trips  # noqa: E402
 
 DELAY = 0.2  # seconds the simulator sleeps before every request
+#: The paths a panic's requests take (cancels, book reads, the TWAP list, the order history, positions).
+VENUE_PATHS = ("/v1/order", "/v1/positions", "/api/v1/orders", "/api/v1/positions")
 
 
 def run(cmd: list[str], env: dict, left: Callable[[], int], rss: list[float] | None = None) -> float:
@@ -50,11 +61,41 @@ def run(cmd: list[str], env: dict, left: Callable[[], int], rss: list[float] | N
     return wall
 
 
+def chains(log: list[dict]) -> dict[str, int]:
+    """``{"gemini": n, "pacifica": n}``: the most round trips one after the other of any one profile in ``log``
+    (simulator log entries; a Gemini profile's requests carry its key, a Pacifica profile's its account, in the
+    signed body or the read's query; the guard's keep-warm GETs carry neither and are left out)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for e in log:
+        if e.get("key"):
+            who = ("gemini", e["key"])
+        else:
+            account = e.get("account") or parse_qs(e.get("query") or "").get("account", [None])[0]
+            if not account:
+                continue
+            who = ("pacifica", account)
+        groups.setdefault(who, []).append(e)
+    most = {"gemini": 0, "pacifica": 0}
+    for (venue, _), entries in groups.items():
+        most[venue] = max(most[venue], round_trips(entries))
+    return most
+
+
+def cpu_ms(pid: int) -> float:
+    """user + system CPU time (ms) a running process has used so far (Linux ``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def hundred(n: int, exe: str) -> None:
     """100 profiles (50 Gemini, 50 Pacifica), cold and through the guard; see the module's docstring."""
     with tempfile.TemporaryDirectory() as tmp, Simulator(lifetime=3600) as sim:
         assert sim.pacifica is not None, "the Pacifica simulator needs base58 and pynacl"
-        sim.fail("/", "delay", seconds=DELAY, times=-1)
+        # Every request of a panic is delayed, not the guard's keep-warm GETs (/v1/symbols, /api/v1/info): the
+        # guard answers "busy" to a caller while one of those runs, and a delayed one made a guarded run go cold
+        # now and then (the benchmark then stops: it measures the guard).
+        for path in VENUE_PATHS:
+            sim.fail(path, "delay", seconds=DELAY, times=-1)
         gemini = [
             (f"g{i + 1}", f"account-BENCHHUNDRED{i:03d}", f"bench-hundred-secret-{i:03d}", f"bench-h-{i}")
             for i in range(50)
@@ -104,6 +145,12 @@ def hundred(n: int, exe: str) -> None:
         }
         rows: dict[str, list[float]] = {k: [] for k in cmds}
         rss: dict[str, list[float]] = {k: [] for k in cmds}
+        cpu: dict[str, list[float]] = {k: [] for k in cmds}  # the process that sent the cancels (ms)
+        sim_cpu: dict[str, list[float]] = {k: [] for k in cmds}  # the simulator: this process (ms)
+        trips: dict[str, dict[str, int]] = {k: {"gemini": 0, "pacifica": 0} for k in cmds}
+        first: dict[str, list[float]] = {k: [] for k in cmds}  # spawn -> the first request at the simulator (ms)
+        last: dict[str, list[float]] = {k: [] for k in cmds}  # the last answer written -> the process's end (ms)
+        slowest: dict[str, list[float]] = {k: [] for k in cmds}  # the simulator's slowest answer beyond DELAY (ms)
         try:
             for cmd, left, e in cmds.values():  # warm-up, not measured
                 seed()
@@ -111,7 +158,24 @@ def hundred(n: int, exe: str) -> None:
             for _ in range(n):
                 for k, (cmd, left, e) in cmds.items():
                     seed()
-                    rows[k].append(run(cmd, e, left, rss[k]))
+                    with sim.lock:
+                        sim.log.clear()
+                    guard_before, sim_before = cpu_ms(guard.pid), time.process_time()
+                    spawned, wall, usage = measure(cmd, e, left)
+                    rows[k].append(wall)
+                    log = sim.requests()
+                    first[k].append((min(x["time"] for x in log) - spawned) * 1000)
+                    last[k].append(wall - (max(x["answered"] for x in log) - spawned) * 1000)
+                    slowest[k].append(max(x["answered"] - x["time"] for x in log) * 1000 - DELAY * 1000)
+                    rss[k].append(usage.ru_maxrss / 1024)
+                    sim_cpu[k].append((time.process_time() - sim_before) * 1000)
+                    cpu[k].append(
+                        cpu_ms(guard.pid) - guard_before
+                        if k.startswith("guard")
+                        else (usage.ru_utime + usage.ru_stime) * 1000
+                    )
+                    most = chains(log)
+                    trips[k] = {v: max(trips[k][v], most[v]) for v in most}
             status = Path(f"/proc/{guard.pid}/status").read_text()
             guard_rss = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
         finally:
@@ -122,11 +186,21 @@ def hundred(n: int, exe: str) -> None:
             raise SystemExit(f"the guard ran {served} of the {2 * (n + 1)} guarded runs: {err.decode()[-500:]}")
         # every guarded run was the guard's (a roomy hand-off budget, below: this measures the guard's work)
     med = {k: statistics.median(v) for k, v in rows.items()}
+    load = os.getloadavg()[0]
     print(f"\npanic over 100 profiles (50 Gemini, 50 Pacifica), median of {n} runs, {DELAY * 1000:.0f} ms per request")
-    print(f"{'':10} {'wall ms':>10} {'peak RSS MB':>12}")
+    print(f"(load average {load:.2f} at the end; CPU: the process that sent the cancels, the guard for guarded runs)")
+    print(
+        f"{'':10} {'wall ms':>10} {'peak RSS MB':>12} {'CPU ms':>8} {'sim CPU ms':>10} {'round trips g/p':>16}"
+        f" {'to 1st req':>10} {'last answer to exit':>20} {'sim slowest +ms':>16}"
+    )
     for k in cmds:
-        where = f"{guard_rss:12.1f}   (the guard)" if k.startswith("guard") else f"{max(rss[k]):12.1f}"
-        print(f"{k:10} {med[k]:10.1f} {where}")
+        where = f"{guard_rss:12.1f}" if k.startswith("guard") else f"{max(rss[k]):12.1f}"
+        chain = f"{trips[k]['gemini']}/{trips[k]['pacifica']}"
+        print(
+            f"{k:10} {med[k]:10.1f} {where} {statistics.median(cpu[k]):8.1f} {statistics.median(sim_cpu[k]):10.1f}"
+            f" {chain:>16} {statistics.median(first[k]):10.1f} {statistics.median(last[k]):20.1f}"
+            f" {statistics.median(slowest[k]):16.1f}"
+        )
     print(f"ratio cold  {med['cold 100'] / med['cold one']:9.2f}   (100 / one)")
     print(f"ratio guard {med['guard 100'] / med['guard one']:9.2f}   (100 / one)")
     print("target: 100 / one <= 1.5, peak RSS <= 80 MB")
