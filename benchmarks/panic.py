@@ -19,9 +19,9 @@ them, figures the machine's load disturbs less: the median CPU time (user +
 system) of the process that sent the cancels and of the simulator (this
 process), and the round trips one after the other per profile, read from the
 simulator's log (the longest chain of requests each sent after the one
-before was answered, :func:`cancelctl.sim.server.round_trips`), the most of
-any Gemini and of any Pacifica profile: with every request delayed 200 ms,
-that count times 200 ms is the least a run can take.
+before was answered, :func:`cancelctl.sim.server.round_trips`), of the
+Gemini and Pacifica profiles, median (and most): with every request delayed
+200 ms, that count times 200 ms is the least a run can take.
 
 Usage: python benchmarks/panic.py [N] [four|hundred]   (both by default)
 """
@@ -61,10 +61,12 @@ def run(cmd: list[str], env: dict, left: Callable[[], int], rss: list[float] | N
     return wall
 
 
-def chains(log: list[dict]) -> dict[str, int]:
-    """``{"gemini": n, "pacifica": n}``: the most round trips one after the other of any one profile in ``log``
+def chains(log: list[dict]) -> dict[str, list[int]]:
+    """``{"gemini": [n, ...], "pacifica": [n, ...]}``: each profile's round trips one after the other in ``log``
     (simulator log entries; a Gemini profile's requests carry its key, a Pacifica profile's its account, in the
-    signed body or the read's query; the guard's keep-warm GETs carry neither and are left out)."""
+    signed body or the read's query; the guard's keep-warm GETs carry neither and are left out). Requests a
+    profile sends together count as one trip only when the second arrives before the first is answered: a
+    process starved of CPU for longer than the delay shows more trips than its code takes."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for e in log:
         if e.get("key"):
@@ -75,10 +77,10 @@ def chains(log: list[dict]) -> dict[str, int]:
                 continue
             who = ("pacifica", account)
         groups.setdefault(who, []).append(e)
-    most = {"gemini": 0, "pacifica": 0}
+    trips: dict[str, list[int]] = {"gemini": [], "pacifica": []}
     for (venue, _), entries in groups.items():
-        most[venue] = max(most[venue], round_trips(entries))
-    return most
+        trips[venue].append(round_trips(entries))
+    return trips
 
 
 def cpu_ms(pid: int) -> float:
@@ -147,7 +149,7 @@ def hundred(n: int, exe: str) -> None:
         rss: dict[str, list[float]] = {k: [] for k in cmds}
         cpu: dict[str, list[float]] = {k: [] for k in cmds}  # the process that sent the cancels (ms)
         sim_cpu: dict[str, list[float]] = {k: [] for k in cmds}  # the simulator: this process (ms)
-        trips: dict[str, dict[str, int]] = {k: {"gemini": 0, "pacifica": 0} for k in cmds}
+        trips: dict[str, dict[str, list[int]]] = {k: {"gemini": [], "pacifica": []} for k in cmds}
         first: dict[str, list[float]] = {k: [] for k in cmds}  # spawn -> the first request at the simulator (ms)
         last: dict[str, list[float]] = {k: [] for k in cmds}  # the last answer written -> the process's end (ms)
         slowest: dict[str, list[float]] = {k: [] for k in cmds}  # the simulator's slowest answer beyond DELAY (ms)
@@ -174,8 +176,8 @@ def hundred(n: int, exe: str) -> None:
                         if k.startswith("guard")
                         else (usage.ru_utime + usage.ru_stime) * 1000
                     )
-                    most = chains(log)
-                    trips[k] = {v: max(trips[k][v], most[v]) for v in most}
+                    for venue, counts in chains(log).items():
+                        trips[k][venue] += counts
             status = Path(f"/proc/{guard.pid}/status").read_text()
             guard_rss = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
         finally:
@@ -190,15 +192,17 @@ def hundred(n: int, exe: str) -> None:
     print(f"\npanic over 100 profiles (50 Gemini, 50 Pacifica), median of {n} runs, {DELAY * 1000:.0f} ms per request")
     print(f"(load average {load:.2f} at the end; CPU: the process that sent the cancels, the guard for guarded runs)")
     print(
-        f"{'':10} {'wall ms':>10} {'peak RSS MB':>12} {'CPU ms':>8} {'sim CPU ms':>10} {'round trips g/p':>16}"
+        f"{'':10} {'wall ms':>10} {'peak RSS MB':>12} {'CPU ms':>8} {'sim CPU ms':>10} {'round trips g/p':>18}"
         f" {'to 1st req':>10} {'last answer to exit':>20} {'sim slowest +ms':>16}"
     )
     for k in cmds:
         where = f"{guard_rss:12.1f}" if k.startswith("guard") else f"{max(rss[k]):12.1f}"
-        chain = f"{trips[k]['gemini']}/{trips[k]['pacifica']}"
+        chain = "/".join(
+            f"{statistics.median(t):g} ({max(t)})" if t else "-" for t in (trips[k]["gemini"], trips[k]["pacifica"])
+        )
         print(
             f"{k:10} {med[k]:10.1f} {where} {statistics.median(cpu[k]):8.1f} {statistics.median(sim_cpu[k]):10.1f}"
-            f" {chain:>16} {statistics.median(first[k]):10.1f} {statistics.median(last[k]):20.1f}"
+            f" {chain:>18} {statistics.median(first[k]):10.1f} {statistics.median(last[k]):20.1f}"
             f" {statistics.median(slowest[k]):16.1f}"
         )
     print(f"ratio cold  {med['cold 100'] / med['cold one']:9.2f}   (100 / one)")

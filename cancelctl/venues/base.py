@@ -278,24 +278,31 @@ class Ahead(Generic[T]):
     for is dropped, answer and error alike (a daemon thread, bounded by the deadline).
     """
 
-    def __init__(self, read: Callable[[], T], name: str) -> None:
-        import threading
+    def __init__(self, read: Callable[[], T]) -> None:
+        import _thread
 
         self._read = read
         self._value: T | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        # _thread, not threading.Thread: Thread.start() waits until the new thread has been scheduled, which on a
+        # loaded machine held the profile's thread (between writing a cancel and reading its answer) for tens of
+        # ms. The thread dies with the process, as a daemon thread does.
+        _thread.start_new_thread(self._run, ())
 
     def _run(self) -> None:
         try:
             self._value = self._read()
         except BaseException as e:  # noqa: BLE001 - handed to the thread that asks for the result
             self._error = e
+        finally:
+            self._done.release()
 
     def result(self) -> T:
         """The read's result, once it is there; raises what the read raised, as if it had run in this thread."""
-        self._thread.join()
+        with self._done:
+            pass
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]

@@ -634,7 +634,7 @@ class Pacifica(ClientBase):
             def list_twaps() -> None:  # in this thread, as the cancel's last byte went out; once
                 self.deadline.on_written = None
                 if self.blocked is None:
-                    listing.append(Ahead(self.open_twap_orders, f"profile-{self.profile.name}-twap-list"))
+                    listing.append(Ahead(self.open_twap_orders))
 
             self.deadline.on_written = list_twaps
         try:
@@ -1077,7 +1077,7 @@ class Pacifica(ClientBase):
         if not self.dry_run and self.retries and self.blocked is None and self._http_client() is not None:
             # the TWAP half does not depend on the first: both go out at once (one round trip, not two); not in
             # a dry run's one-attempt preview (client.once(), client.live()), whose flags last only its block
-            twap_half = Ahead(self.open_twap_orders, f"profile-{self.profile.name}-twap-read")
+            twap_half = Ahead(self.open_twap_orders)
         body = self._request(lambda ts: request, read=True)  # a failure here is the book's: the TWAP half is dropped
         if body is None:
             return []
@@ -1145,7 +1145,7 @@ class Pacifica(ClientBase):
         if self.deadline.remaining() < HISTORY_MIN_LEFT_S or self._http_client() is None:
             return
         part = self.deadline.part(HISTORY_MAX_S)
-        self.history_read = Ahead(lambda: self.order_history(part), f"profile-{self.profile.name}-history")
+        self.history_read = Ahead(lambda: self.order_history(part))
 
     def identify_cancelled(self, result: ProfileResult) -> None:
         """After ``cancel_all_orders`` answered only a count: name the orders it cancelled from the order history.
