@@ -66,7 +66,7 @@ def test_twap_listing_goes_with_the_cancel_all_and_the_twap_cancel_after_its_ans
     entries = log(sim)
     cancel_all = one(entries, "POST", "/orders/cancel_all")
     listing = one(entries, "GET", "/orders/twap")
-    assert entries[0] is cancel_all  # the first request on the wire is still the cancel
+    assert entries.index(cancel_all) <= entries.index(listing) + 1  # nothing before it but, maybe, the listing
     assert cancel_all["held"] is True  # the listing arrived while the cancel-all's answer was held back
     assert not after(listing, cancel_all)
     twap_cancel = one(entries, "POST", "/orders/twap/cancel")
@@ -74,6 +74,19 @@ def test_twap_listing_goes_with_the_cancel_all_and_the_twap_cancel_after_its_ans
     for path in ("/orders", "/orders/history"):  # verification, the history: after every cancel was answered
         assert after(one(entries, "GET", path), twap_cancel)
     assert after(one(entries, "GET", "/orders/twap", 1), twap_cancel)
+
+
+def test_the_cancel_all_does_not_wait_for_the_twap_listing(pac, env, sim):
+    """The listing goes out after the cancel was written: a slow listing never delays the cancel. (Two
+    connections: the simulator may log the listing a moment before the cancel, never a second.)"""
+    pac.add_order(MAIN, "BTC")
+    sim.fail(P + "/orders/twap", "delay", exact=True, seconds=1.5, times=1)
+    proc = env.run("panic", "--json")
+    assert proc.returncode == 0, proc.stderr
+    entries = log(sim)
+    cancel_all, listing = one(entries, "POST", "/orders/cancel_all"), one(entries, "GET", "/orders/twap")
+    assert cancel_all["time"] < listing["time"] + 0.5  # not after the listing's 1.5 s
+    assert all(after(e, listing) for e in entries if e["path"] not in (P + "/orders/cancel_all", P + "/orders/twap"))
 
 
 def test_the_book_s_two_halves_and_the_history_go_together_after_the_cancels(pac, env, sim):
