@@ -212,3 +212,18 @@ def test_a_process_attribute_of_the_test_s_own_is_started_fresh(env, attribute):
     proc = zygote.run([sys.executable, "-m", "cancelctl", "--version"], env=env.environ(), capture_output=True,
                       text=True, timeout=60)  # fmt: skip
     assert zygote.counts() == (after[0] + 1, after[1])  # the attribute restored: forked again
+
+
+def test_a_zygote_that_died_is_replaced(env):
+    """A zygote killed (the OOM killer, a stray kill) does not turn every later process of the worker into an
+    error: the next process starts a new zygote and is forked from it."""
+    old = zygote._Zygote.process
+    assert old is not None
+    old.kill()
+    old.wait(timeout=10)
+    before = zygote.counts()
+    proc = zygote.run([sys.executable, "-m", "cancelctl", "--version"], env=env.environ(), capture_output=True,
+                      text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert zygote.counts() == (before[0] + 1, before[1])
+    assert zygote._Zygote.process is not old and zygote._Zygote.process.poll() is None

@@ -26,6 +26,9 @@ What differs from a fresh interpreter, and how the suite keeps it from mattering
   ``benchmarks/``) run their own interpreters with flags, so they are always fresh.
 * ``PYTHONHASHSEED``: forked processes share the zygote's hash seed.
 
+A zygote that ended (killed) is replaced by the next process that needs one; the processes it had forked
+and not yet reported then read as killed (SIGKILL), though they may still be running.
+
 ``CANCELCTL_TESTS_FRESH=1`` runs every process in a fresh interpreter (the suite as it was: about
 three times the CPU); ``tests/test_zygote.py`` runs the same commands both ways and compares them.
 """
@@ -290,12 +293,16 @@ class _Zygote:
     env: ClassVar[dict[str, str]] = {}
     attributes: tuple[object, ...] = ()  # process_attributes() of this process when it started the zygote
     failed = False
+    registered = False  # _stop registered with atexit (once, whichever zygote is current then)
     forked = 0
     fresh = 0
 
     @classmethod
     def address(cls) -> str | None:
         with cls.lock:
+            if cls.process is not None and cls.process.poll() is not None:  # it died (killed): a new one
+                sys.stderr.write(f"tests/zygote.py: the zygote ended ({cls.process.returncode}); starting another\n")
+                cls._forget()
             if cls.process is None and not cls.failed:
                 cls._start()
             return None if cls.failed else cls.path
@@ -323,11 +330,29 @@ class _Zygote:
             ready, _, _ = select.select([cls.process.stdout], [], [], 60)
             if not ready or cls.process.stdout.readline() != b"ready\n":
                 raise OSError("the zygote did not start")
-            atexit.register(cls._stop)
+            if not cls.registered:
+                atexit.register(cls._stop)
+                cls.registered = True
         except OSError as exc:
             cls.failed = True
             sys.stderr.write(f"tests/zygote.py: every cancelctl process runs in a fresh interpreter: {exc}\n")
 
+
+    @classmethod
+    def _forget(cls) -> None:
+        """Drop a zygote that has ended (its pipe closed, its socket and directory removed)."""
+        process, cls.process = cls.process, None
+        for pipe in (process.stdin, process.stdout) if process is not None else ():
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+        try:
+            os.unlink(cls.path)
+            os.rmdir(os.path.dirname(cls.path))
+        except OSError:
+            pass
 
     @classmethod
     def _stop(cls) -> None:
