@@ -16,7 +16,7 @@ import pytest
 
 from cancelctl.sim.pacifica import solana_keypair
 
-from conftest import collect, run_on_pty
+from conftest import GEMINI_KEY, collect, run_on_pty
 
 ALL = "/v1/order/cancel/all"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -44,10 +44,30 @@ def verdicts(text: str) -> list[re.Match[str]]:
 
 def test_status_line_shows_retries_then_the_verdict(sim, gemini, env):
     """A venue in maintenance: the status line says so while cancelctl retries, then erases itself; one verdict."""
+    import threading
+
+    from cancelctl.nonce import NonceSequence
+
     for _ in range(3):
         gemini.add_order("primary", "UI")
     sim.fail(ALL, "status", status=503, body="gemini", reason="Maintenance", times=4)
-    code, text = run_pty(env, "cancel", "all", "--timeout", "8")
+    # The key's nonce lock held for the first 0.4 s (another process signing on this key): the cancel-all is still
+    # being prepared when the first frames are drawn (INTERVAL_S after the profiles start), however fast the start-up.
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with NonceSequence(env.state_dir, GEMINI_KEY).turn(5):
+            held.set()
+            release.wait(0.4)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    try:
+        code, text = run_pty(env, "cancel", "all", "--timeout", "8")
+    finally:
+        release.set()
+        holder.join()
     assert code == 0, text
     assert re.search(r"main \(gemini\): sending cancel-all · \d\.\d s", text), text
     assert re.search(r"main \(gemini\): Gemini Maintenance[^\r]*, retry \d+ in \d\.\d s · \d+\.\d s", text), text
