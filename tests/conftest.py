@@ -67,17 +67,17 @@ def _one_certificate_bundle() -> str:
 CA_BUNDLE = _one_certificate_bundle()
 
 
-# The suite runs in four pytest-xdist workers (pyproject.toml) on two cores: most of a test's time is waiting (for a
+# The suite runs in six pytest-xdist workers (pyproject.toml) on two cores: most of a test's time is waiting (for a
 # deadline, a trickling answer, a process), and a cancelctl process costs little CPU since it is forked from a
 # pre-imported interpreter (tests/zygote.py). Tests that hold the real process to a wall-clock bound (the contract's
 # --timeout + 0.5 s, start-up included; a deadman's TTL; a heartbeat's window) and tests that start a burst of
 # processes at once form two units of work, "clock-a" and "clock-b", each run one test at a time in one worker:
 # at most two of them share the cores at any moment, and a burst of twenty processes never runs next to a deadline
 # test of its own unit; the encrypted-file keyring's tests (Argon2, CPU-bound under a 5 s bound) are a third unit.
-# xdist starts the units with the most tests first (--loadscope-reorder), so these start at once while the fourth
-# worker takes the single tests. Nothing else changes for them: the same
-# processes, the same bounds (docs/performance.md, "Test suite time"). The units are made by the scheduler below,
-# not by xdist_group marks: with pytest 9.2, --dist loadgroup silently stops grouping (pytest-dev/pytest-xdist#1386).
+# xdist starts the units with the most tests first (--loadscope-reorder), so these start at once while the other
+# workers take the single tests. Nothing else changes for them: the same processes, the same bounds
+# (docs/performance.md, "Test suite time"). The units are made by the scheduler below, not by xdist_group marks:
+# with pytest 9.2, --dist loadgroup silently stops grouping (pytest-dev/pytest-xdist#1386).
 CLOCK_FILES = {
     "test_faults.py": "clock-a",
     "test_robustness.py": "clock-b",

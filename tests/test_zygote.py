@@ -227,3 +227,39 @@ def test_a_zygote_that_died_is_replaced(env):
     assert proc.returncode == 0, proc.stderr
     assert zygote.counts() == (before[0] + 1, before[1])
     assert zygote._Zygote.process is not old and zygote._Zygote.process.poll() is None
+
+
+def test_pythonpath_is_on_sys_path_and_a_stand_in_is_started_fresh(env, tmp_path):
+    """PYTHONPATH: a forked process finds a module there (as keyring backends of the tests are found), and a directory
+    holding a module the zygote has already imported (a stand-in ``keyring``) gets a fresh interpreter, which
+    imports the stand-in."""
+    env.write_config({"main": {"venue": "gemini", "base_url": "http://127.0.0.1:9"}})
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "zygote_probe_backend.py").write_text(
+        "import keyring.backend\n\n"
+        "class Probe(keyring.backend.KeyringBackend):\n"
+        "    priority = 1\n\n"
+        "    def get_password(self, service, username):\n"
+        "        return None\n\n"
+        "    def set_password(self, service, username, password):\n"
+        "        raise RuntimeError('read-only')\n\n"
+        "    def delete_password(self, service, username):\n"
+        "        raise RuntimeError('read-only')\n"
+    )
+    environ = {**env.environ(), "PYTHONPATH": str(extra), "PYTHON_KEYRING_BACKEND": "zygote_probe_backend.Probe"}
+    before = zygote.counts()
+    forked = zygote.run([sys.executable, "-m", "cancelctl", "keys", "list"], env=environ, capture_output=True,
+                        text=True, timeout=60)  # fmt: skip
+    fresh = subprocess.run([sys.executable, "-m", "cancelctl", "keys", "list"], env=environ, capture_output=True,
+                           text=True, timeout=60)  # fmt: skip
+    assert zygote.counts() == (before[0] + 1, before[1])
+    same(forked, fresh)
+    assert "main" in forked.stdout
+    (extra / "keyring").mkdir()
+    (extra / "keyring" / "__init__.py").write_text("raise SystemExit('the stand-in keyring was imported')\n")
+    before = zygote.counts()
+    shadowed = zygote.run([sys.executable, "-m", "cancelctl", "keys", "list"], env=environ, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert zygote.counts() == (before[0], before[1] + 1)
+    assert "the stand-in keyring was imported" in shadowed.stderr + shadowed.stdout

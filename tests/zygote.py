@@ -57,7 +57,9 @@ RUN_TIME_VARIABLES = frozenset(
         "HOME", "USER", "LOGNAME", "PATH", "NO_COLOR", "COLUMNS", "LINES", "TERM",
         "PYTHON_KEYRING_BACKEND", "DBUS_SESSION_BUS_ADDRESS", "SSL_CERT_FILE", "SSL_CERT_DIR",
         "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy",
-        "PYTEST_CURRENT_TEST", "RES_OPTIONS",  # glibc reads RES_OPTIONS when a process first resolves a name
+        "PYTEST_CURRENT_TEST",
+        "RES_OPTIONS",  # glibc reads it when a process first resolves a name
+        "PYTHONPATH",  # put on sys.path by the forked process as the interpreter does, unless it shadows a module
         "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME",
     }
 )  # fmt: skip
@@ -99,7 +101,8 @@ def same_interpreter(env: dict[str, str], base: dict[str, str]) -> bool:
             continue
         if env.get(key) != base.get(key):
             return False
-    return True
+    # PYTHONPATH is put on sys.path by the forked process itself, which only a zygote started without one can do
+    return not base.get("PYTHONPATH") or env.get("PYTHONPATH") == base.get("PYTHONPATH")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -181,6 +184,7 @@ def _child(fds: list[int], request: dict[str, Any]) -> None:
         if request["new_session"]:
             os.setsid()
         os.chdir(request["cwd"])
+        zygote_path = os.environ.get("PYTHONPATH")
         os.environ.clear()
         os.environ.update(request["env"])
         unbuffered = bool(request["env"].get("PYTHONUNBUFFERED"))
@@ -189,6 +193,8 @@ def _child(fds: list[int], request: dict[str, Any]) -> None:
         sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
         sys.argv = ["-m", *request["argv"]]
         sys.path[0] = request["cwd"]
+        if not zygote_path:  # where the interpreter puts PYTHONPATH: right after sys.path[0]
+            sys.path[1:1] = _python_path(request["env"])
     except BaseException:  # noqa: BLE001 - the test sees status 127 and whatever reached its stderr
         os._exit(127)
     status = _main()
@@ -228,6 +234,25 @@ def _main() -> int:
     return status
 
 
+def _python_path(env: dict[str, str]) -> list[str]:
+    """The directories of ``PYTHONPATH`` in ``env`` (the zygote itself is started without one)."""
+    return [d for d in env.get("PYTHONPATH", "").split(os.pathsep) if d]
+
+
+def _shadowed(directories: list[str]) -> bool:
+    """Whether a module or package in ``directories`` has the name of one the zygote has already imported: a fresh
+    interpreter would import that one instead (a test's stand-in), a forked process would keep the zygote's."""
+    imported = {name.partition(".")[0] for name in sys.modules}
+    for directory in directories:
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            continue
+        if any(entry.partition(".")[0] in imported for entry in entries):
+            return True
+    return False
+
+
 def serve(path: str) -> None:
     """The zygote: preload, listen on ``path``, fork one process per request, report each one's exit status.
 
@@ -255,12 +280,19 @@ def serve(path: str) -> None:
             elif key.data == "accept":
                 conn, _ = listener.accept()
                 message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+                request = json.loads(message)
+                if not os.environ.get("PYTHONPATH") and _shadowed(_python_path(request["env"])):
+                    for fd in fds:
+                        os.close(fd)
+                    conn.send(b"fresh")
+                    conn.close()
+                    continue
                 try:
                     sys.stdout.flush()
                     sys.stderr.flush()
                     pid = os.fork()
                     if pid == 0:
-                        _child(fds, json.loads(message))
+                        _child(fds, request)
                 finally:
                     for fd in fds:
                         os.close(fd)
@@ -424,12 +456,20 @@ class Popen(subprocess.Popen):
             answer = conn.recv(64)
             if not answer:
                 raise OSError("the zygote closed the connection")
+            if answer == b"fresh":  # PYTHONPATH names a module the zygote has imported (see _shadowed)
+                conn.close()
+                _Zygote.fresh += 1
+                return super()._execute_child(
+                    args, executable, preexec_fn, close_fds, pass_fds, cwd, env, startupinfo, creationflags, shell,
+                    p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite, restore_signals, gid, gids, uid, umask,
+                    start_new_session, process_group,
+                )  # fmt: skip
             self.pid = int(answer)
         except BaseException:
             conn.close()
-            raise
-        finally:
             self._close_pipe_fds(p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite)  # type: ignore[attr-defined]
+            raise
+        self._close_pipe_fds(p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite)  # type: ignore[attr-defined]
         self._conn = conn
         self._child_created = True
         self.forked = True
