@@ -79,6 +79,27 @@ def _handler(signum: int, frame: object) -> None:
         timer.start()
 
 
+def _unraisable(hook: object) -> None:
+    """``sys.unraisablehook`` while installed: an :class:`Interrupted` raised where Python cannot raise it (the handler
+    ran inside a weakref callback or a ``__del__``, e.g. the import system's module-lock callback) would be printed
+    with a traceback and dropped, and the run would go on as if no signal had come. It is sent again instead, from
+    a thread of its own (sent from here, it would be handled inside this hook and dropped again), to be raised at the
+    main thread's next safe point, a few ms later at most; anything else goes to the previous hook."""
+    import _thread
+
+    exc = getattr(hook, "exc_value", None)
+    if isinstance(exc, Interrupted):
+        if RECEIVED and RECEIVED[-1] == exc.signum:
+            RECEIVED.pop()  # counted again when it comes back
+        _state["raise"] = True
+        _thread.start_new_thread(os.kill, (os.getpid(), exc.signum))
+        return
+    _previous_hook["unraisable"](hook)
+
+
+_previous_hook: dict[str, Callable[..., object]] = {}
+
+
 def install() -> Callable[[], None]:
     """Handle SIGINT, SIGTERM and SIGHUP as above; returns a function that restores the previous handlers.
 
@@ -88,6 +109,12 @@ def install() -> Callable[[], None]:
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     _state.update({"raise": True, "backstop": False})
+    import sys
+
+    unraisable = sys.unraisablehook
+    if unraisable is not _unraisable:
+        _previous_hook["unraisable"] = unraisable
+        sys.unraisablehook = _unraisable
     previous = {}
     for sig in HANDLED:
         try:
@@ -96,6 +123,8 @@ def install() -> Callable[[], None]:
             pass
 
     def restore() -> None:
+        if sys.unraisablehook is _unraisable:
+            sys.unraisablehook = _previous_hook.get("unraisable", sys.__unraisablehook__)
         for sig, handler in previous.items():
             try:
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

@@ -259,3 +259,36 @@ def test_the_hand_off_s_json_is_json():
     round_trip()
     odd = [b"\xff-p".decode("utf-8", "surrogateescape"), '"\\\n\x00\x7f\u2028\U0001f600']
     assert json.loads(dumps(odd)) == odd
+
+
+def test_a_signal_handled_inside_a_finalizer_is_raised_after_it_not_dropped(capsys):
+    """The first signal's Interrupted, raised where Python cannot raise (a ``__del__``, a weakref callback such as
+    the import system's module-lock one), was printed with a traceback and lost: the run went on. It is sent again
+    and raised at the next safe point, with no traceback."""
+    import signal
+    import sys
+    import time
+
+    from cancelctl import signals
+
+    class Finalized:
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGINT)  # the handler runs in here
+
+    hook = sys.unraisablehook
+    restore = signals.install()
+    try:
+        with pytest.raises(signals.Interrupted) as caught:
+            item = Finalized()
+            del item
+            end = time.monotonic() + 5
+            while time.monotonic() < end:  # safe points
+                time.sleep(0.001)
+        assert caught.value.signum == signal.SIGINT
+        assert signals.RECEIVED[-2:] != [signal.SIGINT, signal.SIGINT]  # counted once, not twice
+    finally:
+        restore()
+        signals.RECEIVED.clear()
+    assert sys.unraisablehook is hook
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
