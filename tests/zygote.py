@@ -434,14 +434,19 @@ class Popen(subprocess.Popen):
             address = _Zygote.address()
             if address is not None and process_attributes() != _Zygote.attributes:
                 address = None  # a umask, an ignored or blocked signal, a limit of the test's own: fresh
-        if address is None:
+
+        def fresh() -> None:
+            """Start it as subprocess.Popen does (a fresh interpreter for cancelctl)."""
             if list(args[:3]) == [sys.executable, "-m", "cancelctl"]:
                 _Zygote.fresh += 1
-            return super()._execute_child(
+            return super(Popen, self)._execute_child(
                 args, executable, preexec_fn, close_fds, pass_fds, cwd, env, startupinfo, creationflags, shell,
                 p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite, restore_signals, gid, gids, uid, umask,
                 start_new_session, process_group,
             )  # fmt: skip
+
+        if address is None:
+            return fresh()
         request = {
             "argv": list(args[3:]),
             "env": environment,
@@ -458,12 +463,7 @@ class Popen(subprocess.Popen):
                 raise OSError("the zygote closed the connection")
             if answer == b"fresh":  # PYTHONPATH names a module the zygote has imported (see _shadowed)
                 conn.close()
-                _Zygote.fresh += 1
-                return super()._execute_child(
-                    args, executable, preexec_fn, close_fds, pass_fds, cwd, env, startupinfo, creationflags, shell,
-                    p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite, restore_signals, gid, gids, uid, umask,
-                    start_new_session, process_group,
-                )  # fmt: skip
+                return fresh()
             self.pid = int(answer)
         except BaseException:
             conn.close()
