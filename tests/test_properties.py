@@ -71,6 +71,7 @@ PROFILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: ``cancelctl guard`` does (``cancelctl.cli.prepared``): typer's conversion is about half of a run's CPU here (40 to
 #: 65 ms), and it is the same tree every time. Set only for the duration of a call.
 PREPARED: dict = {}
+COMMANDS = cancelctl_cli.COMMANDS  # a test that replaces the command table (test_fuzz_can_fail) gets no cached tree
 
 
 class InProcess:
@@ -101,7 +102,7 @@ class InProcess:
             os.environ.update(env or {})
             self.capsys.readouterr()
             redact.SECRETS.clear()
-            cancelctl_cli.prepared = PREPARED
+            cancelctl_cli.prepared = PREPARED if cancelctl_cli.COMMANDS is COMMANDS else None
             code = main.run(list(argv))
             out, err = self.capsys.readouterr()
         finally:
