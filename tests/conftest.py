@@ -57,9 +57,14 @@ def _one_certificate_bundle() -> str:
     process's, and the simulator speaks plain HTTP. Tests about the trust store itself (tests/test_tls.py,
     the CA settings in tests/test_robustness.py) set or unset the variable themselves.
     """
+    import atexit
+    import shutil
+
     import trustme
 
-    path = os.path.join(tempfile.mkdtemp(prefix="cancelctl-tests-ca-"), "ca.pem")
+    directory = tempfile.mkdtemp(prefix="cancelctl-tests-ca-")
+    atexit.register(shutil.rmtree, directory, True)  # each test process's own; gone with it
+    path = os.path.join(directory, "ca.pem")
     trustme.CA().cert_pem.write_to_path(path)
     return path
 

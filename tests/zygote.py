@@ -397,6 +397,9 @@ class _Zygote:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
+        if process is not None:
+            cls._forget()  # its socket and directory: nothing of the suite is left in /tmp
 
 
 class Popen(subprocess.Popen):

@@ -1,0 +1,17 @@
+"""``keyrings.cryptfile``'s encrypted-file keyring with the cheapest Argon2 costs, for the test suite only.
+
+The real class derives each key with Argon2id at 64 MiB, 15 passes and 2 lanes: about 1.3 s of CPU on
+both cores of the CI machine per access, three or more per process. tests/test_keyring_cryptfile.py runs
+most of its processes with this subclass (``PYTHON_KEYRING_BACKEND=cheap_cryptfile.CheapCryptFileKeyring``,
+tests/ on ``PYTHONPATH``, as for tests/slow_keyring.py): the same code, the same file format and the same
+passphrase handling in cancelctl (which treats a subclass as the class itself), a thousandth of the
+work. Two tests keep the real class: one selected by name, one chained in by keyring itself.
+"""
+
+from keyrings.cryptfile.cryptfile import CryptFileKeyring
+
+
+class CheapCryptFileKeyring(CryptFileKeyring):
+    time_cost = 1
+    memory_cost = 8  # KiB: argon2's minimum is 8 per lane
+    parallelism = 1
