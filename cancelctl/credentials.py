@@ -135,9 +135,18 @@ def _unlock_file_keyring(*, writing: bool = False) -> None:
             _unlock_one(b, chained=True, writing=writing and i == 0)
 
 
+def _is_cryptfile(b: object) -> bool:
+    """``keyrings.cryptfile``'s ``CryptFileKeyring`` or a subclass of it (a user's own Argon2 costs, say:
+    ``time_cost``, ``memory_cost`` and ``parallelism`` are class attributes there); told by name, so that
+    checking never imports the extra."""
+    return any(
+        c.__module__ == "keyrings.cryptfile.cryptfile" and c.__name__ == "CryptFileKeyring" for c in type(b).__mro__
+    )
+
+
 def _unlock_one(b: Any, *, chained: bool, writing: bool = False) -> None:
     """One backend of :func:`_unlock_file_keyring`; ConfigError (78) when it needs a passphrase it cannot have."""
-    if type(b).__module__ != "keyrings.cryptfile.cryptfile" or getattr(b, "_keyring_key", None) is not None:
+    if not _is_cryptfile(b) or getattr(b, "_keyring_key", None) is not None:
         return
     if chained and not writing and not os.path.exists(b.file_path):
         return

@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import zygote
@@ -26,6 +27,10 @@ pytest.importorskip(
 )
 
 BACKEND = "keyrings.cryptfile.cryptfile.CryptFileKeyring"
+# The same backend at the cheapest Argon2 costs (tests/cheap_cryptfile.py): the real class costs about 1.3 s of
+# CPU per access, three or more per process. test_keys_set_then_cancel_all (selected by name) and
+# test_chained_... (chained in by keyring itself) keep the real class.
+CHEAP = {"PYTHON_KEYRING_BACKEND": "cheap_cryptfile.CheapCryptFileKeyring", "PYTHONPATH": str(Path(__file__).parent)}
 PASSPHRASE = "correct horse battery staple 8d1f"
 SECRET = "cryptfile-test-secret-2b7e151628aed2a6"
 PROMPTS = ("password", "passphrase:", "Warning", "echo")
@@ -39,10 +44,20 @@ def setup(sim, env):
     return sim
 
 
-def run(env, *args: str, input: str | None = None, passphrase: str | None = PASSPHRASE, extra: dict | None = None):
-    """The real process, cryptfile selected, no controlling terminal (like cron); returns (proc, seconds)."""
+def run(
+    env,
+    *args: str,
+    input: str | None = None,
+    passphrase: str | None = PASSPHRASE,
+    extra: dict | None = None,
+    cheap: bool = True,
+):
+    """The real process, cryptfile selected (``cheap``: at the cheapest Argon2 costs), no controlling terminal (like
+    cron); returns (proc, seconds)."""
     environ = env.environ()
     environ.update(PYTHON_KEYRING_BACKEND=BACKEND, XDG_DATA_HOME=str(env.root / "data"))
+    if cheap:
+        environ.update(CHEAP)
     if passphrase is not None:
         environ["CANCELCTL_KEYRING_PASSPHRASE"] = passphrase
     environ.update(extra or {})
@@ -92,17 +107,18 @@ def install(env, stored: bytes) -> None:
 
 def test_keys_set_then_cancel_all(setup, env):
     order = setup.gemini.add_order("primary", "UI")
-    proc, _ = run(env, "keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n")
+    proc, _ = run(env, "keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n", cheap=False)
     assert proc.returncode == 0, proc.stderr
     path = keyring_file(env)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     stored = path.read_text()
     assert SECRET not in stored and GEMINI_KEY not in stored and PASSPHRASE not in stored  # encrypted
-    proc, _ = run(env, "keys", "list")
+    proc, _ = run(env, "keys", "list", cheap=False)
     assert proc.returncode == 0 and "api_key=keyring" in proc.stdout and "api_secret=keyring" in proc.stdout, (
         proc.stderr
     )
-    proc, _ = run(env, "cancel", "all", "--json")
+    # three real Argon2 derivations: under load they alone may pass the default 10 s deadline
+    proc, _ = run(env, "cancel", "all", "--json", "--timeout", "30", cheap=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["results"][0]["cancelled"] == [str(order)]
     assert setup.gemini.open_orders() == []
@@ -169,7 +185,8 @@ def test_selected_through_keyringrc_cfg(setup, env):
     """keyring's own config file selects it as well as PYTHON_KEYRING_BACKEND does."""
     config_home = env.root / "xdg-config"
     (config_home / "python_keyring").mkdir(parents=True)
-    (config_home / "python_keyring" / "keyringrc.cfg").write_text(f"[backend]\ndefault-keyring={BACKEND}\n")
+    cheap = CHEAP["PYTHON_KEYRING_BACKEND"]
+    (config_home / "python_keyring" / "keyringrc.cfg").write_text(f"[backend]\ndefault-keyring={cheap}\n")
     extra = {"PYTHON_KEYRING_BACKEND": None, "XDG_CONFIG_HOME": str(config_home)}
     proc, _ = run(env, "cancel", "all", passphrase=None, extra=extra)
     assert proc.returncode == 78 and "CANCELCTL_KEYRING_PASSPHRASE" in proc.stderr, proc.stderr
@@ -188,14 +205,16 @@ def test_chained_without_a_file_keys_set_asks_for_the_passphrase_before_the_secr
     "Please set a password for your new keyring" after the secrets were given. Without the passphrase: 78 naming
     the variable, no prompt, no file; with it: stored in that file, and the next cancel reads it."""
     chained = {"PYTHON_KEYRING_BACKEND": "keyring.backends.chainer.ChainerBackend"}
-    proc, _ = run(env, "keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n", passphrase=None, extra=chained)
+    proc, _ = run(
+        env, "keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n", passphrase=None, extra=chained, cheap=False
+    )
     assert proc.returncode == 78 and "CANCELCTL_KEYRING_PASSPHRASE" in proc.stderr, proc.stderr
     assert not any(p in proc.stdout + proc.stderr for p in PROMPTS), proc.stderr
     assert not keyring_file(env).exists()
-    proc, _ = run(env, "keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n", extra=chained)
+    proc, _ = run(env, "keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n", extra=chained, cheap=False)
     assert proc.returncode == 0, proc.stderr
     assert keyring_file(env).exists() and SECRET.encode() not in keyring_file(env).read_bytes()
     setup.gemini.add_order("primary", "UI")
-    proc, _ = run(env, "cancel", "all", extra=chained)
+    proc, _ = run(env, "cancel", "all", extra=chained, cheap=False)
     assert proc.returncode == 0, proc.stderr
     assert setup.gemini.open_orders() == []
