@@ -320,7 +320,7 @@ def run_on_pty(
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, cols, 0, 0))
     e = env.environ()
     e.update(TERM="xterm-256color", COLUMNS=str(cols), **(extra_env or {}))
-    proc = subprocess.Popen(
+    proc = zygote.Popen(  # forked from the zygote: a pseudo-terminal is only an fd to pass
         [sys.executable, "-m", "cancelctl", *args],
         stdin=slave if stdin else subprocess.DEVNULL,
         stdout=slave,

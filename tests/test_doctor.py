@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import zygote
 
 from cancelctl.sim.pacifica import solana_keypair
 
@@ -446,7 +447,7 @@ def test_table_on_a_terminal(both, env):
     import pty
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen(
+    proc = zygote.Popen(  # forked from the zygote: a pseudo-terminal is only an fd to pass
         [sys.executable, "-m", "cancelctl", "doctor"],
         stdin=subprocess.DEVNULL,
         stdout=slave,

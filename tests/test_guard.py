@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import zygote
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -611,7 +612,7 @@ def on_a_terminal(env: Env, argv: list[str], extra_env: dict, columns: int = 100
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    proc = subprocess.Popen(
+    proc = zygote.Popen(  # forked from the zygote: a pseudo-terminal is only an fd to pass
         [sys.executable, "-m", "cancelctl", *argv],
         env={**env.environ(), **extra_env},
         stdin=subprocess.DEVNULL,

@@ -16,6 +16,8 @@ import sys
 import threading
 import time
 
+import zygote
+
 from conftest import GEMINI_KEY, GEMINI_SECRET, collect
 
 STAMP = re.compile(r"^cancelctl: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC (.*)$")
@@ -30,7 +32,7 @@ def on_a_terminal(env, args: list[str], *, until: float, touch=None) -> tuple[in
     """Run ``cancelctl ARGS`` with stderr on a pseudo-terminal until ``until`` s after its "armed" line (then
     SIGTERM); (code, stderr). Start-up is not counted: under load it alone may take seconds."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen(
+    proc = zygote.Popen(  # forked from the zygote: a pseudo-terminal is only an fd to pass
         [sys.executable, "-m", "cancelctl", *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
