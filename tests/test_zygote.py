@@ -107,11 +107,15 @@ def test_a_signal_reaches_the_forked_process(gemini, env):
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(1.5)
+        beat = env.root / "beat"
+        end = time.monotonic() + 30  # armed: deadman creates its check-in file once its handlers are in place
+        while not beat.exists() and proc.poll() is None and time.monotonic() < end:
+            time.sleep(0.02)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
         codes.append(proc.returncode)
+        beat.unlink()
     assert codes[0] == codes[1]
 
 

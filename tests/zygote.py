@@ -61,6 +61,7 @@ RUN_TIME_VARIABLES = frozenset(
         "RES_OPTIONS",  # glibc reads it when a process first resolves a name
         "PYTHONPATH",  # put on sys.path by the forked process as the interpreter does, unless it shadows a module
         "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME",
+        "FILE_KEYRING_PATH", "SLOW_KEYRING_SECONDS",  # the tests' own keyring backends' (never preloaded)
     }
 )  # fmt: skip
 RUN_TIME_PREFIXES = ("CANCELCTL_", "_CANCELCTL_")
