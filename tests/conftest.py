@@ -47,6 +47,10 @@ SIGNATURE_HEADER = re.compile(r"X-GEMINI-SIGNATURE\W+[0-9a-f]{96}", re.I)
 # at install. (A PYTHONPYCACHEPREFIX outside the checkout, as before, made every worker's zygote compile all
 # of typer, rich, httpx, apprise and hypothesis again on a fresh clone: about 20 s of the suite's wall time.)
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+# The test processes too: each xdist worker imports every test module through pytest's assertion rewriting, which
+# caches the rewritten code (tests/__pycache__/*-pytest-*.pyc) only when bytecode may be written. Without it each of
+# the six workers rewrote and compiled all of them on every run: about 6 s of CPU a worker.
+sys.dont_write_bytecode = False
 
 
 def _one_certificate_bundle() -> str:
@@ -143,10 +147,35 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_sessionstart(session):
-    """Each worker's zygote (tests/zygote.py) starts before its first test, not inside a test's timed run."""
+    """Each worker's zygote (tests/zygote.py) starts before its first test, not inside a test's timed run. The xdist
+    controller instead rewrites the test modules once before it starts the workers (:func:`_rewrite_test_modules`)."""
     if not hasattr(session.config, "workerinput") and session.config.getoption("numprocesses", None):
-        return  # the xdist controller starts no cancelctl process
+        _rewrite_test_modules(session.config)  # the controller starts no cancelctl process
+        return
     zygote.start()
+
+
+def _rewrite_test_modules(config) -> None:
+    """Cache pytest's assertion-rewritten code of every test module (``tests/__pycache__/*-pytest-*.pyc``) before the
+    workers start, so that on a fresh clone one process rewrites and compiles them (about 6 s of CPU), not each of
+    the six workers at the same moment. Uses pytest's own rewriting (``_pytest.assertion.rewrite``, not a public
+    API): when its functions are not what this expects, nothing is cached here and each worker does it as before."""
+    try:
+        from _pytest.assertion import rewrite
+
+        state = config.stash[rewrite.assertstate_key]
+        for fn in sorted(Path(__file__).parent.glob("*.py")):
+            if not (fn.name.startswith("test_") or fn.name == "conftest.py"):
+                continue  # the helpers are rewritten only when a test module registers them
+            cache_dir = rewrite.get_cache_dir(fn)
+            if not rewrite.try_makedirs(cache_dir):
+                return
+            pyc = cache_dir / (fn.name[:-3] + rewrite.PYC_TAIL)
+            if rewrite._read_pyc(fn, pyc, state.trace) is None:
+                source_hash, co = rewrite._rewrite_test(fn, config)
+                rewrite._write_pyc(state, co, source_hash, pyc)
+    except Exception as e:  # noqa: BLE001 - only a cache: the workers rewrite what is missing
+        sys.stderr.write(f"tests/conftest.py: test modules not rewritten ahead: {type(e).__name__}: {e}\n")
 
 
 def vectors(name: str) -> dict:
