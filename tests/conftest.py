@@ -151,6 +151,11 @@ def pytest_sessionstart(session):
     controller instead rewrites the test modules once before it starts the workers (:func:`_rewrite_test_modules`)."""
     if not hasattr(session.config, "workerinput") and session.config.getoption("numprocesses", None):
         _rewrite_test_modules(session.config)  # the controller starts no cancelctl process
+        import compileall
+
+        import cancelctl
+
+        compileall.compile_dir(os.path.dirname(cancelctl.__file__), quiet=1)  # once, not in each worker's zygote
         return
     zygote.start()
 
