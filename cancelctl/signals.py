@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 
@@ -36,7 +37,10 @@ RECEIVED: list[int] = []  # every handled signal, in order
 #: caller's, whose own process has its backstop (:func:`cancelctl.handoff._answer`); a caller's Ctrl-C landing while
 #: the guard renders must not end the resident guard (and its heartbeat and dead-man's switch) two seconds later.
 BACKSTOP = True
-_state = {"raise": True, "backstop": False}
+#: ``pending``: the signal of an :class:`Interrupted` Python dropped (see :func:`_unraisable`), to be raised again;
+#: ``sent``: its re-delivery was tripped and has not reached :func:`_handler` yet (it is not counted twice).
+_state: dict[str, object] = {"raise": True, "backstop": False, "pending": None, "sent": None}
+_redelivery = threading.Lock()  # the re-delivery thread's check-and-send against restore() and ignore()
 
 
 def exit_code(signum: int) -> int:
@@ -68,10 +72,19 @@ class Interrupted(BaseException):
 
 
 def _handler(signum: int, frame: object) -> None:
-    RECEIVED.append(signum)
+    redelivered = _state["sent"] == signum  # the re-delivery of a signal counted when it first came
+    if redelivered:
+        _state["sent"] = None
+    else:
+        RECEIVED.append(signum)
+    pending, _state["pending"] = _state["pending"], None
     if _state["raise"]:
         _state["raise"] = False  # the second and later signals never interrupt the report
-        raise Interrupted(signum)
+        # The first signal decides the code: one whose re-delivery is still on its way (a SIGINT dropped in a
+        # finalizer) is the one raised, whichever signal reached the handler first.
+        raise Interrupted(pending if isinstance(pending, int) else signum)
+    if redelivered:  # already counted; it arms nothing
+        return
     if not _state["backstop"] and BACKSTOP:
         _state["backstop"] = True
         timer = threading.Timer(BACKSTOP_S, os._exit, args=(exit_code(signum),))
@@ -84,17 +97,50 @@ def _unraisable(hook: object) -> None:
     ran inside a weakref callback or a ``__del__``, e.g. the import system's module-lock callback) would be printed
     with a traceback and dropped, and the run would go on as if no signal had come. It is sent again instead, from
     a thread of its own (sent from here, it would be handled inside this hook and dropped again), to be raised at the
-    main thread's next safe point, a few ms later at most; anything else goes to the previous hook."""
+    main thread's next safe point, a few ms later at most; anything else goes to the previous hook.
+
+    The re-delivery is ``_thread.interrupt_main``, not a signal: it only ever reaches :func:`_handler`. It is
+    sent only while the run still wants it (:func:`restore`'s and :func:`ignore`'s ``pending`` cleared: a run that
+    ended meanwhile, or began its report, keeps its code), it is not counted a second time, and a signal that
+    comes while it is on its way raises the first signal, not its own (the contract: the first signal decides).
+    """
     import _thread
 
     exc = getattr(hook, "exc_value", None)
     if isinstance(exc, Interrupted):
-        if RECEIVED and RECEIVED[-1] == exc.signum:
-            RECEIVED.pop()  # counted again when it comes back
         _state["raise"] = True
-        _thread.start_new_thread(os.kill, (os.getpid(), exc.signum))
+        _state["pending"] = exc.signum
+        try:
+            _thread.start_new_thread(_redeliver, (exc.signum,))
+        except RuntimeError:  # no thread to be had (interpreter shutdown): the next signal raises it
+            pass
         return
-    _previous_hook["unraisable"](hook)
+    previous: Callable[[object], object] = _previous_hook.get("unraisable", sys.__unraisablehook__)
+    previous(hook)
+
+
+def _redeliver(signum: int) -> None:
+    """The re-delivery thread: trip ``signum``'s handler in the main thread, if the run still waits for it."""
+    import _thread
+
+    with _redelivery:
+        if _state["pending"] == signum and _state["raise"] and active():
+            _state["sent"] = signum
+            _thread.interrupt_main(signal.Signals(signum))
+
+
+def _settle() -> None:
+    """No re-delivery from now on; one already tripped is handled here, by :func:`_handler` (counted, never raised),
+    not by whatever handler comes next (a guard's own, which would stop the guard; Python's, a KeyboardInterrupt)."""
+    with _redelivery:
+        _state["pending"] = None
+        _state["raise"] = False
+    if _state["sent"] is not None:
+        _safe_point()
+
+
+def _safe_point() -> None:
+    """Nothing: calling a Python function is where the main thread runs the handlers of signals tripped before."""
 
 
 _previous_hook: dict[str, Callable[..., object]] = {}
@@ -108,11 +154,10 @@ def install() -> Callable[[], None]:
     """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    _state.update({"raise": True, "backstop": False})
-    import sys
-
+    _state.update({"raise": True, "backstop": False, "pending": None})
     unraisable = sys.unraisablehook
-    if unraisable is not _unraisable:
+    mine = unraisable is not _unraisable  # a nested install leaves the hook to the outer one's restore
+    if mine:
         _previous_hook["unraisable"] = unraisable
         sys.unraisablehook = _unraisable
     previous = {}
@@ -123,7 +168,9 @@ def install() -> Callable[[], None]:
             pass
 
     def restore() -> None:
-        if sys.unraisablehook is _unraisable:
+        if mine:
+            _settle()  # the (outermost) run is over: a re-delivery still on its way changes nothing
+        if mine and sys.unraisablehook is _unraisable:
             sys.unraisablehook = _previous_hook.get("unraisable", sys.__unraisablehook__)
         for sig, handler in previous.items():
             try:
@@ -147,6 +194,7 @@ def reporting() -> None:
 def ignore() -> None:
     """Ignore the handled signals from now on (the process has reported and is exiting; main thread only)."""
     if threading.current_thread() is threading.main_thread():
+        _settle()
         for sig in HANDLED:
             try:
                 signal.signal(sig, signal.SIG_IGN)

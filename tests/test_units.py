@@ -292,3 +292,113 @@ def test_a_signal_handled_inside_a_finalizer_is_raised_after_it_not_dropped(caps
     assert sys.unraisablehook is hook
     err = capsys.readouterr().err
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+class _SignalledFinalizer:
+    """Raises ``signum`` in its ``__del__``: cancelctl's handler runs where Python drops its exception."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __del__(self) -> None:
+        import signal
+
+        signal.raise_signal(self.signum)
+
+
+def _safe_points(seconds: float) -> None:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.001)
+
+
+def test_a_second_signal_while_a_dropped_one_is_re_delivered_does_not_change_the_code():
+    """A SIGINT dropped in a finalizer, then a SIGTERM before its re-delivery landed: the first signal decides (130,
+    ``interrupted``), and each signal is counted once. The SIGTERM was raised (143) and the SIGINT forgotten."""
+    import signal
+
+    from cancelctl import signals
+
+    restore = signals.install()
+    signals.RECEIVED.clear()
+    try:
+        with pytest.raises(signals.Interrupted) as caught:
+            item = _SignalledFinalizer(signal.SIGINT)
+            del item
+            signal.raise_signal(signal.SIGTERM)  # before the re-delivery thread has run
+            _safe_points(2)
+        assert caught.value.signum == signal.SIGINT and caught.value.exit_code == 130
+        _safe_points(0.2)  # a re-delivery, had it been sent, is handled by now
+        assert signals.RECEIVED == [signal.SIGINT, signal.SIGTERM]
+        assert signals.first() == signal.SIGINT
+    finally:
+        restore()
+        signals.RECEIVED.clear()
+
+
+def test_a_re_delivery_after_the_run_ended_reaches_no_other_handler():
+    """The run ended (its handlers restored) before a dropped signal's re-delivery landed: the handler that comes
+    back (a guard's own, which stops the guard; Python's, a KeyboardInterrupt in an in-process caller) never gets
+    it. It got it: the guard stopped on a caller's Ctrl-C."""
+    import signal
+
+    from cancelctl import signals
+
+    got: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        restore = signals.install()
+        try:
+            item = _SignalledFinalizer(signal.SIGINT)
+            del item
+        finally:
+            restore()  # the command ended first
+        _safe_points(0.3)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signals.RECEIVED.clear()
+    assert got == []
+
+
+def test_a_nested_install_s_restore_keeps_the_outer_run_s_hook():
+    """install() inside a run that installed already (the deadman arms again when it fires): the inner restore put
+    the previous unraisable hook back while the outer run went on, and a signal dropped in a finalizer was lost."""
+    import sys
+
+    from cancelctl import signals
+
+    hook = sys.unraisablehook
+    outer = signals.install()
+    try:
+        inner = signals.install()
+        inner()
+        assert sys.unraisablehook is signals._unraisable
+    finally:
+        outer()
+        signals.RECEIVED.clear()
+    assert sys.unraisablehook is hook
+
+
+def test_another_unraisable_exception_is_still_reported(capsys):
+    """Only cancelctl's own Interrupted is re-delivered: any other exception Python drops while the handlers are
+    installed is reported as Python reports it."""
+    import sys
+
+    from cancelctl import signals
+
+    class Broken:
+        def __del__(self) -> None:
+            raise ValueError("broken finalizer")
+
+    previous, sys.unraisablehook = sys.unraisablehook, sys.__unraisablehook__
+    restore = signals.install()
+    try:
+        item = Broken()
+        del item
+    finally:
+        restore()
+        sys.unraisablehook = previous
+    err = capsys.readouterr().err
+    assert "Exception ignored in" in err and "ValueError: broken finalizer" in err, err
