@@ -270,3 +270,66 @@ def test_pythonpath_is_on_sys_path_and_a_stand_in_is_started_fresh(env, tmp_path
                           text=True, timeout=60)  # fmt: skip
     assert zygote.counts() == (before[0], before[1] + 1)
     assert "the stand-in keyring was imported" in shadowed.stderr + shadowed.stdout
+
+
+@pytest.mark.parametrize("case", ["sitecustomize", "relative", "empty-entry", "zip", "working-directory"])
+def test_a_module_a_fresh_interpreter_would_find_first_is_found_by_a_forked_one_too(env, tmp_path, case):
+    """Where a fresh ``python -m cancelctl`` finds a module before the zygote's: a ``sitecustomize`` on PYTHONPATH
+    (site.py runs it at start-up), a stand-in named by a relative PYTHONPATH entry or an empty one (both relative to
+    the working directory), one inside a zip archive on PYTHONPATH, or one in the working directory itself
+    (``sys.path[0]`` of ``-m``). The forked process kept the zygote's modules and passed where the fresh one failed."""
+    if case != "working-directory" and os.environ.get("PYTHONPATH"):
+        pytest.skip("the suite itself runs with PYTHONPATH set: the zygote does not emulate it then")
+    import zipfile
+
+    work = tmp_path / "work"
+    (work / "lib").mkdir(parents=True)
+    stand_in = "raise SystemExit('the stand-in typer was imported')\n"
+    environ = env.environ()
+    if case == "sitecustomize":
+        (work / "lib" / "sitecustomize.py").write_text("import sys\nsys.stderr.write('sitecustomize ran\\n')\n")
+        environ["PYTHONPATH"] = str(work / "lib")
+    elif case == "relative":
+        (work / "lib" / "typer.py").write_text(stand_in)
+        environ["PYTHONPATH"] = "lib"
+    elif case == "empty-entry":
+        (work / "typer.py").write_text(stand_in)
+        environ["PYTHONPATH"] = os.pathsep + str(tmp_path)
+    elif case == "zip":
+        with zipfile.ZipFile(work / "lib.zip", "w") as archive:
+            archive.writestr("typer.py", stand_in)
+        environ["PYTHONPATH"] = str(work / "lib.zip")
+    else:
+        (work / "typer.py").write_text(stand_in)
+    cmd = [sys.executable, "-m", "cancelctl", "--version"]
+    kwargs = dict(env=environ, cwd=str(work), capture_output=True, text=True, timeout=60)
+    forked = zygote.run(cmd, **kwargs)
+    fresh = subprocess.run(cmd, **kwargs)
+    same(forked, fresh)
+    assert ("sitecustomize ran" if case == "sitecustomize" else "the stand-in typer was imported") in fresh.stderr
+
+
+def test_a_relative_pythonpath_entry_is_found_by_a_forked_process(env, tmp_path):
+    """A relative PYTHONPATH entry holding a new module: still forked (nothing shadowed), and the module is found
+    relative to the process's working directory, as the interpreter makes the entry absolute."""
+    if os.environ.get("PYTHONPATH"):
+        pytest.skip("the suite itself runs with PYTHONPATH set: the zygote does not emulate it then")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "zygote_probe_backend.py").write_text(
+        "import keyring.backend\n\n"
+        "class Probe(keyring.backend.KeyringBackend):\n"
+        "    priority = 1\n\n"
+        "    def get_password(self, service, username):\n"
+        "        return None\n\n"
+        "    def set_password(self, service, username, password):\n"
+        "        raise RuntimeError('read-only')\n\n"
+        "    def delete_password(self, service, username):\n"
+        "        raise RuntimeError('read-only')\n"
+    )
+    env.write_config({"main": {"venue": "gemini", "base_url": "http://127.0.0.1:9"}})
+    environ = {**env.environ(), "PYTHONPATH": "lib", "PYTHON_KEYRING_BACKEND": "zygote_probe_backend.Probe"}
+    before = zygote.counts()
+    forked = zygote.run([sys.executable, "-m", "cancelctl", "keys", "list"], env=environ, cwd=str(tmp_path),
+                        capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert zygote.counts() == (before[0] + 1, before[1])
+    assert forked.returncode == 0 and "main" in forked.stdout, forked.stderr

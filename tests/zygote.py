@@ -193,9 +193,9 @@ def _child(fds: list[int], request: dict[str, Any]) -> None:
         sys.stdin, sys.stdout, sys.stderr = (_stream(fd, t, unbuffered) for fd, t in enumerate(templates))  # type: ignore[arg-type]
         sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
         sys.argv = ["-m", *request["argv"]]
-        sys.path[0] = request["cwd"]
-        if not zygote_path:  # where the interpreter puts PYTHONPATH: right after sys.path[0]
-            sys.path[1:1] = _python_path(request["env"])
+        sys.path[0] = os.getcwd()  # as ``python -m`` has it: the working directory, symbolic links resolved
+        if not zygote_path:  # where the interpreter puts PYTHONPATH: right after sys.path[0], duplicates removed
+            sys.path[1:] = _unique([*_python_path(request["env"], request["cwd"]), *sys.path[1:]])
     except BaseException:  # noqa: BLE001 - the test sees status 127 and whatever reached its stderr
         os._exit(127)
     status = _main()
@@ -235,22 +235,55 @@ def _main() -> int:
     return status
 
 
-def _python_path(env: dict[str, str]) -> list[str]:
-    """The directories of ``PYTHONPATH`` in ``env`` (the zygote itself is started without one)."""
-    return [d for d in env.get("PYTHONPATH", "").split(os.pathsep) if d]
+def _python_path(env: dict[str, str], cwd: str) -> list[str]:
+    """The directories of ``PYTHONPATH`` in ``env`` as the interpreter puts them on ``sys.path`` (Modules/getpath.py:
+    each made absolute against the working directory ``cwd``, an empty one being ``cwd`` itself); the zygote itself
+    is started without one."""
+    value = env.get("PYTHONPATH", "")
+    return [os.path.normpath(os.path.join(cwd, d)) for d in value.split(os.pathsep)] if value else []
+
+
+def _unique(entries: list[str]) -> list[str]:
+    """``entries`` without repeats, each where it first came (site.removeduppaths)."""
+    seen: set[str] = set()
+    return [e for e in entries if not (e in seen or seen.add(e))]  # type: ignore[func-returns-value]
+
+
+#: Modules a fresh interpreter imports from PYTHONPATH while it starts (site.py), whether or not the zygote has one.
+STARTUP_MODULES = frozenset({"sitecustomize", "usercustomize"})
+
+
+def _homes(name: str) -> set[str]:
+    """The directories the imported top-level module ``name`` was found in (empty: built in, frozen, or unknown)."""
+    module = sys.modules.get(name)
+    homes = set()
+    file = getattr(module, "__file__", None)
+    if isinstance(file, str):
+        folder = os.path.dirname(os.path.realpath(file))
+        homes.add(os.path.dirname(folder) if hasattr(module, "__path__") else folder)
+    elif hasattr(module, "__path__"):  # a namespace package: each of its portions' parents
+        homes.update(os.path.dirname(os.path.realpath(p)) for p in list(module.__path__))
+    return homes
 
 
 def _shadowed(directories: list[str]) -> bool:
-    """Whether a module or package in ``directories`` has the name of one the zygote has already imported: a fresh
-    interpreter would import that one instead (a test's stand-in), a forked process would keep the zygote's."""
-    imported = {name.partition(".")[0] for name in sys.modules}
+    """Whether a module in ``directories`` (the working directory, then PYTHONPATH's, as a fresh ``python -m`` searches
+    them first) has the name of one the zygote has already imported from elsewhere, or runs at start-up
+    (sitecustomize): a fresh interpreter would import that one instead (a test's stand-in), a forked process would
+    keep the zygote's. A PYTHONPATH entry that is a file (a zip archive) cannot be listed: fresh too."""
+    imported = {name.partition(".")[0] for name in sys.modules} | STARTUP_MODULES
     for directory in directories:
         try:
             entries = os.listdir(directory)
+        except NotADirectoryError:
+            return True  # a zip or an egg: its modules are not listed here
         except OSError:
             continue
-        if any(entry.partition(".")[0] in imported for entry in entries):
-            return True
+        here = os.path.realpath(directory)
+        for entry in entries:
+            name = entry.partition(".")[0]
+            if name in imported and here not in _homes(name):
+                return True
     return False
 
 
@@ -282,7 +315,8 @@ def serve(path: str) -> None:
                 conn, _ = listener.accept()
                 message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
                 request = json.loads(message)
-                if not os.environ.get("PYTHONPATH") and _shadowed(_python_path(request["env"])):
+                path = [] if os.environ.get("PYTHONPATH") else _python_path(request["env"], request["cwd"])
+                if _shadowed([request["cwd"], *path]):
                     for fd in fds:
                         os.close(fd)
                     conn.send(b"fresh")
@@ -465,7 +499,7 @@ class Popen(subprocess.Popen):
             answer = conn.recv(64)
             if not answer:
                 raise OSError("the zygote closed the connection")
-            if answer == b"fresh":  # PYTHONPATH names a module the zygote has imported (see _shadowed)
+            if answer == b"fresh":  # the directory or PYTHONPATH holds a module the zygote has imported (_shadowed)
                 conn.close()
                 return fresh()
             self.pid = int(answer)
