@@ -135,13 +135,25 @@ def _unlock_file_keyring(*, writing: bool = False) -> None:
             _unlock_one(b, chained=True, writing=writing and i == 0)
 
 
+#: Where ``keyrings.cryptfile`` asks for its passphrase (``keyrings/cryptfile/file.py``, EncryptedKeyring): a subclass
+#: that defines one of these itself has a passphrase source of its own and gets none from cancelctl.
+_ASKS = ("keyring_key", "_unlock", "_init_keyring", "_get_new_password")
+
+
 def _is_cryptfile(b: object) -> bool:
     """``keyrings.cryptfile``'s ``CryptFileKeyring`` or a subclass of it (a user's own Argon2 costs, say:
-    ``time_cost``, ``memory_cost`` and ``parallelism`` are class attributes there); told by name, so that
-    checking never imports the extra."""
-    return any(
-        c.__module__ == "keyrings.cryptfile.cryptfile" and c.__name__ == "CryptFileKeyring" for c in type(b).__mro__
-    )
+    ``time_cost``, ``memory_cost`` and ``parallelism`` are class attributes there) that asks for its passphrase as
+    the class does (with getpass); told by name, so that checking never imports the extra. A subclass that gets its
+    passphrase itself (it overrides one of :data:`_ASKS`: an agent, a TPM) is left alone, as before subclasses were
+    recognised: demanding ``$CANCELCTL_KEYRING_PASSPHRASE`` of it would turn a working keyring into 78."""
+    mro = type(b).__mro__
+    if not any(c.__module__ == "keyrings.cryptfile.cryptfile" and c.__name__ == "CryptFileKeyring" for c in mro):
+        return False
+    for name in _ASKS:
+        owner = next((c for c in mro if name in vars(c)), None)
+        if owner is None or not owner.__module__.startswith("keyrings.cryptfile."):
+            return False
+    return True
 
 
 def _unlock_one(b: Any, *, chained: bool, writing: bool = False) -> None:

@@ -8,6 +8,8 @@ passphrase handling in cancelctl (which treats a subclass as the class itself), 
 work. Two tests keep the real class: one selected by name, one chained in by keyring itself.
 """
 
+import os
+
 from keyrings.cryptfile.cryptfile import CryptFileKeyring
 
 
@@ -15,3 +17,16 @@ class CheapCryptFileKeyring(CryptFileKeyring):
     time_cost = 1
     memory_cost = 8  # KiB: argon2's minimum is 8 per lane
     parallelism = 1
+
+
+class SelfUnlockingCryptFileKeyring(CheapCryptFileKeyring):
+    """A user's subclass with a passphrase source of its own (here a variable; an agent or a TPM for real): it never
+    prompts, so cancelctl must not demand ``$CANCELCTL_KEYRING_PASSPHRASE`` of it."""
+
+    def _get_new_password(self) -> str:
+        return os.environ["_CANCELCTL_TEST_OWN_PASSPHRASE"]
+
+    def _unlock(self) -> None:
+        if self._keyring_key is None:
+            self._keyring_key = os.environ["_CANCELCTL_TEST_OWN_PASSPHRASE"]
+        super()._unlock()

@@ -218,3 +218,17 @@ def test_chained_without_a_file_keys_set_asks_for_the_passphrase_before_the_secr
     proc, _ = run(env, "cancel", "all", extra=chained, cheap=False)
     assert proc.returncode == 0, proc.stderr
     assert setup.gemini.open_orders() == []
+
+
+def test_a_subclass_with_its_own_passphrase_source_is_left_alone(setup, env):
+    """A CryptFileKeyring subclass that gets its passphrase itself (it overrides how the class asks for it) works
+    without $CANCELCTL_KEYRING_PASSPHRASE, as it did before subclasses were recognised: cancelctl demanded the
+    variable of it (78) and never let it unlock."""
+    own = {
+        "PYTHON_KEYRING_BACKEND": "cheap_cryptfile.SelfUnlockingCryptFileKeyring",
+        "_CANCELCTL_TEST_OWN_PASSPHRASE": PASSPHRASE,
+    }
+    proc, _ = run(env, "keys", "set", "main", input=f"{GEMINI_KEY}\n{SECRET}\n", passphrase=None, extra=own)
+    assert proc.returncode == 0, proc.stderr
+    proc, _ = run(env, "keys", "list", passphrase=None, extra=own)
+    assert proc.returncode == 0 and "api_secret=keyring" in proc.stdout, proc.stderr
