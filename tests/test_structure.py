@@ -3,7 +3,10 @@
 Two proofs of "no import cycle": every module imports alone in a fresh
 interpreter (a cycle that only lazy imports hold apart breaks some import
 order), and the graph of every import statement, function-level ones
-included, has no cycle.
+included, has no cycle. The first runs each import in a child forked from one
+interpreter that has imported the libraries, submodules and all: a module that
+reaches a library's submodule it never imports (it works only once another module
+has imported it) passes there, so a source check finds those.
 """
 
 from __future__ import annotations
@@ -172,6 +175,108 @@ def test_a_module_that_needs_another_first_fails_alone(tmp_path):
     assert proc.returncode == 0, proc.stderr
     failed = json.loads(proc.stdout)
     assert set(failed) == {"pkg.a"} and "AttributeError" in failed["pkg.a"], failed
+
+
+def _prefixes(dotted: str) -> set[str]:
+    parts = dotted.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+
+
+def _chain(node: ast.expr) -> list[str] | None:
+    """``a.b.c`` as ``["a", "b", "c"]``; None when it is not rooted at a name."""
+    names = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    return [node.id, *reversed(names)] if isinstance(node, ast.Name) else None
+
+
+def _is_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError, AttributeError):
+        return False
+
+
+def _package_imports(package: str, sub: str) -> bool:
+    """Whether ``package``'s own ``__init__`` imports its submodule ``sub`` (so ``package.sub`` is always there)."""
+    import importlib
+
+    file = getattr(importlib.import_module(package), "__file__", None)
+    if not file or not file.endswith(".py"):
+        return True  # built in or frozen: its attributes are not ours to judge
+    for n in ast.walk(ast.parse(Path(file).read_text(encoding="utf-8"))):
+        if isinstance(n, ast.Import) and any(a.name == f"{package}.{sub}" or a.asname == sub for a in n.names):
+            return True
+        if isinstance(n, ast.ImportFrom):
+            names = {a.name for a in n.names}
+            if n.level == 1 and (n.module == sub or (n.module is None and sub in names)):
+                return True
+            if n.level == 0 and (n.module == f"{package}.{sub}" or (n.module == package and sub in names)):
+                return True
+    return False
+
+
+def unimported_submodules(path: Path) -> set[str]:
+    """Submodules ``path`` reaches as attributes (``nacl.signing.SigningKey`` after a bare ``import nacl``) without
+    importing them anywhere in its source: it works only when something else imported them first. The forked
+    import check below cannot see this (its parent has imported the libraries, submodules and all); a fresh
+    interpreter per module did."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    bound: dict[str, str] = {}  # a local name -> the module (or attribute) it was imported as
+    imported: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            for a in n.names:
+                imported |= _prefixes(a.name)
+                bound[a.asname or a.name.partition(".")[0]] = a.name if a.asname else a.name.partition(".")[0]
+        elif isinstance(n, ast.ImportFrom) and n.level == 0 and n.module:
+            imported |= _prefixes(n.module)
+            for a in n.names:
+                imported.add(f"{n.module}.{a.name}")
+                bound[a.asname or a.name] = f"{n.module}.{a.name}"
+    found = set()
+    for n in ast.walk(tree):
+        chain = _chain(n) if isinstance(n, ast.Attribute) else None
+        if not chain or chain[0] not in bound:
+            continue
+        module = bound[chain[0]]
+        for attr in chain[1:]:
+            candidate = f"{module}.{attr}"
+            if candidate in imported:
+                module = candidate
+                continue
+            if _is_module(candidate) and not _package_imports(module, attr):
+                found.add(candidate)
+            break
+    return found
+
+
+def test_no_module_reaches_a_submodule_it_does_not_import():
+    offending = {name: sorted(found) for name, path in MODULES.items() if (found := unimported_submodules(path))}
+    assert offending == {}
+
+
+def test_a_module_that_reaches_an_unimported_submodule_is_found(tmp_path):
+    """``b`` reaches ``nacl.signing`` after a bare ``import nacl``: alone in a fresh interpreter it fails, but in a
+    child of the forked check's parent (which has imported ``nacl.signing``) it passes; the source check finds it."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "b.py").write_text("import nacl\nKEY = nacl.signing.SigningKey\n")
+    forked = subprocess.run(
+        [sys.executable, "-c", IMPORT_EACH, json.dumps(["pkg.b"]), "nacl.signing"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert forked.returncode == 0 and json.loads(forked.stdout) == {}, forked.stderr  # what the forked check misses
+    fresh = subprocess.run([sys.executable, "-c", "import pkg.b"], capture_output=True, text=True, timeout=60,
+                           cwd=tmp_path)  # fmt: skip
+    assert fresh.returncode == 1 and "AttributeError" in fresh.stderr, fresh.stderr
+    assert unimported_submodules(package / "b.py") == {"nacl.signing"}
+    (package / "b.py").write_text("import nacl.signing\nKEY = nacl.signing.SigningKey\n")
+    assert unimported_submodules(package / "b.py") == set()
 
 
 # -- the early flags ---------------------------------------------------------
