@@ -435,10 +435,73 @@ def new_client(profile: str | None = None) -> httpx.Client:
         return httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=verify)
     except (ImportError, ValueError, httpx.InvalidURL):
         check_proxies()  # names the variable
+        if _drop_unreadable_no_proxy(verify):
+            return httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=verify)
         raise ConfigError(
             "the proxy settings in the environment are unusable",
             hint="check or unset HTTPS_PROXY, HTTP_PROXY and ALL_PROXY",
         ) from None
+
+
+NO_PROXY_VARS = ("NO_PROXY", "no_proxy")
+_no_proxy: dict[str, Any] = {}  # "lock": profiles build their clients concurrently, one of them cleans the variables
+
+
+def _drop_unreadable_no_proxy(verify: ssl.SSLContext) -> bool:
+    """After httpx could not build a client though every proxy variable is usable: the entries of ``NO_PROXY``
+    (``no_proxy``) that httpx cannot read are dropped from the environment, said in one stderr line, and True
+    (build it again); False when that was not the cause.
+
+    httpx turns every ``NO_PROXY`` entry into a URL pattern when it builds a client, proxy or not
+    (https://www.python-httpx.org/environment_variables/), and raises on one it cannot parse: an IPv6 address in
+    brackets (``[::1]``, read here as ``::1``) or an IPv6 range (``fe80::/10``). Refusing the cancel (78) for a
+    list of hosts that only says where *not* to use a proxy, when often no proxy is set at all, would jam the
+    button; the entry only ever kept a host off a proxy, and the line says which variable to fix.
+    """
+    import os
+    import sys
+    import threading
+
+    import httpx
+
+    with _no_proxy.setdefault("lock", threading.Lock()):
+        value = os.environ.get("no_proxy") or os.environ.get("NO_PROXY")  # urllib prefers the lowercase one
+        if not value:
+            return False
+        saved = {n: os.environ.get(n) for n in NO_PROXY_VARS}
+
+        def readable(candidate: str) -> bool:
+            for n in NO_PROXY_VARS:
+                os.environ[n] = candidate
+            try:
+                httpx.Client(verify=verify).close()
+            except (ValueError, httpx.InvalidURL):
+                return False
+            return True
+
+        entries = [e.strip() for e in value.split(",") if e.strip()]
+        kept = []
+        for entry in entries:
+            bare = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
+            if readable(bare):
+                kept.append(bare)
+        if not readable(",".join(kept)):
+            for n, v in saved.items():
+                if v is None:
+                    os.environ.pop(n, None)
+                else:
+                    os.environ[n] = v
+            return False
+        for n in NO_PROXY_VARS:
+            if saved[n] is None and n != "NO_PROXY":
+                os.environ.pop(n, None)
+        dropped = len(entries) - len(kept)
+        if dropped:
+            sys.stderr.write(
+                f"cancelctl: warning: ignored {dropped} entr{'y' if dropped == 1 else 'ies'} of $NO_PROXY that httpx "
+                "cannot read (an IPv6 range, say); fix NO_PROXY to keep those hosts off the proxy\n"
+            )
+        return True
 
 
 def send(client: httpx.Client, request: PreparedRequest, deadline: Deadline) -> Answer:

@@ -237,6 +237,26 @@ def test_broken_proxy_or_ca_setting_is_a_config_error_naming_it(env, name, value
     assert "Traceback" not in doctor.stderr and name in doctor.stdout + doctor.stderr
 
 
+@pytest.mark.parametrize(
+    "no_proxy,proxy",
+    [("[::1]", None), ("fe80::/10", None), ("127.0.0.1,fe80::/10", "http://127.0.0.1:1")],
+)
+def test_a_no_proxy_entry_httpx_cannot_read_does_not_stop_the_cancel(gemini, env, no_proxy, proxy):
+    """NO_PROXY only says where not to use a proxy, and is often set with no proxy at all; an entry httpx cannot
+    parse (an IPv6 address in brackets, an IPv6 range) made httpx refuse to build any client, and every cancel was
+    78, nothing sent, with a line blaming HTTPS_PROXY/HTTP_PROXY/ALL_PROXY. The cancels go out; the entries that
+    still read are kept (127.0.0.1 stays off the dead proxy), and one line names NO_PROXY."""
+    gemini.add_order()
+    extra = {"NO_PROXY": no_proxy, **({"HTTP_PROXY": proxy} if proxy else {})}
+    proc = env.run("cancel", "all", "--json", "--timeout", "5", extra_env=extra)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["results"][0]["cancelled_count"] == 1
+    assert gemini.open_orders() == []
+    assert "Traceback" not in proc.stderr
+    if no_proxy != "[::1]":  # read as ::1: nothing dropped, nothing said
+        assert "NO_PROXY" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
 # -- 1, 2. signals: however many arrive and wherever they land, the run reports -----------
 
 
