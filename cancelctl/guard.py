@@ -37,8 +37,6 @@ from cancelctl.errors import CancelctlError, ConfigError, ExitCode
 if TYPE_CHECKING:
     import ssl
 
-    import httpx
-
     from cancelctl.config import Profile
     from cancelctl.credentials import Credentials
 
@@ -92,27 +90,18 @@ def _stream(kind: bytes, frames: list[tuple[bytes, bytes]], tty: bool) -> io.Tex
     return io.TextIOWrapper(_Frames(kind, frames, tty), encoding="utf-8", errors="strict", write_through=True)  # type: ignore[arg-type]
 
 
-def warm_client(keepalive_s: float, verify: ssl.SSLContext) -> httpx.Client:
-    """One profile's httpx client in the guard: its own pool, so a hundred profiles' runs never queue on one
-    pool's lock (measured: benchmarks/panic.py), with idle connections kept ``keepalive_s`` seconds; ``verify``:
-    the one TLS context every profile's client shares (:func:`cancelctl.transport.tls_context`).
+def warm_client(keepalive_s: float, verify: ssl.SSLContext) -> Any:
+    """One profile's HTTP client in the guard (:func:`cancelctl.transport.client`): its own connections, so a
+    hundred profiles' runs never queue on one pool's lock (measured: benchmarks/panic.py), with idle connections
+    kept ``keepalive_s`` seconds; ``verify``: the one TLS context every profile's client shares
+    (:func:`cancelctl.transport.tls_context`).
 
     ``close()`` (which every venue client calls when its run ends) keeps the
     connection; ``shutdown()`` closes it.
     """
-    import httpx
+    from cancelctl.transport import client
 
-    from cancelctl.transport import USER_AGENT
-
-    class Warm(httpx.Client):
-        def close(self) -> None:  # a run's end: the connection stays warm
-            pass
-
-        def shutdown(self) -> None:
-            super().close()
-
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=keepalive_s)
-    return Warm(headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=verify, limits=limits)
+    return client(verify, keepalive_s=keepalive_s, warm=True)
 
 
 @dataclass

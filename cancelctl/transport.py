@@ -31,6 +31,7 @@ from cancelctl.errors import ConfigError, NotSent, OutcomeUnknown
 from cancelctl.signing import PreparedRequest
 
 if TYPE_CHECKING:
+    import socket
     import ssl
 
     import httpx
@@ -411,17 +412,21 @@ def broken_proxy(scheme: str) -> ConfigError | None:
     return None
 
 
-def new_client(profile: str | None = None) -> httpx.Client:
-    """An httpx client for one profile (keep-alive across that profile's requests); in ``cancelctl guard``, the
+KEEPALIVE_S = 5.0  # s an idle connection of a run is kept (httpx's default keepalive_expiry)
+ACCEPT_ENCODING = "gzip, deflate"  # what :func:`_decoded` undoes (zlib), as httpx asks without brotli installed
+
+
+def new_client(profile: str | None = None) -> Client | httpx.Client:
+    """An HTTP client for one profile (keep-alive across that profile's requests); in ``cancelctl guard``, the
     warm one it keeps for ``profile`` (see :data:`warm_clients`).
 
+    A :class:`Client` (HTTP/1.1 on h11, a fraction of httpx's CPU per request) unless a proxy variable is set
+    (:data:`PROXY_VARS`): then an httpx client, which reads them (see :func:`client`).
     Certificates are verified (the context from :func:`warm_tls` when it was
     started, else :func:`tls_context`); redirects are never followed.
     Raises ConfigError (78) naming the environment variable when the proxy
     or CA settings cannot be used (see :func:`check_proxies`, :func:`tls_context`).
     """
-    import httpx
-
     warm = warm_clients.get(profile) if warm_clients is not None and profile is not None else None
     if warm is not None:
         return warm
@@ -430,13 +435,48 @@ def new_client(profile: str | None = None) -> httpx.Client:
         thread.join()
     if "error" in _tls:
         raise _tls["error"]
-    verify = _tls.get("context") or tls_context()
+    return client(_tls.get("context") or tls_context())
+
+
+def proxied() -> bool:
+    """Whether a proxy variable is set (:data:`PROXY_VARS`): requests then go through httpx, which applies it."""
+    import os
+
+    return any(os.environ.get(name) for name in PROXY_VARS)
+
+
+def client(verify: ssl.SSLContext, *, keepalive_s: float = KEEPALIVE_S, warm: bool = False) -> Client | httpx.Client:
+    """A new HTTP client: a :class:`Client`, or with a proxy variable set (:func:`proxied`) an httpx client (which
+    applies ``HTTPS_PROXY``, ``NO_PROXY``...: https://www.python-httpx.org/environment_variables/).
+
+    ``verify``: the TLS context (one is shared by every client: each CA bundle loaded costs about 1 MB);
+    ``keepalive_s``: how long an idle connection is kept (s); ``warm`` (``cancelctl guard``): ``close()`` keeps
+    the connections (a run's end), ``shutdown()`` closes them. Raises ConfigError (78) for unusable proxy settings.
+    """
+    if not proxied():
+        return Client(verify, keepalive_s=keepalive_s, warm=warm)
+    import httpx
+
+    class Warm(httpx.Client):
+        def close(self) -> None:  # a run's end: the connection stays warm
+            pass
+
+        def shutdown(self) -> None:
+            super().close()
+
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=keepalive_s)
+
+    def make() -> httpx.Client:
+        return (Warm if warm else httpx.Client)(
+            headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=verify, limits=limits
+        )
+
     try:
-        return httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=verify)
+        return make()
     except (ImportError, ValueError, httpx.InvalidURL):
         check_proxies()  # names the variable
         if _drop_unreadable_no_proxy(verify):
-            return httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=verify)
+            return make()
         raise ConfigError(
             "the proxy settings in the environment are unusable",
             hint="check or unset HTTPS_PROXY, HTTP_PROXY and ALL_PROXY",
@@ -456,7 +496,8 @@ def _drop_unreadable_no_proxy(verify: ssl.SSLContext) -> bool:
     (https://www.python-httpx.org/environment_variables/), and raises on one it cannot parse: an IPv6 address in
     brackets (``[::1]``, read here as ``::1``) or an IPv6 range (``fe80::/10``). Refusing the cancel (78) for a
     list of hosts that only says where *not* to use a proxy, when often no proxy is set at all, would jam the
-    button; the entry only ever kept a host off a proxy, and the line says which variable to fix.
+    button; the entry only ever kept a host off a proxy, and the line says which variable to fix. (With no proxy
+    variable set, requests go through :class:`Client`, which has no use for ``NO_PROXY`` and never reads it.)
     """
     import os
     import sys
@@ -504,24 +545,122 @@ def _drop_unreadable_no_proxy(verify: ssl.SSLContext) -> bool:
         return True
 
 
-def send(client: httpx.Client, request: PreparedRequest, deadline: Deadline) -> Answer:
+class _Connection:
+    """One HTTP/1.1 connection: its socket and h11's state of it."""
+
+    def __init__(self, sock: socket.socket, origin: tuple[str, str, int]) -> None:
+        import h11
+
+        self.sock = sock
+        self.origin = origin
+        self.http = h11.Connection(h11.CLIENT)
+        self.idle_since = time.monotonic()
+
+    def reusable(self, now: float, keepalive_s: float) -> bool:
+        """Idle for less than ``keepalive_s`` (s) and not readable: a readable idle connection was closed by the
+        venue (end of file, a TLS close) or holds bytes nobody asked for."""
+        if now - self.idle_since >= keepalive_s:
+            return False
+        import select
+
+        try:
+            poller = select.poll()
+            poller.register(self.sock, select.POLLIN)
+            return not poller.poll(0)
+        except (OSError, ValueError):
+            return False
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Client:
+    """One profile's HTTP/1.1 connections (h11 over a socket, TLS through ``verify``), kept alive between its
+    requests; several at once when its requests go out together (Pacifica's reads beside a cancel).
+
+    What httpx's client did for cancelctl, at a quarter of the CPU per request (docs/performance.md, "100
+    profiles"): the same request headers (``User-Agent``, ``Accept``, ``Accept-Encoding: gzip, deflate``,
+    ``Connection: keep-alive``), no redirects, no cookies kept. An idle connection is reused for at most
+    ``keepalive_s`` seconds and only while the venue has not closed it (:meth:`_Connection.reusable`).
+    ``warm``: see :func:`client`. Thread-safe. Proxies are httpx's job (:func:`client`).
+    """
+
+    def __init__(self, verify: ssl.SSLContext | None, *, keepalive_s: float = KEEPALIVE_S, warm: bool = False) -> None:
+        import threading
+
+        self.verify = verify
+        self.keepalive_s = keepalive_s
+        self.warm = warm
+        self.is_closed = False
+        self._idle: list[_Connection] = []
+        self._lock = threading.Lock()
+
+    def take(self, origin: tuple[str, str, int]) -> _Connection | None:
+        """An idle connection to ``origin`` that can be reused (the newest first), or None."""
+        now = time.monotonic()
+        while True:
+            with self._lock:
+                for i in range(len(self._idle) - 1, -1, -1):
+                    if self._idle[i].origin == origin:
+                        conn = self._idle.pop(i)
+                        break
+                else:
+                    return None
+            if conn.reusable(now, self.keepalive_s):
+                return conn
+            conn.close()
+
+    def put(self, conn: _Connection) -> None:
+        """Keep ``conn`` for the next request (closed instead when the client is)."""
+        conn.idle_since = time.monotonic()
+        with self._lock:
+            if not self.is_closed:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """A run's end: close every connection (a ``warm`` client keeps them: :meth:`shutdown` closes it)."""
+        if not self.warm:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self.is_closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def get(self, url: str, *, timeout: float) -> int:
+        """``GET url`` within ``timeout`` s on this client's connection (the guard's keep-warm request): the
+        answer's status; raises NotSent, OutcomeUnknown or ConfigError as :func:`send`."""
+        from cancelctl.signing import PreparedRequest
+
+        return send(self, PreparedRequest("GET", url, {}), Deadline(timeout)).status
+
+
+def send(client: Client | httpx.Client, request: PreparedRequest, deadline: Deadline) -> Answer:
     """Send ``request`` with the deadline's remaining time (s) as every timeout.
 
-    Whether anything went out is decided by httpcore's ``trace`` events,
-    not by the exception's type: a failure before the request's first byte
-    (DNS, connect, a closed gate) is NotSent, one after it OutcomeUnknown.
+    Whether anything went out is decided by where the failure came, not by
+    the exception's type: a failure before the request's first byte (DNS,
+    connect, TLS, a closed gate) is NotSent, one after it OutcomeUnknown.
     A kept-alive connection that fails before the whole request was written
     (the venue closed it while it sat idle) cannot have been acted on: the
     request goes again at once on a new connection (at most
     ``STALE_RETRIES`` times), without waiting for the retry backoff.
-    Raises NotSent, OutcomeUnknown or ConfigError (a URL httpx cannot use).
+    Raises NotSent, OutcomeUnknown or ConfigError (a URL that cannot be used).
     """
+    one = _send if isinstance(client, Client) else _send_httpx
     for _ in range(STALE_RETRIES):
         try:
-            return _send(client, request, deadline)
+            return one(client, request, deadline)  # type: ignore[arg-type]
         except _Stale:
             continue
-    return _send(client, request, deadline, stale_retry=False)
+    return one(client, request, deadline, stale_retry=False)  # type: ignore[arg-type]
 
 
 STALE_RETRIES = 2  # a request whose kept-alive connection turned out closed is sent again on a new one, this often
@@ -531,7 +670,10 @@ class _Stale(Exception):
     """A reused connection failed before the whole request went out: nothing can have reached the venue."""
 
 
-def _send(client: httpx.Client, request: PreparedRequest, deadline: Deadline, *, stale_retry: bool = True) -> Answer:
+def _send_httpx(
+    client: httpx.Client, request: PreparedRequest, deadline: Deadline, *, stale_retry: bool = True
+) -> Answer:
+    """:func:`send` through httpx (a proxy is set: :func:`client`); the trace events of httpcore say what went out."""
     import httpx
 
     if deadline.closed:
@@ -587,6 +729,227 @@ def _send(client: httpx.Client, request: PreparedRequest, deadline: Deadline, *,
             raise NotSent(f"cannot reach {host}: {_why(e)}") from None
         raise OutcomeUnknown(f"connection to {host} failed mid-request: {_why(e)}") from None
     return Answer(r.status_code, {k.lower(): v for k, v in r.headers.items()}, body)
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _target(url: str) -> tuple[tuple[str, str, int], str, str]:
+    """(origin (scheme, host, port), ``Host`` header, request target) of ``url``; ConfigError (78) when it is not an
+    ``http``/``https`` URL with a host."""
+    from urllib.parse import urlsplit
+
+    fix = "check the profile's base_url"
+    try:
+        parts = urlsplit(url)
+        scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
+    except ValueError as e:
+        raise ConfigError(f"unusable URL {url}: {_why(e)}", hint=fix) from None
+    if scheme not in DEFAULT_PORTS:
+        raise ConfigError(f"unusable URL {url}: Request URL has an unsupported protocol '{scheme}://'.", hint=fix)
+    if not host:
+        raise ConfigError(f"unusable URL {url}: Request URL is missing a host", hint=fix)
+    name = f"[{host}]" if ":" in host else host
+    authority = name if port is None or port == DEFAULT_PORTS[scheme] else f"{name}:{port}"
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return (scheme, host, port or DEFAULT_PORTS[scheme]), authority, target
+
+
+def _connect(client: Client, origin: tuple[str, str, int], timeout: float) -> _Connection:
+    """A new connection to ``origin`` (TCP, then TLS for https, certificate and host name verified), within
+    ``timeout`` s; the socket's errors propagate (nothing was sent)."""
+    import socket
+
+    scheme, host, port = origin
+    sock = socket.create_connection((host, port), timeout=timeout)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as httpcore: a request is one write
+        if scheme == "https":
+            context = client.verify or tls_context()
+            sock = context.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
+    return _Connection(sock, origin)
+
+
+def _send(client: Client, request: PreparedRequest, deadline: Deadline, *, stale_retry: bool = True) -> Answer:
+    """:func:`send` on a :class:`Client`: one HTTP/1.1 exchange (h11) on a kept-alive connection or a new one."""
+    import h11
+
+    if deadline.closed:
+        raise NotSent("the run was stopped before the request was sent")
+    remaining = deadline.remaining()
+    if remaining <= 0.0:
+        raise DeadlinePassed("the deadline passed before the request could be sent", hint="raise --timeout")
+    origin, authority, target = _target(request.url)
+    host = _host(request.url)
+    if client.is_closed:
+        raise NotSent("the run was stopped before the request was sent")
+    conn = client.take(origin)
+    fresh = conn is None
+    if conn is None:
+        try:
+            conn = _connect(client, origin, remaining)
+        except OSError as e:  # refused, DNS, timed out, TLS (ssl.SSLError is an OSError): nothing was sent
+            raise NotSent(f"cannot reach {host}: {_why(e)}") from None
+        except ValueError as e:  # a host name that cannot be encoded (IDNA), a port out of range
+            raise ConfigError(f"unusable URL {request.url}: {_why(e)}", hint="check the profile's base_url") from None
+    whole = False  # the whole request was written
+    try:
+        try:
+            data = _request_bytes(conn, request, authority, target)
+        except (h11.LocalProtocolError, ValueError) as e:  # a header h11 refuses (a line break, not ASCII): not sent
+            raise ConfigError(
+                f"cannot send a request to {host}: {_why(e)}", hint="check the profile's credentials"
+            ) from None
+        try:
+            deadline.writing()  # Stopped when the run has stopped waiting: the request never goes out
+        except Stopped:
+            raise NotSent("the run was stopped before the request was sent") from None
+        conn.sock.settimeout(max(deadline.end - time.monotonic(), 0.001))
+        conn.sock.sendall(data)
+        whole = True
+        deadline.written()
+        answer = _receive(conn, host, deadline)
+    except (OSError, h11.ProtocolError) as e:
+        conn.close()
+        if stale_retry and not fresh and not whole and not deadline.closed:
+            raise _Stale from None
+        if isinstance(e, TimeoutError):  # socket.timeout: the deadline's time ran out on a write or a read
+            raise OutcomeUnknown(f"no answer from {host} before the deadline") from None
+        raise OutcomeUnknown(f"connection to {host} failed mid-request: {_why(e)}") from None
+    except BaseException:
+        conn.close()
+        raise
+    if conn.http.our_state is h11.DONE and conn.http.their_state is h11.DONE:
+        conn.http.start_next_cycle()
+        client.put(conn)
+    else:  # the venue said "Connection: close", or the exchange did not end cleanly
+        conn.close()
+    return answer
+
+
+def _request_bytes(conn: _Connection, request: PreparedRequest, authority: str, target: str) -> bytes:
+    """The request as h11 writes it: ``Host``, then httpx's default headers unless ``request`` sets them, then
+    ``request``'s, then ``Content-Length`` (0 for a POST without a body, as httpx sends)."""
+    import h11
+
+    own = {k.lower() for k in request.headers}
+    headers = [("Host", authority)] if "host" not in own else []
+    for name, value in (
+        ("Accept", "*/*"),
+        ("Accept-Encoding", ACCEPT_ENCODING),
+        ("Connection", "keep-alive"),
+        ("User-Agent", USER_AGENT),
+    ):
+        if name.lower() not in own:
+            headers.append((name, value))
+    headers += request.headers.items()
+    content = request.content
+    framed = "content-length" in own or "transfer-encoding" in own
+    if not framed and (content or request.method in ("POST", "PUT", "PATCH")):
+        headers.append(("Content-Length", str(len(content))))
+    http = conn.http
+    out = http.send(h11.Request(method=request.method, target=target, headers=headers)) or b""
+    if content:
+        out += http.send(h11.Data(data=content)) or b""
+    return out + (http.send(h11.EndOfMessage()) or b"")
+
+
+def _receive(conn: _Connection, host: str, deadline: Deadline) -> Answer:
+    """The answer on ``conn``, its body at most ``MAX_ANSWER_BYTES`` (decoded), all of it before the deadline.
+
+    More is OutcomeUnknown (5, unreadable answer): a body that streams
+    zeros would otherwise fill memory. Each read waits at most until the
+    deadline, and an answer still arriving then (a byte at a time) is cut
+    off (OutcomeUnknown too: the request went out). Socket and h11 errors propagate.
+    """
+    import h11
+
+    http, sock = conn.http, conn.sock
+    response: h11.Response | None = None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        event = http.next_event()
+        if event is h11.NEED_DATA:
+            left = deadline.end - time.monotonic()
+            if left <= 0.0:
+                raise OutcomeUnknown(
+                    f"no answer from {host} before the deadline"
+                    + (" (the answer was still arriving)" if response is not None else "")
+                )
+            sock.settimeout(left)
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:  # the deadline came during the read
+                raise OutcomeUnknown(
+                    f"no answer from {host} before the deadline"
+                    + (" (the answer was still arriving)" if response is not None else "")
+                ) from None
+            http.receive_data(data)
+        elif isinstance(event, h11.Response):
+            response = event
+            declared = dict(event.headers).get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+                raise OutcomeUnknown(
+                    f"unreadable answer from {host}: {declared.decode()} bytes, more than the {MAX_ANSWER_BYTES}"
+                    " cancelctl reads"
+                )
+        elif isinstance(event, h11.Data):
+            size += len(event.data)
+            if size > MAX_ANSWER_BYTES:
+                raise OutcomeUnknown(
+                    f"unreadable answer from {host}: more than the {MAX_ANSWER_BYTES} bytes cancelctl reads"
+                )
+            chunks.append(bytes(event.data))
+        elif isinstance(event, h11.EndOfMessage):
+            break
+        elif isinstance(event, h11.InformationalResponse):
+            continue
+        else:  # ConnectionClosed before the answer ended, or PAUSED
+            raise h11.RemoteProtocolError(f"the connection ended ({type(event).__name__})")
+    assert response is not None
+    headers: dict[str, str] = {}
+    for name, value in response.headers:
+        key = name.decode("latin-1")
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:
+            text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    body = b"".join(chunks)
+    encoding = headers.get("content-encoding", "").strip().lower()
+    if body and encoding not in ("", "identity"):
+        body = _decoded(body, encoding, host)
+    return Answer(response.status_code, headers, body)
+
+
+def _decoded(body: bytes, encoding: str, host: str) -> bytes:
+    """``body`` with its ``Content-Encoding`` (gzip or deflate: what :data:`ACCEPT_ENCODING` asks) undone, at most
+    ``MAX_ANSWER_BYTES``; OutcomeUnknown (unreadable answer) for another coding, a broken stream or more."""
+    import zlib
+
+    unreadable = f"unreadable answer from {host}"
+    if encoding in ("gzip", "x-gzip"):
+        decoders = [zlib.MAX_WBITS | 16]
+    elif encoding == "deflate":  # zlib-wrapped as RFC 9110 says, or raw deflate as some servers send it (httpx too)
+        decoders = [zlib.MAX_WBITS, -zlib.MAX_WBITS]
+    else:
+        raise OutcomeUnknown(f"{unreadable}: content encoding {encoding!r}")
+    for wbits in decoders:
+        decoder = zlib.decompressobj(wbits)
+        try:
+            out = decoder.decompress(body, MAX_ANSWER_BYTES + 1)
+        except zlib.error:
+            continue
+        if not decoder.unconsumed_tail:
+            out += decoder.flush()
+        if len(out) > MAX_ANSWER_BYTES or decoder.unconsumed_tail:
+            raise OutcomeUnknown(f"{unreadable}: more than the {MAX_ANSWER_BYTES} bytes cancelctl reads")
+        return out
+    raise OutcomeUnknown(f"{unreadable}: a broken {encoding} body")
 
 
 MAX_ANSWER_BYTES = 4 << 20  # bytes, decoded: the largest venue answer (a full order book) is well under 1 MB
@@ -723,3 +1086,8 @@ def with_retries(attempt: Callable[[], T], deadline: Deadline) -> T:
                 f"{last.message}; retries then failed: {e.message}", venue_reason=last.venue_reason
             ) from None
         raise
+
+
+if TYPE_CHECKING:
+    #: What :func:`new_client` returns and :func:`send` takes.
+    HTTPClient = Client | httpx.Client

@@ -25,12 +25,10 @@ from cancelctl.results import OpenOrder, ProfileResult
 from cancelctl.venues.info import VENUES
 
 if TYPE_CHECKING:
-    import httpx
-
     from cancelctl.config import Profile
     from cancelctl.credentials import Credentials
     from cancelctl.signing import PreparedRequest
-    from cancelctl.transport import Answer, Deadline
+    from cancelctl.transport import Answer, Deadline, HTTPClient
 
 #: An exchange order_id: a positive 64-bit integer, as both venues number their orders.
 ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
@@ -316,7 +314,7 @@ class ClientBase:
     deadline: Deadline
     prepared: list[dict[str, Any]]
     dry_run = False
-    _client: httpx.Client | None = None
+    _client: HTTPClient | None = None
     partial: ProfileResult | None = None  # the first action's result, while it is being built
     todo: tuple[str, ...] = ()  # the order IDs that action was asked to cancel
     in_flight: tuple[str, ...] = ()  # the order IDs of the request being sent
@@ -329,7 +327,7 @@ class ClientBase:
         """Dry run: keep the signed request, redacted, instead of sending it."""
         self.prepared.append(request.redacted())
 
-    def _retrying(self, attempt: Callable[[httpx.Client], object], deadline: Deadline | None = None) -> object:
+    def _retrying(self, attempt: Callable[[HTTPClient], object], deadline: Deadline | None = None) -> object:
         """Run ``attempt(http_client)`` under the deadline (``deadline``, default the profile's), retrying what is
         safe to resend.
 

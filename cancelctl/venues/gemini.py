@@ -58,7 +58,7 @@ from cancelctl.venues.info import GEMINI
 if TYPE_CHECKING:
     from decimal import Decimal
 
-    import httpx
+    from cancelctl.transport import HTTPClient
 
 CANCEL = "/v1/order/cancel"
 CANCEL_ALL = "/v1/order/cancel/all"
@@ -258,7 +258,7 @@ class Gemini(ClientBase):
             raise blocked
         invalid_nonces = 0
 
-        def attempt(client: httpx.Client) -> object:
+        def attempt(client: HTTPClient) -> object:
             nonlocal invalid_nonces
             # The key's lock is held for this one request (sign -> answer), never
             # across the waits between retries: other profiles on the key get their turn.

@@ -75,8 +75,9 @@ from cancelctl.venues.base import (
 )
 
 if TYPE_CHECKING:
-    import httpx
     from nacl.signing import SigningKey
+
+    from cancelctl.transport import HTTPClient
 
 CANCEL = "/orders/cancel"
 CANCEL_ALL = "/orders/cancel_all"
@@ -494,7 +495,7 @@ class Pacifica(ClientBase):
             raise self.blocked
         until = deadline or self.deadline
 
-        def attempt(client: httpx.Client) -> object:
+        def attempt(client: HTTPClient) -> object:
             try:
                 return self._interpret(send(client, build(now_ms()), until))
             except OutcomeUnknown:
@@ -1214,7 +1215,7 @@ class Pacifica(ClientBase):
             return []
         return self._twap_book(body)
 
-    def _http_client(self) -> httpx.Client | None:
+    def _http_client(self) -> HTTPClient | None:
         """The profile's HTTP client, made now (before two threads could each make one); None when it cannot be
         made (the request that needs it then says why, as before)."""
         if self._client is None:

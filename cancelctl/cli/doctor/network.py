@@ -18,11 +18,9 @@ from cancelctl.errors import CancelctlError, ConfigError, ExitCode
 from cancelctl.venues.info import VENUES
 
 if TYPE_CHECKING:
-    import httpx
-
     from cancelctl.config import Profile
     from cancelctl.credentials import Credentials
-    from cancelctl.transport import Answer, Deadline
+    from cancelctl.transport import Answer, Deadline, HTTPClient
 
 LATENCY_WARN_MS = 1000.0
 
@@ -40,7 +38,7 @@ class Probe:
 
     profile: Profile
     url: str
-    client: httpx.Client | None = None  # made before the threads start
+    client: HTTPClient | None = None  # made before the threads start
     samples: list[Sample] = field(default_factory=list)
     error: CancelctlError | None = None
     done: threading.Event = field(default_factory=threading.Event)

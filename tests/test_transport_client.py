@@ -1,0 +1,182 @@
+"""transport.Client: cancelctl's own HTTP/1.1 client (h11 over a socket), in process against loopback servers.
+
+What httpx did for cancelctl and the tests elsewhere do not reach: the request's headers, an answer's
+content coding (gzip, deflate; anything else is unreadable), the decoded-size cap, chunked answers,
+keep-alive on one connection, a connection the venue closed while idle, and the httpx client used
+when a proxy variable is set.
+"""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+import zlib
+
+import pytest
+
+from cancelctl import transport
+from cancelctl.errors import NotSent, OutcomeUnknown
+from cancelctl.signing import PreparedRequest
+
+from loopback import Loopback, response
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    for name in transport.PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def send(url: str, method: str = "GET", client=None, seconds: float = 5.0) -> transport.Answer:
+    client = client or transport.Client(None)
+    return transport.send(client, PreparedRequest(method, url, {"X-Test": "1"}), transport.Deadline(seconds))
+
+
+def test_the_request_carries_the_headers_httpx_sent():
+    with Loopback(lambda r: response(200, b"[]")) as lb:
+        answer = send(lb.url + "/v1/order/cancel/all?x=1", "POST")
+        (req,) = lb.requests
+    assert answer.status == 200 and answer.body == b"[]"
+    assert req.method == "POST" and req.path == "/v1/order/cancel/all?x=1"
+    assert req.headers["host"] == lb.url.split("//")[1]
+    assert req.headers["user-agent"] == transport.USER_AGENT
+    assert req.headers["accept-encoding"] == "gzip, deflate" and req.headers["accept"] == "*/*"
+    assert req.headers["content-length"] == "0" and req.headers["x-test"] == "1"
+
+
+@pytest.mark.parametrize(
+    "coding,encode",
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", lambda b: zlib.compress(b)[2:-4]),  # raw deflate, as some servers send it
+    ],
+)
+def test_a_compressed_answer_is_decoded(coding, encode):
+    body = b'{"result": "ok", "details": {"cancelledOrders": [1, 2, 3]}}'
+    with Loopback(lambda r: response(200, encode(body), {"Content-Encoding": coding})) as lb:
+        assert send(lb.url + "/").body == body
+
+
+@pytest.mark.parametrize("coding,payload", [("br", b"\x8b\x02\x80[]\x03"), ("gzip", b"not gzip at all")])
+def test_an_answer_that_cannot_be_decoded_is_unreadable(coding, payload):
+    with Loopback(lambda r: response(200, payload, {"Content-Encoding": coding})) as lb:
+        with pytest.raises(OutcomeUnknown, match="unreadable answer"):
+            send(lb.url + "/")
+
+
+def test_a_compressed_answer_larger_than_the_cap_decoded_is_unreadable(monkeypatch):
+    monkeypatch.setattr(transport, "MAX_ANSWER_BYTES", 1000)
+    bomb = gzip.compress(b"0" * 5000)  # about 40 bytes on the wire
+    with Loopback(lambda r: response(200, bomb, {"Content-Encoding": "gzip"})) as lb:
+        with pytest.raises(OutcomeUnknown, match="more than the 1000 bytes"):
+            send(lb.url + "/")
+
+
+def test_a_chunked_answer_is_read_whole():
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    with Loopback(lambda r: [head, b"3\r\n[1,\r\n", b"2\r\n2]\r\n", b"0\r\n\r\n"]) as lb:
+        assert send(lb.url + "/").body == b"[1,2]"
+
+
+class KeepAlive:
+    """A loopback server that answers every request on a connection with ``[n]`` (n: the request's number on that
+    connection) and counts connections; ``close_after``: it closes each connection after that many answers."""
+
+    def __init__(self, close_after: int | None = None) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.connections = 0
+        self.close_after = close_after
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.answer, args=(conn,), daemon=True).start()
+
+    def answer(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        buf, n = b"", 0
+        with conn:
+            while self.close_after is None or n < self.close_after:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                _, _, buf = buf.partition(b"\r\n\r\n")
+                n += 1
+                body = f"[{n}]".encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+def test_requests_of_one_client_share_its_kept_alive_connection():
+    server = KeepAlive()
+    client = transport.Client(None)
+    try:
+        assert [send(server.url + "/", client=client).body for _ in range(3)] == [b"[1]", b"[2]", b"[3]"]
+        assert server.connections == 1
+        client.close()
+        assert send(server.url + "/", client=transport.Client(None)).body == b"[1]"  # a new client, a new connection
+        assert server.connections == 2
+        with pytest.raises(NotSent):  # nothing goes out on a client whose run has ended
+            send(server.url + "/", client=client)
+    finally:
+        server.stop()
+
+
+def test_a_connection_the_venue_closed_while_idle_is_not_reused():
+    server = KeepAlive(close_after=1)
+    client = transport.Client(None)
+    try:
+        assert send(server.url + "/", client=client).body == b"[1]"
+        for _ in range(100):  # the server has closed it once the poll sees it readable (end of file)
+            if client._idle and not client._idle[0].reusable(float("-inf"), 1e9):
+                break
+            threading.Event().wait(0.01)
+        assert send(server.url + "/", client=client).body == b"[1]"  # on a new connection, not an unknown outcome
+        assert server.connections == 2
+    finally:
+        server.stop()
+
+
+def test_a_warm_client_keeps_its_connection_until_shut_down():
+    server = KeepAlive()
+    client = transport.Client(None, warm=True)
+    try:
+        send(server.url + "/", client=client)
+        client.close()  # a run's end in the guard
+        assert send(server.url + "/", client=client).body == b"[2]"
+        client.shutdown()
+        with pytest.raises(NotSent):
+            send(server.url + "/", client=client)
+        assert server.connections == 1
+    finally:
+        server.stop()
+
+
+def test_with_a_proxy_variable_set_requests_go_through_httpx_and_the_proxy(monkeypatch):
+    """An HTTP proxy for http:// URLs gets the absolute URL on its request line (what httpx sends a proxy)."""
+    with Loopback(lambda r: response(200, b'["via proxy"]')) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        client = transport.client(None)  # type: ignore[arg-type]
+        assert not isinstance(client, transport.Client)
+        try:
+            answer = send("http://venue.invalid:8080/v1/orders", client=client)
+        finally:
+            client.close()
+        (req,) = proxy.requests
+    assert answer.body == b'["via proxy"]'
+    assert req.path == "http://venue.invalid:8080/v1/orders"
