@@ -27,6 +27,7 @@ import socket
 import threading
 import time
 from dataclasses import asdict, dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cancelctl.sim.gemini import GeminiSim
@@ -305,6 +306,24 @@ PUBLIC: dict[str, object] = {
 }
 
 
+MAX_LINE, MAX_HEADERS = 65536, 100  # a request's longest header line and most header lines (the stdlib's limits)
+
+
+class _Headers(list):
+    """A request's header lines as (name, value) pairs, in order: what the handler asks of ``http.client``'s
+    message (``get``: the first value of a name, any case; ``items``)."""
+
+    def get(self, name: str, default: str = "") -> str:
+        key = name.lower()
+        for k, v in self:
+            if k.lower() == key:
+                return v
+        return default
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self)
+
+
 def _handler(sim: Simulator):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -317,6 +336,41 @@ def _handler(sim: Simulator):
 
         def log_message(self, format, *args):
             pass
+
+        def parse_request(self) -> bool:
+            """The stdlib's, with the header block read here instead of by :mod:`email`'s parser, which was about a
+            third of the simulator's CPU per request with a hundred profiles (docs/performance.md). A request line
+            that is not ``METHOD TARGET HTTP/1.x`` gets the stdlib's own parse and error answers."""
+            line: bytes = self.raw_requestline  # type: ignore[attr-defined]  # read by handle_one_request
+            words = str(line, "iso-8859-1").rstrip("\r\n").split()
+            if len(words) != 3 or words[2] not in ("HTTP/1.0", "HTTP/1.1"):
+                return super().parse_request()
+            self.requestline = " ".join(words)
+            self.command, path, self.request_version = words
+            self.path = "/" + path.lstrip("/") if path.startswith("//") else path  # as the stdlib (gh-87389)
+            self.close_connection = True
+            headers = _Headers()
+            for _ in range(MAX_HEADERS + 1):
+                line = self.rfile.readline(MAX_LINE + 1)
+                if len(line) > MAX_LINE:
+                    self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long")
+                    return False
+                if line in (b"\r\n", b"\n", b""):
+                    break
+                name, colon, value = line.decode("iso-8859-1").partition(":")
+                if colon:
+                    headers.append((name.strip(), value.strip()))
+            else:
+                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers")
+                return False
+            self.headers = headers  # type: ignore[assignment]
+            connection = headers.get("Connection", "").lower()
+            self.close_connection = connection == "close" or (
+                self.request_version == "HTTP/1.0" and connection != "keep-alive"
+            )
+            if headers.get("Expect", "").lower() == "100-continue" and self.request_version == "HTTP/1.1":
+                return self.handle_expect_100()
+            return True
 
         def date_time_string(self, timestamp=None):
             """The ``Date`` header, on the simulated venues' clock (``sim.clock_offset``)."""
