@@ -807,7 +807,7 @@ def _send(client: Client, request: PreparedRequest, deadline: Deadline, *, stale
             deadline.writing()  # Stopped when the run has stopped waiting: the request never goes out
         except Stopped:
             raise NotSent("the run was stopped before the request was sent") from None
-        conn.sock.settimeout(max(deadline.end - time.monotonic(), 0.001))
+        conn.sock.settimeout(remaining)  # each write and read, as httpx's timeout; the body is cut at the deadline
         conn.sock.sendall(data)
         whole = True
         deadline.written()
@@ -861,9 +861,11 @@ def _receive(conn: _Connection, host: str, deadline: Deadline) -> Answer:
     """The answer on ``conn``, its body at most ``MAX_ANSWER_BYTES`` (decoded), all of it before the deadline.
 
     More is OutcomeUnknown (5, unreadable answer): a body that streams
-    zeros would otherwise fill memory. Each read waits at most until the
-    deadline, and an answer still arriving then (a byte at a time) is cut
-    off (OutcomeUnknown too: the request went out). Socket and h11 errors propagate.
+    zeros would otherwise fill memory. Each read waits at most the time
+    that was left when the request began (the socket's timeout, as
+    httpx's), and a body still arriving at the deadline (a byte at a time)
+    is cut off (OutcomeUnknown too: the request went out). Socket and h11
+    errors propagate.
     """
     import h11
 
@@ -874,21 +876,7 @@ def _receive(conn: _Connection, host: str, deadline: Deadline) -> Answer:
     while True:
         event = http.next_event()
         if event is h11.NEED_DATA:
-            left = deadline.end - time.monotonic()
-            if left <= 0.0:
-                raise OutcomeUnknown(
-                    f"no answer from {host} before the deadline"
-                    + (" (the answer was still arriving)" if response is not None else "")
-                )
-            sock.settimeout(left)
-            try:
-                data = sock.recv(65536)
-            except TimeoutError:  # the deadline came during the read
-                raise OutcomeUnknown(
-                    f"no answer from {host} before the deadline"
-                    + (" (the answer was still arriving)" if response is not None else "")
-                ) from None
-            http.receive_data(data)
+            http.receive_data(sock.recv(65536))  # a read that times out: TimeoutError, no answer before the deadline
         elif isinstance(event, h11.Response):
             response = event
             declared = dict(event.headers).get(b"content-length", b"")
@@ -904,6 +892,8 @@ def _receive(conn: _Connection, host: str, deadline: Deadline) -> Answer:
                     f"unreadable answer from {host}: more than the {MAX_ANSWER_BYTES} bytes cancelctl reads"
                 )
             chunks.append(bytes(event.data))
+            if time.monotonic() > deadline.end:  # each read is bounded, an answer a byte at a time is not
+                raise OutcomeUnknown(f"no answer from {host} before the deadline (the answer was still arriving)")
         elif isinstance(event, h11.EndOfMessage):
             break
         elif isinstance(event, h11.InformationalResponse):
