@@ -36,6 +36,7 @@ from cancelctl.errors import CancelctlError, ConfigError, ExitCode
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Callable
 
     from cancelctl.config import Profile
     from cancelctl.credentials import Credentials
@@ -44,6 +45,7 @@ REFRESH_S = 20.0  # s between keep-warm requests on each connection (servers clo
 MIN_PING_GAP_S = 0.5  # s: at most two keep-warm GETs a second, however many profiles
 BEAT_JOIN_S = 2.0  # s the ordered stop waits for the heartbeat (and deadman) thread to end
 READ_REQUEST_S = 1.0  # s a connected caller has to send its request, then its "go" (it stalls other callers meanwhile)
+LISTEN_LATE_S = 0.05  # s after "ready": the caller's Ctrl-C is listened for by then, even if no request was written
 PING_PATH = {"gemini": "/v1/symbols", "pacifica": "/info"}  # public GETs that keep a connection busy
 
 
@@ -135,10 +137,16 @@ class Caller:
 
     The main thread starts the command as soon as ``R`` is out and runs it up
     to the first thing that would change the world (:meth:`Guard.gate`: the
-    runner's first step, the audit line); the accepting thread reads the
-    ``G`` meanwhile and settles :attr:`go`. A caller that does not say "go"
-    in time runs cold, so its command must do nothing here: the gate
-    declines it, and nothing is ever written back to it.
+    runner's first step, the audit line), where it reads the caller's ``G``
+    itself (:meth:`wait_go`): by then it is usually waiting in the socket, and
+    no other thread wakes, or wants the GIL, on the way to the first cancel. A
+    caller that does not say "go" in time runs cold, so its command must do
+    nothing here: the gate declines it, and nothing is ever written back to it.
+
+    The caller's Ctrl-C (``I``) is read by a thread of its own
+    (:meth:`Guard.listen`), started only once the command's first request was
+    written whole, or :data:`LISTEN_LATE_S` after ``R`` when none was by then
+    (:meth:`start_listening`): the frame waits in the socket meanwhile.
     """
 
     conn: socket.socket
@@ -149,6 +157,7 @@ class Caller:
     done: threading.Event = field(default_factory=threading.Event)  # the command has ended: stop listening
     forwarded: list[int] = field(default_factory=list)  # the caller's signals raised in the main thread
     settling: threading.Lock = field(default_factory=threading.Lock)
+    listening: bool = False  # a thread reads the caller's Ctrl-C (start_listening)
 
     def settle(self, go: bool) -> bool:
         """Settle whether the caller said "go" (the first call decides); the settled answer."""
@@ -159,10 +168,37 @@ class Caller:
             return self.go
 
     def wait_go(self) -> bool:
-        """Whether the caller said "go": waits for the accepting thread to know (at most until :attr:`until`, then
-        settles it as no)."""
-        self.said.wait(max(0.0, self.until - time.monotonic()) + 0.1)
-        return self.settle(False)
+        """Whether the caller said "go": reads its next frame (at most until :attr:`until`; anything but ``G``, a
+        silence or a closed socket settles it as no). Called by the main thread only, once the command needs to
+        know; nothing else reads the socket before it is settled."""
+        if not self.said.is_set():
+            go = False
+            try:
+                kind, _ = handoff.read_frame(self.conn, self.until)
+                go = kind == handoff.GO
+                self.conn.settimeout(None)
+            except (OSError, EOFError):
+                pass
+            self.settle(go)
+        return self.go
+
+    def start_listening(self, listen: Callable[[Caller], None]) -> bool:
+        """Start ``listen(self)`` in a thread of its own once the caller said "go", at most once, never after the
+        command ended; whether it is (or was already) started. ``_thread``, not ``threading.Thread``: ``start()``
+        waits until the new thread has run, a GIL hand-over for the thread that called it."""
+        with self.settling:
+            if self.listening:
+                return True
+            if not self.said.is_set() or not self.go or self.done.is_set():
+                return False
+            self.listening = True
+        import _thread
+
+        try:
+            _thread.start_new_thread(listen, (self,))
+        except RuntimeError:  # no thread to be had: the command runs, the caller's Ctrl-C does not reach it
+            _say("the caller's Ctrl-C will not reach its command (no thread to listen for it)")
+        return True
 
 
 @dataclass
@@ -187,6 +223,7 @@ class Guard:
     threads: list[threading.Thread] = field(default_factory=list)
     exit_code: int = 0
     forwarding: int | None = None  # a caller's signal raised in the main thread for its command, not for the guard
+    unheard: Caller | None = None  # the caller whose listener the accepting thread starts, if nothing else did
 
     # ---- keeping connections warm -------------------------------------------------------------
 
@@ -323,8 +360,16 @@ class Guard:
     def accept_loop(self) -> None:
         assert self.listener is not None
         while not self.stop.is_set():
+            unheard = self.unheard  # a caller whose Ctrl-C no thread reads yet (Caller.start_listening)
             try:
+                # While there is one, accept() wakes every LISTEN_LATE_S to start its listener if the command's first
+                # request has not done so; otherwise it sleeps until a caller comes.
+                self.listener.settimeout(LISTEN_LATE_S if unheard is not None else None)
                 conn, _ = self.listener.accept()
+            except TimeoutError:
+                if unheard is not None and (unheard.start_listening(self.listen) or unheard.done.is_set()):
+                    self.unheard = None
+                continue
             except OSError:
                 if self.stop.is_set():
                     return
@@ -338,8 +383,8 @@ class Guard:
                     conn.close()
 
     def greet(self, conn: socket.socket) -> None:
-        """Check the caller, read its request, answer ready/busy; hand it to the main thread at once (which begins
-        the command), then read its "go" (:class:`Caller`)."""
+        """Check the caller, read its request, answer ready/busy; hand it to the main thread at once, which begins
+        the command and reads the caller's "go" when it needs it (:class:`Caller`)."""
         caller = None
         try:
             if handoff.peer_uid(conn) != os.getuid():
@@ -362,6 +407,7 @@ class Guard:
             try:
                 conn.sendall(handoff.frame(handoff.READY))
                 caller = Caller(conn, request, until)
+                self.unheard = caller
                 self.queue.append(caller)  # from here the main thread owns the connection and the busy lock
                 self.wake.set()
             finally:
@@ -372,22 +418,11 @@ class Guard:
         finally:
             if caller is None:
                 conn.close()
-        go = False
-        try:
-            kind, _ = handoff.read_frame(conn, until)
-            go = kind == handoff.GO
-            conn.settimeout(None)
-        except (OSError, EOFError):
-            pass
-        if caller.settle(go):
-            try:
-                threading.Thread(target=self.listen, args=(caller,), name="guard-listen", daemon=True).start()
-            except RuntimeError:  # no thread to be had: the command runs, the caller's Ctrl-C does not reach it
-                _say("the caller's Ctrl-C will not reach its command (no thread to listen for it)")
 
     def listen(self, caller: Caller) -> None:
         """The caller's Ctrl-C (or SIGTERM) reaches its command as the cold path's would: an ``I`` frame becomes the
-        signal in the main thread, once."""
+        signal in the main thread, once. Runs in a thread of its own (:meth:`Caller.start_listening`), after the
+        caller's "go" was read."""
         from cancelctl import signals
 
         while not caller.done.is_set():
@@ -475,6 +510,7 @@ class Guard:
             start = request.get("start")
             transport.start_override = float(start) if isinstance(start, (int, float)) else None
             runner.admit = self.admit
+            transport.on_any_written = lambda: caller.start_listening(self.listen)  # once the first cancel is out
             sys.argv = ["cancelctl", *request["argv"]]  # the audit line records the caller's command
             signals.RECEIVED.clear()
             main.deferred = waiting  # notifications after the caller's answer, never before it
@@ -492,6 +528,7 @@ class Guard:
                 main.gate = None
                 caller.done.set()
                 runner.admit = None
+                transport.on_any_written = None
                 transport.start_override = None
                 for s in (sys.stdout, sys.stderr):
                     with contextlib.suppress(OSError, ValueError):

@@ -48,6 +48,10 @@ start_override: float | None = None
 #: Set by ``cancelctl guard``: profile name -> the httpx client whose warm connection that profile's venue
 #: client uses.
 warm_clients: dict[str, httpx.Client] | None = None
+#: Set by ``cancelctl guard`` while it runs a caller's command: called (in the sending thread, never raising) each
+#: time any request has been written whole, as :attr:`Deadline.on_written`; the guard starts listening for the
+#: caller's Ctrl-C there, once the first cancel is on the wire (:meth:`cancelctl.guard.Caller.start_listening`).
+on_any_written: Callable[[], None] | None = None
 
 
 def run_start() -> float:
@@ -141,13 +145,13 @@ class Deadline:
     on_written: Callable[[], None] | None = None
 
     def written(self) -> None:
-        """A request on this deadline was written whole (see :attr:`on_written`)."""
-        hook = self.on_written
-        if hook is not None:
-            try:
-                hook()
-            except Exception:  # noqa: BLE001 - what the hook starts is an extra; the request's answer comes first
-                pass
+        """A request on this deadline was written whole (see :attr:`on_written` and :data:`on_any_written`)."""
+        for hook in (self.on_written, on_any_written):
+            if hook is not None:
+                try:
+                    hook()
+                except Exception:  # noqa: BLE001 - what the hook starts is an extra; the request's answer comes first
+                    pass
 
     def remaining(self) -> float:
         """Seconds left (0.0 once passed or closed)."""
