@@ -17,9 +17,9 @@ threads die with the process.
 
 from __future__ import annotations
 
+import _thread
 import math
 import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -319,25 +319,34 @@ def run(
     creds = creds or {}
     runs = [Progress(p, deadline.fork()) for p in profiles]
 
-    def work(progress: Progress) -> None:
-        p = progress.profile
-        progress.result = run_profile(p, action, opts, progress.deadline, creds.get(p.name), progress)
-        progress.stage = "done"
+    def work(progress: Progress, done: Any) -> None:
+        try:
+            p = progress.profile
+            progress.result = run_profile(p, action, opts, progress.deadline, creds.get(p.name), progress)
+            progress.stage = "done"
+        finally:
+            done.release()
 
     interrupted = None
     status = None
     try:
-        threads = [
-            threading.Thread(target=work, args=(r,), name=f"profile-{r.profile.name}", daemon=True) for r in runs
-        ]
-        for t in threads:
-            t.start()
+        # One thread per profile, started with _thread rather than threading.Thread: Thread.start() waits until
+        # the new thread has run, and the GIL going back and forth for it sat between the command and its first
+        # cancel (docs/performance.md, "The guard"). Each thread releases its lock when its profile is done; like
+        # a daemon thread, one still running at the exit dies with the process.
+        dones = []
+        for r in runs:
+            done = _thread.allocate_lock()
+            done.acquire()
+            _thread.start_new_thread(work, (r, done))
+            dones.append(done)
         if not opts.json and not opts.quiet:  # a terminal's status line, started after the first cancels are under way
             from cancelctl import progress
 
             status = progress.start(runs, opts)
-        for t in threads:
-            t.join(max(0.0, deadline.end + GRACE_S - time.monotonic()))
+        for done in dones:  # interrupted by a signal as Thread.join is (the main thread's lock waits are)
+            if done.acquire(True, max(0.0, deadline.end + GRACE_S - time.monotonic())):
+                done.release()
         signals.reporting()  # from here a signal is counted, never raised: the report below is always made
     except signals.Interrupted as e:
         interrupted = stopped_by(e.signum, "orders without an answer are of unknown fate")
