@@ -19,6 +19,7 @@ has the protocol and every failure.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -510,7 +511,7 @@ class Guard:
             start = request.get("start")
             transport.start_override = float(start) if isinstance(start, (int, float)) else None
             runner.admit = self.admit
-            transport.on_any_written = lambda: caller.start_listening(self.listen)  # once the first cancel is out
+            transport.on_any_written = functools.partial(caller.start_listening, self.listen)  # the first cancel is out
             sys.argv = ["cancelctl", *request["argv"]]  # the audit line records the caller's command
             signals.RECEIVED.clear()
             main.deferred = waiting  # notifications after the caller's answer, never before it

@@ -3,16 +3,17 @@
 Order of work, so that nothing delays the first cancel: resolve the
 profile's credentials, build its venue client, send; only when every
 profile is done is the output module (rich) imported and the report shown.
-Profiles run concurrently, each in a daemon thread; one profile's failure
-never stops another.
+Profiles run concurrently, each in a thread of its own (``_thread``: it dies
+with the process, as a daemon thread does); one profile's failure never
+stops another.
 
 The deadline is hard: the main thread waits for the profiles until
 ``--timeout`` plus ``GRACE_S`` and no longer, whatever a profile is stuck
 in (an answer trickling in byte by byte, a blocked keyring or lock). A
 profile still running then, or when Ctrl-C arrives, is reported from what
 it had done so far (see :func:`unfinished`): nothing is lost, and no ID is
-reported as not sent unless its request can no longer go out. The daemon
-threads die with the process.
+reported as not sent unless its request can no longer go out. The
+profiles' threads die with the process.
 """
 
 from __future__ import annotations

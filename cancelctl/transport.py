@@ -51,7 +51,7 @@ warm_clients: dict[str, httpx.Client] | None = None
 #: Set by ``cancelctl guard`` while it runs a caller's command: called (in the sending thread, never raising) each
 #: time any request has been written whole, as :attr:`Deadline.on_written`; the guard starts listening for the
 #: caller's Ctrl-C there, once the first cancel is on the wire (:meth:`cancelctl.guard.Caller.start_listening`).
-on_any_written: Callable[[], None] | None = None
+on_any_written: Callable[[], object] | None = None
 
 
 def run_start() -> float:

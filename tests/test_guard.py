@@ -378,6 +378,43 @@ def test_ctrl_c_reaches_the_guard_s_command(guard, two, env):
     assert "ran cancel all" in gerr and code == 0
 
 
+def test_ctrl_c_reaches_a_guarded_command_that_has_sent_nothing(guard, two, env):
+    """The guard listens for the caller's Ctrl-C once the command's first request is written, or
+    ``guard.LISTEN_LATE_S`` after its "ready" when none is: a command held before its first request (another process
+    has the key's nonce lock) is interrupted as cold would be: exit 130, nothing sent."""
+    import threading
+
+    from cancelctl.nonce import NonceSequence
+
+    seed(two)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with NonceSequence(env.state_dir, GEMINI_KEY).turn(10):
+            held.set()
+            release.wait(8)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(5)
+    try:
+        p = env.popen("cancel", "all", "-p", "main", "--json", "--timeout", "8")
+        time.sleep(1.5)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+    finally:
+        release.set()
+        holder.join()
+    collect("interrupted before sending", out + err)
+    assert p.returncode == 130, err
+    doc = json.loads(out)
+    assert doc["exit_code"] == 130 and doc["results"][0]["error"]["kind"] == "interrupted", doc
+    assert two.requests("/v1/order/cancel/all") == []
+    assert guard.proc.poll() is None
+    code, gerr = guard.stop()
+    assert "ran cancel all" in gerr and code == 0, gerr
+
+
 def test_a_guard_stopped_while_a_caller_s_cancel_is_in_flight(guard, two, env):
     """SIGTERM to the guard while the venue holds a caller's cancel-all: the caller gets the cold path's answer to a
     SIGTERM (exit 143, its JSON document), which names no order cancelled (no answer was read), and the guard stops
