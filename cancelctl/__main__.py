@@ -1,6 +1,6 @@
 """``python -m cancelctl`` works the same as ``cancelctl``."""
 
-from cancelctl.main import main
+from cancelctl.handoff import main
 
 if __name__ == "__main__":
     main()

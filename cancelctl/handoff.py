@@ -1,6 +1,6 @@
 """The hand-off: give the command to a running ``cancelctl guard`` before anything heavy is imported.
 
-Called first by :func:`cancelctl.main.main`. Standard library only, and only
+The entry point (:func:`main`, before anything else). Standard library only, and only
 its C parts once a guard's socket exists (``_socket``, ``_json``, the
 built-in sha256): when no guard runs, the cold path pays one ``stat`` and an
 argv scan, nothing else; with one, the hand-off imports no Python module
@@ -80,6 +80,7 @@ SAME = (
     "PYTHON_KEYRING_BACKEND",
 )
 NOT_COMPARED = frozenset({"CANCELCTL_NO_GUARD", "CANCELCTL_COMPLETE", BUDGET_VAR, *APPLIED})
+_WANTED = frozenset({*APPLIED, *SAME})  # with every CANCELCTL_* name: what a request reads of the environment
 
 # Frame types (one byte, then a 4-byte big-endian length, then the payload).
 REQUEST, GO, INTERRUPT, STATUS = b"Q", b"G", b"I", b"S"  # client -> guard
@@ -217,8 +218,12 @@ def process_start() -> float | None:
     import time
 
     try:
-        with open("/proc/self/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
+        fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)  # 3 system calls; open() makes 9 and 2 objects
+        try:
+            stat = os.read(fd, 4096)  # about 300 bytes, generated whole at the first read
+        finally:
+            os.close(fd)
+        fields = stat.rsplit(b")", 1)[1].split()
         age = time.clock_gettime(time.CLOCK_BOOTTIME) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, AttributeError):
         return None
@@ -336,11 +341,27 @@ def try_guard(argv: list[str]) -> int | None:
         sock.close()
 
 
+def main() -> None:
+    """The entry point of the console script (``cancelctl``) and of ``python -m cancelctl``: the hand-off to a
+    running guard, else the cold path (:func:`cancelctl.main.main`). Through a guard, ``cancelctl.main`` is never
+    imported: the client loads this module and the interpreter's C modules only (0.74 M instructions less, of
+    44.0 M, callgrind)."""
+    handed = try_guard(sys.argv[1:])
+    if handed is not None:
+        sys.exit(handed)
+    from cancelctl.main import main as cold
+
+    cold()
+
+
 def _hand_off(sock: Any, argv: list[str], began: float, allowed: float) -> int | None:
     import time
 
     tty = {"stdout": _isatty(1), "stderr": _isatty(2)}
-    env = {n: os.environ[n] for n in APPLIED if n in os.environ}
+    # The variables the request reads, in a plain dict: one pass over os.environ, where each lookup of a name that
+    # is not set raises and catches a KeyError inside os.environ (about half the client's environment work).
+    mine = {n: os.environ[n] for n in os.environ if n in _WANTED or n.startswith("CANCELCTL_")}
+    env = {n: mine[n] for n in APPLIED if n in mine}
     if (tty["stdout"] or tty["stderr"]) and "COLUMNS" not in env:
         width = _width()
         if width:
@@ -349,7 +370,7 @@ def _hand_off(sock: Any, argv: list[str], began: float, allowed: float) -> int |
         cwd = os.getcwd()
     except OSError:
         return None
-    names = secret_names(os.environ)
+    names = secret_names(mine)
     request = {
         "v": 1,
         "argv": argv,
@@ -357,8 +378,8 @@ def _hand_off(sock: Any, argv: list[str], began: float, allowed: float) -> int |
         "start": process_start() or began,
         "tty": tty,
         "env": env,
-        "same": env_digest(os.environ),
-        "secrets": {"names": names, "digest": env_digest(os.environ, names)},
+        "same": env_digest(mine),
+        "secrets": {"names": names, "digest": env_digest(mine, names)},
         "cwd": cwd,
         "pid": os.getpid(),
     }

@@ -257,13 +257,9 @@ def debug_from_env() -> bool:
 
 
 def main() -> None:
-    """Console-script entry point: first the hand-off to a running guard (:mod:`cancelctl.handoff`, standard
-    library only), else the command here."""
-    from cancelctl.handoff import try_guard
-
-    handed = try_guard(sys.argv[1:])
-    if handed is not None:
-        sys.exit(handed)
+    """Run the command in this process, then exit with its code: the cold path. The console script and ``python -m
+    cancelctl`` enter at :func:`cancelctl.handoff.main`, which tries a running guard first and calls this when none
+    takes the command."""
     from cancelctl import signals
 
     code = run(restore=False)

@@ -176,7 +176,7 @@ def child_modules(env: Env, tmp_path: Path, argv: list[str], extra_env: dict) ->
             open({str(out)!r}, "w").write(json.dumps(loaded))
         atexit.register(dump)
         sys.argv = ["cancelctl", *{argv!r}]
-        from cancelctl.main import main
+        from cancelctl.handoff import main
         main()
         """
     )
