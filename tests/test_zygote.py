@@ -333,3 +333,17 @@ def test_a_relative_pythonpath_entry_is_found_by_a_forked_process(env, tmp_path)
                         capture_output=True, text=True, timeout=60)  # fmt: skip
     assert zygote.counts() == (before[0] + 1, before[1])
     assert forked.returncode == 0 and "main" in forked.stdout, forked.stderr
+
+
+@pytest.mark.parametrize("case", ["nul-in-argument", "nul-in-environment", "missing-directory"])
+def test_what_no_process_can_be_started_with_raises_as_subprocess_does(env, tmp_path, case):
+    """A NUL in an argument or a variable, or a working directory that does not exist: ``subprocess`` raises before
+    any process exists. Forked, the first ran cancelctl with an argument no real process can receive (exit 0), the
+    others ended with status 127 and nothing on stderr."""
+    args = [sys.executable, "-m", "cancelctl", "--version"] + (["a\0b"] if case == "nul-in-argument" else [])
+    environ = {**env.environ(), **({"HTTP_PROXY": "http://a\0b"} if case == "nul-in-environment" else {})}
+    cwd = str(tmp_path / "gone") if case == "missing-directory" else None
+    with pytest.raises((ValueError, OSError)) as fresh:
+        subprocess.run(args, env=environ, cwd=cwd, capture_output=True, timeout=60)
+    with pytest.raises(type(fresh.value)):
+        zygote.run(args, env=environ, cwd=cwd, capture_output=True, timeout=60)

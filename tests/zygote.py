@@ -196,10 +196,23 @@ def _child(fds: list[int], request: dict[str, Any]) -> None:
         sys.path[0] = os.getcwd()  # as ``python -m`` has it: the working directory, symbolic links resolved
         if not zygote_path:  # where the interpreter puts PYTHONPATH: right after sys.path[0], duplicates removed
             sys.path[1:] = _unique([*_python_path(request["env"], request["cwd"]), *sys.path[1:]])
+    except KeyboardInterrupt:  # a SIGINT before the interpreter would have run anything: death by SIGINT, as there
+        _die_by_sigint()
     except BaseException:  # noqa: BLE001 - the test sees status 127 and whatever reached its stderr
         os._exit(127)
-    status = _main()
+    try:
+        status = _main()
+    except BaseException:  # noqa: BLE001 - never back into the zygote's loop (a second Ctrl-C while it reported)
+        status = 1
     os._exit(status)
+
+
+def _die_by_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+    os._exit(130)  # not reached
 
 
 def _main() -> int:
@@ -468,6 +481,7 @@ class Popen(subprocess.Popen):
             and (gid, gids, uid) == (None, None, None)
             and process_group in (None, -1)
             and umask < 0
+            and _execable(args, environment, cwd)
         ):
             address = _Zygote.address()
             if address is not None and process_attributes() != _Zygote.attributes:
@@ -553,6 +567,17 @@ class Popen(subprocess.Popen):
                 if select.select([self._conn], [], [], remaining)[0]:
                     self._handle_exitstatus(self._status(block=True))  # type: ignore[attr-defined]
         return self.returncode
+
+
+def _execable(args: Any, env: dict[str, str], cwd: Any) -> bool:
+    """Whether ``exec`` could start this process at all: a NUL in an argument or the environment, a variable name with
+    ``=``, or a working directory that is not one make ``subprocess.Popen`` raise (ValueError, FileNotFoundError...),
+    which :meth:`Popen.fresh` then does; a forked process would have run with them (exit 127, or an argument no
+    real process can receive)."""
+    words = [*map(str, args), *env, *env.values()]
+    if any("\0" in w for w in words) or any("=" in k for k in env):
+        return False
+    return cwd is None or os.path.isdir(cwd)
 
 
 def run(*popenargs: Any, input: Any = None, capture_output: bool = False, timeout: float | None = None,
