@@ -256,12 +256,40 @@ def debug_from_env() -> bool:
     return bool(env_bool("CANCELCTL_DEBUG"))
 
 
+def _whole_writes() -> None:
+    """Under ``PYTHONUNBUFFERED`` (``python -u``, set in many container images) ``sys.stdout`` and ``sys.stderr``
+    write straight to the file descriptor, and a write that a signal cuts short (a Ctrl-C while the report waits on
+    a slow reader) returns a short count that Python's text layer ignores: the rest of the report, the JSON document
+    included, was silently lost while the run exited with its code. Each gets a buffered writer under it instead,
+    still flushed at every write, which writes the rest after the signal's handler has run."""
+    import io
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if not (isinstance(stream, io.TextIOWrapper) and isinstance(stream.buffer, io.RawIOBase)):
+            continue  # buffered already (the usual case), or not a file (a test's capture)
+        try:
+            raw = io.FileIO(stream.fileno(), "wb", closefd=False)  # its own: the old wrapper closing cannot close it
+            whole = io.TextIOWrapper(
+                io.BufferedWriter(raw),
+                encoding=stream.encoding,
+                errors=stream.errors,
+                newline="\n",
+                line_buffering=stream.line_buffering,
+                write_through=True,
+            )
+        except (OSError, ValueError):
+            continue
+        setattr(sys, name, whole)
+
+
 def main() -> None:
     """Run the command in this process, then exit with its code: the cold path. The console script and ``python -m
     cancelctl`` enter at :func:`cancelctl.handoff.main`, which tries a running guard first and calls this when none
     takes the command."""
     from cancelctl import signals
 
+    _whole_writes()
     code = run(restore=False)
     signals.ignore()  # the run has reported: a signal now must not kill the interpreter while it finalizes
     sys.exit(code)

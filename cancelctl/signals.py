@@ -87,7 +87,8 @@ def _handler(signum: int, frame: object) -> None:
         return
     if not _state["backstop"] and BACKSTOP:
         _state["backstop"] = True
-        timer = threading.Timer(BACKSTOP_S, os._exit, args=(exit_code(signum),))
+        first = RECEIVED[0] if RECEIVED else signum  # the first signal decides the code, not the one arming this
+        timer = threading.Timer(BACKSTOP_S, os._exit, args=(exit_code(first),))
         timer.daemon = True
         timer.start()
 

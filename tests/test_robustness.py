@@ -8,6 +8,7 @@ promises: the exit code, one line on stderr, no traceback, the audit line.
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import pytest
@@ -305,7 +306,78 @@ def signalled(env, args, signals_at, extra_env=None, wait_for=None):
     finally:
         if proc.poll() is None:
             proc.kill()
+            out, err = proc.communicate()
+            print("DBG-ERR", len(out), err[-500:])
+
+
+def _report_blocked_on_its_reader(env, lb, extra_env=None):
+    """``cancel order`` of 4000 IDs against a venue that never answers, stopped by SIGTERM once its first request is
+    out: its JSON document (a row per ID not sent, far more than a pipe holds) then waits on a reader that does not
+    read yet. Returns the process once its main thread is blocked writing it."""
+    import signal as signal_mod
+    import subprocess
+
+    gemini_on(env, lb.url)
+    ids = [str(10_000_000 + i) for i in range(4000)]
+    proc = zygote.Popen(
+        [sys.executable, "-m", "cancelctl", "cancel", "order", *ids, "--json", "--timeout", "8"],
+        env={**env.environ(), **(extra_env or {})}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    t0 = time.monotonic()
+    while not lb.requests and time.monotonic() - t0 < 20:
+        time.sleep(0.005)
+    proc.send_signal(signal_mod.SIGTERM)
+    while time.monotonic() - t0 < 20:  # its main thread in write(2) (x86-64 and arm64 number it 1 and 64)
+        try:
+            with open(f"/proc/{proc.pid}/syscall") as f:
+                if f.read().split()[0] in ("1", "64"):
+                    break
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.005)
+    time.sleep(0.05)
+    assert proc.poll() is None, "the report was not stuck: the test proves nothing"
+    return proc
+
+
+@pytest.mark.parametrize("unbuffered", [False, True])
+def test_a_signal_while_the_report_waits_on_its_reader_does_not_cut_it(env, unbuffered):
+    """A Ctrl-C while the report waits on a slow reader is counted, and the reader then gets the whole JSON document.
+    Under PYTHONUNBUFFERED (set in many container images) the write the signal cut short was taken as done: the
+    reader got the first 64 KiB of the document and the process exited."""
+    import signal as signal_mod
+
+    with Loopback(hang) as lb:
+        proc = _report_blocked_on_its_reader(env, lb, {"PYTHONUNBUFFERED": "1" if unbuffered else ""})
+        try:
+            proc.send_signal(signal_mod.SIGINT)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 143, err
+    doc = json.loads(out)
+    assert doc["exit_code"] == 143 and len(doc["results"][0]["rejected"]) >= 3999
+
+
+def test_a_report_stuck_on_its_reader_ends_with_the_first_signal_s_code(env):
+    """SIGTERM stopped the run, its report is stuck on a reader that never reads, and a Ctrl-C arms the backstop:
+    the process ends 2 s later with the first signal's code, 143. The backstop took the code of the signal that
+    armed it: 130."""
+    import signal as signal_mod
+
+    with Loopback(hang) as lb:
+        proc = _report_blocked_on_its_reader(env, lb, {"PYTHONUNBUFFERED": ""})
+        try:
+            proc.send_signal(signal_mod.SIGINT)
+            code = proc.wait(timeout=10)  # nobody reads: the backstop ends it
+        finally:
+            if proc.poll() is None:
+                proc.kill()
             proc.communicate()
+    assert code == 143
 
 
 @pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 143)])
@@ -434,7 +506,8 @@ def test_sim_client_hanging_up_mid_answer_is_no_traceback(env):
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            out, err = proc.communicate()
+            print("DBG-ERR", len(out), err[-500:])
     assert "Traceback" not in err and "BrokenPipe" not in err and "ConnectionReset" not in err, err
     assert proc.returncode == 0, (proc.returncode, err)
 
