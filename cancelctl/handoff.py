@@ -444,7 +444,7 @@ def _answer(sock: Any, argv: list[str]) -> int | None:
         elif len(seen) == 2:  # as the cold path: a second signal ends the process soon whatever is stuck
             import threading
 
-            code = 130 if signum == signal.SIGINT else 143
+            code = 130 if seen[0] == signal.SIGINT else 143  # the first signal decides, not the one arming this
             timer = threading.Timer(2.0, os._exit, args=(code,))
             timer.daemon = True
             timer.start()

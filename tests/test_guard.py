@@ -415,6 +415,42 @@ def test_ctrl_c_reaches_a_guarded_command_that_has_sent_nothing(guard, two, env)
     assert "ran cancel all" in gerr and code == 0, gerr
 
 
+def test_a_guarded_report_stuck_on_its_reader_ends_with_the_first_signal_s_code(guard, two, env):
+    """Through the guard as cold (docs/exit-codes.md, "Signals"): SIGTERM stops the command, its report (a row for
+    each of 4000 IDs not sent, more than a pipe holds) waits on a reader that never reads, a Ctrl-C then arms the
+    client's backstop: 2 s later it exits with the first signal's code, 143. It took the second one's: 130."""
+    two.fail("/v1/order/cancel", "delay", seconds=5)
+    ids = [str(10_000_000 + i) for i in range(4000)]
+    p = zygote.Popen(
+        [sys.executable, "-m", "cancelctl", "cancel", "order", "-p", "main", *ids, "--json", "--timeout", "8"],
+        env={**env.environ(), "PYTHONUNBUFFERED": ""}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not two.requests("/v1/order/cancel") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        p.send_signal(signal.SIGTERM)
+        while time.monotonic() < deadline:  # the client's main thread in write(2) (x86-64: 1, arm64: 64)
+            try:
+                with open(f"/proc/{p.pid}/syscall") as f:
+                    if f.read().split()[0] in ("1", "64"):
+                        break
+            except (OSError, IndexError):
+                pass
+            time.sleep(0.005)
+        time.sleep(0.05)
+        assert p.poll() is None, "the report was not stuck: the test proves nothing"
+        p.send_signal(signal.SIGINT)
+        code = p.wait(timeout=10)  # nobody reads: the backstop ends it
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()
+    assert code == 143
+    assert guard.proc.poll() is None  # the guard itself runs on
+
+
 def test_a_guard_stopped_while_a_caller_s_cancel_is_in_flight(guard, two, env):
     """SIGTERM to the guard while the venue holds a caller's cancel-all: the caller gets the cold path's answer to a
     SIGTERM (exit 143, its JSON document), which names no order cancelled (no answer was read), and the guard stops
