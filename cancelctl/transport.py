@@ -568,6 +568,8 @@ class _Connection:
         import select
 
         try:
+            if getattr(self.sock, "pending", lambda: 0)():  # TLS: bytes already decrypted that nobody asked for
+                return False
             poller = select.poll()
             poller.register(self.sock, select.POLLIN)
             return not poller.poll(0)
@@ -826,10 +828,11 @@ def _send(client: Client, request: PreparedRequest, deadline: Deadline, *, stale
     except BaseException:
         conn.close()
         raise
-    if conn.http.our_state is h11.DONE and conn.http.their_state is h11.DONE:
+    if conn.http.our_state is h11.DONE and conn.http.their_state is h11.DONE and not conn.http.trailing_data[0]:
         conn.http.start_next_cycle()
         client.put(conn)
-    else:  # the venue said "Connection: close", or the exchange did not end cleanly
+    else:  # the venue said "Connection: close", the exchange did not end cleanly, or bytes came after the answer
+        # (a second answer nobody asked for: kept, h11 would hand it to the next request as that request's answer)
         conn.close()
     return answer
 

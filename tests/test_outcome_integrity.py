@@ -806,3 +806,81 @@ def test_10_a_fifo_or_symlink_at_the_state_file_s_temporary_name_never_jams_the_
     assert gemini.open_orders() == []
     assert target.read_text() == "untouched"
     assert len(proc.stderr.strip().splitlines()) <= 1, proc.stderr
+
+
+def test_an_answer_nobody_asked_for_is_never_the_next_request_s_answer(env):
+    """A keep-alive venue (or a middlebox) writes a second answer right after the cancel-all's, in the same write:
+    "no open orders". cancelctl's HTTP client kept the connection with those bytes buffered and read them as the
+    answer to its next request, the verification's listing: exit 0, "seen with no open orders", while the venue's own
+    answer to that listing shows order 77 still open (and the positions request then got the listing). A connection
+    with bytes after its answer is not reused: the listing gets its own answer, order 77 is still open, exit 3."""
+    import socket
+    import threading
+
+    import h11
+
+    still_open = {
+        "order_id": "77", "id": "77", "symbol": "btcusd", "exchange": "gemini", "avg_execution_price": "0.00",
+        "side": "buy", "type": "exchange limit", "timestamp": "1796031498", "timestampms": 1796031498949,
+        "is_live": True, "is_cancelled": False, "is_hidden": False, "was_forced": False, "executed_amount": "0",
+        "remaining_amount": "0.01", "original_amount": "0.01", "price": "50000.00", "client_order_id": None,
+    }  # fmt: skip
+
+    def answer(doc: object) -> bytes:
+        body = json.dumps(doc).encode()
+        return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    answers = {
+        "/v1/order/cancel/all": answer({"result": "ok", "details": {"cancelledOrders": [], "cancelRejects": []}})
+        + answer([]),  # the second answer nobody asked for
+        "/v1/orders": answer([still_open]),
+        "/v1/positions": answer([]),
+    }
+    seen: list[str] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(30)
+
+    def connection(sock: socket.socket) -> None:
+        sock.settimeout(10)
+        http, path = h11.Connection(h11.SERVER), ""
+        try:
+            while True:
+                event = http.next_event()
+                if event is h11.NEED_DATA:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    http.receive_data(data)
+                elif isinstance(event, h11.Request):
+                    path = event.target.decode()
+                elif isinstance(event, h11.EndOfMessage):
+                    seen.append(path)
+                    sock.sendall(answers.get(path, answer({})))
+                    http = h11.Connection(h11.SERVER)  # the next request on this connection
+                else:
+                    return
+        except (OSError, h11.ProtocolError):
+            return
+        finally:
+            sock.close()
+
+    def serve() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=connection, args=(sock,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        env.write_config({"main": {"venue": "gemini", "base_url": f"http://127.0.0.1:{listener.getsockname()[1]}"}})
+        env.secret("main", "api_key", GEMINI_KEY)
+        env.secret("main", "api_secret", GEMINI_SECRET)
+        proc = env.run("panic", "--json", "--timeout", "5")
+    finally:
+        listener.close()
+    assert "/v1/orders" in seen, seen
+    doc = parse_json(proc)
+    assert proc.returncode == 3 and doc["exit_code"] == 3, proc.stderr
+    assert doc["results"][0]["remaining"] == ["77"], doc["results"][0]
