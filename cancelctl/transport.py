@@ -740,9 +740,22 @@ def _send_httpx(
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+_targets: dict[str, tuple[tuple[str, str, int], str, str]] = {}  # url -> _target(url): a profile repeats its URLs
+
+
 def _target(url: str) -> tuple[tuple[str, str, int], str, str]:
     """(origin (scheme, host, port), ``Host`` header, request target) of ``url``; ConfigError (78) when it is not an
     ``http``/``https`` URL with a host."""
+    known = _targets.get(url)
+    if known is not None:
+        return known
+    if len(_targets) >= 4096:
+        _targets.clear()
+    _targets[url] = known = _parse_target(url)
+    return known
+
+
+def _parse_target(url: str) -> tuple[tuple[str, str, int], str, str]:
     from urllib.parse import urlsplit
 
     fix = "check the profile's base_url"
@@ -837,28 +850,35 @@ def _send(client: Client, request: PreparedRequest, deadline: Deadline, *, stale
     return answer
 
 
+#: httpx's default request headers, as (name, value, lower-case name) bytes: what every request carries unless it
+#: sets the header itself.
+_DEFAULT_HEADERS = tuple(
+    (name.encode("ascii"), value.encode("ascii"), name.lower())
+    for name, value in (
+        ("Accept", "*/*"),
+        ("Accept-Encoding", ACCEPT_ENCODING),
+        ("Connection", "keep-alive"),
+        ("User-Agent", USER_AGENT),
+    )
+)
+
+
 def _request_bytes(conn: _Connection, request: PreparedRequest, authority: str, target: str) -> bytes:
     """The request as h11 writes it: ``Host``, then httpx's default headers unless ``request`` sets them, then
     ``request``'s, then ``Content-Length`` (0 for a POST without a body, as httpx sends)."""
     import h11
 
     own = {k.lower() for k in request.headers}
-    headers = [("Host", authority)] if "host" not in own else []
-    for name, value in (
-        ("Accept", "*/*"),
-        ("Accept-Encoding", ACCEPT_ENCODING),
-        ("Connection", "keep-alive"),
-        ("User-Agent", USER_AGENT),
-    ):
-        if name.lower() not in own:
-            headers.append((name, value))
-    headers += request.headers.items()
+    headers = [(b"Host", authority.encode("ascii"))] if "host" not in own else []
+    headers += [(name, value) for name, value, lower in _DEFAULT_HEADERS if lower not in own]
+    headers += [(k.encode("ascii"), v.encode("ascii")) for k, v in request.headers.items()]  # as h11 encodes text
     content = request.content
     framed = "content-length" in own or "transfer-encoding" in own
     if not framed and (content or request.method in ("POST", "PUT", "PATCH")):
-        headers.append(("Content-Length", str(len(content))))
+        headers.append((b"Content-Length", b"%d" % len(content)))
     http = conn.http
-    out = http.send(h11.Request(method=request.method, target=target, headers=headers)) or b""
+    out = http.send(h11.Request(method=request.method.encode("ascii"), target=target.encode("ascii"), headers=headers))
+    out = out or b""
     if content:
         out += http.send(h11.Data(data=content)) or b""
     return out + (http.send(h11.EndOfMessage()) or b"")
