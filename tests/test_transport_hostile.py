@@ -1,0 +1,97 @@
+"""cancelctl's own HTTP/1.1 client (``transport.Client``) against a hostile venue on a kept-alive connection.
+
+The real ``cancelctl`` process against ``tests/keepalive.py``: what only a
+reused connection can show (bytes the venue sent that no request asked for, a
+connection closed just before its reuse) and answers whose head never ends.
+An answer about another request is not an answer (RFC 9112 6.3: "A client
+MUST NOT process, cache, or forward such extra data as a separate response").
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from keepalive import KeepAliveServer, Seen, answer
+
+from conftest import GEMINI_KEY, GEMINI_SECRET, parse_json
+
+ORDER = {
+    "order_id": "7",
+    "symbol": "btcusd",
+    "side": "buy",
+    "price": "1",
+    "remaining_amount": "1",
+    "is_live": True,
+    "is_cancelled": False,
+}
+CANCEL_ALL_OK = json.dumps({"result": "ok", "details": {"cancelledOrders": [], "cancelRejects": []}}).encode()
+
+
+def gemini_on(env, url: str) -> None:
+    env.write_config({"g": {"venue": "gemini", "base_url": url}})
+    env.secret("g", "api_key", GEMINI_KEY)
+    env.secret("g", "api_secret", GEMINI_SECRET)
+
+
+def book_of_one(seen: Seen) -> bytes:
+    """The venue's book always holds order 7; an order cancel names it and says it is still live."""
+    if seen.path == "/v1/orders":
+        return answer(200, json.dumps([ORDER]).encode())
+    if seen.path == "/v1/order/cancel":
+        return answer(200, json.dumps(ORDER).encode())
+    return answer(200, CANCEL_ALL_OK)
+
+
+SMUGGLED_BOOK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        pytest.param(answer(200, CANCEL_ALL_OK) + SMUGGLED_BOOK, id="a second answer after the first"),
+        pytest.param(  # Content-Length shorter than the body: the rest reads like an answer of its own
+            f"HTTP/1.1 200 OK\r\nContent-Length: {len(CANCEL_ALL_OK)}\r\n\r\n".encode() + CANCEL_ALL_OK + SMUGGLED_BOOK,
+            id="a body longer than its Content-Length",
+        ),
+    ],
+)
+def test_bytes_no_request_asked_for_are_never_the_next_request_s_answer(env, first):
+    """The cancel-all's answer comes with an empty book after it on the same connection; the real book holds an
+    order. Reading those bytes as the answer to the book read would verify "no open orders" (exit 0) for a book
+    that was never read: the connection is dropped instead, and the book read goes out on a new one."""
+
+    def script(seen: Seen) -> bytes:
+        if seen.path == "/v1/order/cancel/all" and len(server.paths("/v1/order/cancel/all")) == 1:
+            return first
+        return book_of_one(seen)
+
+    with KeepAliveServer(script) as server:
+        gemini_on(env, server.url)
+        proc = env.run("cancel", "all", "-p", "g", "--verify", "--json", "--timeout", "1.5")
+        reads = server.paths("/v1/orders")
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode != 0, proc.stdout  # the book was never empty
+    r = parse_json(proc)["results"][0]
+    assert r["status"] != "done" and reads, r
+    assert reads[0].connection == 2, "the book read went out on the connection that held the stray bytes"
+
+
+def test_a_body_after_a_204_is_not_the_next_answer():
+    """In process: a 204 has no body (RFC 9110 15.3.5), so bytes after its head are not the next request's answer."""
+    from cancelctl import transport
+    from cancelctl.signing import PreparedRequest
+
+    def script(seen: Seen) -> bytes:
+        if len(server.paths()) == 1:
+            return b"HTTP/1.1 204 No Content\r\n\r\n" + SMUGGLED_BOOK
+        return answer(200, b'["real"]')
+
+    client = transport.Client(None)
+    with KeepAliveServer(script) as server:
+        answers = [
+            transport.send(client, PreparedRequest("GET", server.url + "/x", {}), transport.Deadline(3.0))
+            for _ in range(2)
+        ]
+    client.close()
+    assert [(a.status, a.body) for a in answers] == [(204, b""), (200, b'["real"]')]
