@@ -403,3 +403,25 @@ def test_another_unraisable_exception_is_still_reported(capsys):
         sys.unraisablehook = previous
     err = capsys.readouterr().err
     assert "Exception ignored in" in err and "ValueError: broken finalizer" in err, err
+
+
+def test_the_config_is_parsed_again_only_when_its_bytes_changed(tmp_path, monkeypatch):
+    """``config.load`` keeps the last Config per file: the same bytes give an equal Config that is the caller's own
+    (no parse), any other bytes are parsed, even of the same size and within the file's timestamp resolution."""
+    from cancelctl import config
+
+    path = tmp_path / "config.toml"
+    path.write_text('[profiles.a]\nvenue = "gemini"\n\n[notify]\nurls = ["x"]\n')
+    first = config.load(path, strict=False)
+    parsed: list[bytes] = []
+    real = config.parse_toml
+    monkeypatch.setattr(config, "parse_toml", lambda raw, p: parsed.append(raw) or real(raw, p))
+    second = config.load(path, strict=False)
+    assert parsed == [] and second == first
+    second.profiles.clear()
+    assert second.other is not None
+    second.other["notify"]["urls"].append("y")
+    assert config.load(path, strict=False) == first  # what a caller changed stays its own
+    path.write_text('[profiles.b]\nvenue = "gemini"\n\n[notify]\nurls = ["x"]\n')  # the same size
+    third = config.load(path, strict=False)
+    assert len(parsed) == 1 and list(third.profiles) == ["b"]
