@@ -890,9 +890,12 @@ def _receive(conn: _Connection, host: str, deadline: Deadline) -> Answer:
     More is OutcomeUnknown (5, unreadable answer): a body that streams
     zeros would otherwise fill memory. Each read waits at most the time
     that was left when the request began (the socket's timeout, as
-    httpx's), and a body still arriving at the deadline (a byte at a time)
-    is cut off (OutcomeUnknown too: the request went out). Socket and h11
-    errors propagate.
+    httpx's), and an answer still arriving at the deadline (a byte at a
+    time, wherever it is: its head, ``100 Continue`` after ``100
+    Continue``, its body, its trailers) is cut off before the next read
+    (OutcomeUnknown too: the request went out); an answer whose last byte
+    came is read whole however late it is read. Socket and h11 errors
+    propagate.
     """
     import h11
 
@@ -900,10 +903,14 @@ def _receive(conn: _Connection, host: str, deadline: Deadline) -> Answer:
     response: h11.Response | None = None
     chunks: list[bytes] = []
     size = 0
+    arriving = False  # some of the answer came: it must end by the deadline
     while True:
         event = http.next_event()
         if event is h11.NEED_DATA:
+            if arriving and time.monotonic() > deadline.end:  # each read is bounded, an answer in pieces is not
+                raise OutcomeUnknown(f"no answer from {host} before the deadline (the answer was still arriving)")
             http.receive_data(sock.recv(65536))  # a read that times out: TimeoutError, no answer before the deadline
+            arriving = True
         elif isinstance(event, h11.Response):
             response = event
             declared = dict(event.headers).get(b"content-length", b"")
@@ -919,8 +926,6 @@ def _receive(conn: _Connection, host: str, deadline: Deadline) -> Answer:
                     f"unreadable answer from {host}: more than the {MAX_ANSWER_BYTES} bytes cancelctl reads"
                 )
             chunks.append(bytes(event.data))
-            if time.monotonic() > deadline.end:  # each read is bounded, an answer a byte at a time is not
-                raise OutcomeUnknown(f"no answer from {host} before the deadline (the answer was still arriving)")
         elif isinstance(event, h11.EndOfMessage):
             break
         elif isinstance(event, h11.InformationalResponse):

@@ -10,6 +10,7 @@ MUST NOT process, cache, or forward such extra data as a separate response").
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from keepalive import KeepAliveServer, Seen, answer
@@ -95,3 +96,50 @@ def test_a_body_after_a_204_is_not_the_next_answer():
         ]
     client.close()
     assert [(a.status, a.body) for a in answers] == [(204, b""), (200, b'["real"]')]
+
+
+NEVER_ENDING = {  # answers that keep arriving and never complete, without a byte of body to cut them off at
+    "100 Continue after 100 Continue": [(b"HTTP/1.1 100 Continue\r\n\r\n", 0.2)] * 100,
+    "a head a byte at a time": [(b"HTTP/1.1 200 OK\r\n", 0.2)] + [(b"X", 0.2)] * 100,
+    "trailers a byte at a time": [(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n", 0.2)]
+    + [(b"X", 0.2)] * 100,
+}
+
+
+@pytest.mark.parametrize("shape", list(NEVER_ENDING))
+def test_an_answer_that_never_ends_is_cut_off_at_the_deadline(shape):
+    """In process: each read waits at most the time left when the request began, and an answer still arriving at
+    the deadline is cut off, wherever it is (a trickling body was; a head, 1xx answers or trailers were not)."""
+    from cancelctl import transport
+    from cancelctl.errors import OutcomeUnknown
+    from cancelctl.signing import PreparedRequest
+
+    client = transport.Client(None)
+    with KeepAliveServer(lambda seen: NEVER_ENDING[shape]) as server:
+        started = time.monotonic()
+        with pytest.raises(OutcomeUnknown, match="before the deadline"):
+            transport.send(client, PreparedRequest("GET", server.url + "/x", {}), transport.Deadline(0.5))
+        took = time.monotonic() - started
+    client.close()
+    assert took < 0.5 + 0.2 + 1.0, took  # the deadline, then at most one more piece (0.2 s apart), load headroom
+
+
+def test_heartbeat_reports_a_beat_whose_answer_never_ends(env):
+    """The same through the real process: ``heartbeat`` (each beat bounded by ``--interval``) sat in its first
+    beat for as long as the venue went on, never saying that a heartbeat failed, nor that the session's window
+    passed."""
+    import signal
+
+    shapes = list(NEVER_ENDING.values())
+    with KeepAliveServer(lambda seen: shapes[(len(server.paths()) - 1) % 2], lifetime=30) as server:
+        gemini_on(env, server.url)
+        proc = env.popen("heartbeat", "--interval", "1")
+        try:
+            time.sleep(4.5)
+            n = len(server.paths())
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=10)
+    assert err.count("heartbeat failed for profile g") >= 2, err  # each beat cut off after about 1 s
+    assert n >= 2
+    assert proc.returncode == 0 and "Traceback" not in err
