@@ -443,10 +443,16 @@ def new_client(profile: str | None = None) -> Client | httpx.Client:
 
 
 def proxied() -> bool:
-    """Whether a proxy variable is set (:data:`PROXY_VARS`): requests then go through httpx, which applies it."""
+    """Whether a proxy variable is set (:data:`PROXY_VARS`, in any case: ``Https_Proxy`` too, as
+    ``urllib.request.getproxies``, which httpx reads, lowercases every name): requests then go through httpx, which
+    applies it."""
     import os
 
-    return any(os.environ.get(name) for name in PROXY_VARS)
+    environ = os.environ
+    return any(name.lower() in _PROXY_NAMES and environ[name] for name in environ)
+
+
+_PROXY_NAMES = frozenset(name.lower() for name in PROXY_VARS)
 
 
 def client(verify: ssl.SSLContext, *, keepalive_s: float = KEEPALIVE_S, warm: bool = False) -> Client | httpx.Client:
@@ -557,7 +563,7 @@ class _Connection:
 
         self.sock = sock
         self.origin = origin
-        self.http = h11.Connection(h11.CLIENT)
+        self.http = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
         self.idle_since = time.monotonic()
 
     def reusable(self, now: float, keepalive_s: float) -> bool:
@@ -974,6 +980,7 @@ def _decoded(body: bytes, encoding: str, host: str) -> bytes:
     raise OutcomeUnknown(f"{unreadable}: a broken {encoding} body")
 
 
+MAX_HEAD_BYTES = 100 << 10  # bytes: the longest answer head read, as httpcore (h11's own default is 16 KiB)
 MAX_ANSWER_BYTES = 4 << 20  # bytes, decoded: the largest venue answer (a full order book) is well under 1 MB
 
 

@@ -143,3 +143,38 @@ def test_heartbeat_reports_a_beat_whose_answer_never_ends(env):
     assert err.count("heartbeat failed for profile g") >= 2, err  # each beat cut off after about 1 s
     assert n >= 2
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+def test_a_head_as_large_as_httpx_read_is_read(env):
+    """httpx (httpcore) reads an answer's head up to 100 KiB; h11 alone stops at 16 KiB. A venue's answer with a
+    40 KiB head (cookies, a long policy), in TLS records of 16 KiB, made every cancel an unknown outcome (5) once
+    requests left httpx; a head of 200 KiB is still unreadable."""
+
+    def in_pieces(whole: bytes) -> list[tuple[bytes, float]]:  # as TLS hands it over: 16 KiB records
+        return [(whole[i : i + (16 << 10)], 0.02) for i in range(0, len(whole), 16 << 10)]
+
+    big = "X-Policy: " + "a" * (40 << 10) + "\r\n"
+    huge = "X-Policy: " + "a" * (200 << 10) + "\r\n"
+    for extra, code in ((big, 0), (huge, 5)):
+        whole = answer(200, CANCEL_ALL_OK, extra)
+        with KeepAliveServer(lambda seen, whole=whole: in_pieces(whole)) as server:
+            gemini_on(env, server.url)
+            proc = env.run("cancel", "all", "-p", "g", "--json", "--timeout", "1")
+        assert proc.returncode == code, (len(extra), proc.stderr)
+        assert "Traceback" not in proc.stderr
+
+
+def test_a_proxy_variable_in_any_case_is_a_proxy(env):
+    """httpx takes its proxies from ``urllib.request.getproxies()``, which reads ``*_proxy`` variables in any case
+    (``Http_Proxy``): before cancelctl's own client, such a variable sent every request through the proxy; since,
+    only the six spellings in ``PROXY_VARS`` did, and ``Http_Proxy`` meant a direct connection to the venue."""
+    from conftest import closed_port
+
+    venue = f"http://127.0.0.1:{closed_port()}"  # nothing listens there: only the proxy can answer
+    with KeepAliveServer(lambda seen: answer(200, CANCEL_ALL_OK)) as proxy:
+        gemini_on(env, venue)
+        # --timeout 5: a fresh interpreter (not forked from the tests' zygote) that imports httpx, under load
+        proc = env.run("cancel", "all", "-p", "g", "--json", "--timeout", "5", extra_env={"Http_Proxy": proxy.url})
+        seen = proxy.paths()
+    assert proc.returncode == 0, proc.stderr
+    assert len(seen) == 1 and seen[0].path == venue + "/v1/order/cancel/all"  # the absolute URL: a proxy's request
