@@ -966,17 +966,27 @@ def _decoded(body: bytes, encoding: str, host: str) -> bytes:
         decoders = [zlib.MAX_WBITS, -zlib.MAX_WBITS]
     else:
         raise OutcomeUnknown(f"{unreadable}: content encoding {encoding!r}")
+    too_large = f"{unreadable}: more than the {MAX_ANSWER_BYTES} bytes cancelctl reads"
     for wbits in decoders:
-        decoder = zlib.decompressobj(wbits)
+        out, rest = b"", body
         try:
-            out = decoder.decompress(body, MAX_ANSWER_BYTES + 1)
+            while True:  # gzip: member after member (RFC 1952 2.2), as gzip(1) and Python's gzip module read them
+                decoder = zlib.decompressobj(wbits)
+                out += decoder.decompress(rest, MAX_ANSWER_BYTES + 1 - len(out))
+                if decoder.unconsumed_tail or len(out) > MAX_ANSWER_BYTES:
+                    raise OutcomeUnknown(too_large)
+                out += decoder.flush()
+                if len(out) > MAX_ANSWER_BYTES:
+                    raise OutcomeUnknown(too_large)
+                if not decoder.eof:  # the stream stops short: what it gave is the start of a body, not a body
+                    raise zlib.error("truncated")
+                rest = decoder.unused_data
+                if not rest.strip(b"\0"):  # the end, or the zeros some servers pad a gzip file with
+                    return out
+                if wbits != zlib.MAX_WBITS | 16:  # bytes after a deflate stream: not a body cancelctl can read
+                    raise zlib.error("trailing bytes")
         except zlib.error:
             continue
-        if not decoder.unconsumed_tail:
-            out += decoder.flush()
-        if len(out) > MAX_ANSWER_BYTES or decoder.unconsumed_tail:
-            raise OutcomeUnknown(f"{unreadable}: more than the {MAX_ANSWER_BYTES} bytes cancelctl reads")
-        return out
     raise OutcomeUnknown(f"{unreadable}: a broken {encoding} body")
 
 

@@ -178,3 +178,50 @@ def test_a_proxy_variable_in_any_case_is_a_proxy(env):
         seen = proxy.paths()
     assert proc.returncode == 0, proc.stderr
     assert len(seen) == 1 and seen[0].path == venue + "/v1/order/cancel/all"  # the absolute URL: a proxy's request
+
+
+def test_a_gzip_book_is_read_whole_or_not_at_all(env):
+    """A gzip body is every member of it (RFC 1952 2.2, as gzip(1) reads it): a book sent as ``[]`` then a member
+    listing order 7 was read as its first member alone, ``[]``, and verified "no open orders" (exit 0)."""
+    import gzip
+
+    book = gzip.compress(b"[]") + gzip.compress(json.dumps([ORDER]).encode())
+
+    def script(seen: Seen) -> bytes:
+        if seen.path == "/v1/orders":
+            return answer(200, book, "Content-Encoding: gzip\r\n")
+        return book_of_one(seen)
+
+    with KeepAliveServer(script) as server:
+        gemini_on(env, server.url)
+        proc = env.run("cancel", "all", "-p", "g", "--verify", "--json", "--timeout", "1")
+        reads = server.paths("/v1/orders")
+    assert "Traceback" not in proc.stderr and reads
+    assert proc.returncode == 5, proc.stdout  # the whole body, '[][...]', is no list: a book not read
+    assert parse_json(proc)["results"][0]["verify_error"]["kind"] == "unknown"
+
+
+@pytest.mark.parametrize(
+    "coding,cut",
+    [
+        pytest.param("gzip", lambda z: z[:-8], id="gzip without its CRC and size"),
+        pytest.param("gzip", lambda z: z[: len(z) // 2], id="half a gzip stream"),
+        pytest.param("gzip", lambda z: z + b"junk", id="gzip then bytes that are no member"),
+        pytest.param("deflate", lambda z: z[:-6], id="deflate cut short"),
+        pytest.param("deflate", lambda z: z + b"x", id="deflate then a byte"),
+    ],
+)
+def test_a_compressed_body_cut_short_or_followed_by_junk_is_unreadable(coding, cut):
+    """A unit check: decoding used to return whatever came out of a stream that stopped short, a prefix of the
+    venue's answer read as the whole of it."""
+    import gzip
+    import zlib
+
+    from cancelctl import transport
+    from cancelctl.errors import OutcomeUnknown
+
+    body = json.dumps([{"order_id": str(i)} for i in range(50)]).encode()
+    whole = gzip.compress(body) if coding == "gzip" else zlib.compress(body)
+    assert transport._decoded(whole + (b"\0\0" if coding == "gzip" else b""), coding, "h") == body
+    with pytest.raises(OutcomeUnknown, match=f"a broken {coding} body"):
+        transport._decoded(cut(whole), coding, "h")
