@@ -157,6 +157,12 @@ def parse_profile(name: str, table: object, where: str) -> Profile:
             f"not {environment!r}"
         )
     base_url = table.get("base_url")
+    if base_url is not None and "@" in base_url.partition("://")[2].partition("/")[0]:
+        # user:password@host: no venue takes one, and the URL is said in errors and shown by `profiles list`
+        raise ConfigError(
+            f"{where}: profile {name!r}: base_url must not carry a user name or password (the part before '@')",
+            hint="remove it from base_url; the venue's credentials go in the keyring, the environment or *_FILE",
+        )
     if base_url is not None and not re.match(r"^https?://[^\s/]+(/\S*)?$", base_url):
         raise ConfigError(f"{where}: profile {name!r}: base_url must be an http(s) URL, not {base_url!r}")
     if base_url is not None and base_url.startswith("http://") and not _loopback(base_url):

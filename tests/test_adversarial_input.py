@@ -146,3 +146,18 @@ def test_p_equals_name_is_the_profile(gemini, env):
     assert gemini.open_orders() == [] and order
     proc = env.run("panic", "-p=nope", "--json")
     assert proc.returncode == 78 and "'nope'" in proc.stderr and "'=nope'" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("url", ["http://trader:hunter2-pass-77@127.0.0.1:9", "https://trader:hunter2-pass-77@api.gemini.com"])
+def test_a_base_url_with_a_user_and_password_is_refused_without_saying_them(gemini, env, url):
+    """No venue takes a user:password@ in its URL; cancelctl's own HTTP client would drop it and every error line and
+    `profiles list` would show it. Refused in one line that does not repeat it (78), in the file and when added."""
+    env.write_config({"main": {"venue": "gemini", "base_url": url}})
+    proc = env.run("cancel", "all")
+    assert proc.returncode == 78, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "user name or password" in lines[0], proc.stderr
+    assert "hunter2" not in proc.stdout + proc.stderr
+    added = env.run("profiles", "add", "other", "--venue", "gemini", "--base-url", url)
+    assert added.returncode != 0 and "user name or password" in added.stderr, added.stderr
+    assert "hunter2" not in added.stdout + added.stderr
