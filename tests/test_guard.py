@@ -782,3 +782,39 @@ def test_a_notification_of_a_guarded_panic_waits_for_the_caller_s_answer(guard, 
     assert json.loads(note.body)["title"].startswith("cancelctl panic on ")
     code, err = guard.stop()
     assert "ran panic" in err, err  # the guard ran it
+
+
+def test_a_venue_trickling_its_headers_does_not_hold_the_key_past_the_deadline(env):
+    """A venue that sends its answer's header a byte every 0.3 s: each read came back in time, so cancelctl's HTTP
+    client read on past the run's deadline, holding the API key's lock, and in the guard (whose threads outlive each
+    run) the next command on that key waited for it until its own deadline (75, "kept this API key busy"). The read
+    ends at the deadline (unknown, 5) and the next command runs (0)."""
+    from loopback import Loopback, response
+
+    def answer(request):
+        if request.path == "/v1/order/cancel/all" and not any(r.path == request.path for r in lb.requests[:-1]):
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + b"x" * 200
+
+            def trickle():
+                for i in range(len(head)):
+                    yield head[i : i + 1]
+                    time.sleep(0.3)
+
+            return trickle()
+        if request.path == "/v1/order/cancel/all":
+            return response(200, b'{"result": "ok", "details": {"cancelledOrders": [], "cancelRejects": []}}')
+        return response(200, b"[]")
+
+    with Loopback(answer, lifetime=120) as lb:
+        env.write_config({"main": {"venue": "gemini", "base_url": lb.url}})
+        env.secret("main", "api_key", GEMINI_KEY)
+        env.secret("main", "api_secret", GEMINI_SECRET)
+        env.vars.update(ROOMY)
+        g = Running(env)
+        try:
+            first = env.run("cancel", "all", "--json", "--timeout", "2")
+            assert first.returncode == 5, first.stderr
+            second = env.run("cancel", "all", "--json", "--timeout", "4")
+        finally:
+            g.stop()
+    assert second.returncode == 0, second.stderr
