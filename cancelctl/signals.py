@@ -40,7 +40,7 @@ BACKSTOP = True
 #: ``pending``: the signal of an :class:`Interrupted` Python dropped (see :func:`_unraisable`), to be raised again;
 #: ``sent``: its re-delivery was tripped and has not reached :func:`_handler` yet (it is not counted twice).
 _state: dict[str, object] = {"raise": True, "backstop": False, "pending": None, "sent": None}
-_redelivery = threading.Lock()  # the re-delivery thread's check-and-send against restore() and ignore()
+_redelivery = threading.RLock()  # the re-delivery thread's check-and-send against restore() and ignore()
 
 
 def exit_code(signum: int) -> int:

@@ -306,6 +306,13 @@ class _SignalledFinalizer:
         signal.raise_signal(self.signum)
 
 
+def _redelivery_held(signals):
+    """The lock the re-delivery thread takes before it sends (none in a version without one): held, the thread waits."""
+    import contextlib
+
+    return getattr(signals, "_redelivery", None) or contextlib.nullcontext()
+
+
 def _safe_points(seconds: float) -> None:
     import time
 
@@ -325,11 +332,12 @@ def test_a_second_signal_while_a_dropped_one_is_re_delivered_does_not_change_the
     restore = signals.install()
     signals.RECEIVED.clear()
     try:
-        with pytest.raises(signals.Interrupted) as caught:
+        with _redelivery_held(signals):  # the re-delivery thread waits: the SIGTERM surely comes before it
             item = _SignalledFinalizer(signal.SIGINT)
             del item
-            signal.raise_signal(signal.SIGTERM)  # before the re-delivery thread has run
-            _safe_points(2)
+            with pytest.raises(signals.Interrupted) as caught:
+                signal.raise_signal(signal.SIGTERM)
+                _safe_points(2)
         assert caught.value.signum == signal.SIGINT and caught.value.exit_code == 130
         _safe_points(0.2)  # a re-delivery, had it been sent, is handled by now
         assert signals.RECEIVED == [signal.SIGINT, signal.SIGTERM]
@@ -351,11 +359,12 @@ def test_a_re_delivery_after_the_run_ended_reaches_no_other_handler():
     previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
     try:
         restore = signals.install()
-        try:
-            item = _SignalledFinalizer(signal.SIGINT)
-            del item
-        finally:
-            restore()  # the command ended first
+        with _redelivery_held(signals):  # the re-delivery thread waits until the run has ended
+            try:
+                item = _SignalledFinalizer(signal.SIGINT)
+                del item
+            finally:
+                restore()  # the command ended first
         _safe_points(0.3)
     finally:
         signal.signal(signal.SIGINT, previous)
