@@ -474,7 +474,11 @@ def client(verify: ssl.SSLContext, *, keepalive_s: float = KEEPALIVE_S, warm: bo
         def shutdown(self) -> None:
             super().close()
 
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=keepalive_s)
+    # No connection is kept between requests through a proxy: httpx (httpcore's h11 buffer) would hand bytes a venue
+    # sent after an answer to the next request on that connection as its answer (a stray "[]" after a cancel-all
+    # read as the book: "no open orders" while one is open). cancelctl's own Client closes such a connection
+    # (689c268); here each request gets a new one, at the cost of a handshake through the proxy per request.
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0, keepalive_expiry=keepalive_s)
 
     def make() -> httpx.Client:
         return (Warm if warm else httpx.Client)(

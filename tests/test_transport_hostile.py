@@ -227,12 +227,6 @@ def test_a_compressed_body_cut_short_or_followed_by_junk_is_unreadable(coding, c
         transport._decoded(cut(whole), coding, "h")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding (review-d): through a proxy, requests go through httpx, whose connection keeps the bytes after "
-    "an answer (httpcore's h11 buffer) and hands them to the next request as its answer, as cancelctl's own client "
-    "did before 689c268: a cancel-all's answer with an empty book after it verifies 'no open orders' (exit 0)",
-)
 def test_through_a_proxy_bytes_no_request_asked_for_are_never_the_next_request_s_answer(env):
     from conftest import closed_port
 
