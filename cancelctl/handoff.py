@@ -163,11 +163,18 @@ def secret_names(environ: dict[str, str] | Any) -> list[str]:
     return sorted(n for n in environ if n.startswith("CANCELCTL_") and n not in NOT_COMPARED and n not in SAME)
 
 
+def _proxy_name(name: str) -> bool:
+    """A proxy variable in any spelling (``Https_Proxy``): httpx reads them all (``urllib.request.getproxies``)."""
+    return name[-6:].lower() == "_proxy"
+
+
 def env_digest(environ: dict[str, str] | Any, names: list[str] | None = None) -> str:
-    """sha256 over ``names`` (default :data:`SAME`) as set in ``environ``: name and value, or name and unset.
-    Never sent in clear: the values can be secrets."""
+    """sha256 over ``names`` (default :data:`SAME`, and every proxy variable in ``environ`` spelt otherwise) as set
+    in ``environ``: name and value, or name and unset. Never sent in clear: the values can be secrets."""
     h = _sha256()
-    for n in SAME if names is None else names:
+    if names is None:
+        names = [*SAME, *sorted(n for n in environ if _proxy_name(n) and n not in SAME)]
+    for n in names:
         value = environ.get(n)
         h.update(n.encode() + (b"\1" + value.encode("utf-8", "surrogateescape") if value is not None else b"\2"))
         h.update(b"\0")
@@ -360,7 +367,7 @@ def _hand_off(sock: Any, argv: list[str], began: float, allowed: float) -> int |
     tty = {"stdout": _isatty(1), "stderr": _isatty(2)}
     # The variables the request reads, in a plain dict: one pass over os.environ, where each lookup of a name that
     # is not set raises and catches a KeyError inside os.environ (about half the client's environment work).
-    mine = {n: os.environ[n] for n in os.environ if n in _WANTED or n.startswith("CANCELCTL_")}
+    mine = {n: os.environ[n] for n in os.environ if n in _WANTED or n.startswith("CANCELCTL_") or _proxy_name(n)}
     env = {n: mine[n] for n in APPLIED if n in mine}
     if (tty["stdout"] or tty["stderr"]) and "COLUMNS" not in env:
         width = _width()

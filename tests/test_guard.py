@@ -245,6 +245,19 @@ def test_a_different_environment_runs_cold(guard, two, env):
     assert "environment differs" in err
 
 
+def test_a_proxy_variable_in_another_spelling_runs_cold(guard, two, env):
+    """``Https_Proxy`` is a proxy to httpx as much as ``HTTPS_PROXY``: a caller that has one the guard has not is not
+    served on the guard's direct connections (its cold run goes through the proxy, here a closed port)."""
+    from conftest import closed_port
+
+    seed(two)
+    proc = env.run("cancel", "all", "-p", "main", "-q", extra_env={"Http_Proxy": f"http://127.0.0.1:{closed_port()}"})
+    assert proc.returncode != 0, proc.stderr  # through the (dead) proxy: nothing reached the venue
+    assert two.gemini.open_orders() != []
+    _, err = guard.stop()
+    assert "environment differs" in err and "ran cancel" not in err, err
+
+
 def test_a_second_guard_refuses_to_start(guard, env):
     proc = env.run("guard", timeout=30)
     assert proc.returncode == 78
