@@ -21,7 +21,7 @@ from pathlib import Path
 import base58
 import nacl.signing
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from cancelctl import cli as cancelctl_cli
@@ -348,6 +348,10 @@ def with_space_inside(text: str) -> st.SearchStrategy[str]:
 )
 @example(key=GEMINI_KEY, secret="requests")
 def test_gemini_secrets_in_the_environment(cli, key, secret):
+    # A "secret" of 8 characters or more inside the document's constant schema name ("cancelct", which hypothesis
+    # takes from this module's literals) is scrubbed there too: secrecy wins over the constant, so the contract's
+    # schema check cannot hold for it (no real key or secret is a piece of "cancelctl/1").
+    assume(not any(len(v.strip()) >= 8 and v.strip() in "cancelctl/1" for v in (key, secret)))
     argv = ("cancel", "all", "--dry-run", "--json")
     code, out, err = cli(
         *argv, config=GEMINI_CONFIG, env={"CANCELCTL_MAIN_API_KEY": key, "CANCELCTL_MAIN_API_SECRET": secret}
