@@ -5,7 +5,7 @@ both cores of the CI machine per access, three or more per process. tests/test_k
 most of its processes with this subclass (``PYTHON_KEYRING_BACKEND=cheap_cryptfile.CheapCryptFileKeyring``,
 tests/ on ``PYTHONPATH``, as for tests/slow_keyring.py): the same code, the same file format and the same
 passphrase handling in cancelctl (which treats a subclass as the class itself), a thousandth of the
-work. Two tests keep the real class: one selected by name, one chained in by keyring itself.
+work. One test keeps the real class: the one where keyring chains it in by itself.
 """
 
 import os
