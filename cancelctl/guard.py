@@ -175,7 +175,9 @@ class Caller:
         if not self.said.is_set():
             go = False
             try:
-                kind, _ = handoff.read_frame(self.conn, self.until)
+                # A "go" already in the socket counts however late the command asks (a slow config read, say): the
+                # caller sent it in time; one not there yet is waited for until :attr:`until`, and 1 ms at most past it.
+                kind, _ = handoff.read_frame(self.conn, max(self.until, time.monotonic() + 0.001))
                 go = kind == handoff.GO
                 self.conn.settimeout(None)
             except (OSError, EOFError):

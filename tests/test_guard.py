@@ -520,6 +520,24 @@ def test_another_user_is_refused(monkeypatch):
     assert not g.queue
 
 
+def test_a_go_in_the_socket_counts_however_late_the_command_asks():
+    """The command reads its caller's "go" at its gate: one that came in time counts even when the command reaches
+    the gate after the 1 s it waits for one (a slow config read); with nothing there, it waits no longer."""
+    from cancelctl import guard as guard_mod
+    from cancelctl import handoff
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        b.sendall(handoff.frame(handoff.GO))
+        assert guard_mod.Caller(a, {"argv": ["panic"]}, time.monotonic() - 2.0).wait_go()
+        t0 = time.monotonic()
+        assert not guard_mod.Caller(a, {"argv": ["panic"]}, time.monotonic() - 2.0).wait_go()  # nothing sent
+        assert time.monotonic() - t0 < 0.5
+    finally:
+        a.close()
+        b.close()
+
+
 def test_a_caller_s_ctrl_c_before_its_command_s_handlers_waits_for_them():
     """The command begins before the caller's "go", so a Ctrl-C forwarded at once can land before the command has
     installed its handlers, where the guard's own would drop it: it is raised once they are in place."""
