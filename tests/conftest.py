@@ -392,3 +392,21 @@ def run_on_pty(
     collect(" ".join(args) + " (tty)", text)
     return code, text
 
+
+
+def stuck_writing(proc: subprocess.Popen, deadline: float) -> None:
+    """Wait (until ``deadline``, ``time.monotonic()``) for ``proc``'s main thread to be blocked in write(2) (x86-64
+    and arm64 number it 1 and 64, /proc/PID/syscall), then a moment more; the test proves nothing unless it is
+    still running then (its report stuck on a reader that does not read)."""
+    import time
+
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{proc.pid}/syscall") as f:
+                if f.read().split()[0] in ("1", "64"):
+                    break
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.005)
+    time.sleep(0.05)
+    assert proc.poll() is None, "the report was not stuck: the test proves nothing"

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from cancelctl.sim.pacifica import solana_keypair
 from cancelctl.sim.server import Simulator
 
-from conftest import GEMINI_KEY, GEMINI_SECRET, Env, audit_lines, collect
+from conftest import GEMINI_KEY, GEMINI_SECRET, Env, audit_lines, collect, stuck_writing
 
 PAC_PRIVATE, PAC = solana_keypair(bytes(range(1, 33)))
 COLD = {"CANCELCTL_NO_GUARD": "1"}
@@ -444,16 +444,7 @@ def test_a_guarded_report_stuck_on_its_reader_ends_with_the_first_signal_s_code(
         while not two.requests("/v1/order/cancel") and time.monotonic() < deadline:
             time.sleep(0.01)
         p.send_signal(signal.SIGTERM)
-        while time.monotonic() < deadline:  # the client's main thread in write(2) (x86-64: 1, arm64: 64)
-            try:
-                with open(f"/proc/{p.pid}/syscall") as f:
-                    if f.read().split()[0] in ("1", "64"):
-                        break
-            except (OSError, IndexError):
-                pass
-            time.sleep(0.005)
-        time.sleep(0.05)
-        assert p.poll() is None, "the report was not stuck: the test proves nothing"
+        stuck_writing(p, deadline)  # the client's main thread in write(2)
         p.send_signal(signal.SIGINT)
         code = p.wait(timeout=10)  # nobody reads: the backstop ends it
     finally:

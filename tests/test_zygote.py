@@ -234,6 +234,20 @@ def test_a_zygote_that_died_is_replaced(env):
     assert zygote._Zygote.process is not old and zygote._Zygote.process.poll() is None
 
 
+#: A keyring backend module of the tests' own, found only through PYTHONPATH (``zygote_probe_backend.Probe``).
+PROBE_BACKEND = (
+    "import keyring.backend\n\n"
+    "class Probe(keyring.backend.KeyringBackend):\n"
+    "    priority = 1\n\n"
+    "    def get_password(self, service, username):\n"
+    "        return None\n\n"
+    "    def set_password(self, service, username, password):\n"
+    "        raise RuntimeError('read-only')\n\n"
+    "    def delete_password(self, service, username):\n"
+    "        raise RuntimeError('read-only')\n"
+)
+
+
 def test_pythonpath_is_on_sys_path_and_a_stand_in_is_started_fresh(env, tmp_path):
     """PYTHONPATH: a forked process finds a module there (as keyring backends of the tests are found), and a directory
     holding a module the zygote has already imported (a stand-in ``keyring``) gets a fresh interpreter, which
@@ -243,17 +257,7 @@ def test_pythonpath_is_on_sys_path_and_a_stand_in_is_started_fresh(env, tmp_path
     env.write_config({"main": {"venue": "gemini", "base_url": "http://127.0.0.1:9"}})
     extra = tmp_path / "extra"
     extra.mkdir()
-    (extra / "zygote_probe_backend.py").write_text(
-        "import keyring.backend\n\n"
-        "class Probe(keyring.backend.KeyringBackend):\n"
-        "    priority = 1\n\n"
-        "    def get_password(self, service, username):\n"
-        "        return None\n\n"
-        "    def set_password(self, service, username, password):\n"
-        "        raise RuntimeError('read-only')\n\n"
-        "    def delete_password(self, service, username):\n"
-        "        raise RuntimeError('read-only')\n"
-    )
+    (extra / "zygote_probe_backend.py").write_text(PROBE_BACKEND)
     environ = {**env.environ(), "PYTHONPATH": str(extra), "PYTHON_KEYRING_BACKEND": "zygote_probe_backend.Probe"}
     before = zygote.counts()
     forked = zygote.run([sys.executable, "-m", "cancelctl", "keys", "list"], env=environ, capture_output=True,
@@ -315,17 +319,7 @@ def test_a_relative_pythonpath_entry_is_found_by_a_forked_process(env, tmp_path)
     if os.environ.get("PYTHONPATH"):
         pytest.skip("the suite itself runs with PYTHONPATH set: the zygote does not emulate it then")
     (tmp_path / "lib").mkdir()
-    (tmp_path / "lib" / "zygote_probe_backend.py").write_text(
-        "import keyring.backend\n\n"
-        "class Probe(keyring.backend.KeyringBackend):\n"
-        "    priority = 1\n\n"
-        "    def get_password(self, service, username):\n"
-        "        return None\n\n"
-        "    def set_password(self, service, username, password):\n"
-        "        raise RuntimeError('read-only')\n\n"
-        "    def delete_password(self, service, username):\n"
-        "        raise RuntimeError('read-only')\n"
-    )
+    (tmp_path / "lib" / "zygote_probe_backend.py").write_text(PROBE_BACKEND)
     env.write_config({"main": {"venue": "gemini", "base_url": "http://127.0.0.1:9"}})
     environ = {**env.environ(), "PYTHONPATH": "lib", "PYTHON_KEYRING_BACKEND": "zygote_probe_backend.Probe"}
     before = zygote.counts()
