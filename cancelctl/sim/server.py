@@ -198,8 +198,8 @@ class Simulator:
     def requests(self, path_prefix: str = "") -> list[dict]:
         """The logged requests whose path starts with ``path_prefix``, in the order they arrived: ``method``,
         ``path``, ``query`` (after the ``?``: Pacifica's unsigned reads name their account there), ``time``
-        (when it was read, ``time.time()`` s), ``answered`` (when its answer was written, or the connection given
-        up; absent while it is being answered), ``status``, the header names, and what identifies it
+        (when it was read, ``time.time()`` s), ``answered`` (when its answer began to be written, or the connection
+        was given up; absent until then), ``status``, the header names, and what identifies it
         (:func:`_identity`). Which requests arrived after another was answered shows which waited for it
         (:func:`round_trips`)."""
         with self.lock:
@@ -326,6 +326,7 @@ class _Headers(list):
 
 def _handler(sim: Simulator):
     class Handler(BaseHTTPRequestHandler):
+        entry: dict | None = None  # the request being answered (its log entry)
         protocol_version = "HTTP/1.1"
         server_version = "cancelctl-sim"
         disable_nagle_algorithm = True
@@ -392,6 +393,11 @@ def _handler(sim: Simulator):
             self.send_header("Content-Length", str(len(data)))
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
+            entry = getattr(self, "entry", None)
+            if entry is not None and "answered" not in entry:
+                # stamped before the first byte of the answer goes out, not after the last: the client may read it
+                # and send its next request before this thread runs again, and that request must not seem earlier
+                entry["answered"] = time.time()
             self.end_headers()
             self.wfile.write(data)
 
@@ -412,6 +418,7 @@ def _handler(sim: Simulator):
             if path.startswith("/_sim/"):
                 return self._admin(method, path, body)
             entry = {"method": method, "path": path, "query": query, "time": time.time()}
+            self.entry = entry
             entry.update(_identity(path, headers, body))
             with sim.lock:
                 sim.log.append(entry)
@@ -420,7 +427,8 @@ def _handler(sim: Simulator):
             try:
                 self._answer(method, path, query, headers, body, entry)
             finally:
-                entry["answered"] = time.time()  # the answer written (or given up): see Simulator.requests
+                self.entry = None
+                entry.setdefault("answered", time.time())  # when the answer began to go out (or was given up)
 
         def _answer(
             self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, entry: dict
