@@ -43,9 +43,9 @@ def register(*values: str) -> None:
     SECRETS.update(values)
 
 
-def scrub(text: str) -> str:
-    """``text`` with every registered secret replaced by ``<redacted>``."""
-    for secret in SECRETS:
+def scrub(text: str, secrets: Iterable[str] | None = None) -> str:
+    """``text`` with every registered secret (or each of ``secrets``, in that order) replaced by ``<redacted>``."""
+    for secret in SECRETS if secrets is None else secrets:
         if secret and secret in text:
             text = text.replace(secret, REDACTED)
     return text
@@ -85,10 +85,7 @@ def _strings(value: object, into: list[str]) -> None:
 def _scrubbed(value: object, secrets: list[str]) -> object:
     """:func:`scrub_data` with only ``secrets`` looked for (in :data:`SECRETS`' order, as :func:`scrub`)."""
     if isinstance(value, str):
-        for secret in secrets:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
-        return value
+        return scrub(value, secrets)
     if isinstance(value, dict):
         return {k: _scrubbed(v, secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
