@@ -18,6 +18,14 @@ venue's rate limit, not the hand-off (the wall times doubled). The guarded runs 
 Prints the medians over N runs of each (default 15) and the ratio guard /
 cold. Target (issue 16): first cancel through the guard <= 25 ms and <= 0.3x cold.
 
+The floor under the guarded figure is the start of the interpreter that runs
+the ``cancelctl`` script (its ``#!`` line): the script also times, in the same
+interleaved loop, that interpreter spawned the same way with ``-c pass``, and
+prints it and what the guarded run spends above it. That floor depends on how
+CPython was built than on cancelctl: on one machine, Debian's python3.11
+and a pyenv build of 3.11 (no PGO, libpython shared) differ by several ms
+(docs/performance.md, "The guard's floor").
+
 Usage: python benchmarks/guard.py [N]
 """
 
@@ -57,12 +65,38 @@ def run(cmd: list[str], env: dict, sim: Simulator) -> tuple[float, float, float]
     return (first - t0) * 1000, wall, (usage.ru_utime + usage.ru_stime) * 1000
 
 
+def interpreter(exe: str) -> str:
+    """The interpreter on the ``#!`` line of the ``cancelctl`` script ``exe``."""
+    with open(exe, "rb") as f:
+        line = f.readline().decode(errors="replace").strip()
+    if not line.startswith("#!"):
+        raise SystemExit(f"{exe} has no #! line: cannot tell which interpreter runs it")
+    return line[2:].split()[0]
+
+
+def bare(python: str, env: dict[str, str]) -> float:
+    """ms from spawning ``python -c pass`` to its exit, spawned as :func:`bench.measure` spawns cancelctl."""
+    t0 = time.time()
+    proc = subprocess.Popen(
+        [python, "-c", "pass"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    os.wait4(proc.pid, 0)
+    return (time.time() - t0) * 1000
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 15
     load = os.getloadavg()[0]
     exe = shutil.which("cancelctl") or sys.exit("install cancelctl first (pip install .)")
     with open(exe, "rb") as f:
         wrapper = f.read(4096)
+    python = interpreter(exe)
+    described = subprocess.run(
+        [python, "-c", "import os, sys; print(sys.version.split()[0], os.path.realpath(sys.executable))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     if b"import re" in wrapper:  # an old pip's console script (23.2 wrote it, 26.3 does not)
         print("note: this cancelctl script (an old pip wrote it) imports re before cancelctl: ~20 ms of CPU a run")
     with tempfile.TemporaryDirectory() as tmp, Simulator(lifetime=1800) as sim:
@@ -81,6 +115,7 @@ def main() -> None:
             time.sleep(0.02)
         cmd = [exe, "panic", "-q"]
         rows: dict[str, list[tuple[float, float, float]]] = {"cold": [], "guard": []}
+        floor: list[float] = []
         try:
             for _ in range(2):  # warm the page cache and .pyc files, not measured
                 for e in (cold_env, env):
@@ -91,6 +126,7 @@ def main() -> None:
                     sim.gemini.add_order()
                     sim.gemini.add_order()
                     rows[name].append(run(cmd, e, sim))
+                floor.append(bare(python, env))
         finally:
             guard.send_signal(signal.SIGTERM)
             _, err = guard.communicate(timeout=30)
@@ -108,6 +144,9 @@ def main() -> None:
         f"ratio    {first['guard'] / first['cold']:16.2f} {wall['guard'] / wall['cold']:10.2f} "
         f"{cpu['guard'] / cpu['cold']:14.2f}   (guard / cold)"
     )
+    start = statistics.median(floor)
+    print(f"interpreter {described}: bare start (-c pass, spawn to exit) {start:.1f} ms median of {n}")
+    print(f"first cancel through the guard, above that bare start: {first['guard'] - start:.1f} ms")
     print(f"the guard ran {served} of the {n} guarded runs; the rest ran cold (its answer missed the 20 ms budget)")
     print("target: first cancel through the guard <= 25 ms and <= 0.3x cold")
 
