@@ -58,9 +58,12 @@ class Decline(BaseException):
 
 
 def _say(text: str) -> None:
-    """One line on the guard's own terminal (stderr), whatever a request has captured."""
+    """One line on the guard's own terminal (stderr), whatever a request has captured; every registered secret
+    scrubbed (a caller's ``--reason`` is shown, and a trader may paste a secret there)."""
+    from cancelctl.redact import scrub
+
     try:
-        sys.__stderr__.write(f"cancelctl guard: {text}\n")  # type: ignore[union-attr]
+        sys.__stderr__.write(f"cancelctl guard: {scrub(text)}\n")  # type: ignore[union-attr]
         sys.__stderr__.flush()  # type: ignore[union-attr]
     except (OSError, ValueError, AttributeError):
         pass
@@ -472,7 +475,23 @@ class Guard:
 
     def serve(self, caller: Caller) -> None:
         """Run one caller's command here, as :func:`cancelctl.main.run` would in its process, from its request on
-        (:class:`Caller`: nothing goes out before its "go"); send the answer."""
+        (:class:`Caller`: nothing goes out before its "go"); send the answer.
+
+        The words a command registers as secrets (:func:`cancelctl.redact.register`: a usage error's command line,
+        a pasted ``--symbol``) are its own, as they are a cold process's: forgotten once its answer and
+        notifications are out, or every later caller's report would have them scrubbed (an earlier caller's
+        ``--reason`` or client order ID shown ``<redacted>``, unlike cold). The held credentials stay registered.
+        """
+        from cancelctl import redact
+
+        before = set(redact.SECRETS)
+        try:
+            self._serve(caller)
+        finally:
+            keep = before.union(*(h.creds.values() for h in self.held.values()))
+            redact.SECRETS.difference_update(redact.SECRETS - keep)
+
+    def _serve(self, caller: Caller) -> None:
         from cancelctl import main, runner, signals, transport
 
         conn, request = caller.conn, caller.request
