@@ -495,6 +495,7 @@ class Guard:
         from cancelctl import main, runner, signals, transport
 
         conn, request = caller.conn, caller.request
+        handed = False  # the end of the answer was handed to a thread of its own, which closes the connection
         frames: list[tuple[bytes, bytes]] = []
         decline: str | None = None
         code = int(ExitCode.INTERNAL)
@@ -579,17 +580,21 @@ class Guard:
                 conn.sendall(handoff.frame(handoff.DECLINED, decline.encode()))
             else:
                 out = b"".join(handoff.frame(kind, data) for kind, data in frames)
-                conn.sendall(out + handoff.frame(handoff.EXIT, str(code).encode()))
+                rest = _send_some(conn, out + handoff.frame(handoff.EXIT, str(code).encode()))
                 self.served += 1
                 reason = request.get("reason")
                 _say(
                     f"ran {' '.join(handoff.words(request['argv']) or [])} for pid {request.get('pid')}: exit {code}"
                     + (f" ({reason})" if isinstance(reason, str) else "")
                 )
+                if rest:  # the caller reads slower than its report fits the socket: a thread of its own finishes
+                    _deliver_later(conn, rest, waiting)
+                    handed, waiting = True, []
         except OSError:
             _say("the caller went away before its answer was sent")
         finally:
-            conn.close()
+            if not handed:
+                conn.close()
         if waiting:  # the caller has its answer (or went away): now the notifications
             main.send_deferred(waiting)
 
@@ -621,6 +626,49 @@ class Guard:
                 for name, h in self.held.items()
             ],
         }
+
+
+def _send_some(conn: socket.socket, data: bytes) -> bytes:
+    """Write what of ``data`` the caller's socket takes now, without waiting; the rest (b"" when all went).
+    OSError when the caller has gone."""
+    view = memoryview(data)
+    conn.setblocking(False)
+    try:
+        while view:
+            try:
+                view = view[conn.send(view) :]
+            except BlockingIOError:
+                break
+    finally:
+        conn.setblocking(True)
+    return bytes(view)
+
+
+def _deliver_later(conn: socket.socket, rest: bytes, waiting: list[tuple[str, str, object]]) -> None:
+    """The end of a report the caller did not take at once (it reads slowly, its terminal or pipe is stuck, it was
+    stopped with Ctrl-Z), written by a thread of its own for as long as the caller takes, then its notifications.
+
+    The main thread must not wait for it: it holds the busy lock, without which no later caller is served and the
+    dead-man's switch cannot fire, and a write it waits in is resumed after a SIGTERM's handler (the guard would
+    not stop). The caller's report is whole in ``rest``: nothing of the command is left to run."""
+
+    def finish() -> None:
+        from cancelctl import main
+
+        try:
+            conn.sendall(rest)
+        except OSError:
+            _say("the caller went away before the end of its answer")
+        finally:
+            conn.close()
+        if waiting:
+            main.send_deferred(waiting)
+
+    try:
+        threading.Thread(target=finish, name="guard-answer", daemon=True).start()
+    except RuntimeError:  # no thread to be had: the caller gets what it took (it sees a torn report: exit 5)
+        _say("the end of an answer was dropped (no thread to write it)")
+        conn.close()
 
 
 def reread(held: Held) -> Credentials:

@@ -5,6 +5,9 @@ client and the simulator on loopback."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 
 import pytest
 from test_guard import COLD, PAC_PRIVATE, ROOMY, Running, normal, seed
@@ -74,3 +77,36 @@ def test_a_secret_pasted_into_the_reason_is_not_echoed_on_the_guard_s_terminal(t
     assert "ran cancel all" in err, err
     assert GEMINI_SECRET not in err
     assert "oops <redacted>" in err
+
+
+def test_a_caller_that_stops_reading_its_answer_does_not_jam_the_guard(two, env, monkeypatch):
+    """A caller that said "go" and then reads nothing (Ctrl-Z on a ``cancelctl orders | less``, a stuck pipe, a
+    hostile process of the user): its report is larger than the socket's buffer. The guard wrote it with a blocking
+    ``sendall`` on its main thread, holding the busy lock: no later caller was served, the dead-man's switch could
+    not fire (it waits for the lock) and SIGTERM did not stop the guard (the write was resumed after the handler)."""
+    from cancelctl import handoff
+
+    for _ in range(1500):  # about 700 KB of JSON: several times a Unix socket's buffer
+        two.gemini.add_order()
+    for name, value in env.environ().items():
+        monkeypatch.setenv(name, value)
+    kept = []
+    monkeypatch.setattr(handoff, "_answer", lambda sock, argv: kept.append(os.dup(sock.fileno())) or 0)
+    g = Running(env)
+    try:
+        assert handoff.try_guard(["orders", "-p", "main", "--json"]) == 0  # said go; now reads nothing
+        t0 = time.monotonic()
+        while not two.requests("/v1/orders") and time.monotonic() - t0 < 20:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the report is being written
+        proc = env.run("orders", "-p", "main", "-q")  # the next caller is the guard's again, not told "busy"
+        assert proc.returncode == 0, proc.stderr
+        t1 = time.monotonic()
+        code, err = g.stop(signal.SIGTERM)
+        assert time.monotonic() - t1 < 10, err
+        assert code == 0, err
+        assert err.count("ran orders") == 2, err
+    finally:
+        for s in kept:
+            os.close(s)
+        g.stop(signal.SIGKILL)
