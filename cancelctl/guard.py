@@ -50,6 +50,8 @@ LISTEN_LATE_S = 0.05  # s after "ready": the caller's Ctrl-C is listened for by 
 PING_PATH = {"gemini": "/v1/symbols", "pacifica": "/info"}  # public GETs that keep a connection busy
 
 
+#: The signals a caller forwards (cancelctl.handoff._answer): the only numbers an ``I`` frame may raise in the guard.
+FORWARDED = frozenset({int(signal.SIGINT), int(signal.SIGTERM), int(signal.SIGHUP)})
 OWN_THREADS = ("guard-", "heartbeat")  # names of the guard's own threads (watch.interruptible's is "heartbeat")
 
 
@@ -436,7 +438,9 @@ class Guard:
                 kind, payload = handoff.read_frame(caller.conn)
             except (OSError, EOFError):
                 return
-            if kind == handoff.INTERRUPT and payload and not caller.forwarded and not caller.done.is_set():
+            if kind != handoff.INTERRUPT or len(payload) != 1 or payload[0] not in FORWARDED:
+                continue  # the client forwards these three only: any other number (9, 19) is no caller's to raise here
+            if not caller.forwarded and not caller.done.is_set():
                 caller.forwarded.append(payload[0])
                 # The command may not have installed its handlers yet (it began before the "go"): until it has, the
                 # guard's own handler would drop the signal, so it waits for them (a millisecond or so).

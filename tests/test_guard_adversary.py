@@ -110,3 +110,35 @@ def test_a_caller_that_stops_reading_its_answer_does_not_jam_the_guard(two, env,
         for s in kept:
             os.close(s)
         g.stop(signal.SIGKILL)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGUSR1, signal.SIGSTOP])
+def test_a_caller_s_interrupt_frame_is_no_kill_switch(two, env, monkeypatch, signum):
+    """The client forwards SIGINT, SIGTERM or SIGHUP (``I`` + the signal's number). The guard raised whatever number
+    the frame held in its own main thread: a broken or hostile caller's ``I`` with 9 killed the guard (10 too:
+    SIGUSR1's default action; 19 stopped it). Another number is ignored: the command runs on and answers."""
+    from cancelctl import handoff
+
+    seed(two)
+    two.fail("/v1/order/cancel/all", "delay", seconds=1)
+    for name, value in env.environ().items():
+        monkeypatch.setenv(name, value)
+    real = handoff._answer
+
+    def hostile(sock, argv):
+        time.sleep(0.4)  # the cancel is on the wire: the guard listens for the caller's signal
+        sock.sendall(handoff.frame(handoff.INTERRUPT, bytes([signum])))
+        return real(sock, argv)
+
+    monkeypatch.setattr(handoff, "_answer", hostile)
+    g = Running(env)
+    try:
+        assert handoff.try_guard(["cancel", "all", "-p", "main", "-q"]) == 0
+        assert g.proc.poll() is None
+        code, err = g.stop(signal.SIGTERM)
+        assert code == 0, err
+        assert "ran cancel all" in err, err
+    finally:
+        if g.proc.poll() is None:
+            g.proc.send_signal(signal.SIGCONT)
+        g.stop(signal.SIGKILL)
