@@ -150,14 +150,45 @@ def pytest_sessionstart(session):
     """Each worker's zygote (tests/zygote.py) starts before its first test, not inside a test's timed run. The xdist
     controller instead rewrites the test modules once before it starts the workers (:func:`_rewrite_test_modules`)."""
     if not hasattr(session.config, "workerinput") and session.config.getoption("numprocesses", None):
+        warming = _warm_hypothesis_caches()  # in a process of its own, while this one rewrites and compiles
         _rewrite_test_modules(session.config)  # the controller starts no cancelctl process
         import compileall
 
         import cancelctl
 
         compileall.compile_dir(os.path.dirname(cancelctl.__file__), quiet=1)  # once, not in each worker's zygote
+        if warming is not None:
+            try:
+                warming.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                warming.kill()
+                warming.wait()
         return
     zygote.start()
+
+
+#: Run once by the xdist controller before the workers start: hypothesis's tables of the characters a text strategy
+#: may draw (every Unicode category's code points, and which of them UTF-8 encodes), which it computes in the first
+#: test that draws text and caches in .hypothesis/unicode_data/. Absent on a fresh clone, so each of the six workers
+#: computed them at the same moment: about 3 s of CPU a worker (a loop over the 1.1 million code points).
+WARM_HYPOTHESIS = """
+try:
+    from hypothesis.internal import charmap
+
+    charmap.charmap()
+    charmap.intervals_from_codec("utf-8")
+except Exception as e:  # only a cache: the workers compute what is missing
+    print(f"tests/conftest.py: hypothesis's character tables not computed ahead: {type(e).__name__}: {e}")
+"""
+
+
+def _warm_hypothesis_caches() -> subprocess.Popen | None:
+    """Start computing hypothesis's character tables (:data:`WARM_HYPOTHESIS`) in the working directory, whose
+    .hypothesis/ the workers use; None when no process could be started (each worker computes them, as before)."""
+    try:
+        return subprocess.Popen([sys.executable, "-c", WARM_HYPOTHESIS], stdin=subprocess.DEVNULL)
+    except OSError:
+        return None
 
 
 def _rewrite_test_modules(config) -> None:
