@@ -746,8 +746,17 @@ def lock(path: str) -> int:
     """Hold the guard's lock file (``fcntl.flock``, released when the process ends); ConfigError when another
     guard holds it (a second guard refuses to start)."""
     import fcntl
+    import stat
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:  # never through a symlink; O_NONBLOCK: a FIFO left there must not hang the start
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except OSError as e:  # a directory, a symlink, a read-only or full file system
+        raise ConfigError(
+            f"cannot open the guard's lock file {path}: {e.strerror or type(e).__name__}", hint="remove it"
+        ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConfigError(f"the guard's lock file {path} is not a regular file", hint="remove it")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -760,16 +769,21 @@ def lock(path: str) -> int:
             f"a guard is already running{' (pid ' + other + ')' if other.isdigit() else ''}",
             hint="see it with: cancelctl guard status; stop it before starting another",
         ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+    with contextlib.suppress(OSError):  # the pid is for a second guard's message only: a full disk costs just that
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
     return fd
 
 
 def listen(path: str) -> socket.socket:
     """Bind the guard's socket at ``path`` (0600 from its creation), replacing a stale one; ConfigError (78) when
     it cannot be bound (a path too long for ``AF_UNIX``)."""
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink(path)  # the lock is ours: a socket file left here belongs to a guard that is gone
+    except FileNotFoundError:
+        pass
+    except OSError as e:  # a directory in its place, say
+        raise ConfigError(f"cannot listen on {path}: {e.strerror or type(e).__name__}", hint="remove it") from None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)
     try:

@@ -10,7 +10,7 @@ import signal
 import time
 
 import pytest
-from test_guard import COLD, PAC_PRIVATE, ROOMY, Running, normal, seed
+from test_guard import COLD, PAC_PRIVATE, ROOMY, Running, normal, seed, sock_path
 
 from conftest import GEMINI_KEY, GEMINI_SECRET, audit_lines
 
@@ -142,3 +142,22 @@ def test_a_caller_s_interrupt_frame_is_no_kill_switch(two, env, monkeypatch, sig
         if g.proc.poll() is None:
             g.proc.send_signal(signal.SIGCONT)
         g.stop(signal.SIGKILL)
+
+
+@pytest.mark.parametrize("what", ["socket is a directory", "lock is a directory", "lock is a FIFO"])
+def test_odd_files_in_the_guard_s_directory_are_a_clear_error(two, env, what):
+    """A broken machine: where the guard's socket or lock file goes there is a directory or a FIFO (a mistaken
+    ``mkdir``, a leftover of another tool). The guard ended with an internal error (exit 70: IsADirectoryError on
+    the unlink or the open, an OSError from ftruncate on the FIFO); now one line naming the path, exit 78."""
+    directory = sock_path(env).parent
+    directory.mkdir(parents=True, mode=0o700)
+    name = "guard.sock" if what.startswith("socket") else "guard.lock"
+    if what.endswith("FIFO"):
+        os.mkfifo(directory / name)
+    else:
+        (directory / name).mkdir()
+    proc = env.run("guard", timeout=30)
+    assert proc.returncode == 78, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    assert str(directory / name) in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr  # its line (and the guard's own start line)
