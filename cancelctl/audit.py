@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -69,8 +70,12 @@ def record(report: Report, *, reason: str | None, elapsed_ms: float, argv: list[
         # than holding this run past its --timeout or losing its record.
         release = exclusive(str(path) + ".lock", AUDIT_LOCK_S)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            # O_NONBLOCK: a FIFO nobody reads would block the open for ever (after the cancels: a run that never
+            # ends, a guard that hangs for good). Only a regular file (or a link to one) takes the line.
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
             try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise OSError(errno.EINVAL, "not a regular file", str(path))
                 data = text.encode("utf-8")
                 size = os.fstat(fd).st_size
                 written = os.write(fd, data)

@@ -161,3 +161,26 @@ def test_odd_files_in_the_guard_s_directory_are_a_clear_error(two, env, what):
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
     assert str(directory / name) in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr  # its line (and the guard's own start line)
+
+
+def test_a_fifo_in_place_of_the_audit_log_is_a_warning_not_a_hang(two, env):
+    """A broken machine: the audit log is a FIFO nobody reads. Opening it to append blocked for ever, after the
+    cancels: the cold run never ended (its report and exit code never came), and in the guard the main thread hung
+    for good (every later caller was told busy and hung the same way cold). Now the line is not written, the run
+    says so in one warning, and the report is the same cold and guarded."""
+    env.state_dir.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(env.state_dir / "audit.jsonl")
+    g = Running(env)
+    try:
+        runs = []
+        for extra in (COLD, {}):
+            ids = seed(two)
+            proc = env.run("cancel", "all", "-p", "main", "--json", extra_env=extra, timeout=30)
+            assert proc.returncode == 0, proc.stderr
+            assert "audit line is missing" in proc.stderr and "Traceback" not in proc.stderr
+            runs.append((proc.returncode, normal(proc.stdout, ids), normal(proc.stderr, ids)))
+        assert runs[0] == runs[1]
+        assert (env.state_dir / "audit.jsonl").is_fifo()  # left as it was: not replaced behind the user's back
+    finally:
+        code, err = g.stop()
+    assert "ran cancel all" in err, err
