@@ -67,6 +67,7 @@ SAME = (
     "HOME",
     "XDG_CONFIG_HOME",
     "XDG_STATE_HOME",
+    "XDG_DATA_HOME",  # where the file keyrings are (keyrings.cryptfile: $XDG_DATA_HOME/python_keyring/)
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
     "HTTP_PROXY",
@@ -164,12 +165,16 @@ def secret_names(environ: dict[str, str] | Any) -> list[str]:
 
 
 def _proxy_name(name: str) -> bool:
-    """A proxy variable in any spelling (``Https_Proxy``): httpx reads them all (``urllib.request.getproxies``)."""
-    return name[-6:].lower() == "_proxy"
+    """A proxy variable in any spelling (``Https_Proxy``): httpx reads them all (``urllib.request.getproxies``); or a
+    keyring backend's property (``KEYRING_PROPERTY_FILE_PATH``: keyring sets every ``KEYRING_PROPERTY_*`` on its
+    backend, keyring/backend.py, so it can name another keyring file). Compared by :func:`env_digest` like
+    :data:`SAME`."""
+    return name[-6:].lower() == "_proxy" or name.startswith("KEYRING_PROPERTY_")
 
 
 def env_digest(environ: dict[str, str] | Any, names: list[str] | None = None) -> str:
-    """sha256 over ``names`` (default :data:`SAME`, and every proxy variable in ``environ`` spelt otherwise) as set
+    """sha256 over ``names`` (default :data:`SAME`, every proxy variable in ``environ`` spelt otherwise and every
+    ``KEYRING_PROPERTY_*``: :func:`_proxy_name`) as set
     in ``environ``: name and value, or name and unset. Never sent in clear: the values can be secrets."""
     h = _sha256()
     if names is None:

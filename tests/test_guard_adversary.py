@@ -184,3 +184,54 @@ def test_a_fifo_in_place_of_the_audit_log_is_a_warning_not_a_hang(two, env):
     finally:
         code, err = g.stop()
     assert "ran cancel all" in err, err
+
+
+def test_a_caller_whose_keyring_is_elsewhere_runs_cold(sim, env):
+    """Two desks share a config but keep their keys apart: ``XDG_DATA_HOME`` says where the encrypted-file keyring
+    is (``$XDG_DATA_HOME/python_keyring/``). The guard compared where the config and state are, not where the
+    keyring is: a caller whose keyring holds other credentials for ``main`` had its cancel sent with the guard's
+    (cold: the venue refuses the caller's secret, exit 4, the book untouched; guarded: exit 0, orders cancelled)."""
+    from pathlib import Path
+
+    pytest.importorskip("keyrings.cryptfile.cryptfile", reason="the cryptfile extra is not installed")
+    from conftest import SECRETS_USED
+
+    right, wrong = "cryptfile-desk-a-secret-2b7e151628ae", "cryptfile-desk-b-secret-d2a6abf71588"
+    SECRETS_USED.update({right, wrong})
+    sim.gemini.add_key(GEMINI_KEY, right)
+    env.write_config({"main": {"venue": "gemini", "base_url": sim.url}})
+    env.vars.update(
+        PYTHON_KEYRING_BACKEND="cheap_cryptfile.CheapCryptFileKeyring",
+        PYTHONPATH=str(Path(__file__).parent),
+        CANCELCTL_KEYRING_PASSPHRASE="correct horse battery staple 8d1f",
+        **ROOMY,
+    )
+    desk = {name: {"XDG_DATA_HOME": str(env.root / name)} for name in ("a", "b")}
+    for name, secret in (("a", right), ("b", wrong)):
+        proc = env.run("keys", "set", "main", input=f"{GEMINI_KEY}\n{secret}\n", extra_env=desk[name])
+        assert proc.returncode == 0, proc.stderr
+    g = Running(env, extra_env=desk["a"])
+    try:
+        runs = []
+        for extra in (COLD, {}):
+            sim.gemini.orders.clear()
+            ids = [str(sim.gemini.add_order())]
+            proc = env.run("cancel", "all", "-p", "main", "--json", extra_env={**desk["b"], **extra})
+            runs.append((proc.returncode, normal(proc.stdout, ids), len(sim.gemini.open_orders())))
+        assert runs[0][0] == 4 and runs[0][2] == 1  # cold: the desk's own (refused) secret, nothing cancelled
+        assert runs[1] == runs[0]
+    finally:
+        g.stop()
+
+
+def test_a_caller_with_a_keyring_property_of_its_own_runs_cold(two, env):
+    """``KEYRING_PROPERTY_FILE_PATH`` (keyring sets every ``KEYRING_PROPERTY_*`` on its backend) can name another
+    keyring file: the guard hands such a caller back rather than cancel with the credentials it holds."""
+    g = Running(env)
+    try:
+        seed(two)
+        proc = env.run("cancel", "all", "-p", "main", "-q", extra_env={"KEYRING_PROPERTY_FILE_PATH": "/elsewhere"})
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        code, err = g.stop()
+    assert "handed back to the caller: the caller's environment differs" in err, err
