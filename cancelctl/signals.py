@@ -78,6 +78,11 @@ def _handler(signum: int, frame: object) -> None:
     else:
         RECEIVED.append(signum)
     pending, _state["pending"] = _state["pending"], None
+    if _state["raise"] and _closing(frame):
+        # The run is over (its handlers are being restored, or the process is exiting): raised here, the
+        # Interrupted would escape the run that already has its code and its report (a second report; in a
+        # guard, its caller's command "failed", exit 70). Counted, as a signal after the report.
+        _state["raise"] = False
     if _state["raise"]:
         _state["raise"] = False  # the second and later signals never interrupt the report
         # The first signal decides the code: one whose re-delivery is still on its way (a SIGINT dropped in a
@@ -146,6 +151,21 @@ def _safe_point() -> None:
 
 _previous_hook: dict[str, Callable[..., object]] = {}
 
+#: The code of the functions that end a run (:func:`install`'s ``restore``, :func:`_settle`, :func:`_safe_point`,
+#: :func:`ignore`): a signal handled in one of them is counted, never raised (see :func:`_handler`).
+_CLOSING: set[object] = set()
+
+
+def _closing(frame: object, depth: int = 8) -> bool:
+    """Whether ``frame`` (where the main thread was when the handler was called) is in one of the functions that end
+    a run, or in what they call (``signal.signal``'s enum conversion, ``threading.current_thread``): a few frames
+    up at most, so a handler called deep inside a command is never taken for one at its end."""
+    while frame is not None and depth > 0:
+        if getattr(frame, "f_code", None) in _CLOSING:
+            return True
+        frame, depth = getattr(frame, "f_back", None), depth - 1
+    return False
+
 
 def install() -> Callable[[], None]:
     """Handle SIGINT, SIGTERM and SIGHUP as above; returns a function that restores the previous handlers.
@@ -179,6 +199,7 @@ def install() -> Callable[[], None]:
             except (ValueError, OSError, TypeError):
                 pass
 
+    _CLOSING.add(restore.__code__)
     return restore
 
 
@@ -206,3 +227,6 @@ def ignore() -> None:
 def first() -> int | None:
     """The first signal handled in this process, or None."""
     return RECEIVED[0] if RECEIVED else None
+
+
+_CLOSING.update(f.__code__ for f in (_settle, _safe_point, ignore))
