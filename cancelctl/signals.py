@@ -38,8 +38,10 @@ RECEIVED: list[int] = []  # every handled signal, in order
 #: the guard renders must not end the resident guard (and its heartbeat and dead-man's switch) two seconds later.
 BACKSTOP = True
 #: ``pending``: the signal of an :class:`Interrupted` Python dropped (see :func:`_unraisable`), to be raised again;
-#: ``sent``: its re-delivery was tripped and has not reached :func:`_handler` yet (it is not counted twice).
-_state: dict[str, object] = {"raise": True, "backstop": False, "pending": None, "sent": None}
+#: ``sent``: its re-delivery was tripped and has not reached :func:`_handler` yet (it is not counted twice);
+#: ``ahead``: a signal counted (and raised) by another signal's handler because it arrived first, whose own handler
+#: call is still to come (it is not counted twice). See :func:`_arrived`.
+_state: dict[str, object] = {"raise": True, "backstop": False, "pending": None, "sent": None, "ahead": None}
 _redelivery = threading.RLock()  # the re-delivery thread's check-and-send against restore() and ignore()
 
 
@@ -72,9 +74,12 @@ class Interrupted(BaseException):
 
 
 def _handler(signum: int, frame: object) -> None:
+    arrived = _arrived()
     redelivered = _state["sent"] == signum  # the re-delivery of a signal counted when it first came
     if redelivered:
         _state["sent"] = None
+    elif _state["ahead"] == signum:  # counted already, by the handler of a signal that arrived after it
+        _state["ahead"] = None
     else:
         RECEIVED.append(signum)
     pending, _state["pending"] = _state["pending"], None
@@ -86,8 +91,15 @@ def _handler(signum: int, frame: object) -> None:
     if _state["raise"]:
         _state["raise"] = False  # the second and later signals never interrupt the report
         # The first signal decides the code: one whose re-delivery is still on its way (a SIGINT dropped in a
-        # finalizer) is the one raised, whichever signal reached the handler first.
-        raise Interrupted(pending if isinstance(pending, int) else signum)
+        # finalizer) is the one raised, whichever signal reached the handler first; else the first to arrive,
+        # which is not always the one whose handler Python runs first (see :func:`_arrived`).
+        if isinstance(pending, int):
+            raise Interrupted(pending)
+        first = next((s for s in arrived if s in HANDLED), signum)
+        if first != signum and not redelivered:
+            RECEIVED.insert(len(RECEIVED) - 1, first)  # counted in the order they arrived
+            _state["ahead"] = first
+        raise Interrupted(first)
     if redelivered:  # already counted; it arms nothing
         return
     if not _state["backstop"] and BACKSTOP:
@@ -141,7 +153,7 @@ def _settle() -> None:
     with _redelivery:
         _state["pending"] = None
         _state["raise"] = False
-    if _state["sent"] is not None:
+    if _state["sent"] is not None or _state["ahead"] is not None:
         _safe_point()
 
 
@@ -155,6 +167,10 @@ _previous_hook: dict[str, Callable[..., object]] = {}
 #: :func:`ignore`): a signal handled in one of them is counted, never raised (see :func:`_handler`).
 _CLOSING: set[object] = set()
 
+#: The read end and the write end of the pipe CPython's C-level handler writes each signal's number to as it
+#: arrives (``signal.set_wakeup_fd``), made once per process by :func:`install`; -1: none (yet, or none to be had).
+_wakeup = [-1, -1]
+
 
 def _closing(frame: object, depth: int = 8) -> bool:
     """Whether ``frame`` (where the main thread was when the handler was called) is in one of the functions that end
@@ -167,6 +183,53 @@ def _closing(frame: object, depth: int = 8) -> bool:
     return False
 
 
+def _arrived() -> bytes:
+    """The numbers of the signals that reached the process since the last call, in the order they arrived.
+
+    CPython runs the Python handlers of the signals that arrived while the main thread was busy (in C code, or
+    not yet given the CPU back) in the order of their numbers, not of their arrival: a SIGTERM and then a
+    SIGINT ran the SIGINT's handler first, and the run said 130 where the contract says the first signal
+    decides (143). The C-level handler, which runs at each arrival, writes the number to the wakeup fd in
+    arrival order (its documented use: https://docs.python.org/3/library/signal.html#signal.set_wakeup_fd).
+    Empty when nothing is there, the pipe was never made, or another owner took the wakeup fd. Never raises.
+    """
+    if _wakeup[0] < 0:
+        return b""
+    got = b""
+    while True:
+        try:
+            chunk = os.read(_wakeup[0], 512)
+        except OSError:  # BlockingIOError: nothing (more) there
+            return got
+        got += chunk
+        if len(chunk) < 512:
+            return got
+
+
+def _own_wakeup_fd() -> int | None:
+    """Point the wakeup fd at this module's pipe (made the first time: non-blocking, close-on-exec, so no child
+    process inherits it); the previous wakeup fd, or None when it could not be set. A full pipe is no error
+    (``warn_on_full_buffer=False``): a byte lost there only loses the arrival order of a burst of signals."""
+    made = _wakeup[0] < 0
+    try:
+        if made:
+            _wakeup[:] = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC) if hasattr(os, "pipe2") else _nonblocking_pipe()
+        previous = signal.set_wakeup_fd(_wakeup[1], warn_on_full_buffer=False)
+    except (OSError, ValueError):
+        return None
+    if not made:
+        _arrived()  # bytes of signals from before this run (a guard's earlier command): not this run's to order
+    return previous
+
+
+def _nonblocking_pipe() -> tuple[int, int]:
+    r, w = os.pipe()
+    for fd in (r, w):
+        os.set_blocking(fd, False)
+        os.set_inheritable(fd, False)
+    return r, w
+
+
 def install() -> Callable[[], None]:
     """Handle SIGINT, SIGTERM and SIGHUP as above; returns a function that restores the previous handlers.
 
@@ -175,12 +238,15 @@ def install() -> Callable[[], None]:
     """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    _state.update({"raise": True, "backstop": False, "pending": None})
+    _state.update({"raise": True, "backstop": False, "pending": None, "ahead": None})
     unraisable = sys.unraisablehook
     mine = unraisable is not _unraisable  # a nested install leaves the hook to the outer one's restore
     if mine:
         _previous_hook["unraisable"] = unraisable
         sys.unraisablehook = _unraisable
+    wakeup = _own_wakeup_fd() if mine else None
+    if not mine:  # a run inside a run (a guard's command, a deadman that fired): the outer run's pipe, emptied
+        _arrived()
     previous = {}
     for sig in HANDLED:
         try:
@@ -197,6 +263,13 @@ def install() -> Callable[[], None]:
             try:
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
             except (ValueError, OSError, TypeError):
+                pass
+        if wakeup is not None:  # the previous owner's wakeup fd back (an in-process caller's event loop), else none
+            try:
+                current = signal.set_wakeup_fd(wakeup)
+                if current != _wakeup[1]:  # another owner took it during the run: theirs stays
+                    signal.set_wakeup_fd(current)
+            except (ValueError, OSError):
                 pass
 
     _CLOSING.add(restore.__code__)

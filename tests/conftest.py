@@ -441,3 +441,22 @@ def stuck_writing(proc: subprocess.Popen, deadline: float) -> None:
         time.sleep(0.005)
     time.sleep(0.05)
     assert proc.poll() is None, "the report was not stuck: the test proves nothing"
+
+
+def pending(pid: int) -> int:
+    """The signals pending for process ``pid`` (any of its threads, or the process as a whole), as a bit mask
+    (Linux /proc SigPnd and ShdPnd)."""
+    mask = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                for line in f:
+                    if line.startswith(("SigPnd:", "ShdPnd:")):
+                        mask |= int(line.split()[1], 16)
+        except OSError:
+            pass
+    return mask

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import itertools
 import operator
+import os
 import queue
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
 import pytest
+
+from conftest import pending
 
 
 class _Dropped:
@@ -92,3 +98,69 @@ def test_a_re_delivery_tripped_as_the_run_ends_is_counted_not_raised(ending):
     finally:
         signal.signal(signal.SIGINT, mine if previous is None else previous)
         signals.RECEIVED.clear()
+
+
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from cancelctl import signals
+    restore = signals.install()
+    for s in signals.HANDLED:
+        signal.siginterrupt(s, False)  # a read restarts after a signal: the main thread stays in C code
+    print("ready", flush=True)
+    try:
+        os.read(0, 1)  # the signals arrive while the main thread is in here
+        sum(range(10))  # a safe point
+        print("none", flush=True)
+    except signals.Interrupted as e:
+        print(int(e.signum), ",".join(str(int(s)) for s in signals.RECEIVED), flush=True)
+    """
+)
+
+
+def _state(pid: int) -> str:
+    """The process's state letter (``R`` running or runnable, ``S`` asleep in a system call...): /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def send_and_wait_delivered(pid: int, signum: int, deadline: float) -> None:
+    """Send ``signum`` to ``pid`` (one thread, asleep in a restarting read) and return once the kernel has delivered
+    it (no longer pending) and the process is asleep again (its C-level handler ran): it has taken this one before
+    the next one is sent. Two signals pending at once are delivered in an order of the kernel's
+    (by number), not the order they were sent in, and no process can tell which came first then."""
+    os.kill(pid, signum)
+    while pending(pid) >> (signum - 1) & 1 and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    while _state(pid) != "S" and time.monotonic() < deadline:  # its C-level handler ran; the read sleeps again
+        time.sleep(0.0005)
+
+
+@pytest.mark.parametrize(
+    "first,second",
+    [(signal.SIGTERM, signal.SIGINT), (signal.SIGHUP, signal.SIGINT), (signal.SIGINT, signal.SIGTERM)],
+)
+def test_the_first_signal_to_arrive_decides_not_the_lowest_numbered(first, second):
+    """A SIGTERM, then a Ctrl-C, both arriving while the main thread is in C code: CPython runs their handlers in
+    the order of their numbers (SIGINT's first), so the run said 130 where the first signal was a SIGTERM (143).
+    The handler reads the order of arrival (the wakeup fd) and raises the first; each is counted once, in that
+    order."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 10
+        while _state(proc.pid) != "S" and time.monotonic() < deadline:  # asleep in its read, not still printing
+            time.sleep(0.0005)
+        send_and_wait_delivered(proc.pid, first, deadline)
+        send_and_wait_delivered(proc.pid, second, deadline)
+        out, err = proc.communicate("x", timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert out.split() == [str(int(first)), f"{int(first)},{int(second)}"], (out, err)
