@@ -164,3 +164,51 @@ def test_the_first_signal_to_arrive_decides_not_the_lowest_numbered(first, secon
             proc.communicate()
     assert proc.returncode == 0, err
     assert out.split() == [str(int(first)), f"{int(first)},{int(second)}"], (out, err)
+
+
+DEADMAN = textwrap.dedent(
+    """
+    import os, signal, sys
+    from cancelctl.cli import watch
+    decided = watch.watch_file
+
+    def watch_file(path, ttl, stop, **kw):
+        silent = decided(path, ttl, stop, **kw)
+        if silent is not None:  # the switch has decided to fire: the signal lands before signals.install()
+            os.kill(os.getpid(), signal.SIGTERM)
+            while not stop.is_set():  # its handler (the old one, which only sets stop) has run
+                pass
+        return silent
+
+    watch.watch_file = watch_file
+    sys.argv = ["cancelctl", *sys.argv[1:]]
+    from cancelctl.main import main
+    main()
+    """
+)
+
+
+def test_a_signal_as_the_deadman_fires_stops_the_panic_it_was_not_swallowed(gemini, env):
+    """A SIGTERM between the dead-man's switch deciding to fire and its signal handlers for the panic (a microsecond
+    window, made wide here) was swallowed: the old handler only set the watch's stop event, which nothing read any
+    more, and the panic ran to its end, exit 0. It stops the panic before anything is sent, as a signal a moment
+    later would: 143, "stopped before any cancel was sent", its audit line and its JSON document."""
+    import json
+
+    from conftest import audit_lines
+
+    gemini.add_order()
+    alive = env.root / "bot.alive"
+    proc = subprocess.run(
+        [sys.executable, "-c", DEADMAN, "deadman", "--ttl", "1", "--file", str(alive), "--json"],
+        env=env.environ(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "deadman fired" in proc.stderr, proc.stderr  # the window was entered
+    assert proc.returncode == 143, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "stopped before any cancel was sent" in proc.stderr, proc.stderr
+    assert len(gemini.open_orders()) == 1  # the panic sent nothing
+    doc = json.loads(proc.stdout)
+    assert doc["exit_code"] == 143 and doc["error"]["kind"] == "terminated"
+    (line,) = audit_lines(env)
+    assert line["exit_code"] == 143

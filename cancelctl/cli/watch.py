@@ -60,11 +60,23 @@ class StopRequested(Exception):
     """Raised by a heartbeat that SIGINT, SIGTERM or SIGHUP interrupted."""
 
 
-def _stop_event() -> threading.Event:
+class Stop(threading.Event):
+    """Set by SIGINT, SIGTERM or SIGHUP; ``signum``: the first of them (None while none came)."""
+
+    signum: int | None = None
+
+
+def _stop_event() -> Stop:
     """An event set by SIGINT, SIGTERM or SIGHUP (these commands stop cleanly on any of them)."""
-    stop = threading.Event()
+    stop = Stop()
+
+    def on_signal(signum: int, frame: object) -> None:
+        if stop.signum is None:
+            stop.signum = signum
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     return stop
 
 
@@ -414,6 +426,12 @@ def deadman(
         from cancelctl import signals
 
         signals.install()  # firing is a cancel like any other: a signal now is reported as 130/143
+        if stop.signum is not None:
+            # It came after the switch decided to fire and before the line above (the old handler only set
+            # ``stop``, which nothing reads any more): raised now, as if it had come a moment later, so the panic
+            # sends nothing and the run says 130/143, "stopped before any cancel was sent". It was swallowed, and
+            # the panic ran to its end.
+            signal.raise_signal(stop.signum)
         return run_panic(profiles, opts, creds)
     _say("deadman disarmed")
     if opts.json:  # the contract: one JSON document on every exit path; disarmed cancelled nothing
