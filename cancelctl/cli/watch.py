@@ -425,13 +425,18 @@ def deadman(
         sys.stderr.flush()
         from cancelctl import signals
 
-        signals.install()  # firing is a cancel like any other: a signal now is reported as 130/143
-        if stop.signum is not None:
-            # It came after the switch decided to fire and before the line above (the old handler only set
-            # ``stop``, which nothing reads any more): raised now, as if it had come a moment later, so the panic
-            # sends nothing and the run says 130/143, "stopped before any cancel was sent". It was swallowed, and
-            # the panic ran to its end.
-            signal.raise_signal(stop.signum)
+        try:
+            signals.install()  # firing is a cancel like any other: a signal now is reported as 130/143
+            if stop.signum is not None:
+                # It came after the switch decided to fire and before the line above (the old handler only set
+                # ``stop``, which nothing reads any more): raised now, as if it had come a moment later, so the
+                # panic sends nothing and the run says 130/143, "stopped before any cancel was sent". It was
+                # swallowed, and the panic ran to its end.
+                signal.raise_signal(stop.signum)
+        except signals.Interrupted as e:  # one more signal right after install(): the first one still decides
+            if stop.signum is not None and e.signum != stop.signum:
+                raise signals.Interrupted(stop.signum) from None
+            raise
         return run_panic(profiles, opts, creds)
     _say("deadman disarmed")
     if opts.json:  # the contract: one JSON document on every exit path; disarmed cancelled nothing
