@@ -90,6 +90,50 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
 #: ``time.monotonic()`` when the cold path took over from a guard that had said "go" and then gave no answer (None:
 #: it did not): :func:`cancelctl.transport.run_start` counts the cold run's ``--timeout`` from here.
 resumed: float | None = None
+#: The caller's first SIGINT, SIGTERM or SIGHUP from the moment it found a guard's socket until the cold run's own
+#: handlers are in (None: none came). A command the guard handed back (declined, busy, gone) then runs cold only to
+#: report that signal: :func:`cancelctl.main.run` raises it first thing, so nothing is sent (docs/design.md, "The
+#: guard"). It was lost: the cold run installed its handlers over it and sent every cancel, exit 0.
+interrupted: int | None = None
+#: Whether the guard had the caller's "go" and then gave no whole answer (it went away, fell silent, or sent no exit
+#: code): what it sent is not known. Said in the interrupted cold run's error line.
+unanswered = False
+_before: dict[int, Any] = {}  # the signal handlers from before the hand-off, given back when the guard answered
+
+
+def _record(signum: int, frame: object) -> None:
+    """The caller's handler from the moment it found a guard's socket: keep the first signal (see
+    :data:`interrupted`); the process goes on (a read on the socket resumes, PEP 475)."""
+    global interrupted
+    if interrupted is None:
+        interrupted = signum
+
+
+def _catch(handler: Any) -> None:
+    """SIGINT, SIGTERM and SIGHUP to ``handler`` (main thread only; elsewhere nothing changes), keeping in
+    :data:`_before` the handlers from before the hand-off."""
+    import _signal as signal  # type: ignore[import-not-found]  # the C module: ``signal`` builds its enums first
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if isinstance(sig, int):
+            try:
+                old = signal.signal(sig, handler)
+            except (ValueError, OSError, TypeError):
+                continue
+            _before.setdefault(sig, old)
+
+
+def _release() -> None:
+    """The guard answered: the handlers from before the hand-off come back, or SIG_IGN after a signal (the process
+    only exits now; a further Ctrl-C must not turn into a traceback)."""
+    import _signal as signal
+
+    for sig, handler in _before.items():
+        try:
+            signal.signal(sig, signal.SIG_IGN if interrupted is not None else handler)
+        except (ValueError, OSError, TypeError):
+            pass
 
 
 def socket_dir() -> str:
@@ -344,13 +388,17 @@ def try_guard(argv: list[str]) -> int | None:
 
     began = time.monotonic()
     allowed = budget()
+    _catch(_record)  # from here a signal is kept, whichever way the command goes (it stays until the cold run's own)
     sock = connect(allowed)
     if sock is None:
         return None
     try:
-        return _hand_off(sock, argv, began, allowed)
+        code = _hand_off(sock, argv, began, allowed)
     finally:
         sock.close()
+    if code is not None:
+        _release()
+    return code
 
 
 def main() -> None:
@@ -401,6 +449,8 @@ def _hand_off(sock: Any, argv: list[str], began: float, allowed: float) -> int |
         kind, _ = read_frame(sock, began + allowed)
         if kind != READY:
             return None  # busy, or a request it does not take: nothing was done
+        if interrupted is not None:  # a Ctrl-C meanwhile: no "go", so the guard acts on nothing; reported cold
+            return None
         sock.sendall(frame(GO))  # from here the guard runs the command; this process only shows its answer
     except (OSError, EOFError):
         return None
@@ -441,12 +491,14 @@ def _timeout(argv: list[str]) -> float:
 
 def _answer(sock: Any, argv: list[str]) -> int | None:
     """Show the guard's answer; its exit code. None (run cold) when it declined, or stopped before any output."""
-    import _signal as signal  # type: ignore[import-not-found]  # the C module: ``signal`` builds its enums first
+    import _signal as signal  # the C module: ``signal`` builds its enums first
     import time
 
-    seen: list[int] = []
+    global unanswered
+    seen: list[int] = [interrupted] if interrupted is not None else []  # one kept since the "go" went out
 
     def forward(signum: int, frame_: object) -> None:
+        _record(signum, frame_)
         seen.append(signum)
         if len(seen) == 1:
             try:
@@ -461,14 +513,12 @@ def _answer(sock: Any, argv: list[str]) -> int | None:
             timer.daemon = True
             timer.start()
 
-    previous = {}
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        sig = getattr(signal, name, None)
-        if isinstance(sig, int):
-            try:
-                previous[sig] = signal.signal(sig, forward)
-            except (ValueError, OSError):
-                pass
+    _catch(forward)
+    if seen:  # it landed between the "go" and the line above: the guard's command gets it now
+        try:
+            sock.sendall(b"I" + (1).to_bytes(4, "big") + bytes([seen[0]]))
+        except OSError:
+            pass
     wrote = False
     stdout_ok = True
     # The guard answers by the command's own deadline (``--timeout`` plus its grace); past that plus a margin it is
@@ -484,6 +534,7 @@ def _answer(sock: Any, argv: list[str]) -> int | None:
                     return 5
                 why = "did not answer in time" if isinstance(e, TimeoutError) else "stopped before answering"
                 os.write(2, f"cancelctl: warning: the guard {why}; running without it\n".encode())
+                unanswered = True
                 _resume()
                 return None
             if kind == DECLINED:
@@ -497,6 +548,7 @@ def _answer(sock: Any, argv: list[str]) -> int | None:
                     os.write(2, b"cancelctl: error: the guard ended its report without an exit code; outcome unknown\n")
                     return 5
                 os.write(2, b"cancelctl: warning: the guard answered no exit code; running without it\n")
+                unanswered = True
                 _resume()
                 return None
             if kind == STDOUT and stdout_ok:
@@ -506,11 +558,7 @@ def _answer(sock: Any, argv: list[str]) -> int | None:
                 wrote = True
                 _write(2, payload)
     finally:
-        for sig, handler in previous.items():
-            try:
-                signal.signal(sig, signal.SIG_IGN if seen else handler)
-            except (ValueError, OSError, TypeError):
-                pass
+        _catch(_record)  # handed back: a signal from now on is kept for the cold run (try_guard releases on an answer)
 
 
 def _resume() -> None:

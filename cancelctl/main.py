@@ -167,6 +167,9 @@ def run(argv: list[str] | None = None, *, restore: bool = True) -> int:
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     previous = signals.install()
     try:
+        handoff = sys.modules.get("cancelctl.handoff")
+        if handoff is not None and handoff.interrupted is not None:  # a guard handed the command back after a signal
+            signals.replay(handoff.interrupted)  # the cold run stops here, before anything is sent, and reports it
         return _run(argv)
     except signals.Interrupted as e:  # landed before _run's own handlers, or before an error's report began
         from cancelctl import flags as flags_mod
@@ -246,6 +249,13 @@ def _run(argv: list[str] | None) -> int:
 def _stopped(signum: int) -> "CancelctlError":
     from cancelctl.errors import stopped_by
 
+    handoff = sys.modules.get("cancelctl.handoff")
+    if handoff is not None and handoff.unanswered:  # the guard had the "go": it may have sent some
+        return stopped_by(
+            signum,
+            "this process sent no cancel; the guard it handed the command to stopped without answering, so what "
+            "it sent is not known (check with: cancelctl orders)",
+        )
     return stopped_by(signum, "stopped before any cancel was sent")
 
 

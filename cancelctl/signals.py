@@ -281,6 +281,13 @@ def active() -> bool:
     return signal.getsignal(HANDLED[0]) is _handler if HANDLED else False
 
 
+def replay(signum: int) -> None:
+    """Deliver ``signum`` to this process now, through the handlers in place (main thread: :func:`install`'s raises
+    :class:`Interrupted` here): a signal that came before them, kept by whoever had the handlers then (the hand-off
+    to a guard, the dead-man's watch), counts as if it came now."""
+    signal.raise_signal(signum)
+
+
 def reporting() -> None:
     """From now on the run is reporting: a signal is counted (and arms the backstop), never raised."""
     _state["raise"] = False

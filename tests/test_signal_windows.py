@@ -212,3 +212,78 @@ def test_a_signal_as_the_deadman_fires_stops_the_panic_it_was_not_swallowed(gemi
     assert doc["exit_code"] == 143 and doc["error"]["kind"] == "terminated"
     (line,) = audit_lines(env)
     assert line["exit_code"] == 143
+
+
+def _guard_that(env, behave):
+    """A "guard" socket served by a thread of this test (tests/test_guard_hostile.py's Fake), doing ``behave``."""
+    from test_guard_hostile import Fake
+
+    return Fake(env, behave)
+
+
+@pytest.mark.parametrize("answer", ["declined", "busy", "gone"])
+def test_a_ctrl_c_to_a_caller_the_guard_hands_back_is_reported_not_lost(gemini, env, answer):
+    """A Ctrl-C while a guard holds the caller's request, then the guard hands it back (declined after the go, or
+    busy before it) and the caller runs cold: the Ctrl-C was lost (declined: the cold run put its handlers over
+    it and sent every cancel, exit 0; busy: Python's own handler, a KeyboardInterrupt traceback). The caller ends
+    130 with one report that says nothing was sent, and sends nothing ("gone": the guard had the go and went away
+    without answering: what it sent is not known, and the line says so)."""
+    import json
+
+    from test_guard_hostile import _read
+
+    from cancelctl import handoff
+
+    from conftest import audit_lines
+
+    asked = threading.Event()  # the caller waits for the guard's next frame now
+    interrupt = threading.Event()  # the caller forwarded its Ctrl-C (declined) or was sent it (busy)
+
+    def behave(conn) -> None:
+        assert _read(conn)[0] == handoff.REQUEST
+        if answer == "busy":
+            asked.set()
+            interrupt.wait(10)
+            conn.sendall(handoff.frame(handoff.BUSY, b"busy"))
+            return
+        conn.sendall(handoff.frame(handoff.READY))
+        assert _read(conn)[0] == handoff.GO
+        asked.set()
+        try:
+            kind, payload = _read(conn)  # the caller's Ctrl-C, forwarded
+            if kind == handoff.INTERRUPT and payload == bytes([signal.SIGINT]):
+                interrupt.set()
+        except (OSError, EOFError):
+            pass
+        if answer == "declined":
+            conn.sendall(handoff.frame(handoff.DECLINED, b"a profile the guard does not hold"))
+
+    fake = _guard_that(env, behave)
+    try:
+        gemini.add_order()
+        proc = env.popen("panic", "--json", extra_env={"CANCELCTL_GUARD_BUDGET_MS": "5000"})
+        try:
+            assert asked.wait(20), "the caller never reached the guard"
+            time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            if answer == "busy":
+                interrupt.set()
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    finally:
+        fake.close()
+    assert answer == "busy" or interrupt.is_set(), "the Ctrl-C was not forwarded to the guard"
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    if answer == "gone":
+        assert "the guard stopped before answering" in err and "what it sent is not known" in err, err
+    else:
+        assert "interrupted; stopped before any cancel was sent" in err, err
+    assert len(gemini.open_orders()) == 1  # the cold run sent nothing
+    doc = json.loads(out)
+    assert doc["exit_code"] == 130 and doc["error"]["kind"] == "interrupted"
+    (line,) = audit_lines(env)
+    assert line["exit_code"] == 130

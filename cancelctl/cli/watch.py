@@ -432,7 +432,7 @@ def deadman(
                 # ``stop``, which nothing reads any more): raised now, as if it had come a moment later, so the
                 # panic sends nothing and the run says 130/143, "stopped before any cancel was sent". It was
                 # swallowed, and the panic ran to its end.
-                signal.raise_signal(stop.signum)
+                signals.replay(stop.signum)
         except signals.Interrupted as e:  # one more signal right after install(): the first one still decides
             if stop.signum is not None and e.signum != stop.signum:
                 raise signals.Interrupted(stop.signum) from None
