@@ -836,7 +836,7 @@ def _send(client: Client, request: PreparedRequest, deadline: Deadline, *, stale
             deadline.writing()  # Stopped when the run has stopped waiting: the request never goes out
         except Stopped:
             raise NotSent("the run was stopped before the request was sent") from None
-        conn.sock.settimeout(remaining)  # each write and read, as httpx's timeout; the body is cut at the deadline
+        conn.sock.settimeout(_left(deadline))  # each write and read waits at most the time left when it begins
         conn.sock.sendall(data)
         whole = True
         deadline.written()
@@ -899,8 +899,9 @@ def _receive(conn: _Connection, host: str, deadline: Deadline) -> Answer:
 
     More is OutcomeUnknown (5, unreadable answer): a body that streams
     zeros would otherwise fill memory. Each read waits at most the time
-    that was left when the request began (the socket's timeout, as
-    httpx's), and an answer still arriving at the deadline (a byte at a
+    left when that read begins (:func:`_left`: an answer whose first byte
+    came just before the deadline, then silence, ends at the deadline, not
+    one ``--timeout`` past it), and an answer still arriving at the deadline (a byte at a
     time, wherever it is: its head, ``100 Continue`` after ``100
     Continue``, its body, its trailers) is cut off before the next read
     (OutcomeUnknown too: the request went out); an answer whose last byte
@@ -919,6 +920,7 @@ def _receive(conn: _Connection, host: str, deadline: Deadline) -> Answer:
         if event is h11.NEED_DATA:
             if arriving and time.monotonic() > deadline.end:  # each read is bounded, an answer in pieces is not
                 raise OutcomeUnknown(f"no answer from {host} before the deadline (the answer was still arriving)")
+            sock.settimeout(_left(deadline))  # the time left now, not when the request began
             http.receive_data(sock.recv(65536))  # a read that times out: TimeoutError, no answer before the deadline
             arriving = True
         elif isinstance(event, h11.Response):
@@ -956,6 +958,16 @@ def _receive(conn: _Connection, host: str, deadline: Deadline) -> Answer:
     if body and encoding not in ("", "identity"):
         body = _decoded(body, encoding, host)
     return Answer(response.status_code, headers, body)
+
+
+READ_FLOOR_S = 0.001  # s: a read begun at or past the deadline still takes what already arrived, and waits no more
+
+
+def _left(deadline: Deadline) -> float:
+    """The timeout (s) of the next socket write or read: the deadline's time left now (its ``end``, which
+    :meth:`Deadline.capped` may bring forward), at least :data:`READ_FLOOR_S` (a timeout of 0 would make the socket
+    non-blocking, and an answer already in the socket is still read)."""
+    return max(deadline.end - time.monotonic(), READ_FLOOR_S)
 
 
 def _decoded(body: bytes, encoding: str, host: str) -> bytes:

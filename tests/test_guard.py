@@ -840,3 +840,39 @@ def test_a_venue_trickling_its_headers_does_not_hold_the_key_past_the_deadline(e
         finally:
             g.stop()
     assert second.returncode == 0, second.stderr
+
+
+def test_an_answer_begun_just_before_the_deadline_does_not_hold_the_key_past_it(env):
+    """The venue sends its answer's first byte 2.2 s after the request, in a 3 s run, then nothing: each read of
+    cancelctl's client waited for the time left when the request began (about 2.8 s), so in the guard the run's
+    thread held the API key's lock until about 5 s, and the next command on the key (--timeout 1, from about 3.4 s)
+    waited for it until its own deadline (75, "kept this API key busy"). Every read now ends at the deadline."""
+    from loopback import Loopback, response
+
+    def answer(request):
+        if request.path == "/v1/order/cancel/all" and not any(r.path == request.path for r in lb.requests[:-1]):
+
+            def late():
+                time.sleep(2.2)
+                yield b"H"
+                time.sleep(6)
+
+            return late()
+        if request.path == "/v1/order/cancel/all":
+            return response(200, b'{"result": "ok", "details": {"cancelledOrders": [], "cancelRejects": []}}')
+        return response(200, b"[]")
+
+    with Loopback(answer, lifetime=120) as lb:
+        env.write_config({"main": {"venue": "gemini", "base_url": lb.url}})
+        env.secret("main", "api_key", GEMINI_KEY)
+        env.secret("main", "api_secret", GEMINI_SECRET)
+        env.vars.update(ROOMY)
+        g = Running(env)
+        try:
+            first = env.run("cancel", "all", "--json", "--timeout", "3")
+            assert first.returncode == 5, first.stderr
+            second = env.run("cancel", "all", "--json", "--timeout", "1")
+        finally:
+            _, err = g.stop()
+    assert second.returncode == 0, second.stderr
+    assert "ran cancel all" in err  # through the guard, where the threads outlive the run

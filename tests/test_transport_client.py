@@ -180,3 +180,22 @@ def test_with_a_proxy_variable_set_requests_go_through_httpx_and_the_proxy(monke
         (req,) = proxy.requests
     assert answer.body == b'["via proxy"]'
     assert req.path == "http://venue.invalid:8080/v1/orders"
+
+
+def test_a_read_waits_no_longer_than_the_time_left_when_it_begins():
+    """The answer's first byte comes 0.6 s into a 1 s deadline, then nothing: the next read waits until the
+    deadline, not for the 1 s that was left when the request began (the profile's thread, the API key's lock and in
+    the guard its connection outlived the run by up to one ``--timeout``)."""
+    import time
+
+    def answer(r):
+        time.sleep(0.6)
+        yield b"H"
+        time.sleep(3)
+
+    with Loopback(answer, lifetime=10) as lb:
+        began = time.monotonic()
+        with pytest.raises(OutcomeUnknown, match="before the deadline"):
+            send(lb.url + "/", seconds=1.0)
+        took = time.monotonic() - began
+    assert 0.6 <= took < 1.4, took  # before: 1.6 s (0.6 s, then a read bounded by the whole 1 s)
