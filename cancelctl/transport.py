@@ -700,19 +700,24 @@ def _send_httpx(
     wrote = False
     fresh = False  # the request went on a connection opened for it (not one kept alive)
     whole = False  # the whole request (headers and body) was written
+    host = _host(request.url)
+    reach = host  # what a connection failure could not reach: the venue, or the proxy httpx connected to
 
     def trace(event: str, info: dict[str, Any]) -> None:
-        nonlocal wrote, fresh, whole
+        nonlocal wrote, fresh, whole, reach
         if event.startswith("connection.connect_tcp."):
             fresh = True
+            if event == "connection.connect_tcp.started":
+                reach = _proxy_or(host, info)
         elif event == "http11.send_request_headers.started":
+            if getattr(info.get("request"), "method", None) == b"CONNECT":  # to the proxy, for a tunnel: not the venue's
+                return
             deadline.writing()  # Stopped when the run has stopped waiting: the request never goes out
             wrote = True
-        elif event == "http11.send_request_body.complete":
+        elif event == "http11.send_request_body.complete" and wrote:  # the venue's request, not a CONNECT
             whole = True
             deadline.written()
 
-    host = _host(request.url)
     try:
         with client.stream(
             request.method,
@@ -729,22 +734,38 @@ def _send_httpx(
         broken = broken_proxy(str(request.url).split(":", 1)[0])
         if broken is not None:  # the proxy, not the venue: no retry fixes it
             raise broken from None
-        raise NotSent(f"cannot reach {host}: {_why(e)}") from None
+        raise NotSent(f"cannot reach {reach}: {_why(e)}") from None
     except httpx.PoolTimeout:
-        raise NotSent(f"cannot reach {host}: no connection before the deadline") from None
+        raise NotSent(f"cannot reach {reach}: no connection before the deadline") from None
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:
         raise ConfigError(f"unusable URL {request.url}: {_why(e)}", hint="check the profile's base_url") from None
+    except httpx.ProxyError as e:  # the proxy refused the tunnel (CONNECT answered with no 2xx): nothing reached the venue
+        raise NotSent(f"{reach} did not open a tunnel to {host}: {_why(e)}") from None
     except httpx.TimeoutException:
         if not wrote:
-            raise NotSent(f"cannot reach {host}: no connection before the deadline") from None
+            raise NotSent(f"cannot reach {reach}: no connection before the deadline") from None
         raise OutcomeUnknown(f"no answer from {host} before the deadline") from None
     except httpx.TransportError as e:
         if stale_retry and not fresh and not whole and not deadline.closed:
             raise _Stale from None
         if not wrote:
-            raise NotSent(f"cannot reach {host}: {_why(e)}") from None
+            raise NotSent(f"cannot reach {reach}: {_why(e)}") from None
         raise OutcomeUnknown(f"connection to {host} failed mid-request: {_why(e)}") from None
     return Answer(r.status_code, {k.lower(): v for k, v in r.headers.items()}, body)
+
+
+def _proxy_or(host: str, info: dict[str, Any]) -> str:
+    """What a failed connection could not reach: ``host`` (the venue's ``host[:port]``) when httpcore's
+    ``connection.connect_tcp.started`` trace ``info`` (its ``host`` and ``port``) names the venue, else ``the proxy
+    HOST:PORT`` (httpx connected to the proxy of a proxy variable). Only a host and a port: a proxy URL's
+    ``user:password@`` never reaches a message."""
+    target, port = info.get("host"), info.get("port")
+    if not isinstance(target, str) or not target:
+        return host
+    name = f"[{target}]" if ":" in target else target
+    if host in (name, f"{name}:{port}") or (host == name and port in DEFAULT_PORTS.values()):
+        return host
+    return f"the proxy {name}:{port}" if isinstance(port, int) else f"the proxy {name}"
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}

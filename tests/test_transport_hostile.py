@@ -245,3 +245,49 @@ def test_through_a_proxy_bytes_no_request_asked_for_are_never_the_next_request_s
         )
     assert "Traceback" not in proc.stderr
     assert proc.returncode != 0, proc.stdout  # the book was never empty
+
+
+PROXY_PASSWORD = "s3cr3t-proxy-pw"
+
+
+def _nowhere_in(env, proc, text: str) -> None:
+    from conftest import audit_lines
+
+    assert text not in proc.stdout and text not in proc.stderr
+    assert text not in json.dumps(audit_lines(env))
+
+
+def test_a_proxy_that_refuses_connections_is_named_not_the_venue(env):
+    """With a proxy variable set, a refused connection is the proxy's: "cannot reach venue.invalid:8080" sent the
+    trader to check a venue cancelctl never tried to reach (venue.invalid:8443). The proxy is named by host and port only: its URL's
+    user:password never reaches the output or the audit log."""
+    from conftest import closed_port
+
+    port = closed_port()
+    gemini_on(env, "https://venue.invalid:8443")
+    proxy = f"http://alice:{PROXY_PASSWORD}@127.0.0.1:{port}"
+    proc = env.run("cancel", "all", "-p", "g", "--json", "--timeout", "3", extra_env={"HTTPS_PROXY": proxy})
+    assert proc.returncode == 75, proc.stderr  # nothing was sent: safe to retry
+    assert f"cannot reach the proxy 127.0.0.1:{port}" in proc.stderr, proc.stderr
+    assert "venue.invalid" not in proc.stderr.split("cannot reach", 1)[1].split(":", 1)[0]
+    _nowhere_in(env, proc, PROXY_PASSWORD)
+    _nowhere_in(env, proc, "alice")
+
+
+def test_a_proxy_that_refuses_the_tunnel_is_nothing_sent(env):
+    """An https venue through an http proxy that answers CONNECT with 403: no byte reached the venue, so the truth
+    is "not sent" (75), with the proxy named; the CONNECT counted as the venue's request going out (5, "connection
+    failed mid-request") and the line named the venue."""
+    from loopback import Loopback, response
+
+    with Loopback(lambda r: response(403, b"", reason="Forbidden"), lifetime=30) as lb:
+        port = lb.url.rsplit(":", 1)[1]
+        gemini_on(env, "https://venue.invalid")
+        proxy = f"http://alice:{PROXY_PASSWORD}@127.0.0.1:{port}"
+        proc = env.run("cancel", "all", "-p", "g", "--json", "--timeout", "3", extra_env={"HTTPS_PROXY": proxy})
+        seen = [r.method for r in lb.requests]
+    assert seen and set(seen) == {"CONNECT"}  # the proxy was asked for a tunnel, and refused it
+    assert proc.returncode == 75, proc.stderr
+    assert f"the proxy 127.0.0.1:{port} did not open a tunnel to venue.invalid" in proc.stderr, proc.stderr
+    assert "403" in proc.stderr
+    _nowhere_in(env, proc, PROXY_PASSWORD)
