@@ -7,7 +7,8 @@ peer's uid checked with ``SO_PEERCRED``). A caller (:mod:`cancelctl.handoff`)
 sends its argv and terminal facts; the guard runs the very same code as the
 cold path (:func:`cancelctl.main.run`) with the caller's output captured, and
 sends back the stdout bytes, the stderr bytes and the exit code. One request
-at a time: a second caller meanwhile is told "busy" and runs cold.
+at a time: a second caller meanwhile is told "busy" and runs cold (the
+guard's own keep-warm GET never makes a caller busy: :meth:`Guard.keep_warm`).
 
 Whenever the guard cannot give the cold path's answer it hands the command
 back before anything is sent (``D``): a profile it does not hold or that
@@ -264,16 +265,18 @@ class Guard:
         return max(self.settings.refresh / max(1, len(self.held)), MIN_PING_GAP_S)
 
     def keep_warm(self) -> None:
-        """Each profile's connection in turn, one every :meth:`gap` seconds; never while a caller's command runs."""
+        """Each profile's connection in turn, one every :meth:`gap` seconds; not begun while a caller's command runs.
+
+        It never holds the caller's lock (``busy``): a caller that comes while a keep-warm GET waits for its answer
+        is served, not told "busy" and sent cold. The GET takes its connection out of the profile's client for its
+        exchange (:meth:`cancelctl.transport.Client.take`), so the caller's command opens a fresh one beside it (a
+        handshake, still no interpreter start or import) and never queues behind the GET's answer."""
         while True:
             for h in list(self.held.values()):
                 if self.stop.wait(self.gap()):
                     return
-                if self.busy.acquire(blocking=False):
-                    try:
-                        self.ping(h)
-                    finally:
-                        self.busy.release()
+                if not self.busy.locked():  # a caller's command runs: its cancels first, the GET waits its turn
+                    self.ping(h)
 
     def poll(self) -> None:
         """With ``--poll S``: count each held profile's open orders every S seconds (for ``guard status``)."""

@@ -876,3 +876,43 @@ def test_an_answer_begun_just_before_the_deadline_does_not_hold_the_key_past_it(
             _, err = g.stop()
     assert second.returncode == 0, second.stderr
     assert "ran cancel all" in err  # through the guard, where the threads outlive the run
+
+
+def test_a_caller_during_a_slow_keep_warm_get_is_served_by_the_guard(env):
+    """The venue takes 3 s to answer the guard's keep-warm GET. A caller that came meanwhile was told "busy" (the
+    GET held the callers' lock) and ran cold; it is now served by the guard, on a connection of its own beside the
+    GET's, at once."""
+    from keepalive import KeepAliveServer, answer
+
+    gets = []
+
+    def script(seen):
+        if seen.path == "/v1/symbols":
+            gets.append(time.monotonic())
+            if len(gets) > 1:  # the start-up GET is quick; every keep-warm GET after it is slow
+                time.sleep(3)
+            return answer(200, b'["btcusd"]')
+        return answer(200, b'{"result": "ok", "details": {"cancelledOrders": [], "cancelRejects": []}}')
+
+    with KeepAliveServer(script, lifetime=60) as venue:
+        env.write_config({"main": {"venue": "gemini", "base_url": venue.url}})
+        env.secret("main", "api_key", GEMINI_KEY)
+        env.secret("main", "api_secret", GEMINI_SECRET)
+        env.vars.update(ROOMY)
+        g = Running(env, "--refresh", "1")
+        try:
+            deadline = time.monotonic() + 20
+            while len(gets) < 2 and time.monotonic() < deadline:  # a keep-warm GET is waiting for its answer
+                time.sleep(0.02)
+            assert len(gets) >= 2, "no keep-warm GET came"
+            began = time.monotonic()
+            proc = env.run("cancel", "all", "--json", "--timeout", "5")
+            ended = time.monotonic()
+            cancels = venue.paths("/v1/order/cancel/all")
+        finally:
+            _, err = g.stop()
+    assert proc.returncode == 0, proc.stderr
+    assert "ran cancel all" in err, err  # the guard ran it: no "busy", no cold run
+    assert ended - gets[1] < 3, "the caller's cancel waited for the keep-warm GET's answer"
+    assert began - gets[1] < 3 and len(cancels) == 1
+    assert cancels[0].connection != venue.paths("/v1/symbols")[1].connection  # beside the GET, not behind it
