@@ -710,7 +710,7 @@ def _send_httpx(
             if event == "connection.connect_tcp.started":
                 reach = _proxy_or(host, info)
         elif event == "http11.send_request_headers.started":
-            if getattr(info.get("request"), "method", None) == b"CONNECT":  # to the proxy, for a tunnel: not the venue's
+            if getattr(info.get("request"), "method", None) == b"CONNECT":  # the proxy's tunnel, not the venue's
                 return
             deadline.writing()  # Stopped when the run has stopped waiting: the request never goes out
             wrote = True
@@ -739,7 +739,7 @@ def _send_httpx(
         raise NotSent(f"cannot reach {reach}: no connection before the deadline") from None
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:
         raise ConfigError(f"unusable URL {request.url}: {_why(e)}", hint="check the profile's base_url") from None
-    except httpx.ProxyError as e:  # the proxy refused the tunnel (CONNECT answered with no 2xx): nothing reached the venue
+    except httpx.ProxyError as e:  # the proxy refused the tunnel (CONNECT answered no 2xx): nothing reached the venue
         raise NotSent(f"{reach} did not open a tunnel to {host}: {_why(e)}") from None
     except httpx.TimeoutException:
         if not wrote:
@@ -939,10 +939,17 @@ def _receive(conn: _Connection, host: str, deadline: Deadline) -> Answer:
     while True:
         event = http.next_event()
         if event is h11.NEED_DATA:
+            still = f"no answer from {host} before the deadline (the answer was still arriving)"
             if arriving and time.monotonic() > deadline.end:  # each read is bounded, an answer in pieces is not
-                raise OutcomeUnknown(f"no answer from {host} before the deadline (the answer was still arriving)")
+                raise OutcomeUnknown(still)
             sock.settimeout(_left(deadline))  # the time left now, not when the request began
-            http.receive_data(sock.recv(65536))  # a read that times out: TimeoutError, no answer before the deadline
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:  # the deadline came during the read
+                if arriving:
+                    raise OutcomeUnknown(still) from None
+                raise  # no byte of an answer before the deadline
+            http.receive_data(data)
             arriving = True
         elif isinstance(event, h11.Response):
             response = event

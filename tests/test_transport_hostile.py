@@ -258,8 +258,8 @@ def _nowhere_in(env, proc, text: str) -> None:
 
 
 def test_a_proxy_that_refuses_connections_is_named_not_the_venue(env):
-    """With a proxy variable set, a refused connection is the proxy's: "cannot reach venue.invalid:8080" sent the
-    trader to check a venue cancelctl never tried to reach (venue.invalid:8443). The proxy is named by host and port only: its URL's
+    """With a proxy variable set, a refused connection is the proxy's: "cannot reach venue.invalid:8443" sent the
+    trader to check a venue cancelctl never tried to reach. The proxy is named by host and port only: its URL's
     user:password never reaches the output or the audit log."""
     from conftest import closed_port
 
