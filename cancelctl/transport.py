@@ -19,6 +19,7 @@ OutcomeUnknown even when the last attempt was not sent.
 
 from __future__ import annotations
 
+import _thread
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -486,15 +487,69 @@ def client(verify: ssl.SSLContext, *, keepalive_s: float = KEEPALIVE_S, warm: bo
         )
 
     try:
-        return make()
+        return _bounded(make())
     except (ImportError, ValueError, httpx.InvalidURL):
         check_proxies()  # names the variable
         if _drop_unreadable_no_proxy(verify):
-            return make()
+            return _bounded(make())
         raise ConfigError(
             "the proxy settings in the environment are unusable",
             hint="check or unset HTTPS_PROXY, HTTP_PROXY and ALL_PROXY",
         ) from None
+
+
+def _bounded(c: httpx.Client) -> httpx.Client:
+    """``c`` with every connection's name lookup under the deadline (:func:`resolve`), as :class:`Client`'s: the
+    connection pools of its transports (the direct one and each proxy's) get a network backend whose ``connect_tcp``
+    looks the host (the proxy's, or the venue's past ``NO_PROXY``) up through :func:`resolve`, then connects to
+    each address with the time left. httpcore's own backend calls ``socket.create_connection``, whose lookup no
+    timeout bounds. A transport of another shape (a future httpx) keeps its backend."""
+    backend = _bounded_backend()
+    for transport in [c._transport, *c._mounts.values()]:
+        pool = getattr(transport, "_pool", None)
+        if pool is not None and hasattr(pool, "_network_backend"):
+            pool._network_backend = backend
+    return c
+
+
+_backend: list[Any] = []
+
+
+def _bounded_backend() -> Any:
+    """The one httpcore network backend of :func:`_bounded` (made at first use: httpcore is imported with httpx)."""
+    if _backend:
+        return _backend[0]
+    import httpcore
+
+    class Bounded(httpcore.SyncBackend):
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Any = None,
+        ) -> Any:
+            until = time.monotonic() + (timeout if timeout is not None else 3600.0)
+            try:
+                found = resolve(host, port, until)
+            except TimeoutError as e:
+                raise httpcore.ConnectTimeout(str(e)) from None
+            except OSError as e:
+                raise httpcore.ConnectError(str(e)) from None
+            error: Exception | None = None
+            for *_, address in found:
+                left = until - time.monotonic()
+                if left <= 0.0:
+                    break
+                try:
+                    return super().connect_tcp(address[0], port, left, local_address, socket_options)
+                except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
+                    error = e
+            raise error or httpcore.ConnectTimeout(f"no connection to {host} before the deadline")
+
+    _backend.append(Bounded())
+    return _backend[0]
 
 
 NO_PROXY_VARS = ("NO_PROXY", "no_proxy")
@@ -811,7 +866,7 @@ def _connect(client: Client, origin: tuple[str, str, int], timeout: float) -> _C
     import socket
 
     scheme, host, port = origin
-    sock = socket.create_connection((host, port), timeout=timeout)
+    sock = _open(host, port, time.monotonic() + timeout)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as httpcore: a request is one write
         if scheme == "https":
@@ -821,6 +876,93 @@ def _connect(client: Client, origin: tuple[str, str, int], timeout: float) -> _C
         sock.close()
         raise
     return _Connection(sock, origin)
+
+
+class LookupTimeout(TimeoutError):
+    """The name lookup (``getaddrinfo``) of a host did not answer before the deadline: nothing was sent."""
+
+
+#: (host, port) -> the lookup in flight: its Event (set when it answered) and its answer (addresses or the error).
+_lookups: dict[tuple[str, int], tuple[Any, list[Any]]] = {}
+
+
+def resolve(host: str, port: int, until: float) -> list[tuple[Any, ...]]:
+    """``socket.getaddrinfo(host, port, 0, SOCK_STREAM)``, waited for until ``until`` (monotonic s) at most.
+
+    The C resolver cannot be interrupted, and it waits as long as
+    ``/etc/resolv.conf`` says (``timeout:`` times ``attempts:``, per name
+    server and per search domain: tens of seconds), so a resolver that hangs
+    would hold a cancel past ``--timeout``. The lookup runs in a thread of its
+    own; when the deadline comes first, that thread is abandoned (it ends when
+    the resolver gives up; a daemon thread, it never holds the process's exit)
+    and :class:`LookupTimeout` is raised (an ``OSError``: nothing was sent,
+    :func:`send` says "cannot reach HOST"). One lookup per host and port is in
+    flight at a time: a retry, another profile, or in ``cancelctl guard`` the
+    next command, waits for the one under way instead of starting another, so
+    a hung resolver costs one thread, not one per attempt. An IP address is no
+    lookup: it is resolved at once, in this thread. Other errors of
+    ``getaddrinfo`` (``socket.gaierror``: no such name) are raised as they are.
+    """
+    import socket
+
+    try:
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    except (socket.gaierror, UnicodeError):
+        pass
+    import threading
+
+    key = (host, port)
+    with _lookup_lock:
+        pending = _lookups.get(key)
+        if pending is None:
+            pending = _lookups[key] = (threading.Event(), [])
+            done, answer = pending
+
+            def lookup() -> None:
+                try:
+                    answer.append(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
+                except BaseException as e:  # noqa: BLE001 - handed to every waiter, raised there
+                    answer.append(e)
+                finally:
+                    with _lookup_lock:
+                        if _lookups.get(key) is pending:
+                            del _lookups[key]
+                    done.set()
+
+            _thread.start_new_thread(lookup, ())  # no Thread.start(): it waits for the thread to run
+    done, answer = pending
+    if not done.wait(max(0.0, until - time.monotonic())):
+        raise LookupTimeout(f"the name lookup of {host} did not answer before the deadline")
+    found = answer[0]
+    if isinstance(found, BaseException):
+        raise found
+    return list(found)
+
+
+_lookup_lock = _thread.allocate_lock()  # guards _lookups
+
+
+def _open(host: str, port: int, until: float) -> socket.socket:
+    """A TCP connection to ``host``:``port``, made before ``until`` (monotonic s): the name looked up under the
+    deadline (:func:`resolve`), then each address in turn, as ``socket.create_connection``, each connect waiting at
+    most the time left when it begins; the last error raised (``OSError``, ``TimeoutError``)."""
+    import socket
+
+    error: OSError | None = None
+    for family, kind, proto, _, address in resolve(host, port, until):
+        left = until - time.monotonic()
+        if left <= 0.0:
+            break
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(left)
+            sock.connect(address)
+        except OSError as e:
+            sock.close()
+            error = e
+            continue
+        return sock
+    raise error or TimeoutError(f"no connection to {host} before the deadline")
 
 
 def _send(client: Client, request: PreparedRequest, deadline: Deadline, *, stale_retry: bool = True) -> Answer:

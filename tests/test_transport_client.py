@@ -199,3 +199,63 @@ def test_a_read_waits_no_longer_than_the_time_left_when_it_begins():
             send(lb.url + "/", seconds=1.0)
         took = time.monotonic() - began
     assert 0.6 <= took < 1.4, took  # before: 1.6 s (0.6 s, then a read bounded by the whole 1 s)
+
+
+@pytest.fixture
+def hung_resolver(monkeypatch):
+    """``socket.getaddrinfo`` hangs for names ending in ``.hang`` (until the test ends) and counts those calls;
+    IP addresses and other names resolve as usual. (In process: tests/test_network_faults.py hangs the real C
+    resolver, in a network namespace.)"""
+    import time
+
+    release = threading.Event()
+    calls: list[str] = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
+        if isinstance(host, str) and host.endswith(".hang"):
+            if flags & socket.AI_NUMERICHOST:  # a name, not an address: the C resolver says so without a lookup
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            calls.append(host)
+            release.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, port, family, type, proto, flags)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield calls
+    release.set()
+    time.sleep(0.05)  # the abandoned lookups end before the real getaddrinfo is put back
+
+
+def test_a_hung_name_lookup_is_not_sent_at_the_deadline_and_looked_up_once(hung_resolver):
+    """A lookup that never answers: NotSent (nothing went out) when the deadline comes, and a second request to the
+    host meanwhile waits for the lookup under way instead of starting another (a hung resolver costs one thread)."""
+    import time
+
+    client = transport.Client(None)
+    for _ in range(2):
+        began = time.monotonic()
+        with pytest.raises(NotSent, match=r"cannot reach venue\.hang:8443: the name lookup of venue\.hang did not"):
+            send("https://venue.hang:8443/v1/orders", client=client, seconds=0.5)
+        assert time.monotonic() - began < 0.9
+    assert hung_resolver == ["venue.hang"]
+
+
+def test_through_a_proxy_a_hung_name_lookup_of_the_proxy_is_not_sent_at_the_deadline(hung_resolver, monkeypatch):
+    """httpx's connection (httpcore's ``socket.create_connection``) looked the proxy's name up with no timeout: the
+    request waited as long as the resolver did. It is bounded by the deadline, and names the proxy."""
+    import time
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:pw-not-shown@proxy.hang:3128")
+    client = transport.client(None)  # type: ignore[arg-type]
+    assert not isinstance(client, transport.Client)
+    try:
+        began = time.monotonic()
+        with pytest.raises(NotSent) as caught:
+            send("https://venue.invalid/v1/orders", client=client, seconds=0.5)
+        took = time.monotonic() - began
+    finally:
+        client.close()
+    assert took < 0.9, took
+    assert "cannot reach the proxy proxy.hang:3128: the name lookup of proxy.hang did not" in caught.value.message
+    assert "pw-not-shown" not in caught.value.message and hung_resolver == ["proxy.hang"]
