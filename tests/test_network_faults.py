@@ -46,4 +46,6 @@ print(json.dumps({"code": code, "stderr": err, "took": took, "queries": len(quer
     assert doc["queries"] >= 1, doc  # the resolver asked the silent name server
     assert doc["code"] == 75, doc
     assert "cannot reach venue.example: the name lookup of venue.example did not answer" in doc["stderr"], doc
-    assert doc["took"] < 2.5 + 2.0, doc  # a fresh interpreter's start-up counts: headroom for the machine's load
+    # Bounded by the deadline, not by the resolver's 30 s (a fresh interpreter's start-up under the machine's load
+    # comes on top: over YOUNG_PROCESS_S it no longer counts against --timeout)
+    assert doc["took"] < 12, doc
