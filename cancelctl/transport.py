@@ -869,6 +869,8 @@ def _connect(client: Client, origin: tuple[str, str, int], timeout: float) -> _C
     sock = _open(host, port, time.monotonic() + timeout)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as httpcore: a request is one write
+        if client.warm:
+            _keepalive(sock)
         if scheme == "https":
             context = client.verify or tls_context()
             sock = context.wrap_socket(sock, server_hostname=host)
@@ -963,6 +965,39 @@ def _open(host: str, port: int, until: float) -> socket.socket:
             continue
         return sock
     raise error or TimeoutError(f"no connection to {host} before the deadline")
+
+
+#: TCP keepalive of the guard's warm connections: (s of silence before the first probe, s between probes, probes
+#: unanswered before the kernel calls the connection dead). A connection a NAT or a firewall dropped without a FIN
+#: or an RST is found dead within about 4 s of silence, before a cancel is written on it.
+WARM_KEEPALIVE = (2, 1, 2)
+
+
+def _keepalive(sock: socket.socket) -> None:
+    """Turn on TCP keepalive on ``sock`` with :data:`WARM_KEEPALIVE` (``SO_KEEPALIVE``; ``TCP_KEEPIDLE``, or
+    ``TCP_KEEPALIVE`` on macOS; ``TCP_KEEPINTVL``, ``TCP_KEEPCNT``: each where the platform has it; one it refuses
+    is left at the system's value).
+
+    For ``cancelctl guard``, whose connections sit idle between keep-warm GETs (``--refresh``, 20 s): a connection
+    dropped in silence (a NAT's table entry expired, a firewall restarted, a laptop changed networks) otherwise
+    looks alive until a request is written on it, and that request's answer never comes (an unknown outcome after
+    the whole ``--timeout``). With keepalive the kernel probes the silent connection, and when the probes go
+    unanswered it ends it with an error (``ETIMEDOUT``): the socket turns readable, which is what
+    :meth:`_Connection.reusable` checks before a request is written, so the request goes on a fresh connection
+    instead. A probe is a bare TCP segment the peer's kernel answers: no HTTP request, nothing the venue sees.
+    """
+    import contextlib
+    import socket
+
+    idle, interval, count = WARM_KEEPALIVE
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        options = (("TCP_KEEPIDLE", idle), ("TCP_KEEPALIVE", idle), ("TCP_KEEPINTVL", interval), ("TCP_KEEPCNT", count))
+        for name, value in options:
+            option = getattr(socket, name, None)
+            if option is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 def _send(client: Client, request: PreparedRequest, deadline: Deadline, *, stale_retry: bool = True) -> Answer:

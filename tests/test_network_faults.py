@@ -6,6 +6,8 @@ Skipped where unprivileged namespaces are not allowed.
 
 from __future__ import annotations
 
+import json
+
 import netns
 
 #: The scenario's set-up: an isolated cancelctl environment under NETNS_TMP, a Gemini profile ``main`` on
@@ -49,3 +51,49 @@ print(json.dumps({"code": code, "stderr": err, "took": took, "queries": len(quer
     # Bounded by the deadline, not by the resolver's 30 s (a fresh interpreter's start-up under the machine's load
     # comes on top: over YOUNG_PROCESS_S it no longer counts against --timeout)
     assert doc["took"] < 12, doc
+
+
+def test_a_warm_connection_dropped_without_a_word_is_not_used_for_a_cancel(tmp_path):
+    """The guard's warm connection goes silent (the loopback is taken down: every packet dropped, no FIN, no RST,
+    as a NAT or a firewall that forgot the connection). Before: the next cancel went out on it, nothing came back,
+    and after the whole --timeout the outcome was unknown (5). The guard's warm connections now carry TCP
+    keepalive probes after 2 s of silence (transport.WARM_KEEPALIVE): the kernel finds the connection dead within
+    seconds, the cancel that comes later is not written on it but on a fresh connection; while the network is
+    down that one cannot be made: nothing was sent (75). Once the network is back, the guard serves the next
+    cancel at once (0)."""
+    doc = netns.run(
+        """
+from cancelctl.sim.server import Simulator
+sim = Simulator(lifetime=90, idle_timeout=None).__enter__()
+sim.gemini.add_key(GEMINI_KEY_, GEMINI_SECRET_)
+BASE_URL = sim.url
+""".replace("GEMINI_KEY_", "'account-TESTKEYabcdefghij12'").replace("GEMINI_SECRET_", "'TESTSECRET1234567890abcdefgh'")
+        + SETUP
+        + """
+guard = subprocess.Popen([sys.executable, "-m", "cancelctl", "guard", "--refresh", "300"], env=env.environ(),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+sock = env.root / "run" / "cancelctl" / "guard.sock"
+until = time.monotonic() + 30
+while not sock.exists() and time.monotonic() < until and guard.poll() is None:
+    time.sleep(0.05)
+warm = len(sim.requests("/v1/"))
+loopback(False)
+time.sleep(4.6)  # the keepalive's 2 s of silence, then two probes 1 s apart, unanswered: the kernel says dead
+down = run("cancel", "all", "--json", "--timeout", "2")
+loopback(True)
+sim.gemini.add_order()
+up = run("cancel", "all", "--json", "--timeout", "3")
+guard.terminate()
+_, err = guard.communicate(timeout=20)
+print(json.dumps({"warm": warm, "down": down, "up": up, "guard": err, "open": len(sim.gemini.open_orders())}))
+""",
+        tmp_path,
+    )
+    assert doc["warm"] >= 1, doc  # the guard had warmed its connection before the network went
+    code, out, err, took = doc["down"]
+    assert code == 75, (code, err)  # not written on the dead connection: nothing was sent, never "unknown"
+    assert json.loads(out)["results"][0]["unknown"] == []
+    code, out, err, took = doc["up"]
+    assert code == 0 and doc["open"] == 0, (code, err)
+    assert json.loads(out)["results"][0]["cancelled_count"] == 1
+    assert doc["guard"].count("ran cancel all") == 2, doc["guard"]  # both through the guard, neither cold
