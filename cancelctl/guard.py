@@ -404,7 +404,11 @@ class Guard:
             until = time.monotonic() + READ_REQUEST_S  # for the request and the "go" together, however they trickle
             kind, payload = handoff.read_frame(conn, until)
             if kind == handoff.STATUS:
-                conn.sendall(handoff.frame(handoff.EXIT, json.dumps(self.status()).encode()))
+                from cancelctl import redact
+
+                # Scrubbed here: a venue's error text kept for status (a heartbeat's refusal) may echo a key, and
+                # ``guard status`` has no secret of its own to scrub it with.
+                conn.sendall(handoff.frame(handoff.EXIT, redact.dumps(self.status()).encode()))
                 return
             if kind != handoff.REQUEST:
                 return
@@ -608,7 +612,8 @@ class Guard:
     # ---- status ------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """What ``cancelctl guard status`` shows; never a secret (profile names, states, times, counts)."""
+        """What ``cancelctl guard status`` shows; never a secret (profile names, states, times, counts; the venue's
+        error texts are scrubbed when the document is sent)."""
         return {
             "pid": os.getpid(),
             "started": self.started,

@@ -235,3 +235,26 @@ def test_a_caller_with_a_keyring_property_of_its_own_runs_cold(two, env):
     finally:
         code, err = g.stop()
     assert "handed back to the caller: the caller's environment differs" in err, err
+
+
+def test_guard_status_never_shows_a_secret_a_venue_echoed(two, env):
+    """A hostile venue echoes the API key in its refusal of a heartbeat. The guard keeps the heartbeat's last error
+    for ``guard status``, which sent it as it was: the status process has no secret registered to scrub (it never
+    resolves credentials), so the guard must send its document scrubbed."""
+    body = {"result": "error", "reason": "InvalidApiKey", "message": f"no such key {GEMINI_KEY}"}
+    two.fail("/v1/heartbeat", "status", status=400, payload=json.dumps(body), times=-1)
+    g = Running(env, "-p", "main", "--heartbeat")
+    try:
+        deadline = time.monotonic() + 20
+        doc: dict = {}
+        while time.monotonic() < deadline:
+            proc = env.run("guard", "status", "--json")
+            doc = json.loads(proc.stdout)["guard"] if proc.returncode == 0 else {}
+            if doc and doc["profiles"][0]["heartbeat_error"]:
+                break
+            time.sleep(0.2)
+        assert doc["profiles"][0]["heartbeat_error"], doc
+        text = env.run("guard", "status").stdout + json.dumps(doc)
+        assert GEMINI_KEY not in text, text
+    finally:
+        g.stop(signal.SIGKILL)
