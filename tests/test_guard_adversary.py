@@ -258,3 +258,36 @@ def test_guard_status_never_shows_a_secret_a_venue_echoed(two, env):
         assert GEMINI_KEY not in text, text
     finally:
         g.stop(signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    "argv", [["panic", "-p", "de\udcffsk", "--json"], ["cancel", "order", "12\udcff34", "-p", "main"]]
+)
+def test_a_word_that_is_not_utf8_gets_the_cold_answer(two, env, argv):
+    """A word of argv that is not UTF-8 (a mistyped byte; Python holds it as a lone surrogate, the request carries it
+    as a ``\udcff`` escape): the command echoes it in its error line, and the guard's captured streams are strict
+    UTF-8. The same bytes, the same exit code as cold, never 'the guard failed' (held: the review found no bug)."""
+    import subprocess
+    import sys
+
+    import zygote
+
+    g = Running(env)
+    try:
+        runs = []
+        for extra in (COLD, {}):
+            environ = {**env.environ(), **extra}
+            proc = zygote.run(
+                [sys.executable, "-m", "cancelctl", *argv],
+                capture_output=True,
+                env=environ,
+                timeout=30,
+                stdin=subprocess.DEVNULL,
+            )
+            runs.append((proc.returncode, proc.stdout, proc.stderr))
+        assert runs[0][0] not in (0, 70), runs[0]
+        assert runs[1] == runs[0]
+    finally:
+        code, err = g.stop()
+    assert "the guard failed" not in err
+    assert f"ran {argv[0]}" in err, err
