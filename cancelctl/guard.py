@@ -23,6 +23,7 @@ import contextlib
 import functools
 import io
 import json
+import math
 import os
 import signal
 import socket
@@ -542,7 +543,12 @@ class Guard:
             sys.stdout = _stream(handoff.STDOUT, frames, bool(tty.get("stdout")))
             sys.stderr = _stream(handoff.STDERR, frames, bool(tty.get("stderr")))
             start = request.get("start")
-            transport.start_override = float(start) if isinstance(start, (int, float)) else None
+            # The caller's start is behind us: a later one (infinity, 1e300 from a broken caller; JSON's NaN is none)
+            # would give its command a deadline past the caller's own wait, or none a socket can take (exit 70).
+            if isinstance(start, (int, float)) and math.isfinite(start):
+                transport.start_override = min(float(start), time.monotonic())
+            else:
+                transport.start_override = None
             runner.admit = self.admit
             transport.on_any_written = functools.partial(caller.start_listening, self.listen)  # the first cancel is out
             sys.argv = ["cancelctl", *request["argv"]]  # the audit line records the caller's command

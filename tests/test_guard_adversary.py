@@ -291,3 +291,30 @@ def test_a_word_that_is_not_utf8_gets_the_cold_answer(two, env, argv):
         code, err = g.stop()
     assert "the guard failed" not in err
     assert f"ran {argv[0]}" in err, err
+
+
+@pytest.mark.parametrize("start", [float("nan"), float("inf"), float("-inf"), 1e300, -1e300])
+def test_a_request_whose_start_is_no_time_is_refused_or_cold(two, env, monkeypatch, start):
+    """A broken caller's request says its process started at NaN, at infinity or a thousand years off (JSON as
+    Python writes it: ``NaN``, ``Infinity``; the real client writes null for those). The guard took any float as the
+    caller's start and counted ``--timeout`` from it: never a traceback or 'the guard failed', exit 70, and the
+    guard serves the next caller."""
+    from cancelctl import handoff
+
+    for name, value in env.environ().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(handoff, "process_start", lambda: start)
+    monkeypatch.setattr(handoff, "dumps", json.dumps)
+    g = Running(env)
+    try:
+        seed(two)
+        code = handoff.try_guard(["cancel", "all", "-p", "main", "--json", "--timeout", "3"])
+        assert code in (None, 0, 5, 75), code
+        monkeypatch.undo()
+        seed(two)
+        proc = env.run("cancel", "all", "-p", "main", "-q")
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        _, err = g.stop()
+    assert "the guard failed" not in err and "Traceback" not in err, err
+    assert "ran cancel all" in err, err
