@@ -166,6 +166,7 @@ class Caller:
     forwarded: list[int] = field(default_factory=list)  # the caller's signals raised in the main thread
     settling: threading.Lock = field(default_factory=threading.Lock)
     listening: bool = False  # a thread reads the caller's Ctrl-C (start_listening)
+    gated: bool = False  # the command passed its gate (Guard.gate): from here it may have acted
 
     def settle(self, go: bool) -> bool:
         """Settle whether the caller said "go" (the first call decides); the settled answer."""
@@ -464,8 +465,23 @@ class Guard:
         request; the audit line): returns once the caller has said "go"; Decline when it did not (it runs cold, or
         has gone), so nothing was sent and nothing written."""
         c = self.current
-        if c is not None and threading.current_thread() is threading.main_thread() and not c.wait_go():
+        if c is None or threading.current_thread() is not threading.main_thread():
+            return
+        if not c.gated and (self.stop.is_set() or self._signalled(c)):
+            # The guard itself is being stopped (systemd, Ctrl-C in its pane) and nothing of this command went out
+            # yet: handed back, so the caller's own process cancels, instead of a "terminated" with every order
+            # still resting (exit 143 for a panic that never left).
+            raise Decline("the guard is stopping")
+        if not c.wait_go():
             raise Decline("the caller did not say go")
+        c.gated = True
+
+    @staticmethod
+    def _signalled(c: Caller) -> bool:
+        """Whether a signal reached the guard's running command that its caller did not forward (the guard's own)."""
+        from cancelctl import signals
+
+        return any(s not in c.forwarded for s in signals.RECEIVED)
 
     # ---- running a caller's command ------------------------------------------------------------
 

@@ -318,3 +318,37 @@ def test_a_request_whose_start_is_no_time_is_refused_or_cold(two, env, monkeypat
         _, err = g.stop()
     assert "the guard failed" not in err and "Traceback" not in err, err
     assert "ran cancel all" in err, err
+
+
+def test_a_guard_stopped_before_the_caller_s_go_hands_the_command_back(two, env, monkeypatch):
+    """systemd stops the guard (SIGTERM) in the moment between its "ready" and the caller's "go": the command has
+    begun (parsed, config read) but nothing was sent. The signal was the command's: the trader's panic answered
+    'terminated', exit 143, with every order still resting. Nothing had gone out, so the guard hands the command
+    back and the caller's own process cancels (cold), as if no guard had been there."""
+    from cancelctl import handoff
+
+    for name, value in env.environ().items():
+        monkeypatch.setenv(name, value)
+    seed(two)
+    g = Running(env)
+    real_frame = handoff.frame
+
+    def late_go(kind: bytes, payload: bytes = b"") -> bytes:
+        if kind == handoff.GO:
+            g.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.4)  # the guard's command is waiting for the go meanwhile
+        return real_frame(kind, payload)
+
+    monkeypatch.setattr(handoff, "frame", late_go)
+    try:
+        code = handoff.try_guard(["cancel", "all", "-p", "main", "--json"])
+        monkeypatch.setattr(handoff, "frame", real_frame)
+        assert code is None, code  # handed back: the caller runs cold
+        assert two.requests("/v1/order/cancel") == [] and audit_lines(env) == []  # nothing done by the guard
+        proc = env.run("cancel", "all", "-p", "main", "--json", extra_env=COLD)
+        assert proc.returncode == 0, proc.stderr
+        assert two.gemini.open_orders() == [] and len(audit_lines(env)) == 1
+    finally:
+        rc, err = g.stop()
+    assert rc == 0, err
+    assert "handed back to the caller: the guard is stopping" in err, err
