@@ -335,8 +335,9 @@ def test_a_guard_stopped_before_the_caller_s_go_hands_the_command_back(two, env,
 
     def late_go(kind: bytes, payload: bytes = b"") -> bytes:
         if kind == handoff.GO:
+            time.sleep(0.3)  # the guard's main thread begins the command and waits for the go at its gate
             g.proc.send_signal(signal.SIGTERM)
-            time.sleep(0.4)  # the guard's command is waiting for the go meanwhile
+            time.sleep(0.3)
         return real_frame(kind, payload)
 
     monkeypatch.setattr(handoff, "frame", late_go)
@@ -351,4 +352,7 @@ def test_a_guard_stopped_before_the_caller_s_go_hands_the_command_back(two, env,
     finally:
         rc, err = g.stop()
     assert rc == 0, err
-    assert "handed back to the caller: the guard is stopping" in err, err
+    assert "ran cancel all" not in err, err
+    # Under load the signal may come before the main thread took the caller from its queue: the guard stops without
+    # beginning it and the caller (said go, then end of file) runs cold all the same.
+    assert "handed back to the caller: the guard is stopping" in err or "stopped after 0 command(s)" in err, err
