@@ -707,10 +707,19 @@ class Client:
 
     def get(self, url: str, *, timeout: float) -> int:
         """``GET url`` within ``timeout`` s on this client's connection (the guard's keep-warm request): the
-        answer's status; raises NotSent, OutcomeUnknown or ConfigError as :func:`send`."""
+        answer's status; raises NotSent, OutcomeUnknown or ConfigError as :func:`send`. Not a caller's request:
+        its being written calls no hook (:data:`on_any_written`, which tells the guard a caller's first cancel is
+        on the wire; the GET may run beside a caller's command)."""
         from cancelctl.signing import PreparedRequest
 
-        return send(self, PreparedRequest("GET", url, {}), Deadline(timeout)).status
+        return send(self, PreparedRequest("GET", url, {}), _Aside(timeout)).status
+
+
+class _Aside(Deadline):
+    """The deadline of a request that is no run's (:meth:`Client.get`): written, it tells nobody."""
+
+    def written(self) -> None:
+        pass
 
 
 def send(client: Client | httpx.Client, request: PreparedRequest, deadline: Deadline) -> Answer:

@@ -259,3 +259,21 @@ def test_through_a_proxy_a_hung_name_lookup_of_the_proxy_is_not_sent_at_the_dead
     assert took < 0.9, took
     assert "cannot reach the proxy proxy.hang:3128: the name lookup of proxy.hang did not" in caught.value.message
     assert "pw-not-shown" not in caught.value.message and hung_resolver == ["proxy.hang"]
+
+
+def test_the_guard_s_keep_warm_get_is_not_a_caller_s_request_on_the_wire(monkeypatch):
+    """``transport.on_any_written`` tells the guard that the running caller's first cancel is on the wire (it then
+    listens for the caller's Ctrl-C). The keep-warm GET may now run beside a caller's command: its being written
+    must not say so."""
+    written: list[int] = []
+    monkeypatch.setattr(transport, "on_any_written", lambda: written.append(1))
+    server = KeepAlive()
+    client = transport.Client(None, warm=True)
+    try:
+        assert client.get(server.url + "/v1/symbols", timeout=5.0) == 200
+        assert written == []
+        send(server.url + "/v1/order/cancel/all", "POST", client=client)  # a run's request does say so
+        assert written == [1]
+    finally:
+        client.shutdown()
+        server.stop()
