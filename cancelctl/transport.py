@@ -520,6 +520,7 @@ def _bounded_backend() -> Any:
     if _backend:
         return _backend[0]
     import httpcore
+    from httpcore._backends.sync import SyncStream
 
     class Bounded(httpcore.SyncBackend):
         def connect_tcp(
@@ -543,13 +544,44 @@ def _bounded_backend() -> Any:
                 if left <= 0.0:
                     break
                 try:
-                    return super().connect_tcp(address[0], port, left, local_address, socket_options)
+                    stream = super().connect_tcp(address[0], port, left, local_address, socket_options)
                 except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
                     error = e
+                    continue
+                return Capped(stream._sock) if type(stream) is SyncStream else stream
             raise error or httpcore.ConnectTimeout(f"no connection to {host} before the deadline")
+
+    class Capped(SyncStream):
+        """A connection's stream whose every read and write waits at most the time left now on the deadline of the
+        request this thread sends (:data:`_sending`), as :class:`Client`'s (:func:`_left`): httpx gives each read
+        the timeout the request began with."""
+
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            return super().read(max_bytes, _capped(timeout))
+
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            super().write(buffer, _capped(timeout))
+
+        def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> Any:
+            stream = super().start_tls(ssl_context, server_hostname, timeout)
+            return Capped(stream._sock) if type(stream) is SyncStream else stream
 
     _backend.append(Bounded())
     return _backend[0]
+
+
+#: The deadline of the request the current thread sends through httpx (:func:`_send_httpx`), for :func:`_capped`.
+_sending = _thread._local()
+
+
+def _capped(timeout: float | None) -> float | None:
+    """``timeout`` (s) of a read or write through httpx, no longer than the time left now on the deadline of the
+    request this thread sends (:func:`_left`); as given outside one."""
+    deadline = getattr(_sending, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = _left(deadline)
+    return left if timeout is None else min(timeout, left)
 
 
 NO_PROXY_VARS = ("NO_PROXY", "no_proxy")
@@ -782,6 +814,7 @@ def _send_httpx(
             whole = True
             deadline.written()
 
+    _sending.deadline = deadline  # every read and write of this request waits at most the time left (_capped)
     try:
         with client.stream(
             request.method,
@@ -815,6 +848,8 @@ def _send_httpx(
         if not wrote:
             raise NotSent(f"cannot reach {reach}: {_why(e)}") from None
         raise OutcomeUnknown(f"connection to {host} failed mid-request: {_why(e)}") from None
+    finally:
+        _sending.deadline = None
     return Answer(r.status_code, {k.lower(): v for k, v in r.headers.items()}, body)
 
 

@@ -277,3 +277,27 @@ def test_the_guard_s_keep_warm_get_is_not_a_caller_s_request_on_the_wire(monkeyp
     finally:
         client.shutdown()
         server.stop()
+
+
+def test_through_a_proxy_a_read_waits_no_longer_than_the_time_left_when_it_begins(monkeypatch):
+    """As test_a_read_waits_no_longer_than_the_time_left_when_it_begins, with a proxy variable set (httpx carries the
+    request): httpx gave each read the timeout the request began with."""
+    import time
+
+    def answer(r):
+        time.sleep(0.6)
+        yield b"H"
+        time.sleep(3)
+
+    with Loopback(answer, lifetime=10) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        client = transport.client(None)  # type: ignore[arg-type]
+        assert not isinstance(client, transport.Client)
+        try:
+            began = time.monotonic()
+            with pytest.raises(OutcomeUnknown, match="before the deadline"):
+                send("http://venue.invalid:8080/v1/orders", client=client, seconds=1.0)
+            took = time.monotonic() - began
+        finally:
+            client.close()
+    assert 0.6 <= took < 1.4, took  # before: 1.6 s
