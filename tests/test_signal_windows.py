@@ -287,3 +287,41 @@ def test_a_ctrl_c_to_a_caller_the_guard_hands_back_is_reported_not_lost(gemini, 
     assert doc["exit_code"] == 130 and doc["error"]["kind"] == "interrupted"
     (line,) = audit_lines(env)
     assert line["exit_code"] == 130
+
+
+EARLY = textwrap.dedent(
+    """
+    import os, signal, sys
+    from cancelctl import handoff
+
+    def try_guard(argv):  # no guard; the Ctrl-C lands while the cold path is still importing
+        os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+    handoff.try_guard = try_guard
+    sys.argv = ["cancelctl", *sys.argv[1:]]
+    handoff.main()
+    """
+)
+
+
+def test_a_ctrl_c_before_the_cold_run_s_handlers_is_reported_not_a_traceback(gemini, env):
+    """A Ctrl-C in the milliseconds between the entry point and the cold run's handlers (its imports) was Python's
+    own: a KeyboardInterrupt traceback, no report, no audit line. It is kept from the entry point on and reported
+    by the run: 130, "stopped before any cancel was sent", its JSON document and audit line; nothing is sent."""
+    import json
+
+    from conftest import audit_lines
+
+    gemini.add_order()
+    proc = subprocess.run(
+        [sys.executable, "-c", EARLY, "cancel", "all", "--json"],
+        env=env.environ(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 130, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip() == "cancelctl: error: interrupted; stopped before any cancel was sent", proc.stderr
+    assert len(gemini.open_orders()) == 1
+    assert json.loads(proc.stdout)["exit_code"] == 130
+    (line,) = audit_lines(env)
+    assert line["exit_code"] == 130
