@@ -281,34 +281,36 @@ class Guard:
                     self.ping(h)
 
     def poll(self) -> None:
-        """With ``--poll S``: count each held profile's open orders every S seconds (for ``guard status``)."""
+        """With ``--poll S``: count each held profile's open orders every S seconds (for ``guard status``).
+
+        Like the keep-warm GET it never holds the callers' lock (``busy``), and a profile's read is not begun while
+        a caller's command runs: a read the venue holds (up to its 10 s deadline) held that lock for the whole
+        round, and the dead-man's switch, whose panic waits for it, fired that much later (callers were told busy
+        meanwhile)."""
         from cancelctl import config as config_mod
         from cancelctl.transport import Deadline
         from cancelctl.venues.base import open_client
 
         assert self.settings.poll is not None
         while not self.stop.wait(self.settings.poll):
-            if not self.busy.acquire(blocking=False):
-                continue  # a caller's command is running: its cancels first
-            try:
-                for h in self.held.values():
+            for h in self.held.values():
+                if self.stop.is_set():
+                    return
+                if self.busy.locked():
+                    continue  # a caller's command (or the switch's panic) is running: its cancels first
+                try:
+                    client = open_client(h.profile, h.creds, state_dir=config_mod.state_dir(), deadline=Deadline(10.0))
                     try:
-                        client = open_client(
-                            h.profile, h.creds, state_dir=config_mod.state_dir(), deadline=Deadline(10.0)
-                        )
-                        try:
-                            count = len(client.open_orders())
-                        finally:
-                            client.close()
-                        if count != h.open_orders:
-                            _say(f"profile {h.profile.name}: {count} open order(s)")
-                        h.open_orders = count
-                        h.polled = time.time()
-                    except CancelctlError as e:
-                        h.open_orders = None
-                        _say(f"profile {h.profile.name}: open orders not read: {e.one_line()}")
-            finally:
-                self.busy.release()
+                        count = len(client.open_orders())
+                    finally:
+                        client.close()
+                    if count != h.open_orders:
+                        _say(f"profile {h.profile.name}: {count} open order(s)")
+                    h.open_orders = count
+                    h.polled = time.time()
+                except CancelctlError as e:
+                    h.open_orders = None
+                    _say(f"profile {h.profile.name}: open orders not read: {e.one_line()}")
 
     def heartbeat(self) -> None:
         """``--heartbeat``: ``heartbeat``'s loop (:func:`cancelctl.cli.watch.keep_alive`) on the held Gemini

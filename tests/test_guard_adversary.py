@@ -10,7 +10,7 @@ import signal
 import time
 
 import pytest
-from test_guard import COLD, PAC_PRIVATE, ROOMY, Running, normal, seed, sock_path
+from test_guard import COLD, PAC, PAC_PRIVATE, ROOMY, Running, normal, seed, sock_path
 
 from conftest import GEMINI_KEY, GEMINI_SECRET, audit_lines
 
@@ -358,3 +358,23 @@ def test_a_guard_stopped_before_the_caller_s_go_hands_the_command_back(two, env,
     # Under load the signal may come before the main thread took the caller from its queue: the guard stops without
     # beginning it and the caller (said go, then end of file) runs cold all the same.
     assert "handed back to the caller: the guard is stopping" in err or "stopped after 0 command(s)" in err, err
+
+
+def test_a_slow_open_orders_poll_does_not_hold_back_the_dead_man_s_switch(two, env, tmp_path):
+    """``guard --poll 1 --deadman FILE --ttl 2``: the venue holds the poll's open-orders read (8 s, under the poll's
+    10 s deadline). The poll held the callers' lock for its whole round, and the switch's panic waits for that lock
+    (so as never to run beside a caller's command): the cancel left 8 s late. The poll is a read for ``guard
+    status``: it must not delay the panic (nor turn callers away as busy)."""
+    seed(two)
+    two.fail("/api/v1/orders", "delay", seconds=8, times=1, exact=True)
+    alive = tmp_path / "bot.alive"
+    g = Running(env, "-p", "pac", "--poll", "1", "--deadman", str(alive), "--ttl", "2")
+    t0 = time.monotonic()
+    try:
+        while two.pacifica.open_orders(PAC) and time.monotonic() - t0 < 30:
+            time.sleep(0.05)
+        spent = time.monotonic() - t0
+        assert two.pacifica.open_orders(PAC) == []
+        assert spent < 6, f"the dead-man's panic cancelled {spent:.1f} s after the start (TTL 2 s)"
+    finally:
+        g.stop()
