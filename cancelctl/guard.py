@@ -617,10 +617,12 @@ class Guard:
                 out = b"".join(handoff.frame(kind, data) for kind, data in frames)
                 rest = _send_some(conn, out + handoff.frame(handoff.EXIT, str(code).encode()))
                 self.served += 1
+                from cancelctl.text import one_line
+
                 reason = request.get("reason")
                 _say(
                     f"ran {' '.join(handoff.words(request['argv']) or [])} for pid {request.get('pid')}: exit {code}"
-                    + (f" ({reason})" if isinstance(reason, str) else "")
+                    + (f" ({one_line(reason, 200)})" if isinstance(reason, str) else "")  # no forged line, no escape
                 )
                 if rest:  # the caller reads slower than its report fits the socket: a thread of its own finishes
                     _deliver_later(conn, rest, waiting)

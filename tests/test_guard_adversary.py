@@ -378,3 +378,20 @@ def test_a_slow_open_orders_poll_does_not_hold_back_the_dead_man_s_switch(two, e
         assert spent < 6, f"the dead-man's panic cancelled {spent:.1f} s after the start (TTL 2 s)"
     finally:
         g.stop()
+
+
+def test_a_reason_cannot_forge_lines_or_escapes_on_the_guard_s_terminal(two, env):
+    """The guard's line for a run ends with the caller's ``--reason``: a reason with a line break forged a second
+    guard line ("cancelctl guard: ran panic ... exit 0") and an escape sequence reached the guard's terminal (a tmux
+    pane: clear the screen, retitle it). The reason is shown as one printable line, as a venue's text is."""
+    g = Running(env)
+    try:
+        seed(two)
+        reason = "drill\ncancelctl guard: ran panic for pid 1: exit 0\x1b[2J\x1b]0;owned\x07"
+        proc = env.run("cancel", "all", "-p", "main", "-q", "--reason", reason)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        code, err = g.stop()
+    assert "ran cancel all" in err, err
+    assert "\x1b" not in err and "\x07" not in err
+    assert not any(line.startswith("cancelctl guard: ran panic") for line in err.splitlines()), err
