@@ -1068,18 +1068,28 @@ def show_status(as_json: bool) -> int:
     if as_json:
         out_json({"schema": "cancelctl/1", "guard": doc})
         return 0
-    out(
-        f"guard pid {doc['pid']}: up {_ago(doc['started']).removesuffix(' ago')}, {doc['served']} command(s) run; "
-        f"heartbeat {'on' if doc['heartbeat'] else 'off'}; "
-        + (
-            f"deadman on {doc['deadman']} (TTL {doc['ttl']:g} s, last check-in {_ago(doc['last_checkin'])})"
-            if doc.get("deadman")
-            else "deadman off"
-        )
-    )
-    for p in doc["profiles"]:
-        orders = "-" if p["open_orders"] is None else f"{p['open_orders']} open ({_ago(p['polled'])})"
-        beat = _ago(p["last_heartbeat"]) if doc["heartbeat"] and p["venue"] == "gemini" else "-"
-        last = f"last ok {_ago(p['last_ok'])}"
-        out("\t".join([p["profile"], p["venue"], p["connection"], last, f"heartbeat {beat}", orders]))
+    # A guard of another version (still running after an upgrade) may answer another shape: one line, not exit 70.
+    try:
+        lines = [
+            f"guard pid {doc['pid']}: up {_ago(doc['started']).removesuffix(' ago')}, {doc['served']} command(s) run; "
+            f"heartbeat {'on' if doc['heartbeat'] else 'off'}; "
+            + (
+                f"deadman on {doc['deadman']} (TTL {doc['ttl']:g} s, last check-in {_ago(doc['last_checkin'])})"
+                if doc.get("deadman")
+                else "deadman off"
+            )
+        ]
+        for p in doc["profiles"]:
+            orders = "-" if p["open_orders"] is None else f"{p['open_orders']} open ({_ago(p['polled'])})"
+            beat = _ago(p["last_heartbeat"]) if doc["heartbeat"] and p["venue"] == "gemini" else "-"
+            last = f"last ok {_ago(p['last_ok'])}"
+            lines.append("\t".join([p["profile"], p["venue"], p["connection"], last, f"heartbeat {beat}", orders]))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise CancelctlError(
+            f"the guard on {handoff.socket_path()} answered a status this cancelctl cannot read",
+            hint="a guard of another version? see it with: cancelctl guard status --json; restart it",
+            kind="no_guard",
+        ) from None
+    for line in lines:
+        out(line)
     return 0

@@ -395,3 +395,47 @@ def test_a_reason_cannot_forge_lines_or_escapes_on_the_guard_s_terminal(two, env
     assert "ran cancel all" in err, err
     assert "\x1b" not in err and "\x07" not in err
     assert not any(line.startswith("cancelctl guard: ran panic") for line in err.splitlines()), err
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b"{}",
+        b'{"pid": 1, "started": "yesterday", "served": 1, "heartbeat": false, "profiles": []}',
+        b'{"pid": 1, "started": 0, "served": 1, "heartbeat": false, "profiles": [{"profile": 1}]}',
+        b'{"pid": 1, "started": 0, "served": 1, "heartbeat": false, "profiles": 7}',
+    ],
+)
+def test_guard_status_of_a_guard_of_another_shape_is_one_line(env, doc):
+    """The running guard is another version (the package was upgraded under it) and answers a status of another
+    shape: ``guard status`` ended with an internal error (KeyError, TypeError: exit 70). One line, exit 1."""
+    import socket
+    import threading
+
+    from cancelctl import handoff
+
+    path = sock_path(env)
+    path.parent.mkdir(parents=True, mode=0o700)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(4)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                handoff.read_frame(conn)
+                conn.sendall(handoff.frame(handoff.EXIT, doc))
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        proc = env.run("guard", "status", timeout=30)
+    finally:
+        server.close()
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot read" in proc.stderr and "internal error" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
