@@ -170,6 +170,7 @@ def run(argv: list[str] | None = None, *, restore: bool = True) -> int:
         handoff = sys.modules.get("cancelctl.handoff")
         if handoff is not None and handoff.interrupted is not None:  # a guard handed the command back after a signal
             signals.replay(handoff.interrupted)  # the cold run stops here, before anything is sent, and reports it
+        signals.raise_early()  # one that came while install() put the handlers in
         return _run(argv)
     except signals.Interrupted as e:  # landed before _run's own handlers, or before an error's report began
         from cancelctl import flags as flags_mod

@@ -41,7 +41,15 @@ BACKSTOP = True
 #: ``sent``: its re-delivery was tripped and has not reached :func:`_handler` yet (it is not counted twice);
 #: ``ahead``: a signal counted (and raised) by another signal's handler because it arrived first, whose own handler
 #: call is still to come (it is not counted twice). See :func:`_arrived`.
-_state: dict[str, object] = {"raise": True, "backstop": False, "pending": None, "sent": None, "ahead": None}
+_state: dict[str, object] = {
+    "raise": True,
+    "backstop": False,
+    "pending": None,
+    "sent": None,
+    "ahead": None,
+    "installing": False,  # install() is putting the handlers in: a signal is kept in "early", not raised
+    "early": None,
+}
 _redelivery = threading.RLock()  # the re-delivery thread's check-and-send against restore() and ignore()
 
 
@@ -82,6 +90,13 @@ def _handler(signum: int, frame: object) -> None:
         _state["ahead"] = None
     else:
         RECEIVED.append(signum)
+    if _state["installing"]:
+        # The handlers are still going in (install()'s loop, which runs no try of the run's): raised here, the
+        # Interrupted would escape before the run could report it (a traceback, exit 1). Kept, first one first,
+        # and raised by :func:`raise_early` once the run's try is entered.
+        if _state["early"] is None:
+            _state["early"] = next((s for s in arrived if s in HANDLED), signum)
+        return
     pending, _state["pending"] = _state["pending"], None
     if _state["raise"] and _closing(frame):
         # The run is over (its handlers are being restored, or the process is exiting): raised here, the
@@ -238,7 +253,7 @@ def install() -> Callable[[], None]:
     """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    _state.update({"raise": True, "backstop": False, "pending": None, "ahead": None})
+    _state.update({"raise": True, "backstop": False, "pending": None, "ahead": None, "installing": True, "early": None})
     unraisable = sys.unraisablehook
     mine = unraisable is not _unraisable  # a nested install leaves the hook to the outer one's restore
     if mine:
@@ -248,11 +263,14 @@ def install() -> Callable[[], None]:
     if not mine:  # a run inside a run (a guard's command, a deadman that fired): the outer run's pipe, emptied
         _arrived()
     previous = {}
-    for sig in HANDLED:
-        try:
-            previous[sig] = signal.signal(sig, _handler)
-        except (ValueError, OSError):  # not settable here
-            pass
+    try:
+        for sig in HANDLED:
+            try:
+                previous[sig] = signal.signal(sig, _handler)
+            except (ValueError, OSError):  # not settable here
+                pass
+    finally:
+        _state["installing"] = False
 
     def restore() -> None:
         if mine:
@@ -279,6 +297,15 @@ def install() -> Callable[[], None]:
 def active() -> bool:
     """Whether :func:`install`'s handlers are this process's now (a run is between its start and its restore)."""
     return signal.getsignal(HANDLED[0]) is _handler if HANDLED else False
+
+
+def raise_early() -> None:
+    """Raise :class:`Interrupted` for a signal that came while :func:`install` put the handlers in (kept there, not
+    raised: the caller's ``try`` had not begun); nothing when none did. Call it first thing in that ``try``."""
+    early, _state["early"] = _state.get("early"), None
+    if isinstance(early, int) and _state["raise"]:
+        _state["raise"] = False
+        raise Interrupted(early)
 
 
 def replay(signum: int) -> None:
