@@ -439,3 +439,32 @@ def test_guard_status_of_a_guard_of_another_shape_is_one_line(env, doc):
     assert proc.returncode == 1, proc.stderr
     assert "cannot read" in proc.stderr and "internal error" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_stopped_guard_costs_the_budget_and_acts_on_nothing_when_it_resumes(two, env):
+    """SIGSTOP to the guard (a debugger, a laptop's freeze of a cgroup): a caller connects into its backlog, gets no
+    "ready" within the budget and runs cold. On SIGCONT the guard finds that caller's request waiting: it must not
+    run it (no second cancel, no second audit line) and must serve the next caller. (Held: the review found no
+    bug.)"""
+    g = Running(env)
+    try:
+        seed(two)
+        g.proc.send_signal(signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            proc = env.run("cancel", "all", "-p", "main", "--json", extra_env={"CANCELCTL_GUARD_BUDGET_MS": "20"})
+            spent = time.monotonic() - t0
+            assert proc.returncode == 0, proc.stderr
+            assert spent < 10, spent  # the cold run itself, plus the 20 ms budget; headroom for the machine's load
+        finally:
+            g.proc.send_signal(signal.SIGCONT)
+        time.sleep(1.5)  # the guard reads the stale request, and its 1 s for a "go" passes
+        assert len(audit_lines(env)) == 1
+        cancels = len(two.requests("/v1/order/cancel/all"))
+        seed(two)
+        proc = env.run("cancel", "all", "-p", "main", "-q")
+        assert proc.returncode == 0, proc.stderr
+        assert len(two.requests("/v1/order/cancel/all")) == cancels + 1 and len(audit_lines(env)) == 2
+    finally:
+        code, err = g.stop()
+    assert err.count("ran cancel all") == 1, err
