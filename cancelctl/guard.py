@@ -631,7 +631,7 @@ class Guard:
             _say("the caller went away before its answer was sent")
         finally:
             if not handed:
-                conn.close()
+                _hang_up(conn)
         if waiting:  # the caller has its answer (or went away): now the notifications
             main.send_deferred(waiting)
 
@@ -666,6 +666,15 @@ class Guard:
         }
 
 
+def _hang_up(conn: socket.socket) -> None:
+    """Close a caller's connection, waking the thread that listens on it for the caller's Ctrl-C (:meth:`Guard.listen`):
+    a ``close()`` alone leaves a ``recv`` in another thread blocked for as long as the caller keeps its end open (a
+    caller stopped with Ctrl-Z, a broken one), a thread and a socket of the guard's for each such caller."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+    conn.close()
+
+
 def _send_some(conn: socket.socket, data: bytes) -> bytes:
     """Write what of ``data`` the caller's socket takes now, without waiting; the rest (b"" when all went).
     OSError when the caller has gone."""
@@ -698,7 +707,7 @@ def _deliver_later(conn: socket.socket, rest: bytes, waiting: list[tuple[str, st
         except OSError:
             _say("the caller went away before the end of its answer")
         finally:
-            conn.close()
+            _hang_up(conn)
         if waiting:
             main.send_deferred(waiting)
 

@@ -468,3 +468,36 @@ def test_a_stopped_guard_costs_the_budget_and_acts_on_nothing_when_it_resumes(tw
     finally:
         code, err = g.stop()
     assert err.count("ran cancel all") == 1, err
+
+
+def test_callers_that_keep_their_end_open_leave_no_thread_behind(two, env, monkeypatch):
+    """A caller that keeps its connection open after its answer (stopped with Ctrl-Z after reading it, a broken
+    client): the thread that listened for its Ctrl-C stayed blocked in ``recv`` for as long (``close()`` in another
+    thread does not wake it), a thread and a socket of the resident guard per such caller."""
+    from cancelctl import handoff
+
+    def threads(pid: int) -> int:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+
+    for name, value in env.environ().items():
+        monkeypatch.setenv(name, value)
+    kept: list[int] = []
+    real = handoff._answer
+    monkeypatch.setattr(
+        handoff, "_answer", lambda sock, argv: (kept.append(os.dup(sock.fileno())), real(sock, argv))[1]
+    )
+    g = Running(env)
+    try:
+        two.fail("/v1/orders", "delay", seconds=0.15, times=-1)  # the listener starts (50 ms after ready) every time
+        assert handoff.try_guard(["orders", "-p", "main", "-q"]) == 0
+        time.sleep(0.5)
+        before = threads(g.proc.pid)
+        for _ in range(5):
+            assert handoff.try_guard(["orders", "-p", "main", "-q"]) == 0
+        time.sleep(0.5)
+        assert threads(g.proc.pid) <= before + 1, (before, threads(g.proc.pid))  # +1: a listener ending late; 5 leaked
+    finally:
+        for fd in kept:
+            os.close(fd)
+        g.stop()
