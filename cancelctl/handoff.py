@@ -566,6 +566,15 @@ def _answer(sock: Any, argv: list[str]) -> int | None:
         _catch(_record)  # handed back: a signal from now on is kept for the cold run (try_guard releases on an answer)
 
 
+def reset() -> None:
+    """Forget this process's hand-off: the signal it kept (:data:`interrupted`), when the cold path took over
+    (:data:`resumed`) and whether a guard went silent (:data:`unanswered`) belong to the one command handed off.
+    :func:`cancelctl.main.run` calls it as it ends, so a later run in the same process (an in-process caller, a
+    test) does not start with an old signal or count its ``--timeout`` from an old time."""
+    global interrupted, resumed, unanswered
+    interrupted, resumed, unanswered = None, None, False
+
+
 def _resume() -> None:
     """The cold path takes over after "go": its ``--timeout`` counts from now (:data:`resumed`)."""
     import time

@@ -180,6 +180,9 @@ def run(argv: list[str] | None = None, *, restore: bool = True) -> int:
     finally:
         if restore:
             previous()
+        handoff = sys.modules.get("cancelctl.handoff")
+        if handoff is not None:
+            handoff.reset()  # the hand-off's kept signal and times were this run's
 
 
 def _run(argv: list[str] | None) -> int:

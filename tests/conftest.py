@@ -218,6 +218,25 @@ def vectors(name: str) -> dict:
     return json.loads((VECTORS / f"{name}.json").read_text())
 
 
+@pytest.fixture(autouse=True)
+def _no_hand_off_state_left():
+    """A test that runs the hand-off in this process (``handoff.try_guard``) leaves what belongs to the one command a
+    real client hands off: the signal handlers it sets (SIGINT kept, never raised), the kept signal, the time the
+    cold path took over (every later in-process run's ``--timeout`` counted from it: 'the deadline passed while
+    reading credentials', seen in CI). Put back after each test, so tests do not depend on their order."""
+    import signal
+
+    handled = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    before = {sig: signal.getsignal(sig) for sig in handled}
+    yield
+    for sig, handler in before.items():
+        if signal.getsignal(sig) is not handler and handler is not None:
+            signal.signal(sig, handler)
+    handoff = sys.modules.get("cancelctl.handoff")
+    if handoff is not None:
+        handoff.reset()
+
+
 @pytest.fixture
 def sim():
     with Simulator(lifetime=120) as s:

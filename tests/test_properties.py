@@ -474,3 +474,18 @@ def test_real_process_bad_input(env, argv, config, env_vars, code):
     assert "Traceback" not in proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("cancelctl: error: ")
+
+
+def test_a_hand_off_s_state_ends_with_its_run(cli):
+    """The hand-off's kept signal and the time the cold path took over belong to the one command handed off: a
+    later run in the same process (an in-process caller; the tests) counted its --timeout from that old time and
+    failed "the deadline passed while reading credentials" (seen in CI after an in-process try_guard). main.run
+    forgets them as it ends."""
+    from cancelctl import handoff
+
+    handoff.resumed = __import__("time").monotonic() - 60  # the cold path "took over" a minute ago: no time left
+    code, out, err = cli("cancel", "all", "--dry-run", "--json", config=GEMINI_CONFIG, env=GEMINI_ENV)
+    assert "the deadline passed while reading credentials" in err, (code, err)  # that run had no time left
+    assert handoff.resumed is None
+    code, out, err = cli("cancel", "all", "--dry-run", "--json", config=GEMINI_CONFIG, env=GEMINI_ENV)
+    assert code == 0 and json.loads(out)["results"][0]["error"] is None and "deadline" not in err, (code, err)
