@@ -70,6 +70,11 @@ class Running:
 @pytest.fixture
 def two(sim, env):
     """A Gemini profile ``main`` and a Pacifica profile ``pac`` on the simulator."""
+    return two_profiles(sim, env)
+
+
+def two_profiles(sim, env):
+    """:func:`two`'s set-up, for other test modules' fixtures."""
     sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET)
     sim.pacifica.add_account(PAC_PRIVATE)
     env.write_config(
@@ -811,28 +816,16 @@ def test_a_venue_trickling_its_headers_does_not_hold_the_key_past_the_deadline(e
     client read on past the run's deadline, holding the API key's lock, and in the guard (whose threads outlive each
     run) the next command on that key waited for it until its own deadline (75, "kept this API key busy"). The read
     ends at the deadline (unknown, 5) and the next command runs (0)."""
-    from loopback import Loopback, response
+    from loopback import Loopback
 
-    def answer(request):
-        if request.path == "/v1/order/cancel/all" and not any(r.path == request.path for r in lb.requests[:-1]):
-            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + b"x" * 200
+    def trickle():
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + b"x" * 200
+        for i in range(len(head)):
+            yield head[i : i + 1]
+            time.sleep(0.3)
 
-            def trickle():
-                for i in range(len(head)):
-                    yield head[i : i + 1]
-                    time.sleep(0.3)
-
-            return trickle()
-        if request.path == "/v1/order/cancel/all":
-            return response(200, b'{"result": "ok", "details": {"cancelledOrders": [], "cancelRejects": []}}')
-        return response(200, b"[]")
-
-    with Loopback(answer, lifetime=120) as lb:
-        env.write_config({"main": {"venue": "gemini", "base_url": lb.url}})
-        env.secret("main", "api_key", GEMINI_KEY)
-        env.secret("main", "api_secret", GEMINI_SECRET)
-        env.vars.update(ROOMY)
-        g = Running(env)
+    with Loopback(first_cancel_all(trickle), lifetime=120) as lb:
+        g = guard_on_loopback(env, lb.url)
         try:
             first = env.run("cancel", "all", "--json", "--timeout", "2")
             assert first.returncode == 5, first.stderr
@@ -842,32 +835,47 @@ def test_a_venue_trickling_its_headers_does_not_hold_the_key_past_the_deadline(e
     assert second.returncode == 0, second.stderr
 
 
+def first_cancel_all(first):
+    """A loopback venue's answer function: the first cancel-all gets ``first()``'s bytes, a later one an empty
+    success, anything else ``[]``."""
+    from loopback import response
+
+    seen: list[object] = []
+
+    def answer(request):
+        if request.path == "/v1/order/cancel/all":
+            if not seen:
+                seen.append(request)
+                return first()
+            return response(200, b'{"result": "ok", "details": {"cancelledOrders": [], "cancelRejects": []}}')
+        return response(200, b"[]")
+
+    return answer
+
+
+def guard_on_loopback(env: Env, url: str) -> Running:
+    """A guard holding one Gemini profile ``main`` whose venue is the loopback server at ``url``."""
+    env.write_config({"main": {"venue": "gemini", "base_url": url}})
+    env.secret("main", "api_key", GEMINI_KEY)
+    env.secret("main", "api_secret", GEMINI_SECRET)
+    env.vars.update(ROOMY)
+    return Running(env)
+
+
 def test_an_answer_begun_just_before_the_deadline_does_not_hold_the_key_past_it(env):
     """The venue sends its answer's first byte 2.2 s after the request, in a 3 s run, then nothing: each read of
     cancelctl's client waited for the time left when the request began (about 2.8 s), so in the guard the run's
     thread held the API key's lock until about 5 s, and the next command on the key (--timeout 1, from about 3.4 s)
     waited for it until its own deadline (75, "kept this API key busy"). Every read now ends at the deadline."""
-    from loopback import Loopback, response
+    from loopback import Loopback
 
-    def answer(request):
-        if request.path == "/v1/order/cancel/all" and not any(r.path == request.path for r in lb.requests[:-1]):
+    def late():
+        time.sleep(2.2)
+        yield b"H"
+        time.sleep(6)
 
-            def late():
-                time.sleep(2.2)
-                yield b"H"
-                time.sleep(6)
-
-            return late()
-        if request.path == "/v1/order/cancel/all":
-            return response(200, b'{"result": "ok", "details": {"cancelledOrders": [], "cancelRejects": []}}')
-        return response(200, b"[]")
-
-    with Loopback(answer, lifetime=120) as lb:
-        env.write_config({"main": {"venue": "gemini", "base_url": lb.url}})
-        env.secret("main", "api_key", GEMINI_KEY)
-        env.secret("main", "api_secret", GEMINI_SECRET)
-        env.vars.update(ROOMY)
-        g = Running(env)
+    with Loopback(first_cancel_all(late), lifetime=120) as lb:
+        g = guard_on_loopback(env, lb.url)
         try:
             first = env.run("cancel", "all", "--json", "--timeout", "3")
             assert first.returncode == 5, first.stderr

@@ -10,7 +10,7 @@ import signal
 import time
 
 import pytest
-from test_guard import COLD, PAC, PAC_PRIVATE, ROOMY, Running, normal, seed, sock_path
+from test_guard import COLD, PAC, ROOMY, Running, normal, seed, sock_path, two_profiles
 
 from conftest import GEMINI_KEY, GEMINI_SECRET, audit_lines
 
@@ -18,19 +18,7 @@ from conftest import GEMINI_KEY, GEMINI_SECRET, audit_lines
 @pytest.fixture
 def two(sim, env):
     """test_guard's ``two``: a Gemini profile ``main`` and a Pacifica profile ``pac`` on the simulator."""
-    sim.gemini.add_key(GEMINI_KEY, GEMINI_SECRET)
-    sim.pacifica.add_account(PAC_PRIVATE)
-    env.write_config(
-        {
-            "main": {"venue": "gemini", "base_url": sim.url},
-            "pac": {"venue": "pacifica", "base_url": sim.url + "/api/v1"},
-        }
-    )
-    env.secret("main", "api_key", GEMINI_KEY)
-    env.secret("main", "api_secret", GEMINI_SECRET)
-    env.secret("pac", "private_key", PAC_PRIVATE)
-    env.vars.update(ROOMY)
-    return sim
+    return two_profiles(sim, env)
 
 
 TOKEN = "drill2026x7Kq9ZpLm4"  # a word redact.looks_secret takes for a pasted secret (letters and digits, 16+)

@@ -309,22 +309,13 @@ def test_a_ctrl_c_before_the_cold_run_s_handlers_is_reported_not_a_traceback(gem
     """A Ctrl-C in the milliseconds between the entry point and the cold run's handlers (its imports) was Python's
     own: a KeyboardInterrupt traceback, no report, no audit line. It is kept from the entry point on and reported
     by the run: 130, "stopped before any cancel was sent", its JSON document and audit line; nothing is sent."""
-    import json
-
-    from conftest import audit_lines
 
     gemini.add_order()
     proc = subprocess.run(
         [sys.executable, "-c", EARLY, "cancel", "all", "--json"],
         env=env.environ(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert proc.returncode == 130, proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.stderr.strip() == "cancelctl: error: interrupted; stopped before any cancel was sent", proc.stderr
-    assert len(gemini.open_orders()) == 1
-    assert json.loads(proc.stdout)["exit_code"] == 130
-    (line,) = audit_lines(env)
-    assert line["exit_code"] == 130
+    stopped_before_sending(proc, gemini, env)
 
 
 # A second Ctrl-C lands while signals.install() puts the handlers in: the first is kept by the entry point's
@@ -360,9 +351,6 @@ def test_a_signal_while_the_handlers_go_in_is_reported_not_a_traceback(gemini, e
     """A signal whose handler ran inside ``signals.install()`` (its loop setting SIGINT's, SIGTERM's, SIGHUP's) raised
     Interrupted before main.run's ``try``: a traceback and exit 1 (seen in test_robustness under load). It is kept
     and raised once the ``try`` is entered: 130, one line, the JSON document, the audit line; nothing sent."""
-    import json
-
-    from conftest import audit_lines
 
     gemini.add_order()
     source = f"FIRST = {first}\n" + DURING_INSTALL
@@ -370,6 +358,16 @@ def test_a_signal_while_the_handlers_go_in_is_reported_not_a_traceback(gemini, e
         [sys.executable, "-c", source, "cancel", "all", "--json"],
         env=env.environ(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
+    stopped_before_sending(proc, gemini, env)
+
+
+def stopped_before_sending(proc: subprocess.CompletedProcess, gemini, env) -> None:
+    """A run a Ctrl-C stopped before its first cancel: 130, one line saying so, no traceback, the order still open,
+    the JSON document and one audit line with 130."""
+    import json
+
+    from conftest import audit_lines
+
     assert proc.returncode == 130, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip() == "cancelctl: error: interrupted; stopped before any cancel was sent", proc.stderr
