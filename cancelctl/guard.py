@@ -19,6 +19,7 @@ has the protocol and every failure.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import functools
 import io
@@ -47,7 +48,10 @@ if TYPE_CHECKING:
 REFRESH_S = 20.0  # s between keep-warm requests on each connection (servers close idle ones after about a minute)
 MIN_PING_GAP_S = 0.5  # s: at most two keep-warm GETs a second, however many profiles
 BEAT_JOIN_S = 2.0  # s the ordered stop waits for the heartbeat (and deadman) thread to end
-READ_REQUEST_S = 1.0  # s a connected caller has to send its request, then its "go" (it stalls other callers meanwhile)
+READ_REQUEST_S = 1.0  # s a connected caller has to send its request, then its "go"
+#: s the accepting thread waits for a caller's first byte itself; one slower is greeted by a thread of its own, so a
+#: caller that connects and says nothing cannot hold every later caller for READ_REQUEST_S (they would run cold).
+FIRST_BYTE_S = 0.005
 LISTEN_LATE_S = 0.05  # s after "ready": the caller's Ctrl-C is listened for by then, even if no request was written
 PING_PATH = {"gemini": "/v1/symbols", "pacifica": "/info"}  # public GETs that keep a connection busy
 
@@ -59,6 +63,18 @@ OWN_THREADS = ("guard-", "heartbeat")  # names of the guard's own threads (watch
 
 class Decline(BaseException):
     """Raised inside a caller's command when the guard cannot run it as the cold path would; nothing was sent."""
+
+
+def _readable(conn: socket.socket, seconds: float) -> bool:
+    """Whether ``conn`` has bytes to read (or was closed) within ``seconds``."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(conn, select.POLLIN)
+        return bool(poller.poll(seconds * 1000))
+    except (OSError, ValueError):
+        return True  # greeted at once, as before: greet() finds out what is wrong with it
 
 
 def _say(text: str) -> None:
@@ -390,12 +406,22 @@ class Guard:
                     return
                 time.sleep(0.05)
                 continue
-            try:
-                self.greet(conn)  # here, not in a thread of its own: one thread switch less before the cancel
-            except Exception as e:  # noqa: BLE001 - one odd caller must not end the accepting for every later one
-                _say(f"dropped a request: {type(e).__name__}")
-                with contextlib.suppress(OSError):
-                    conn.close()
+            if _readable(conn, FIRST_BYTE_S):
+                self.greet_safely(conn)  # here, not in a thread of its own: one thread switch less before the cancel
+            else:
+                try:
+                    _thread.start_new_thread(self.greet_safely, (conn,))
+                except RuntimeError:  # no thread to be had: greeted here, as before
+                    self.greet_safely(conn)
+
+    def greet_safely(self, conn: socket.socket) -> None:
+        """:meth:`greet`, whatever the caller sends: one odd caller must not end the accepting for every later one."""
+        try:
+            self.greet(conn)
+        except Exception as e:  # noqa: BLE001
+            _say(f"dropped a request: {type(e).__name__}")
+            with contextlib.suppress(OSError):
+                conn.close()
 
     def greet(self, conn: socket.socket) -> None:
         """Check the caller, read its request, answer ready/busy; hand it to the main thread at once, which begins

@@ -283,3 +283,27 @@ def test_a_caller_s_ctrl_c_while_the_guard_reports_does_not_end_the_guard(sim, e
         code, err = g.stop()
     assert code == 0, err
     assert "stopped after" in err, err
+
+
+def test_callers_that_connect_and_say_nothing_do_not_send_the_next_one_cold(main, env):
+    """Three connections that send nothing (a hung script of the same user, a port scanner on the socket) each held
+    the guard's one accepting thread for the 1 s a request gets, one after the other: a real caller behind them
+    waited past its hand-off budget and ran cold. The accepting thread now waits a few ms for a first byte and
+    greets a slower caller from a thread of its own, so the real caller is served at once by the guard."""
+    env.vars.update(ROOMY)
+    g = Running(env)
+    silent = []
+    try:
+        for _ in range(3):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(sock_path(env)))
+            silent.append(s)
+        main.gemini.add_order()
+        proc = env.run("cancel", "all", "--json", extra_env={"CANCELCTL_GUARD_BUDGET_MS": "1500"}, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        assert main.gemini.open_orders() == []
+    finally:
+        for s in silent:
+            s.close()
+        code, err = g.stop()
+    assert "ran cancel all" in err, err  # through the guard, not cold after the budget
