@@ -947,7 +947,8 @@ def resolve(host: str, port: int, until: float) -> list[tuple[Any, ...]]:
     next command, waits for the one under way instead of starting another, so
     a hung resolver costs one thread, not one per attempt. An IP address is no
     lookup: it is resolved at once, in this thread. Other errors of
-    ``getaddrinfo`` (``socket.gaierror``: no such name) are raised as they are.
+    ``getaddrinfo`` (``socket.gaierror``: no such name) are raised as they are; no thread to be had for the
+    lookup (``RuntimeError`` of the thread's start) is an ``OSError`` too, and leaves no lookup in flight.
     """
     import socket
 
@@ -975,7 +976,11 @@ def resolve(host: str, port: int, until: float) -> list[tuple[Any, ...]]:
                             del _lookups[key]
                     done.set()
 
-            _thread.start_new_thread(lookup, ())  # no Thread.start(): it waits for the thread to run
+            try:
+                _thread.start_new_thread(lookup, ())  # no Thread.start(): it waits for the thread to run
+            except RuntimeError as e:  # no thread to be had (pids.max, ulimit -u): no lookup is in flight
+                del _lookups[key]  # else every later lookup of the name would wait on an event nobody sets
+                raise OSError(f"the name lookup of {host} could not start: {e}") from None
     done, answer = pending
     if not done.wait(max(0.0, until - time.monotonic())):
         raise LookupTimeout(f"the name lookup of {host} did not answer before the deadline")
