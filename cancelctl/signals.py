@@ -262,15 +262,7 @@ def install() -> Callable[[], None]:
     wakeup = _own_wakeup_fd() if mine else None
     if not mine:  # a run inside a run (a guard's command, a deadman that fired): the outer run's pipe, emptied
         _arrived()
-    previous = {}
-    try:
-        for sig in HANDLED:
-            try:
-                previous[sig] = signal.signal(sig, _handler)
-            except (ValueError, OSError):  # not settable here
-                pass
-    finally:
-        _state["installing"] = False
+    previous: dict[int, signal._HANDLER] = {}
 
     def restore() -> None:
         if mine:
@@ -290,7 +282,17 @@ def install() -> Callable[[], None]:
             except (ValueError, OSError):
                 pass
 
+    # Registered before the handlers go in: once "installing" is off, nothing is left to call before main.run's
+    # try (a signal handled at this C call, after the loop's finally, raised out of install(): a traceback).
     _CLOSING.add(restore.__code__)
+    try:
+        for sig in HANDLED:
+            try:
+                previous[sig] = signal.signal(sig, _handler)
+            except (ValueError, OSError):  # not settable here
+                pass
+    finally:
+        _state["installing"] = False
     return restore
 
 
