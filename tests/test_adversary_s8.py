@@ -83,3 +83,46 @@ def test_a_signal_as_install_returns_is_reported_not_a_traceback(gemini, env):
     assert json.loads(proc.stdout)["exit_code"] == 130
     (line,) = audit_lines(env)
     assert line["exit_code"] == 130
+
+
+# A Ctrl-C whose handler runs inside the deadman's own signals.install() (as it fires), once SIGINT's handler is
+# cancelctl's: install() keeps it for raise_early(), which only main.run called.
+DEADMAN_INSTALL = textwrap.dedent(
+    """
+    import signal, sys
+    from cancelctl import signals
+
+    real = signal.signal
+    seen = []
+
+    def signal_then_trip(sig, handler):
+        old = real(sig, handler)
+        if handler is signals._handler and sig == signal.SIGINT:
+            seen.append(sig)
+            if len(seen) == 2:  # the deadman's install (the first is main.run's)
+                signal.raise_signal(signal.SIGINT)
+        return old
+
+    signals.signal.signal = signal_then_trip
+    sys.argv = ["cancelctl", *sys.argv[1:]]
+    from cancelctl.main import main
+    main()
+    """
+)
+
+
+def test_a_ctrl_c_while_the_deadman_s_handlers_go_in_stops_the_panic(gemini, env):
+    """The deadman's own install() (as it fires) kept a Ctrl-C handled inside its loop for raise_early(), which
+    nothing called there: the Ctrl-C was swallowed and the panic ran to its end, exit 0. It stops the panic before
+    anything is sent: 130, "stopped before any cancel was sent"."""
+    gemini.add_order()
+    alive = env.root / "bot.alive"
+    proc = subprocess.run(
+        [sys.executable, "-c", DEADMAN_INSTALL, "deadman", "--ttl", "1", "--file", str(alive), "--json"],
+        env=env.environ(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "deadman fired" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 130, proc.stderr
+    assert "stopped before any cancel was sent" in proc.stderr, proc.stderr
+    assert len(gemini.open_orders()) == 1

@@ -433,6 +433,7 @@ def deadman(
                 # panic sends nothing and the run says 130/143, "stopped before any cancel was sent". It was
                 # swallowed, and the panic ran to its end.
                 signals.replay(stop.signum)
+            signals.raise_early()  # one handled while install() put the handlers in (kept there, not raised)
         except signals.Interrupted as e:  # one more signal right after install(): the first one still decides
             if stop.signum is not None and e.signum != stop.signum:
                 raise signals.Interrupted(stop.signum) from None
