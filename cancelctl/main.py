@@ -178,6 +178,7 @@ def run(argv: list[str] | None = None, *, restore: bool = True) -> int:
         words = list(sys.argv[1:] if argv is None else argv)
         return _fail(_stopped(e.signum), flags_mod.parse(words), words, audited=False)
     finally:
+        signals.ended()  # first: a signal from here on is counted (the run has its code), never raised out of run
         if restore:
             previous()
         handoff = sys.modules.get("cancelctl.handoff")

@@ -322,6 +322,14 @@ def reporting() -> None:
     _state["raise"] = False
 
 
+def ended() -> None:
+    """The run has its code (:func:`cancelctl.main.run`'s ``finally``, main thread): a signal from now on is counted,
+    never raised, as after a report. A command that returns its code without one (``log``, ``profiles list``) never
+    said :func:`reporting`: a signal handled in that ``finally`` raised out of the run (a traceback at exit)."""
+    if threading.current_thread() is threading.main_thread():
+        _settle()
+
+
 def ignore() -> None:
     """Ignore the handled signals from now on (the process has reported and is exiting; main thread only)."""
     if threading.current_thread() is threading.main_thread():
@@ -338,4 +346,4 @@ def first() -> int | None:
     return RECEIVED[0] if RECEIVED else None
 
 
-_CLOSING.update(f.__code__ for f in (_settle, _safe_point, ignore))
+_CLOSING.update(f.__code__ for f in (_settle, _safe_point, ignore, ended))

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 
 def test_a_lookup_thread_that_could_not_start_does_not_jam_the_name_for_every_later_lookup():
     """``_thread.start_new_thread`` raising (RuntimeError "can't start new thread": a cgroup's pids.max, a ulimit,
@@ -126,3 +128,35 @@ def test_a_ctrl_c_while_the_deadman_s_handlers_go_in_stops_the_panic(gemini, env
     assert proc.returncode == 130, proc.stderr
     assert "stopped before any cancel was sent" in proc.stderr, proc.stderr
     assert len(gemini.open_orders()) == 1
+
+
+# A Ctrl-C whose handler runs in main.run's finally (at handoff.reset()) after a command that returns its code without
+# a report (log, profiles list, keys list, completion): nothing had said the run was reporting, so it was raised there.
+AFTER_RUN = textwrap.dedent(
+    """
+    import signal, sys
+    from cancelctl import handoff
+
+    real = handoff.reset
+
+    def reset():
+        signal.raise_signal(signal.SIGINT)  # the handler runs here: main.run's finally, the command's code in hand
+        real()
+
+    handoff.reset = reset
+    sys.argv = ["cancelctl", *sys.argv[1:]]
+    handoff.main()
+    """
+)
+
+
+@pytest.mark.parametrize("command", [["log"], ["profiles", "list"], ["completion", "bash"]])
+def test_a_signal_as_a_command_without_a_report_ends_is_no_traceback(env, command):
+    """A Ctrl-C handled in main.run's ``finally`` after such a command raised Interrupted out of main.run: a
+    traceback and exit 1 at the cold process's end. It is counted as one after the report: the command's code."""
+    proc = subprocess.run(
+        [sys.executable, "-c", AFTER_RUN, *command],
+        env=env.environ(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode in (0, 78), (proc.returncode, proc.stderr)
