@@ -256,7 +256,8 @@ def test_a_proxy_variable_in_another_spelling_runs_cold(guard, two, env):
     from conftest import closed_port
 
     seed(two)
-    proc = env.run("cancel", "all", "-p", "main", "-q", extra_env={"Http_Proxy": f"http://127.0.0.1:{closed_port()}"})
+    proxy = {"Http_Proxy": f"http://127.0.0.1:{closed_port()}"}
+    proc = env.run("cancel", "all", "-p", "main", "-q", "--timeout", "2", extra_env=proxy)  # it retries to the end
     assert proc.returncode != 0, proc.stderr  # through the (dead) proxy: nothing reached the venue
     assert two.gemini.open_orders() != []
     _, err = guard.stop()
