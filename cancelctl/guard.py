@@ -544,8 +544,7 @@ class Guard:
         try:
             self._serve(caller)
         finally:
-            keep = before.union(*(h.creds.values() for h in self.held.values()))
-            redact.SECRETS.difference_update(redact.SECRETS - keep)
+            redact.SECRETS.intersection_update(before.union(*(h.creds.values() for h in self.held.values())))
 
     def _serve(self, caller: Caller) -> None:
         from cancelctl import main, runner, signals, transport

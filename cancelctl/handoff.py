@@ -502,14 +502,17 @@ def _answer(sock: Any, argv: list[str]) -> int | None:
     global unanswered
     seen: list[int] = [interrupted] if interrupted is not None else []  # one kept since the "go" went out
 
+    def tell(signum: int) -> None:  # the guard's command gets the caller's signal (an ``I`` frame)
+        try:
+            sock.sendall(frame(INTERRUPT, bytes([signum])))
+        except OSError:
+            pass
+
     def forward(signum: int, frame_: object) -> None:
         _record(signum, frame_)
         seen.append(signum)
         if len(seen) == 1:
-            try:
-                sock.sendall(b"I" + (1).to_bytes(4, "big") + bytes([signum]))
-            except OSError:
-                pass
+            tell(signum)
         elif len(seen) == 2:  # as the cold path: a second signal ends the process soon whatever is stuck
             import threading
 
@@ -520,10 +523,7 @@ def _answer(sock: Any, argv: list[str]) -> int | None:
 
     _catch(forward)
     if seen:  # it landed between the "go" and the line above: the guard's command gets it now
-        try:
-            sock.sendall(b"I" + (1).to_bytes(4, "big") + bytes([seen[0]]))
-        except OSError:
-            pass
+        tell(seen[0])
     wrote = False
     stdout_ok = True
     # The guard answers by the command's own deadline (``--timeout`` plus its grace); past that plus a margin it is
